@@ -1,0 +1,379 @@
+//! Wire types shared by the Ferrocore server, the admin CLI and the device agent.
+//!
+//! This crate owns the JSON shapes of the device API (`/api/v1/register`, `/api/v1/checkin`)
+//! and of the admin API (`/api/v1/admin/...`), the enums that name platforms, client kinds and
+//! modes, and the stable error codes. It does no IO and knows nothing of ports or headers.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Device-side paths (device listener and sync-TLS listener).
+pub mod paths {
+    pub const REGISTER: &str = "/api/v1/register";
+    pub const CHECKIN: &str = "/api/v1/checkin";
+    pub const CRL_DER: &str = "/pki/crl.der";
+    pub const CRL_PEM: &str = "/pki/crl.pem";
+    pub const CA_PEM: &str = "/pki/ca.pem";
+    /// Admin API prefix (admin listener only).
+    pub const ADMIN: &str = "/api/v1/admin";
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
+    /// Header carrying a legacy device's credentials: `<device-uuid>:<device-secret>`.
+    pub const DEVICE_SECRET_HEADER: &str = "x-ferrocore-device-secret";
+}
+
+/// A device platform (spec Table 2/4 rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Android,
+    Ios,
+    Macos,
+    Windows,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::Android,
+        Platform::Ios,
+        Platform::Macos,
+        Platform::Windows,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Android => "android",
+            Platform::Ios => "ios",
+            Platform::Macos => "macos",
+            Platform::Windows => "windows",
+        }
+    }
+}
+
+/// The kind of client software speaking for the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// The device agent (Mobile@Work in the spec).
+    Agent,
+    /// The operating system's MDM client (iOS / macOS MDM).
+    Mdm,
+    /// An AppConnect app checking in with the device's identity.
+    Appconnect,
+    /// The app storefront client (Apps@Work in the spec).
+    Storefront,
+}
+
+impl ClientKind {
+    pub const ALL: [ClientKind; 4] = [
+        ClientKind::Agent,
+        ClientKind::Mdm,
+        ClientKind::Appconnect,
+        ClientKind::Storefront,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Agent => "agent",
+            ClientKind::Mdm => "mdm",
+            ClientKind::Appconnect => "appconnect",
+            ClientKind::Storefront => "storefront",
+        }
+    }
+}
+
+macro_rules! impl_str_enum {
+    ($t:ty, $what:literal) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| format!("unknown {} {s:?}", $what))
+            }
+        }
+    };
+}
+impl_str_enum!(Platform, "platform");
+impl_str_enum!(ClientKind, "client kind");
+impl_str_enum!(AuthMode, "mode");
+impl_str_enum!(Listener, "listener");
+
+/// How a device authenticates its check-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Mutual TLS with a client identity certificate, on the device listener.
+    Mutual,
+    /// A device secret over server-authenticated TLS (no client certificate).
+    Legacy,
+}
+
+impl AuthMode {
+    pub const ALL: [AuthMode; 2] = [AuthMode::Mutual, AuthMode::Legacy];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Mutual => "mutual",
+            AuthMode::Legacy => "legacy",
+        }
+    }
+}
+
+/// Which of the server's device-facing listeners a device must use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Listener {
+    /// Registration and check-ins (443 in the spec); client certificate optional at the TLS layer.
+    Device,
+    /// Server-auth-only check-ins of legacy devices (9997 in the spec).
+    SyncTls,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 2] = [Listener::Device, Listener::SyncTls];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Device => "device",
+            Listener::SyncTls => "sync_tls",
+        }
+    }
+}
+
+/// `POST /api/v1/register` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub password: String,
+    pub platform: Platform,
+    pub client_kind: ClientKind,
+    pub client_version: String,
+    pub device_uuid: String,
+    /// PEM PKCS#10 request for a key the device generated. Required when the device
+    /// ends up in mutual mode; the agent always sends one.
+    #[serde(default)]
+    pub csr_pem: Option<String>,
+}
+
+/// `POST /api/v1/register` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub device_id: String,
+    pub mode: AuthMode,
+    /// Where to check in from now on.
+    pub checkin: CheckinEndpoint,
+    /// Mutual mode: the issued client identity certificate (PEM).
+    #[serde(default)]
+    pub certificate_pem: Option<String>,
+    /// The CA chain that issued the client certificate and that the server's
+    /// certificate chains to (PEM).
+    pub ca_pem: String,
+    /// Legacy mode: the secret to present on check-ins.
+    #[serde(default)]
+    pub device_secret: Option<String>,
+    pub policy: PolicyInfo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckinEndpoint {
+    pub listener: Listener,
+    pub port: u16,
+}
+
+/// What the policy tells the agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    pub name: String,
+    pub checkin_interval_secs: u64,
+}
+
+/// `POST /api/v1/checkin` body (all fields optional: identity comes from the certificate or secret).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckinRequest {
+    #[serde(default)]
+    pub client_version: Option<String>,
+}
+
+/// `POST /api/v1/checkin` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckinResponse {
+    pub device_id: String,
+    pub mode: AuthMode,
+    pub checkin: CheckinEndpoint,
+    pub policy: PolicyInfo,
+    /// Actions the device should carry out (empty when none are pending).
+    #[serde(default)]
+    pub actions: Vec<Action>,
+    pub server_time: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    /// Register again: the device's identity is gone (retired or replaced).
+    Reregister { reason: String },
+}
+
+/// Every 4xx/5xx answer of every API: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Stable error codes. A client may match on these strings; they never change meaning.
+pub mod codes {
+    pub const BAD_REQUEST: &str = "bad_request";
+    pub const BODY_TOO_LARGE: &str = "body_too_large";
+    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    pub const INVALID_CSR: &str = "invalid_csr";
+    pub const CSR_REQUIRED: &str = "csr_required";
+    pub const INVALID_DEVICE_UUID: &str = "invalid_device_uuid";
+    pub const INVALID_VERSION: &str = "invalid_version";
+    pub const UNSUPPORTED_CLIENT: &str = "unsupported_client";
+    pub const WRONG_LISTENER: &str = "wrong_listener";
+    pub const CLIENT_CERT_REQUIRED: &str = "client_certificate_required";
+    pub const CERT_UNKNOWN: &str = "certificate_unknown";
+    pub const CERT_REVOKED: &str = "certificate_revoked";
+    pub const CERT_EXPIRED: &str = "certificate_expired";
+    pub const CERT_SUPERSEDED: &str = "certificate_superseded";
+    pub const DEVICE_UNKNOWN: &str = "device_unknown";
+    pub const DEVICE_RETIRED: &str = "device_retired";
+    pub const DEVICE_SECRET_REQUIRED: &str = "device_secret_required";
+    pub const MUTUAL_AUTH_REQUIRED: &str = "mutual_auth_required";
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    pub const NOT_FOUND: &str = "not_found";
+    pub const CONFLICT: &str = "conflict";
+    pub const MUTUAL_AUTH_IRREVERSIBLE: &str = "mutual_auth_irreversible";
+    pub const LEGACY_DEVICES_EXIST: &str = "legacy_devices_exist";
+    pub const INVALID_SETTING: &str = "invalid_setting";
+    pub const USER_EXISTS: &str = "user_exists";
+    pub const ALREADY_REVOKED: &str = "already_revoked";
+    pub const INTERNAL: &str = "internal";
+}
+
+// ---------- admin API ----------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub mutual_auth_enabled: bool,
+    /// Unix time at which mutual authentication was enabled.
+    pub mutual_auth_enabled_at: Option<i64>,
+    /// Whether the setting was carried over enabled from an earlier installation
+    /// (Table 4's third column).
+    pub mutual_auth_carried_over: bool,
+    pub sync_tls_enabled: bool,
+    /// Bound port of the sync-TLS listener, `None` when it is not configured.
+    pub sync_tls_port: Option<u16>,
+    pub device_port: u16,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSettingsRequest {
+    pub sync_tls_enabled: bool,
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Device {
+    pub device_id: String,
+    pub device_uuid: String,
+    pub username: String,
+    pub platform: Platform,
+    pub client_kind: ClientKind,
+    pub client_version: String,
+    pub mode: AuthMode,
+    pub listener: Listener,
+    pub status: DeviceStatus,
+    /// Whether mutual authentication was enabled when the device registered.
+    pub registered_with_mutual_auth_enabled: bool,
+    pub registered_at: i64,
+    pub last_checkin_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub current_cert_serial: Option<String>,
+    pub cert_not_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceStatus {
+    Active,
+    Retired,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceDetail {
+    #[serde(flatten)]
+    pub device: Device,
+    pub certificates: Vec<Certificate>,
+    pub recent_checkins: Vec<Checkin>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkin {
+    pub at: i64,
+    pub listener: Listener,
+    pub mode: AuthMode,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Certificate {
+    pub serial: String,
+    pub device_id: Option<String>,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub status: CertStatus,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    pub issued_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    Active,
+    Revoked,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// RFC 5280 reason name, e.g. `key_compromise`; `unspecified` when absent.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Answer of admin operations that refuse because they would affect devices.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AffectedDevices {
+    pub count: u64,
+}
