@@ -1,1 +1,25 @@
-//! placeholder
+//! Ferrocore's X.509 toolkit: a local issuing CA (ECDSA P-256), PKCS#10 CSR
+//! verification, client and server certificate issuance, CRLs, certificate
+//! facts, and atomic file writing for key material.
+//!
+//! Pure Rust: rcgen builds certificates and CRLs, x509-parser reads them, and
+//! aws-lc-rs performs every signature and verification. The wall clock is never
+//! read here: callers pass `now` in.
+
+mod ca;
+mod crl;
+mod csr;
+mod der;
+mod error;
+mod files;
+mod info;
+
+pub use ca::{ClientProfile, IssuedCert, LocalCa};
+pub use crl::{RevocationReason, RevokedEntry};
+pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
+pub use error::PkiError;
+pub use files::{write_public_file, write_secret_file};
+pub use info::{CertInfo, cert_info, pem_to_der_certs, serial_hex_from_bytes};
+
+#[cfg(test)]
+mod tests;

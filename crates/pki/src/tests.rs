@@ -1,0 +1,553 @@
+//! Crate tests: issuance and CRLs checked with x509-parser and against the
+//! real `openssl` command-line tool.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use rcgen::{CertificateParams, KeyPair};
+use tempfile::TempDir;
+use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::*;
+
+const UUID: &str = "0E1D2C3B-4A59-6877-8695-a4b3c2d1e0f0";
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl")
+}
+
+fn openssl_ok(dir: &Path, args: &[&str]) -> String {
+    let out = openssl(dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?} failed: {text}");
+    text
+}
+
+fn profile() -> ClientProfile {
+    ClientProfile {
+        device_uuid: UUID.into(),
+        username: "alice".into(),
+        email: Some("alice@example.org".into()),
+        upn: Some("alice@corp.example".into()),
+        lifetime: Duration::days(90),
+        crl_url: Some("http://mdm.example/crl.der".into()),
+        ocsp_url: Some("http://mdm.example/ocsp".into()),
+    }
+}
+
+fn rcgen_csr() -> Vec<u8> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(vec!["device.example".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "rcgen-device");
+    params.serialize_request(&key).unwrap().der().to_vec()
+}
+
+/// Make a CSR with the openssl CLI; returns its PEM bytes.
+fn openssl_csr(dir: &Path, name: &str, key_args: &[&str], extra: &[&str]) -> Vec<u8> {
+    let csr = format!("{name}.csr");
+    let key = format!("{name}.key");
+    let mut args = vec![
+        "req", "-new", "-nodes", "-subj", "/CN=x", "-keyout", &key, "-out", &csr,
+    ];
+    args.extend_from_slice(key_args);
+    args.extend_from_slice(extra);
+    openssl_ok(dir, &args);
+    std::fs::read(dir.join(csr)).unwrap()
+}
+
+const EC_P256: &[&str] = &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+
+#[test]
+fn ca_generate_and_roundtrip() {
+    let ca = LocalCa::generate("Ferrocore Test CA", now()).unwrap();
+    let again = LocalCa::from_pem(&ca.cert_pem(), &ca.key_pem()).unwrap();
+    assert_eq!(ca.cert_der(), again.cert_der());
+    assert_eq!(ca.key_id(), again.key_id());
+    let info = cert_info(ca.cert_der()).unwrap();
+    assert!(info.is_ca);
+    assert_eq!(info.subject, info.issuer);
+    assert_eq!(info.serial_hex.len(), 32);
+    assert!(info.subject.contains("CN=Ferrocore Test CA"));
+    assert!(info.subject.contains("O=Ferrocore"));
+
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    let text = openssl_ok(dir.path(), &["x509", "-in", "ca.pem", "-noout", "-text"]);
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    assert!(text.contains("Certificate Sign, CRL Sign"), "{text}");
+    assert!(text.contains("Subject Key Identifier"), "{text}");
+    assert!(text.contains("ecdsa-with-SHA256"), "{text}");
+    // A reloaded CA still issues verifiable certificates.
+    let csr = parse_csr(&rcgen_csr()).unwrap();
+    let cert = again.issue_client(&csr, &profile(), now()).unwrap();
+    std::fs::write(dir.path().join("c.pem"), &cert.pem).unwrap();
+    openssl_ok(
+        dir.path(),
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "sslclient",
+            "c.pem",
+        ],
+    );
+}
+
+#[test]
+fn ca_key_mismatch_and_non_ca_refused() {
+    let a = LocalCa::generate("A", now()).unwrap();
+    let b = LocalCa::generate("B", now()).unwrap();
+    let err = LocalCa::from_pem(&a.cert_pem(), &b.key_pem()).unwrap_err();
+    assert_eq!(err.code(), "key_mismatch");
+    let (server, key) = a
+        .issue_server(&["localhost".into()], Duration::days(1), now())
+        .unwrap();
+    let err = LocalCa::from_pem(&server.pem, &key).unwrap_err();
+    assert_eq!(err.code(), "invalid_certificate");
+    assert_eq!(
+        LocalCa::from_pem("junk", &a.key_pem()).unwrap_err().code(),
+        "invalid_certificate"
+    );
+    assert_eq!(
+        LocalCa::from_pem(&a.cert_pem(), "junk").unwrap_err().code(),
+        "invalid_key"
+    );
+}
+
+#[test]
+fn rcgen_csr_issues_client_cert_with_profile() {
+    let ca = LocalCa::generate("CA", now()).unwrap();
+    let csr_der = rcgen_csr();
+    let csr = parse_csr(&csr_der).unwrap();
+    assert_eq!(csr.subject_cn().as_deref(), Some("rcgen-device"));
+    assert_eq!(csr.key_algorithm(), KeyAlgorithm::EcP256);
+    assert_eq!(csr.spki_sha256_hex().len(), 64);
+    let t = now();
+    let cert = ca.issue_client(&csr, &profile(), t).unwrap();
+
+    let info = cert_info(&cert.der).unwrap();
+    assert_eq!(info.serial_hex, cert.serial_hex);
+    assert_eq!(cert.serial_hex.len(), 32);
+    assert_eq!(cert.serial_hex, cert.serial_hex.to_lowercase());
+    assert_eq!(info.spki_sha256_hex, csr.spki_sha256_hex());
+    assert_eq!(info.subject_cn.as_deref(), Some("alice"));
+    assert!(
+        cert.subject.contains("O=Ferrocore device"),
+        "{}",
+        cert.subject
+    );
+    assert!(!info.is_ca);
+    assert_eq!(
+        info.san_uris,
+        vec![format!("urn:uuid:{}", UUID.to_lowercase())]
+    );
+    assert_eq!(info.san_emails, vec!["alice@example.org".to_string()]);
+    assert_eq!(
+        cert.not_after.unix_timestamp(),
+        (t + Duration::days(90)).unix_timestamp()
+    );
+    assert_eq!(
+        cert.not_before.unix_timestamp(),
+        (t - Duration::minutes(5)).unix_timestamp()
+    );
+    assert_eq!(pem_to_der_certs(&cert.pem).unwrap(), vec![cert.der.clone()]);
+
+    let (_, x509) = X509Certificate::from_der(&cert.der).unwrap();
+    let eku = x509.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.client_auth && !eku.server_auth && eku.other.is_empty() && !eku.any);
+    let ku = x509.key_usage().unwrap().unwrap().value;
+    assert!(ku.digital_signature() && !ku.key_encipherment() && !ku.key_cert_sign());
+    let mut saw = (false, false, false, false, false);
+    for ext in x509.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::CRLDistributionPoints(dps) => {
+                let text = format!("{dps:?}");
+                saw.0 = text.contains("http://mdm.example/crl.der");
+            }
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                let d = &aia.accessdescs[0];
+                saw.1 = d.access_method.to_id_string() == "1.3.6.1.5.5.7.48.1"
+                    && d.access_location == GeneralName::URI("http://mdm.example/ocsp");
+            }
+            ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                saw.2 = aki.key_identifier.as_ref().map(|k| k.0) == Some(ca.key_id());
+            }
+            ParsedExtension::SubjectKeyIdentifier(_) => saw.3 = true,
+            ParsedExtension::SubjectAlternativeName(san) => {
+                saw.4 = san.general_names.iter().any(|n| {
+                    matches!(n, GeneralName::OtherName(oid, _)
+                        if oid.to_id_string() == "1.3.6.1.4.1.311.20.2.3")
+                });
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(saw, (true, true, true, true, true));
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("c.pem"), &cert.pem).unwrap();
+    let text = openssl_ok(dir.path(), &["x509", "-in", "c.pem", "-noout", "-text"]);
+    assert!(
+        text.contains("serialNumber = 0e1d2c3b-4a59-6877-8695-a4b3c2d1e0f0"),
+        "{text}"
+    );
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert!(text.contains("alice@corp.example"), "{text}");
+}
+
+#[test]
+fn openssl_csr_issue_verify_and_crl() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let ca = LocalCa::generate("CA", now()).unwrap();
+    // OpenSSL adds extension requests; they must be tolerated.
+    let pem = openssl_csr(
+        d,
+        "ec",
+        EC_P256,
+        &[
+            "-addext",
+            "subjectKeyIdentifier=hash",
+            "-addext",
+            "subjectAltName=DNS:x",
+        ],
+    );
+    let csr = parse_csr(&pem).unwrap();
+    assert_eq!(csr.subject_cn().as_deref(), Some("x"));
+    let cert = ca.issue_client(&csr, &profile(), now()).unwrap();
+    let other = ca.issue_client(&csr, &profile(), now()).unwrap();
+    assert_ne!(cert.serial_hex, other.serial_hex);
+    std::fs::write(d.join("ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(d.join("cert.pem"), &cert.pem).unwrap();
+    let text = openssl_ok(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "sslclient",
+            "cert.pem",
+        ],
+    );
+    assert!(text.contains("cert.pem: OK"), "{text}");
+    // Client-only EKU: not a server certificate.
+    assert!(
+        !openssl(
+            d,
+            &[
+                "verify",
+                "-CAfile",
+                "ca.pem",
+                "-purpose",
+                "sslserver",
+                "cert.pem"
+            ]
+        )
+        .status
+        .success()
+    );
+
+    let t = now();
+    let revoke = |serial: &str| RevokedEntry {
+        serial_hex: serial.to_string(),
+        revoked_at: t - Duration::minutes(1),
+        reason: RevocationReason::KeyCompromise,
+    };
+    let crl = ca
+        .crl(
+            &[revoke(&cert.serial_hex), revoke("01")],
+            7,
+            t,
+            t + Duration::days(1),
+        )
+        .unwrap();
+    std::fs::write(d.join("crl.der"), &crl).unwrap();
+    let text = openssl_ok(
+        d,
+        &[
+            "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout", "-text",
+        ],
+    );
+    assert!(text.contains("verify OK"), "{text}");
+    assert!(text.contains("X509v3 CRL Number"), "{text}");
+    assert!(text.contains("Key Compromise"), "{text}");
+    assert!(text.contains(&cert.serial_hex.to_uppercase()), "{text}");
+    openssl_ok(
+        d,
+        &["crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem"],
+    );
+    let out = openssl(
+        d,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "ca.pem",
+            "-CRLfile",
+            "crl.pem",
+            "cert.pem",
+        ],
+    );
+    let text = String::from_utf8_lossy(&[out.stdout, out.stderr].concat()).to_string();
+    assert!(
+        text.contains("error 23") && text.contains("certificate revoked"),
+        "{text}"
+    );
+    std::fs::write(d.join("other.pem"), &other.pem).unwrap();
+    let text = openssl_ok(
+        d,
+        &[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "ca.pem",
+            "-CRLfile",
+            "crl.pem",
+            "other.pem",
+        ],
+    );
+    assert!(text.contains("other.pem: OK"), "{text}");
+
+    // Empty CRL is valid too; bad inputs are refused.
+    let empty = ca.crl(&[], 8, t, t + Duration::days(1)).unwrap();
+    std::fs::write(d.join("empty.der"), &empty).unwrap();
+    openssl_ok(
+        d,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "empty.der",
+            "-CAfile",
+            "ca.pem",
+            "-noout",
+        ],
+    );
+    assert_eq!(ca.crl(&[], 9, t, t).unwrap_err().code(), "invalid_input");
+    assert_eq!(
+        ca.crl(&[revoke("xyz")], 9, t, t + Duration::days(1))
+            .unwrap_err()
+            .code(),
+        "invalid_input"
+    );
+}
+
+#[test]
+fn rsa_csrs() {
+    let dir = TempDir::new().unwrap();
+    let pem = openssl_csr(dir.path(), "rsa2048", &["-newkey", "rsa:2048"], &[]);
+    let csr = parse_csr(&pem).unwrap();
+    assert_eq!(csr.key_algorithm(), KeyAlgorithm::Rsa { bits: 2048 });
+    let ca = LocalCa::generate("CA", now()).unwrap();
+    let cert = ca.issue_client(&csr, &profile(), now()).unwrap();
+    let (_, x509) = X509Certificate::from_der(&cert.der).unwrap();
+    assert!(x509.key_usage().unwrap().unwrap().value.key_encipherment());
+
+    let pem = openssl_csr(dir.path(), "rsa1024", &["-newkey", "rsa:1024"], &[]);
+    assert_eq!(parse_csr(&pem).unwrap_err().code(), "unsupported_key");
+}
+
+#[test]
+fn sha1_and_odd_curves_refused() {
+    let dir = TempDir::new().unwrap();
+    let pem = openssl_csr(dir.path(), "sha1", EC_P256, &["-sha1"]);
+    assert_eq!(parse_csr(&pem).unwrap_err().code(), "unsupported_signature");
+    let pem = openssl_csr(dir.path(), "rsasha1", &["-newkey", "rsa:2048"], &["-sha1"]);
+    assert_eq!(parse_csr(&pem).unwrap_err().code(), "unsupported_signature");
+    let pem = openssl_csr(
+        dir.path(),
+        "p384",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"],
+        &[],
+    );
+    assert_eq!(
+        parse_csr(&pem).unwrap().key_algorithm(),
+        KeyAlgorithm::EcP384
+    );
+    let pem = openssl_csr(
+        dir.path(),
+        "k256",
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+        &[],
+    );
+    assert_eq!(parse_csr(&pem).unwrap_err().code(), "unsupported_key");
+    let pem = openssl_csr(dir.path(), "ed", &["-newkey", "ed25519"], &[]);
+    assert_eq!(parse_csr(&pem).unwrap_err().code(), "unsupported_key");
+}
+
+#[test]
+fn tampered_and_garbage_csrs_refused() {
+    let mut der = rcgen_csr();
+    let last = der.len() - 1;
+    der[last] ^= 0x01;
+    assert_eq!(parse_csr(&der).unwrap_err().code(), "csr_signature");
+
+    let good = rcgen_csr();
+    // Tamper with the subject (inside the signed part).
+    let pos = good.windows(12).position(|w| w == b"rcgen-device").unwrap();
+    let mut tampered = good.clone();
+    tampered[pos] = b'R';
+    assert_eq!(parse_csr(&tampered).unwrap_err().code(), "csr_signature");
+
+    for bad in [
+        &b""[..],
+        b"garbage",
+        &good[..good.len() / 2],
+        &[0x30, 0x82, 0xff, 0xff],
+    ] {
+        assert_eq!(parse_csr(bad).unwrap_err().code(), "invalid_csr");
+    }
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert_eq!(parse_csr(&trailing).unwrap_err().code(), "invalid_csr");
+    assert_eq!(
+        parse_csr(&vec![0x30; CSR_MAX_BYTES + 1])
+            .unwrap_err()
+            .code(),
+        "invalid_csr"
+    );
+    let wrong_label = pem::encode(&pem::Pem::new("CERTIFICATE", good.clone()));
+    assert_eq!(
+        parse_csr(wrong_label.as_bytes()).unwrap_err().code(),
+        "invalid_csr"
+    );
+    let ok_pem = pem::encode(&pem::Pem::new("CERTIFICATE REQUEST", good));
+    assert!(parse_csr(format!("\n  {ok_pem}").as_bytes()).is_ok());
+}
+
+type Mutation = Box<dyn Fn(&mut ClientProfile)>;
+
+#[test]
+fn bad_profiles_refused() {
+    let ca = LocalCa::generate("CA", now()).unwrap();
+    let csr = parse_csr(&rcgen_csr()).unwrap();
+    let cases: Vec<Mutation> = vec![
+        Box::new(|p| p.device_uuid = "not-a-uuid".into()),
+        Box::new(|p| p.username = String::new()),
+        Box::new(|p| p.username = "a\nb".into()),
+        Box::new(|p| p.email = Some("no-at-sign".into())),
+        Box::new(|p| p.email = Some("ünï@example.org".into())),
+        Box::new(|p| p.lifetime = Duration::ZERO),
+        Box::new(|p| p.crl_url = Some("file:///etc/passwd".into())),
+        Box::new(|p| p.ocsp_url = Some("http://a b".into())),
+    ];
+    for mutate in cases {
+        let mut p = profile();
+        mutate(&mut p);
+        assert_eq!(
+            ca.issue_client(&csr, &p, now()).unwrap_err().code(),
+            "invalid_input",
+            "{p:?}"
+        );
+    }
+    // Lifetime is clamped to the CA's own validity.
+    let mut p = profile();
+    p.lifetime = Duration::days(365 * 50);
+    let cert = ca.issue_client(&csr, &p, now()).unwrap();
+    assert_eq!(cert.not_after, ca.not_after());
+}
+
+#[test]
+fn server_cert_has_dns_ip_sans_and_server_auth() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let ca = LocalCa::generate("CA", now()).unwrap();
+    let hosts = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let (cert, key_pem) = ca.issue_server(&hosts, Duration::days(30), now()).unwrap();
+    let info = cert_info(&cert.der).unwrap();
+    assert_eq!(info.san_dns, vec!["localhost".to_string()]);
+    assert_eq!(
+        info.san_ips,
+        vec!["127.0.0.1".to_string(), "::1".to_string()]
+    );
+    assert_eq!(info.subject_cn.as_deref(), Some("localhost"));
+    let (_, x509) = X509Certificate::from_der(&cert.der).unwrap();
+    let eku = x509.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && !eku.client_auth);
+    assert!(KeyPair::from_pem(&key_pem).is_ok());
+    std::fs::write(d.join("ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(d.join("s.pem"), &cert.pem).unwrap();
+    openssl_ok(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "sslserver",
+            "s.pem",
+        ],
+    );
+    for bad in [
+        vec![],
+        vec!["bad host".to_string()],
+        vec!["-x.example".to_string()],
+    ] {
+        assert_eq!(
+            ca.issue_server(&bad, Duration::days(1), now())
+                .unwrap_err()
+                .code(),
+            "invalid_input"
+        );
+    }
+}
+
+#[test]
+fn atomic_file_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let secret = dir.path().join("ca.key");
+    write_secret_file(&secret, b"one").unwrap();
+    write_secret_file(&secret, b"two").unwrap();
+    assert_eq!(std::fs::read(&secret).unwrap(), b"two");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let public = dir.path().join("ca.pem");
+    write_public_file(&public, b"pub").unwrap();
+    let mode = std::fs::metadata(&public).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    // No temporary files left behind.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    assert!(write_secret_file(&dir.path().join("missing/x"), b"x").is_err());
+}
+
+#[test]
+fn pem_bundles_and_serials() {
+    let ca = LocalCa::generate("CA", now()).unwrap();
+    let bundle = format!("{}{}", ca.cert_pem(), ca.cert_pem());
+    assert_eq!(pem_to_der_certs(&bundle).unwrap().len(), 2);
+    assert_eq!(
+        pem_to_der_certs(&ca.key_pem()).unwrap_err().code(),
+        "invalid_certificate"
+    );
+    assert_eq!(
+        cert_info(b"nope").unwrap_err().code(),
+        "invalid_certificate"
+    );
+    assert_eq!(serial_hex_from_bytes(&[0, 0, 0x8f, 1]), "8f01");
+    assert_eq!(serial_hex_from_bytes(&[0]), "00");
+}
