@@ -1,0 +1,484 @@
+//! The `ferrocore-agent` command line.
+//!
+//! ```text
+//! ferrocore-agent --state DIR register --url https://HOST:PORT --ca CA.pem --user U --password P \
+//!     --platform android|ios|macos|windows --client-kind agent|mdm|appconnect|storefront \
+//!     --client-version 10.1.0 [--device-uuid UUID]
+//! ferrocore-agent --state DIR checkin
+//! ferrocore-agent --state DIR status
+//! ferrocore-agent swarm enroll --state DIR --url URL --ca CA.pem --user U --password P --devices N
+//!     [--platform windows] [--client-kind agent] [--client-version 1.0] [--concurrency C] [--json]
+//! ferrocore-agent swarm run --state DIR [--url https://HOST:PORT] [--ca EXTRA.pem] --concurrency C
+//!     (--requests N | --duration SECS) [--rate PER_SEC] [--timeout SECS] [--threads T] [--json]
+//! ```
+//!
+//! Exit codes: 0 success; 2 the server answered with an API error (printed as
+//! `error: <code>: <message>`); 1 any other failure.
+
+use crate::device::{self, RegisterParams};
+use crate::state::StateDir;
+use crate::swarm::{self, EnrollOptions, Limit, RunOptions};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ferrocore_client::ClientError;
+use ferrocore_proto::{ClientKind, Platform};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Ferrocore reference device agent and load generator.
+#[derive(Debug, Parser)]
+#[command(name = "ferrocore-agent", version)]
+pub struct Cli {
+    /// State directory (one device; for `swarm`, the swarm's root).
+    #[arg(long, global = true, env = "FERROCORE_AGENT_STATE", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register this device (new key, CSR) and store its credentials.
+    Register(RegisterArgs),
+    /// Check in once and print the server's answer (JSON).
+    Checkin,
+    /// Print the stored state and the certificate's expiry (no network).
+    Status,
+    /// Many devices: enrolment and load generation.
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+}
+
+/// Server and account arguments shared by `register` and `swarm enroll`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Device listener, `https://HOST:PORT`.
+    #[arg(long)]
+    pub url: String,
+    /// PEM file with the CA that the server's certificate chains to.
+    #[arg(long, value_name = "CA.pem")]
+    pub ca: PathBuf,
+    #[arg(long)]
+    pub user: String,
+    #[arg(long, env = "FERROCORE_PASSWORD", hide_env_values = true)]
+    pub password: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long)]
+    pub platform: Platform,
+    #[arg(long)]
+    pub client_kind: ClientKind,
+    #[arg(long)]
+    pub client_version: String,
+    /// Device uuid (default: the stored one, else a new random uuid).
+    #[arg(long)]
+    pub device_uuid: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SwarmCommand {
+    /// Register N devices into `{state}/devices/NNNNN/`.
+    Enroll(EnrollArgs),
+    /// Check in round-robin over the enrolled devices, one full TLS handshake per request.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnrollArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long)]
+    pub devices: u64,
+    #[arg(long, default_value = "windows")]
+    pub platform: Platform,
+    #[arg(long, default_value = "agent")]
+    pub client_kind: ClientKind,
+    #[arg(long, default_value = "1.0")]
+    pub client_version: String,
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Runtime worker threads (default: number of CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("limit").required(true).args(["requests", "duration"])))]
+pub struct RunArgs {
+    /// Send check-ins to this `https://HOST:PORT` instead of each device's check-in endpoint.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Extra trust anchors (PEM) for `--url`.
+    #[arg(long, value_name = "CA.pem")]
+    pub ca: Option<PathBuf>,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Stop after this many requests.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Start at most this many requests per second (all workers together).
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
+    /// Per-request timeout in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Runtime worker threads (default: number of CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry point of the `ferrocore-agent` binary.
+pub fn run() -> Result<ExitCode> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return Ok(ExitCode::from(code));
+        }
+    };
+    Ok(match execute(cli) {
+        Ok(code) => code,
+        Err(e) => report_error(&e),
+    })
+}
+
+/// Print an error the documented way and pick the exit code.
+pub fn report_error(e: &anyhow::Error) -> ExitCode {
+    let api = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<ClientError>() {
+            Some(ClientError::Api { code, message, .. }) => Some((code, message)),
+            _ => None,
+        });
+    match api {
+        Some((code, message)) => {
+            eprintln!("error: {code}: {message}");
+            ExitCode::from(2)
+        }
+        None => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime(threads: Option<usize>, multi: bool) -> Result<tokio::runtime::Runtime> {
+    let mut b = if multi {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(t) = threads.filter(|t| *t > 0) {
+            b.worker_threads(t);
+        }
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().context("starting the async runtime")
+}
+
+fn state_dir(cli_state: &Option<PathBuf>) -> Result<&Path> {
+    cli_state.as_deref().context("--state DIR is required")
+}
+
+fn read_pem(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Run a parsed command line.
+pub fn execute(cli: Cli) -> Result<ExitCode> {
+    let state = state_dir(&cli.state)?;
+    match cli.command {
+        Command::Register(args) => {
+            let ca_pem = read_pem(&args.server.ca)?;
+            let dir = StateDir::new(state);
+            let params = RegisterParams {
+                url: args.server.url,
+                username: args.server.user,
+                password: args.server.password,
+                platform: args.platform,
+                client_kind: args.client_kind,
+                client_version: args.client_version,
+                device_uuid: args.device_uuid,
+            };
+            let st = runtime(None, false)?.block_on(async {
+                let client = device::registration_client(&ca_pem)?;
+                device::register(&dir, &params, &client, &ca_pem).await
+            })?;
+            println!("{}", serde_json::to_string_pretty(&st)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkin => {
+            let dir = StateDir::new(state);
+            let resp = runtime(None, false)?.block_on(device::checkin(&dir))?;
+            println!("{}", serde_json::to_string_pretty(&resp)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let v = device::status(&StateDir::new(state))?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Swarm(SwarmCommand::Enroll(args)) => {
+            let ca_pem = read_pem(&args.server.ca)?;
+            let opts = EnrollOptions {
+                state: state.to_path_buf(),
+                params: RegisterParams {
+                    url: args.server.url,
+                    username: args.server.user,
+                    password: args.server.password,
+                    platform: args.platform,
+                    client_kind: args.client_kind,
+                    client_version: args.client_version,
+                    device_uuid: None,
+                },
+                ca_pem,
+                devices: args.devices,
+                concurrency: args.concurrency,
+            };
+            let report = runtime(args.threads, true)?.block_on(swarm::enroll(opts))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "enrolled {}/{} devices (mutual {}, legacy {}) in {:.3} s",
+                    report.registered,
+                    report.devices,
+                    report.mutual,
+                    report.legacy,
+                    report.elapsed_secs
+                );
+                if report.errors > 0 {
+                    let parts: Vec<String> = report
+                        .errors_by_kind
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect();
+                    println!("errors: {} ({})", report.errors, parts.join(", "));
+                }
+            }
+            if let Some(first) = &report.first_error {
+                eprintln!("error: {first}");
+            }
+            Ok(match (report.errors, report.api_errors) {
+                (0, _) => ExitCode::SUCCESS,
+                (_, true) => ExitCode::from(2),
+                (_, false) => ExitCode::from(1),
+            })
+        }
+        Command::Swarm(SwarmCommand::Run(args)) => {
+            let limit = match (args.requests, args.duration) {
+                (Some(n), _) => Limit::Requests(n),
+                (None, Some(d)) => {
+                    Limit::Duration(Duration::try_from_secs_f64(d).context("invalid --duration")?)
+                }
+                (None, None) => anyhow::bail!("one of --requests or --duration is required"),
+            };
+            let extra_ca_pem = args.ca.as_deref().map(read_pem).transpose()?;
+            let opts = RunOptions {
+                state: state.to_path_buf(),
+                target: args.url,
+                extra_ca_pem,
+                concurrency: args.concurrency,
+                limit,
+                rate: args.rate,
+                timeout: Duration::try_from_secs_f64(args.timeout).context("invalid --timeout")?,
+            };
+            let report = runtime(args.threads, true)?.block_on(swarm::run(opts))?;
+            if args.json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ferrocore-agent").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn parses_register() {
+        let cli = parse(&[
+            "--state",
+            "/tmp/d",
+            "register",
+            "--url",
+            "https://h:8443",
+            "--ca",
+            "ca.pem",
+            "--user",
+            "alice",
+            "--password",
+            "pw",
+            "--platform",
+            "ios",
+            "--client-kind",
+            "appconnect",
+            "--client-version",
+            "10.1.0",
+            "--device-uuid",
+            "u-1",
+        ])
+        .unwrap();
+        assert_eq!(cli.state.as_deref(), Some(Path::new("/tmp/d")));
+        let Command::Register(r) = cli.command else {
+            panic!("not register")
+        };
+        assert_eq!(r.server.url, "https://h:8443");
+        assert_eq!(r.server.user, "alice");
+        assert_eq!(r.server.password, "pw");
+        assert_eq!(r.platform, Platform::Ios);
+        assert_eq!(r.client_kind, ClientKind::Appconnect);
+        assert_eq!(r.client_version, "10.1.0");
+        assert_eq!(r.device_uuid.as_deref(), Some("u-1"));
+
+        assert!(
+            parse(&[
+                "--state",
+                "d",
+                "register",
+                "--url",
+                "u",
+                "--ca",
+                "c",
+                "--user",
+                "u",
+                "--password",
+                "p",
+                "--platform",
+                "beos",
+                "--client-kind",
+                "agent",
+                "--client-version",
+                "1"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn parses_checkin_and_status() {
+        assert!(matches!(
+            parse(&["--state", "d", "checkin"]).unwrap().command,
+            Command::Checkin
+        ));
+        let cli = parse(&["status", "--state", "d"]).unwrap();
+        assert!(matches!(cli.command, Command::Status));
+        assert_eq!(cli.state.as_deref(), Some(Path::new("d")));
+    }
+
+    #[test]
+    fn parses_swarm() {
+        let cli = parse(&[
+            "swarm",
+            "enroll",
+            "--state",
+            "s",
+            "--url",
+            "https://h:1",
+            "--ca",
+            "ca.pem",
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "--devices",
+            "100",
+        ])
+        .unwrap();
+        assert_eq!(cli.state.as_deref(), Some(Path::new("s")));
+        let Command::Swarm(SwarmCommand::Enroll(e)) = cli.command else {
+            panic!("not enroll")
+        };
+        assert_eq!(e.devices, 100);
+        assert_eq!(e.platform, Platform::Windows);
+        assert_eq!(e.client_kind, ClientKind::Agent);
+        assert_eq!(e.client_version, "1.0");
+        assert_eq!(e.concurrency, 8);
+
+        let cli = parse(&[
+            "swarm",
+            "run",
+            "--state",
+            "s",
+            "--url",
+            "https://nginx:8443",
+            "--concurrency",
+            "16",
+            "--duration",
+            "10",
+            "--rate",
+            "500",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Swarm(SwarmCommand::Run(r)) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(r.url.as_deref(), Some("https://nginx:8443"));
+        assert_eq!(r.concurrency, 16);
+        assert_eq!(r.duration, Some(10.0));
+        assert_eq!(r.requests, None);
+        assert_eq!(r.rate, Some(500.0));
+        assert!(r.json);
+
+        // Exactly one of --requests / --duration.
+        assert!(parse(&["swarm", "run", "--state", "s", "--concurrency", "2"]).is_err());
+        assert!(
+            parse(&[
+                "swarm",
+                "run",
+                "--state",
+                "s",
+                "--requests",
+                "5",
+                "--duration",
+                "1"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["swarm", "run", "--state", "s", "--requests", "5"]).is_ok());
+    }
+
+    #[test]
+    fn missing_state_is_an_error() {
+        let cli = parse(&["status"]).unwrap();
+        let err = execute(cli).unwrap_err();
+        assert!(err.to_string().contains("--state"));
+    }
+
+    #[test]
+    fn api_errors_exit_with_2() {
+        let e = anyhow::Error::from(ClientError::Api {
+            status: 403,
+            code: "device_retired".into(),
+            message: "gone".into(),
+        })
+        .context("checking in");
+        assert_eq!(report_error(&e), ExitCode::from(2));
+        let e = anyhow::Error::from(ClientError::Timeout);
+        assert_eq!(report_error(&e), ExitCode::from(1));
+    }
+}

@@ -1,0 +1,328 @@
+//! One device: key and CSR generation, registration, check-in and status.
+
+use crate::state::{DeviceFiles, DeviceState, Registration, StateDir};
+use anyhow::{Context, Result, bail};
+use ferrocore_client::{ClientIdentity, ClientOptions, HttpsUrl, TlsClient};
+use ferrocore_proto::{
+    AuthMode, CheckinRequest, CheckinResponse, ClientKind, Platform, RegisterRequest,
+    RegisterResponse, paths,
+};
+
+/// Inputs of a registration.
+#[derive(Debug, Clone)]
+pub struct RegisterParams {
+    /// `https://HOST:PORT` of the device listener.
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub platform: Platform,
+    pub client_kind: ClientKind,
+    pub client_version: String,
+    /// Explicit device uuid; otherwise the stored one, otherwise a fresh v4 uuid.
+    pub device_uuid: Option<String>,
+}
+
+/// A freshly generated device key and its PKCS#10 request.
+pub struct KeyAndCsr {
+    pub key_pem: String,
+    pub csr_pem: String,
+}
+
+/// Generate an ECDSA P-256 key and a CSR with `CN = device_uuid`.
+pub fn generate_key_and_csr(device_uuid: &str) -> Result<KeyAndCsr> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("generating the device key")?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, device_uuid);
+    let csr_pem = params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .context("building the CSR")?;
+    Ok(KeyAndCsr {
+        key_pem: key.serialize_pem(),
+        csr_pem,
+    })
+}
+
+/// A client for registrations: trusts `ca_pem`, no client certificate.
+pub fn registration_client(ca_pem: &str) -> Result<TlsClient> {
+    Ok(TlsClient::new(ca_pem, None, ClientOptions::default())?)
+}
+
+/// Register the device of `dir` (generating a new key) and store the result.
+///
+/// `ca_pem` is the trust anchor used for the server (`--ca`); it is stored as
+/// `server-ca.pem` and trusted on check-ins along with the answer's `ca_pem`.
+pub async fn register(
+    dir: &StateDir,
+    params: &RegisterParams,
+    client: &TlsClient,
+    ca_pem: &str,
+) -> Result<DeviceState> {
+    let url = HttpsUrl::parse(&params.url)?;
+    let device_uuid = match &params.device_uuid {
+        Some(u) => u.clone(),
+        None => dir
+            .stored_uuid()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+    };
+    let KeyAndCsr { key_pem, csr_pem } = generate_key_and_csr(&device_uuid)?;
+    let request = RegisterRequest {
+        username: params.username.clone(),
+        password: params.password.clone(),
+        platform: params.platform,
+        client_kind: params.client_kind,
+        client_version: params.client_version.clone(),
+        device_uuid: device_uuid.clone(),
+        csr_pem: Some(csr_pem),
+    };
+    let register_url = format!("{}{}", params.url.trim_end_matches('/'), paths::REGISTER);
+    let resp: RegisterResponse = client.post_json(&register_url, &request).await?;
+
+    let (cert_pem, secret) = match resp.mode {
+        AuthMode::Mutual => (
+            Some(
+                resp.certificate_pem
+                    .as_deref()
+                    .context("server answered mode=mutual without certificate_pem")?,
+            ),
+            None,
+        ),
+        AuthMode::Legacy => (
+            None,
+            Some(
+                resp.device_secret
+                    .as_deref()
+                    .context("server answered mode=legacy without device_secret")?,
+            ),
+        ),
+    };
+    let state = DeviceState {
+        server_url: params.url.clone(),
+        host: url.host,
+        checkin: resp.checkin.clone(),
+        device_id: resp.device_id.clone(),
+        device_uuid,
+        mode: resp.mode,
+        platform: params.platform,
+        client_kind: params.client_kind,
+        client_version: params.client_version.clone(),
+        policy: resp.policy.clone(),
+        registered_at: now(),
+        last_checkin_at: None,
+    };
+    dir.save_registration(&Registration {
+        state: &state,
+        key_pem: &key_pem,
+        cert_pem,
+        ca_pem: &resp.ca_pem,
+        server_ca_pem: Some(ca_pem),
+        secret,
+    })?;
+    Ok(state)
+}
+
+/// `uuid:secret` for the legacy header.
+pub fn secret_header_value(files: &DeviceFiles) -> Option<String> {
+    files
+        .secret
+        .as_ref()
+        .map(|s| format!("{}:{s}", files.state.device_uuid))
+}
+
+/// How a device authenticates a check-in.
+#[derive(Debug, Clone)]
+pub struct CheckinCredentials {
+    /// Mutual mode: the TLS client identity (`cert.pem` + `key.pem`).
+    pub identity: Option<ClientIdentity>,
+    /// Legacy mode: the `x-ferrocore-device-secret` header.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The client identity (mutual mode) or secret header (legacy mode) a device checks in with.
+pub fn checkin_credentials(files: &DeviceFiles) -> Result<CheckinCredentials> {
+    match files.state.mode {
+        AuthMode::Mutual => {
+            let cert = files
+                .cert_pem
+                .clone()
+                .context("mutual mode but no client certificate; register again")?;
+            Ok(CheckinCredentials {
+                identity: Some(ClientIdentity {
+                    cert_chain_pem: cert,
+                    key_pem: files.key_pem.clone(),
+                }),
+                headers: Vec::new(),
+            })
+        }
+        AuthMode::Legacy => {
+            let Some(value) = secret_header_value(files) else {
+                bail!("legacy mode but no device secret; register again");
+            };
+            Ok(CheckinCredentials {
+                identity: None,
+                headers: vec![(paths::DEVICE_SECRET_HEADER.to_string(), value)],
+            })
+        }
+    }
+}
+
+/// Check in once and follow the server's instructions (port, listener, mode, policy).
+pub async fn checkin(dir: &StateDir) -> Result<CheckinResponse> {
+    let files = dir.load()?;
+    let creds = checkin_credentials(&files)?;
+    let client = TlsClient::new(
+        &files.trust_pem(),
+        creds.identity,
+        ClientOptions {
+            default_headers: creds.headers,
+            ..ClientOptions::default()
+        },
+    )?;
+    let request = CheckinRequest {
+        client_version: Some(files.state.client_version.clone()),
+    };
+    let resp: CheckinResponse = client
+        .post_json(&files.state.checkin_url(), &request)
+        .await?;
+
+    let mut state = files.state;
+    if state.checkin != resp.checkin {
+        eprintln!(
+            "note: check-in endpoint changed to {} port {}",
+            resp.checkin.listener, resp.checkin.port
+        );
+        state.checkin = resp.checkin.clone();
+    }
+    if state.mode != resp.mode {
+        eprintln!("note: authentication mode changed to {}", resp.mode);
+        state.mode = resp.mode;
+    }
+    state.device_id.clone_from(&resp.device_id);
+    state.policy = resp.policy.clone();
+    state.last_checkin_at = Some(now());
+    dir.save_state(&state)?;
+    for action in &resp.actions {
+        match action {
+            ferrocore_proto::Action::Reregister { reason } => {
+                eprintln!("note: the server asks this device to register again: {reason}");
+            }
+        }
+    }
+    Ok(resp)
+}
+
+/// `state.json` plus facts about the certificate (no network).
+pub fn status(dir: &StateDir) -> Result<serde_json::Value> {
+    let state = dir.load_state()?;
+    let mut value = serde_json::to_value(&state)?;
+    let cert_path = dir.path().join(crate::state::CERT_FILE);
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert("state_dir".into(), dir.path().display().to_string().into());
+        if let Ok(pem) = std::fs::read(&cert_path) {
+            let info =
+                cert_info(&pem).with_context(|| format!("parsing {}", cert_path.display()))?;
+            map.insert("cert_not_after".into(), info.not_after_rfc3339.into());
+            map.insert("cert_not_after_unix".into(), info.not_after.into());
+            map.insert("cert_serial".into(), info.serial.into());
+            map.insert("cert_subject".into(), info.subject.into());
+        }
+    }
+    Ok(value)
+}
+
+/// A few facts about a PEM certificate.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub not_after: i64,
+    pub not_after_rfc3339: String,
+    pub serial: String,
+    pub subject: String,
+}
+
+pub fn cert_info(pem: &[u8]) -> Result<CertInfo> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).context("not a PEM certificate")?;
+    let cert = pem.parse_x509().context("not an X.509 certificate")?;
+    let not_after = cert.validity().not_after.timestamp();
+    let not_after_rfc3339 = time::OffsetDateTime::from_unix_timestamp(not_after)?
+        .format(&time::format_description::well_known::Rfc3339)?;
+    Ok(CertInfo {
+        not_after,
+        not_after_rfc3339,
+        serial: cert.raw_serial_as_string(),
+        subject: cert.subject().to_string(),
+    })
+}
+
+pub(crate) fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use x509_parser::prelude::FromDer;
+
+    #[test]
+    fn csr_has_device_uuid_as_cn_and_p256_key() {
+        let uuid = "0b7e6c1a-1f2d-4e3c-9a8b-7c6d5e4f3a2b";
+        let k = generate_key_and_csr(uuid).unwrap();
+        assert!(k.key_pem.contains("PRIVATE KEY"));
+        let (_, pem) = x509_parser::pem::parse_x509_pem(k.csr_pem.as_bytes()).unwrap();
+        assert_eq!(pem.label, "CERTIFICATE REQUEST");
+        let (_, csr) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(&pem.contents)
+                .unwrap();
+        csr.verify_signature().unwrap();
+        let info = &csr.certification_request_info;
+        assert_eq!(info.subject.to_string(), format!("CN={uuid}"));
+        let cn = info.subject.iter_common_name().next().unwrap();
+        assert_eq!(cn.as_str().unwrap(), uuid);
+        // The key in key.pem is the one in the CSR.
+        let key = rcgen::KeyPair::from_pem(&k.key_pem).unwrap();
+        assert_eq!(
+            key.public_key_raw(),
+            info.subject_pki.subject_public_key.data.as_ref()
+        );
+    }
+
+    #[test]
+    fn cert_info_reads_not_after() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let info = cert_info(cert.pem().as_bytes()).unwrap();
+        assert_eq!(info.not_after, 2_000_000_000);
+        assert_eq!(info.not_after_rfc3339, "2033-05-18T03:33:20Z");
+    }
+
+    #[test]
+    fn status_includes_cert_not_after() {
+        use crate::state::{Registration, StateDir};
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = StateDir::new(tmp.path());
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let state = crate::state::tests_support::sample_state(AuthMode::Mutual);
+        dir.save_registration(&Registration {
+            state: &state,
+            key_pem: &key.serialize_pem(),
+            cert_pem: Some(&cert.pem()),
+            ca_pem: &cert.pem(),
+            server_ca_pem: None,
+            secret: None,
+        })
+        .unwrap();
+        let v = status(&dir).unwrap();
+        assert_eq!(v["device_id"], "dev-1");
+        assert_eq!(v["cert_not_after"], "4096-01-01T00:00:00Z");
+    }
+}
