@@ -1,1 +1,19 @@
-//! placeholder
+//! Ferrocore's domain: registration, check-ins, the mutual-authentication setting, devices,
+//! certificates and users. It does no network IO and reads no clock of its own: storage,
+//! directory, certificate issuance and time arrive as traits at construction.
+//!
+//! Code map: [`rules`] (Tables 2 and 4), [`service`] (the operations), [`store`] (the storage
+//! interface), [`directory`] (user authentication), [`issuance`] (the certificate pipeline and
+//! CRL publication), [`clock`], [`error`].
+
+pub mod clock;
+pub mod directory;
+pub mod error;
+pub mod issuance;
+pub mod rules;
+pub mod service;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{CoreError, Result};
+pub use service::Core;

@@ -1,1 +1,205 @@
-//! placeholder
+//! Ferrocore's network edge: configuration, data directory, TLS listeners, the device and
+//! admin HTTP APIs, and the `ferrocore` command line (server and admin CLI).
+//!
+//! Code map: [`config`] (TOML + env), [`datadir`] (first-start initialisation), [`tls`]
+//! (server configs, client-certificate verification), [`listener`] (accept loop),
+//! [`http`] (routers, handlers, error mapping, OpenAPI), [`cli`] (clap commands).
+
+pub mod cli;
+pub mod config;
+pub mod datadir;
+pub mod http;
+pub mod listener;
+pub mod tls;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use ferrocore_core::directory::LocalDirectory;
+use ferrocore_core::issuance::LocalIssuer;
+use ferrocore_core::service::PkiPublication;
+use ferrocore_core::{Clock, Core, SystemClock};
+use ferrocore_store::SqliteStore;
+use http::{AppState, ListenerKind, Ports};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use tokio::net::TcpListener;
+
+/// Starts the server and runs until SIGINT/SIGTERM.
+pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
+    let (config, addrs) =
+        config::Config::load(config_file, std::env::vars()).map_err(|e| anyhow::anyhow!(e))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now();
+
+    let dir = datadir::DataDir::new(data_dir);
+    dir.ensure()?;
+    let ca = dir.load_or_create_ca(now)?;
+    let identity = dir.load_or_issue_server_identity(&ca, &config.server.hostnames, now)?;
+    let admin_token = dir.load_or_create_admin_token()?;
+    let store = Arc::new(
+        SqliteStore::open(&dir.db_path())
+            .await
+            .with_context(|| format!("{}: cannot open database", dir.db_path().display()))?,
+    );
+
+    // Bind every listener before anything else so a taken port fails start-up cleanly.
+    let bind = |key: &'static str, addr: std::net::SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listeners.{key}: cannot listen on {addr}"))
+    };
+    let device_tcp = bind("device", addrs.device).await?;
+    let admin_tcp = bind("admin", addrs.admin).await?;
+    let storefront_tcp = bind("storefront", addrs.storefront).await?;
+    let sync_tcp = match addrs.sync_tls {
+        Some(a) => Some(bind("sync_tls", a).await?),
+        None => None,
+    };
+    let ports = Ports {
+        device: device_tcp.local_addr()?.port(),
+        sync_tls: match &sync_tcp {
+            Some(l) => Some(l.local_addr()?.port()),
+            None => None,
+        },
+    };
+
+    let crl_url = if config.pki.crl_url.is_empty() {
+        format!(
+            "https://{}:{}{}",
+            url_host(&config.server.hostnames[0]),
+            ports.device,
+            ferrocore_proto::paths::CRL_DER
+        )
+    } else {
+        config.pki.crl_url.clone()
+    };
+    let trust = Arc::new(tls::TrustStore::new(&[ca.cert_der().to_vec()])?);
+    let issuer = Arc::new(LocalIssuer::new(ca));
+    let core = Arc::new(Core::new(
+        store.clone(),
+        Arc::new(LocalDirectory::new(store.clone())),
+        issuer,
+        clock.clone(),
+        PkiPublication {
+            crl_url: Some(crl_url),
+            crl_path: Some(dir.crl_path()),
+        },
+    ));
+    core.publish_crl().await?;
+    let sync_enabled = core.sync_tls_enabled().await?;
+
+    let state = Arc::new(AppState {
+        core: core.clone(),
+        trust: trust.clone(),
+        ports,
+        admin_token,
+        sync_tls_enabled: AtomicBool::new(sync_enabled),
+    });
+
+    let (chain, key) = tls::parse_identity(&identity.chain_pem, &identity.key_pem)?;
+    let device_tls = Arc::new(ArcSwap::new(tls::server_config(
+        chain.clone(),
+        key.clone_key(),
+        Some(&trust),
+    )?));
+    let plain_tls = Arc::new(ArcSwap::new(tls::server_config(chain, key, None)?));
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut spawn = |kind: ListenerKind, tcp: TcpListener, tls_cfg: Arc<ArcSwap<_>>, router| {
+        if let Ok(a) = tcp.local_addr() {
+            tracing::info!(listener = kind.name(), address = %a, "listening");
+        }
+        tasks.push(tokio::spawn(listener::serve(
+            listener::Listener {
+                kind,
+                tcp,
+                tls: tls_cfg,
+                router,
+            },
+            state.clone(),
+            shutdown_rx.clone(),
+        )));
+    };
+    spawn(
+        ListenerKind::Device,
+        device_tcp,
+        device_tls.clone(),
+        http::device_router(state.clone()),
+    );
+    if let Some(tcp) = sync_tcp {
+        spawn(
+            ListenerKind::SyncTls,
+            tcp,
+            plain_tls.clone(),
+            http::device_router(state.clone()),
+        );
+    }
+    spawn(
+        ListenerKind::Admin,
+        admin_tcp,
+        plain_tls.clone(),
+        http::admin_router(state.clone()),
+    );
+    spawn(
+        ListenerKind::Storefront,
+        storefront_tcp,
+        plain_tls.clone(),
+        http::storefront_router(state.clone()),
+    );
+
+    // Keep the CRL fresh: republish a day before nextUpdate.
+    let crl_core = core.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            let due = crl_core.crl().next_update - crl_core.clock().now().unix_timestamp();
+            if due < 86_400 {
+                if let Err(e) = crl_core.publish_crl().await {
+                    tracing::error!(error = %e, "CRL republication failed");
+                }
+            }
+        }
+    });
+
+    tracing::info!(data_dir = %data_dir.display(), "ferrocore ready");
+    println!("ferrocore ready");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    store.pool().close().await;
+    Ok(())
+}
+
+fn url_host(h: &str) -> String {
+    match h.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => h.to_owned(),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,1 +1,735 @@
-//! placeholder
+//! Storage backends of Ferrocore. [`SqliteStore`] is the embedded default: one file in the
+//! data directory, WAL mode, migrations in `migrations/sqlite/` applied at open. Every
+//! state-changing method is one `BEGIN IMMEDIATE` transaction.
+
+use async_trait::async_trait;
+use ferrocore_core::error::{CoreError, Result};
+use ferrocore_core::store::{
+    CertRecord, CheckinRecord, DeviceQuery, DeviceRecord, Identity, MutualAuthRow, Page,
+    PolicyRecord, Registration, RevokedRow, Store, UserRecord,
+};
+use ferrocore_proto::{AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, Platform};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn db_err(e: sqlx::Error) -> CoreError {
+    CoreError::Internal(format!("database: {e}"))
+}
+
+fn parse_enum<T: FromStr<Err = String>>(s: &str) -> Result<T> {
+    s.parse().map_err(CoreError::Internal)
+}
+
+const DEVICE_COLUMNS: &str = "d.id, d.device_uuid, d.username, d.platform, d.client_kind, \
+    d.client_version, d.mode, d.listener, d.status, d.registered_with_ma, d.registered_at, \
+    d.last_checkin_at, d.retired_at, d.current_cert_serial, d.cert_not_after, d.secret_hash, d.policy";
+
+fn device_from_row(r: &SqliteRow) -> Result<DeviceRecord> {
+    let status: String = r.try_get("status").map_err(db_err)?;
+    Ok(DeviceRecord {
+        id: r.try_get("id").map_err(db_err)?,
+        device_uuid: r.try_get("device_uuid").map_err(db_err)?,
+        username: r.try_get("username").map_err(db_err)?,
+        platform: parse_enum::<Platform>(&r.try_get::<String, _>("platform").map_err(db_err)?)?,
+        client_kind: parse_enum::<ClientKind>(
+            &r.try_get::<String, _>("client_kind").map_err(db_err)?,
+        )?,
+        client_version: r.try_get("client_version").map_err(db_err)?,
+        mode: parse_enum::<AuthMode>(&r.try_get::<String, _>("mode").map_err(db_err)?)?,
+        listener: parse_enum::<Listener>(&r.try_get::<String, _>("listener").map_err(db_err)?)?,
+        status: device_status(&status)?,
+        registered_with_ma: r.try_get("registered_with_ma").map_err(db_err)?,
+        registered_at: r.try_get("registered_at").map_err(db_err)?,
+        last_checkin_at: r.try_get("last_checkin_at").map_err(db_err)?,
+        retired_at: r.try_get("retired_at").map_err(db_err)?,
+        current_cert_serial: r.try_get("current_cert_serial").map_err(db_err)?,
+        cert_not_after: r.try_get("cert_not_after").map_err(db_err)?,
+        secret_hash: r.try_get("secret_hash").map_err(db_err)?,
+        policy: r.try_get("policy").map_err(db_err)?,
+    })
+}
+
+fn device_status(s: &str) -> Result<DeviceStatus> {
+    match s {
+        "active" => Ok(DeviceStatus::Active),
+        "retired" => Ok(DeviceStatus::Retired),
+        other => Err(CoreError::Internal(format!("bad device status {other}"))),
+    }
+}
+fn device_status_str(s: DeviceStatus) -> &'static str {
+    match s {
+        DeviceStatus::Active => "active",
+        DeviceStatus::Retired => "retired",
+    }
+}
+fn cert_status(s: &str) -> Result<CertStatus> {
+    match s {
+        "active" => Ok(CertStatus::Active),
+        "revoked" => Ok(CertStatus::Revoked),
+        other => Err(CoreError::Internal(format!(
+            "bad certificate status {other}"
+        ))),
+    }
+}
+
+fn cert_from_row(r: &SqliteRow) -> Result<CertRecord> {
+    Ok(CertRecord {
+        serial: r.try_get("serial").map_err(db_err)?,
+        device_id: r.try_get("device_id").map_err(db_err)?,
+        subject: r.try_get("subject").map_err(db_err)?,
+        not_before: r.try_get("not_before").map_err(db_err)?,
+        not_after: r.try_get("not_after").map_err(db_err)?,
+        issued_at: r.try_get("issued_at").map_err(db_err)?,
+        status: cert_status(&r.try_get::<String, _>("status").map_err(db_err)?)?,
+        revoked_at: r.try_get("revoked_at").map_err(db_err)?,
+        revocation_reason: r.try_get("revocation_reason").map_err(db_err)?,
+        der: r.try_get("der").map_err(db_err)?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| CoreError::Internal(format!("migrations: {e}")))?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+}
+
+/// Revokes `serials` (those still active) inside `tx`.
+async fn revoke_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    serials: &[String],
+    reason: &str,
+    at: i64,
+) -> Result<()> {
+    for s in serials {
+        sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? \
+             WHERE serial = ? AND status = 'active'",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(s)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn mutual_auth(&self) -> Result<MutualAuthRow> {
+        let r = sqlx::query("SELECT enabled_at, carried_over FROM mutual_auth WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(MutualAuthRow {
+            enabled_at: r.try_get("enabled_at").map_err(db_err)?,
+            carried_over: r.try_get("carried_over").map_err(db_err)?,
+        })
+    }
+
+    async fn enable_mutual_auth(&self, at: i64) -> Result<MutualAuthRow> {
+        sqlx::query("UPDATE mutual_auth SET enabled_at = ? WHERE id = 1 AND enabled_at IS NULL")
+            .bind(at)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        self.mutual_auth().await
+    }
+
+    async fn sync_tls_enabled(&self) -> Result<bool> {
+        let v: String =
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = 'sync_tls_enabled'")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(v == "true")
+    }
+
+    async fn set_sync_tls_enabled(&self, enabled: bool, force: bool) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if !enabled && !force {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM devices WHERE status = 'active' AND listener = 'sync_tls'",
+            )
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if count > 0 {
+                return Err(CoreError::LegacyDevicesExist {
+                    count: count.unsigned_abs(),
+                });
+            }
+        }
+        sqlx::query("UPDATE settings SET value = ? WHERE key = 'sync_tls_enabled'")
+            .bind(if enabled { "true" } else { "false" })
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn count_sync_tls_devices(&self) -> Result<u64> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices WHERE status = 'active' AND listener = 'sync_tls'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(count.unsigned_abs())
+    }
+
+    async fn create_user(&self, user: &UserRecord) -> Result<()> {
+        let res = sqlx::query(
+            "INSERT INTO users (username, password_hash, email, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(&user.email)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(CoreError::UserExists(user.username.clone()))
+            }
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>> {
+        let row = sqlx::query(
+            "SELECT username, password_hash, email, created_at FROM users WHERE username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query(
+            "SELECT username, password_hash, email, created_at FROM users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let active: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM devices WHERE username = ? AND status = 'active'",
+        )
+        .bind(username)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if active > 0 {
+            return Err(CoreError::Conflict(format!(
+                "user {username:?} has {active} active device(s); retire them first"
+            )));
+        }
+        let res = sqlx::query("DELETE FROM users WHERE username = ?")
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("user {username:?}")));
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
+        let row = sqlx::query(
+            "SELECT name, checkin_interval_secs, cert_lifetime_days, renewal_window_days, \
+             migrate_client FROM policies WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| -> Result<PolicyRecord> {
+            let interval: i64 = r.try_get("checkin_interval_secs").map_err(db_err)?;
+            let lifetime: i64 = r.try_get("cert_lifetime_days").map_err(db_err)?;
+            let window: Option<i64> = r.try_get("renewal_window_days").map_err(db_err)?;
+            Ok(PolicyRecord {
+                name: r.try_get("name").map_err(db_err)?,
+                checkin_interval_secs: interval.unsigned_abs(),
+                cert_lifetime_days: u32::try_from(lifetime).map_err(CoreError::internal)?,
+                renewal_window_days: window
+                    .map(u32::try_from)
+                    .transpose()
+                    .map_err(CoreError::internal)?,
+                migrate_client: r.try_get("migrate_client").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn device_by_uuid(&self, device_uuid: &str) -> Result<Option<DeviceRecord>> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.device_uuid = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(device_uuid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| device_from_row(&r)).transpose()
+    }
+
+    async fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| device_from_row(&r)).transpose()
+    }
+
+    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<()> {
+        let d = &reg.device;
+        let mut tx = self.begin().await?;
+        revoke_in(&mut tx, &reg.revoke, "superseded", at).await?;
+        sqlx::query(
+            "INSERT INTO devices (id, device_uuid, username, platform, client_kind, client_version, \
+             mode, listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
+             current_cert_serial, cert_not_after, secret_hash, policy) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET username = excluded.username, platform = excluded.platform, \
+             client_kind = excluded.client_kind, client_version = excluded.client_version, \
+             mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
+             registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
+             last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
+             cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy",
+        )
+        .bind(&d.id)
+        .bind(&d.device_uuid)
+        .bind(&d.username)
+        .bind(d.platform.as_str())
+        .bind(d.client_kind.as_str())
+        .bind(&d.client_version)
+        .bind(d.mode.as_str())
+        .bind(d.listener.as_str())
+        .bind(device_status_str(d.status))
+        .bind(d.registered_with_ma)
+        .bind(d.registered_at)
+        .bind(&d.secret_hash)
+        .bind(&d.policy)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(c) = &reg.cert {
+            insert_cert(&mut tx, c).await?;
+            sqlx::query(
+                "UPDATE devices SET current_cert_serial = ?, cert_not_after = ? WHERE id = ?",
+            )
+            .bind(&c.serial)
+            .bind(c.not_after)
+            .bind(&d.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
+        let sql = format!(
+            "SELECT c.serial AS cert_serial, c.status AS cert_status, c.revocation_reason, \
+             {DEVICE_COLUMNS} FROM certificates c JOIN devices d ON d.id = c.device_id \
+             WHERE c.serial = ?"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| -> Result<Identity> {
+            Ok(Identity {
+                cert_serial: r.try_get("cert_serial").map_err(db_err)?,
+                cert_status: cert_status(&r.try_get::<String, _>("cert_status").map_err(db_err)?)?,
+                revocation_reason: r.try_get("revocation_reason").map_err(db_err)?,
+                device: device_from_row(&r)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn record_checkin(&self, c: &CheckinRecord) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO checkins (device_id, at, listener, mode) VALUES (?, ?, ?, ?)")
+            .bind(&c.device_id)
+            .bind(c.at)
+            .bind(c.listener.as_str())
+            .bind(c.mode.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("UPDATE devices SET last_checkin_at = ? WHERE id = ?")
+            .bind(c.at)
+            .bind(&c.device_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn list_devices(&self, q: &DeviceQuery) -> Result<Page<DeviceRecord>> {
+        let mut filters = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(u) = &q.username {
+            filters.push("d.username = ?");
+            binds.push(u.clone());
+        }
+        if let Some(p) = q.platform {
+            filters.push("d.platform = ?");
+            binds.push(p.as_str().into());
+        }
+        if let Some(m) = q.mode {
+            filters.push("d.mode = ?");
+            binds.push(m.as_str().into());
+        }
+        if let Some(s) = q.status {
+            filters.push("d.status = ?");
+            binds.push(device_status_str(s).into());
+        }
+        let where_ = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM devices d {where_}");
+        let mut count_q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
+        for b in &binds {
+            count_q = count_q.bind(b.clone());
+        }
+        let total = count_q.fetch_one(&self.pool).await.map_err(db_err)?;
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d {where_} ORDER BY d.registered_at, d.id LIMIT ? OFFSET ?"
+        );
+        let mut list_q = sqlx::query(AssertSqlSafe(sql));
+        for b in &binds {
+            list_q = list_q.bind(b.clone());
+        }
+        let rows = list_q
+            .bind(i64::from(q.limit))
+            .bind(i64::try_from(q.offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(Page {
+            items: rows.iter().map(device_from_row).collect::<Result<_>>()?,
+            total: total.unsigned_abs(),
+        })
+    }
+
+    async fn checkins(&self, device_id: &str, limit: u32) -> Result<Vec<CheckinRecord>> {
+        let rows = sqlx::query(
+            "SELECT device_id, at, listener, mode FROM checkins WHERE device_id = ? \
+             ORDER BY at DESC, id DESC LIMIT ?",
+        )
+        .bind(device_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| -> Result<CheckinRecord> {
+                Ok(CheckinRecord {
+                    device_id: r.try_get("device_id").map_err(db_err)?,
+                    at: r.try_get("at").map_err(db_err)?,
+                    listener: parse_enum(&r.try_get::<String, _>("listener").map_err(db_err)?)?,
+                    mode: parse_enum(&r.try_get::<String, _>("mode").map_err(db_err)?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retire_device(&self, id: &str, at: i64) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM devices WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        match status.as_deref() {
+            None => return Err(CoreError::NotFound(format!("device {id}"))),
+            Some("retired") => {
+                return Err(CoreError::Conflict(format!(
+                    "device {id} is already retired"
+                )));
+            }
+            _ => {}
+        }
+        let serials: Vec<String> = sqlx::query_scalar(
+            "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active'",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        revoke_in(&mut tx, &serials, "cessation_of_operation", at).await?;
+        sqlx::query("UPDATE devices SET status = 'retired', retired_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(serials)
+    }
+
+    async fn certificates(
+        &self,
+        device_id: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<CertRecord>> {
+        let (where_, bind) = match device_id {
+            Some(d) => ("WHERE device_id = ?", Some(d.to_owned())),
+            None => ("", None),
+        };
+        let mut cq = sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM certificates {where_}"
+        )));
+        if let Some(b) = &bind {
+            cq = cq.bind(b.clone());
+        }
+        let total = cq.fetch_one(&self.pool).await.map_err(db_err)?;
+        let mut lq = sqlx::query(AssertSqlSafe(format!(
+            "SELECT * FROM certificates {where_} ORDER BY issued_at, serial LIMIT ? OFFSET ?"
+        )));
+        if let Some(b) = &bind {
+            lq = lq.bind(b.clone());
+        }
+        let rows = lq
+            .bind(i64::from(limit))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(Page {
+            items: rows.iter().map(cert_from_row).collect::<Result<_>>()?,
+            total: total.unsigned_abs(),
+        })
+    }
+
+    async fn certificate(&self, serial: &str) -> Result<Option<CertRecord>> {
+        let row = sqlx::query("SELECT * FROM certificates WHERE serial = ?")
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| cert_from_row(&r)).transpose()
+    }
+
+    async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM certificates WHERE serial = ?")
+                .bind(serial)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        match status.as_deref() {
+            None => return Err(CoreError::NotFound(format!("certificate {serial}"))),
+            Some("revoked") => return Err(CoreError::AlreadyRevoked(serial.to_owned())),
+            _ => {}
+        }
+        revoke_in(&mut tx, &[serial.to_owned()], reason, at).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn revoked_certificates(&self, now: i64) -> Result<Vec<RevokedRow>> {
+        let rows = sqlx::query(
+            "SELECT serial, revoked_at, revocation_reason FROM certificates \
+             WHERE status = 'revoked' AND not_after >= ? ORDER BY revoked_at, serial",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| -> Result<RevokedRow> {
+                Ok(RevokedRow {
+                    serial: r.try_get("serial").map_err(db_err)?,
+                    revoked_at: r
+                        .try_get::<Option<i64>, _>("revoked_at")
+                        .map_err(db_err)?
+                        .unwrap_or(0),
+                    reason: r
+                        .try_get::<Option<String>, _>("revocation_reason")
+                        .map_err(db_err)?
+                        .unwrap_or_else(|| "unspecified".into()),
+                })
+            })
+            .collect()
+    }
+
+    async fn next_crl_number(&self) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let v: String = sqlx::query_scalar(
+            "UPDATE settings SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) \
+             WHERE key = 'crl_number' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        v.parse().map_err(CoreError::internal)
+    }
+}
+
+async fn insert_cert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    c: &CertRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO certificates (serial, device_id, subject, not_before, not_after, issued_at, \
+         status, revoked_at, revocation_reason, der) VALUES (?, ?, ?, ?, ?, ?, 'active', NULL, NULL, ?)",
+    )
+    .bind(&c.serial)
+    .bind(&c.device_id)
+    .bind(&c.subject)
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(c.issued_at)
+    .bind(&c.der)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn user_from_row(r: &SqliteRow) -> Result<UserRecord> {
+    Ok(UserRecord {
+        username: r.try_get("username").map_err(db_err)?,
+        password_hash: r.try_get("password_hash").map_err(db_err)?,
+        email: r.try_get("email").map_err(db_err)?,
+        created_at: r.try_get("created_at").map_err(db_err)?,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    async fn open() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn mutual_auth_can_never_be_disabled_even_by_raw_sql() {
+        let (_d, s) = open().await;
+        assert_eq!(s.mutual_auth().await.unwrap().enabled_at, None);
+        let row = s.enable_mutual_auth(1000).await.unwrap();
+        assert_eq!(row.enabled_at, Some(1000));
+        // Enabling again keeps the first time.
+        assert_eq!(
+            s.enable_mutual_auth(2000).await.unwrap().enabled_at,
+            Some(1000)
+        );
+        let err = sqlx::query("UPDATE mutual_auth SET enabled_at = NULL")
+            .execute(s.pool())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("can never be disabled"), "{err}");
+        assert!(
+            sqlx::query("DELETE FROM mutual_auth")
+                .execute(s.pool())
+                .await
+                .is_err()
+        );
+        assert_eq!(s.mutual_auth().await.unwrap().enabled_at, Some(1000));
+    }
+
+    #[tokio::test]
+    async fn setting_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        {
+            let s = SqliteStore::open(&p).await.unwrap();
+            s.enable_mutual_auth(42).await.unwrap();
+            s.pool().close().await;
+        }
+        let s = SqliteStore::open(&p).await.unwrap();
+        assert_eq!(s.mutual_auth().await.unwrap().enabled_at, Some(42));
+    }
+
+    #[tokio::test]
+    async fn crl_numbers_increase() {
+        let (_d, s) = open().await;
+        let a = s.next_crl_number().await.unwrap();
+        let b = s.next_crl_number().await.unwrap();
+        assert_eq!(b, a + 1);
+    }
+
+    #[tokio::test]
+    async fn duplicate_user_is_refused() {
+        let (_d, s) = open().await;
+        let u = UserRecord {
+            username: "alice".into(),
+            password_hash: "x".into(),
+            email: None,
+            created_at: 1,
+        };
+        s.create_user(&u).await.unwrap();
+        assert!(matches!(
+            s.create_user(&u).await,
+            Err(CoreError::UserExists(_))
+        ));
+        s.delete_user("alice").await.unwrap();
+        assert!(matches!(
+            s.delete_user("alice").await,
+            Err(CoreError::NotFound(_))
+        ));
+    }
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! `ferrocore`: the server (`serve`) and its admin CLI (`admin`).
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    ferrocore_server::cli::run()
+}

@@ -1,0 +1,116 @@
+//! The domain's one error enum. Each variant has a stable code (`ferrocore_proto::codes`) and
+//! a message a user may see; the server maps variants to HTTP statuses in one place
+//! (`ferrocore_server::http::error`). Log-only detail stays in `Internal`.
+
+use ferrocore_proto::codes;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("invalid certificate signing request: {0}")]
+    InvalidCsr(String),
+    #[error("this device registers with mutual authentication: a CSR is required")]
+    CsrRequired,
+    #[error("invalid device UUID {0:?}")]
+    InvalidDeviceUuid(String),
+    #[error("{0}")]
+    InvalidVersion(String),
+    #[error("{platform} {kind} clients are not supported on this endpoint")]
+    UnsupportedClient { platform: String, kind: String },
+    #[error("{0}")]
+    WrongListener(String),
+    #[error("a client certificate is required on this endpoint")]
+    ClientCertRequired,
+    #[error("the client certificate is not known to this server: {0}")]
+    CertUnknown(String),
+    #[error("the client certificate was revoked ({reason}); register again")]
+    CertRevoked { reason: String },
+    #[error("the client certificate expired at {not_after}; register again")]
+    CertExpired { not_after: i64 },
+    #[error("the client certificate was replaced by a newer one")]
+    CertSuperseded,
+    #[error("unknown device")]
+    DeviceUnknown,
+    #[error("this device was retired; register again")]
+    DeviceRetired,
+    #[error("a device secret is required (header x-ferrocore-device-secret)")]
+    DeviceSecretRequired,
+    #[error(
+        "this device uses mutual authentication: check in on the device listener with its certificate"
+    )]
+    MutualAuthRequired,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("mutual authentication can never be disabled once enabled")]
+    MutualAuthIrreversible,
+    #[error(
+        "{count} device(s) check in on the sync-TLS listener and would lose contact; repeat with force to disable it anyway"
+    )]
+    LegacyDevicesExist { count: u64 },
+    #[error("{0}")]
+    InvalidSetting(String),
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("certificate {0} is already revoked")]
+    AlreadyRevoked(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl CoreError {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        use CoreError::*;
+        match self {
+            BadRequest(_) => codes::BAD_REQUEST,
+            InvalidCredentials => codes::INVALID_CREDENTIALS,
+            InvalidCsr(_) => codes::INVALID_CSR,
+            CsrRequired => codes::CSR_REQUIRED,
+            InvalidDeviceUuid(_) => codes::INVALID_DEVICE_UUID,
+            InvalidVersion(_) => codes::INVALID_VERSION,
+            UnsupportedClient { .. } => codes::UNSUPPORTED_CLIENT,
+            WrongListener(_) => codes::WRONG_LISTENER,
+            ClientCertRequired => codes::CLIENT_CERT_REQUIRED,
+            CertUnknown(_) => codes::CERT_UNKNOWN,
+            CertRevoked { .. } => codes::CERT_REVOKED,
+            CertExpired { .. } => codes::CERT_EXPIRED,
+            CertSuperseded => codes::CERT_SUPERSEDED,
+            DeviceUnknown => codes::DEVICE_UNKNOWN,
+            DeviceRetired => codes::DEVICE_RETIRED,
+            DeviceSecretRequired => codes::DEVICE_SECRET_REQUIRED,
+            MutualAuthRequired => codes::MUTUAL_AUTH_REQUIRED,
+            NotFound(_) => codes::NOT_FOUND,
+            MutualAuthIrreversible => codes::MUTUAL_AUTH_IRREVERSIBLE,
+            LegacyDevicesExist { .. } => codes::LEGACY_DEVICES_EXIST,
+            InvalidSetting(_) => codes::INVALID_SETTING,
+            UserExists(_) => codes::USER_EXISTS,
+            Conflict(_) => codes::CONFLICT,
+            AlreadyRevoked(_) => codes::ALREADY_REVOKED,
+            Internal(_) => codes::INTERNAL,
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        CoreError::Internal(e.to_string())
+    }
+}
+
+impl From<ferrocore_pki::PkiError> for CoreError {
+    fn from(e: ferrocore_pki::PkiError) -> Self {
+        match e.code() {
+            "invalid_csr" | "csr_signature" | "unsupported_key" | "unsupported_signature" => {
+                CoreError::InvalidCsr(e.to_string())
+            }
+            _ => CoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,165 @@
+//! The storage interface the domain owns. Backends (`ferrocore-store`: SQLite now) implement
+//! [`Store`]; every method that changes state is one transaction, so a failure leaves nothing
+//! half-written. Times are Unix seconds.
+
+use crate::error::Result;
+use async_trait::async_trait;
+use ferrocore_proto::{AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, Platform};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MutualAuthRow {
+    /// When the setting was enabled; `None` while it never was.
+    pub enabled_at: Option<i64>,
+    /// Enabled before an upgrade / import (Table 4, third column).
+    pub carried_over: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub username: String,
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicyRecord {
+    pub name: String,
+    pub checkin_interval_secs: u64,
+    pub cert_lifetime_days: u32,
+    /// `None` = blank = 60 days.
+    pub renewal_window_days: Option<u32>,
+    pub migrate_client: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub device_uuid: String,
+    pub username: String,
+    pub platform: Platform,
+    pub client_kind: ClientKind,
+    pub client_version: String,
+    pub mode: AuthMode,
+    pub listener: Listener,
+    pub status: DeviceStatus,
+    pub registered_with_ma: bool,
+    pub registered_at: i64,
+    pub last_checkin_at: Option<i64>,
+    pub retired_at: Option<i64>,
+    pub current_cert_serial: Option<String>,
+    pub cert_not_after: Option<i64>,
+    /// SHA-256 (hex) of a legacy device's secret.
+    pub secret_hash: Option<String>,
+    pub policy: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertRecord {
+    pub serial: String,
+    pub device_id: Option<String>,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: i64,
+    pub status: CertStatus,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+    pub der: Vec<u8>,
+}
+
+/// Everything a registration writes, applied atomically.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub device: DeviceRecord,
+    pub cert: Option<CertRecord>,
+    /// Certificates of the device's previous identity, revoked as superseded.
+    pub revoke: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckinRecord {
+    pub device_id: String,
+    pub at: i64,
+    pub listener: Listener,
+    pub mode: AuthMode,
+}
+
+/// A certificate presented on a request, with the device it belongs to.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub cert_serial: String,
+    pub cert_status: CertStatus,
+    pub revocation_reason: Option<String>,
+    pub device: DeviceRecord,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeviceQuery {
+    pub username: Option<String>,
+    pub platform: Option<Platform>,
+    pub mode: Option<AuthMode>,
+    pub status: Option<DeviceStatus>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RevokedRow {
+    pub serial: String,
+    pub revoked_at: i64,
+    pub reason: String,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // --- settings ---
+    async fn mutual_auth(&self) -> Result<MutualAuthRow>;
+    /// Enables the setting at `at` unless already enabled; never disables. Returns the row.
+    async fn enable_mutual_auth(&self, at: i64) -> Result<MutualAuthRow>;
+    async fn sync_tls_enabled(&self) -> Result<bool>;
+    /// Sets the sync-TLS port switch. Disabling while devices use the sync-TLS listener fails
+    /// with `LegacyDevicesExist` unless `force`; the count and the change are one transaction.
+    async fn set_sync_tls_enabled(&self, enabled: bool, force: bool) -> Result<()>;
+    /// Active devices whose check-ins go to the sync-TLS listener.
+    async fn count_sync_tls_devices(&self) -> Result<u64>;
+
+    // --- users ---
+    async fn create_user(&self, user: &UserRecord) -> Result<()>;
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>>;
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    /// Removes a user that has no active device; `Conflict` otherwise.
+    async fn delete_user(&self, username: &str) -> Result<()>;
+
+    // --- policies ---
+    async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
+
+    // --- devices and certificates ---
+    async fn device_by_uuid(&self, device_uuid: &str) -> Result<Option<DeviceRecord>>;
+    async fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
+    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<()>;
+    async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>>;
+    async fn record_checkin(&self, checkin: &CheckinRecord) -> Result<()>;
+    async fn list_devices(&self, query: &DeviceQuery) -> Result<Page<DeviceRecord>>;
+    async fn checkins(&self, device_id: &str, limit: u32) -> Result<Vec<CheckinRecord>>;
+    /// Retires the device and revokes all its active certificates; returns their serials.
+    async fn retire_device(&self, id: &str, at: i64) -> Result<Vec<String>>;
+    async fn certificates(
+        &self,
+        device_id: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<CertRecord>>;
+    async fn certificate(&self, serial: &str) -> Result<Option<CertRecord>>;
+    async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()>;
+    /// Revoked certificates that have not expired by `now` (the CRL's content).
+    async fn revoked_certificates(&self, now: i64) -> Result<Vec<RevokedRow>>;
+    /// Allocates the next CRL number.
+    async fn next_crl_number(&self) -> Result<u64>;
+}

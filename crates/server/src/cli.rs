@@ -1,0 +1,361 @@
+//! The `ferrocore` command line: `serve`, and `admin ...`, a client of the admin API (token from
+//! `DIR/admin-token`, server certificate checked against the CA in `DIR/ca/ca.pem`).
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ferrocore_client::{ClientError, ClientOptions, TlsClient};
+use ferrocore_proto::{NewUser, PortSettingsRequest, RevokeRequest};
+use serde_json::Value;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrocore",
+    version,
+    about = "Ferrocore device-management core"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (initialises DIR on first start).
+    Serve {
+        #[arg(long, default_value = "./ferrocore-data")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Administer a running server through its admin API.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// Admin listener URL.
+    #[arg(long, default_value = "https://localhost:8443")]
+    pub url: String,
+    /// The server's data directory (for admin-token and ca/ca.pem).
+    #[arg(long, default_value = "./ferrocore-data")]
+    pub data_dir: PathBuf,
+    /// Admin token (overrides DIR/admin-token).
+    #[arg(long, env = "FERROCORE_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// CA certificate to verify the server with (default DIR/ca/ca.pem).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show or change settings.
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+    /// Local users.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Registered devices.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+    },
+    /// Issued certificates.
+    Certificates {
+        #[command(subcommand)]
+        command: CertificatesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    Show,
+    /// Mutual authentication (certificate authentication to the core).
+    MutualAuth {
+        #[arg(value_parser = ["enable", "disable"])]
+        action: String,
+    },
+    /// The sync-TLS port (server-auth-only check-ins of legacy devices).
+    SyncTls {
+        #[arg(value_parser = ["enable", "disable"])]
+        action: String,
+        /// Disable even though legacy devices would lose contact.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    Add {
+        username: String,
+        /// Password (prefer --password-stdin).
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    List,
+    Remove {
+        username: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesCommand {
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        platform: Option<String>,
+        #[arg(long)]
+        mode: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    Show {
+        id: String,
+    },
+    Retire {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertificatesCommand {
+    List {
+        #[arg(long)]
+        device: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    Revoke {
+        serial: String,
+        /// RFC 5280 reason, e.g. key_compromise.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+/// Entry point of the `ferrocore` binary.
+pub fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve { data_dir, config } => {
+            init_logging();
+            match rt.block_on(crate::serve(&data_dir, config.as_deref())) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("ferrocore: {e:#}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Admin(args) => match rt.block_on(admin(args)) {
+            Ok(v) => {
+                if !v.is_null() {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                match e.downcast_ref::<ClientError>() {
+                    Some(ClientError::Api { code, message, .. }) => {
+                        eprintln!("error: {code}: {message}");
+                    }
+                    _ => eprintln!("error: {e:#}"),
+                }
+                Ok(ExitCode::from(2))
+            }
+        },
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn admin(args: AdminArgs) -> Result<Value> {
+    let token = match args.token {
+        Some(t) => t,
+        None => {
+            let p = args.data_dir.join("admin-token");
+            std::fs::read_to_string(&p)
+                .with_context(|| format!("{}: cannot read admin token (use --token)", p.display()))?
+                .trim()
+                .to_owned()
+        }
+    };
+    let ca_path = args
+        .ca
+        .unwrap_or_else(|| args.data_dir.join("ca").join("ca.pem"));
+    let ca = std::fs::read_to_string(&ca_path)
+        .with_context(|| format!("{}: cannot read CA certificate", ca_path.display()))?;
+    let client = TlsClient::new(
+        &ca,
+        None,
+        ClientOptions {
+            bearer_token: Some(token),
+            ..ClientOptions::default()
+        },
+    )?;
+    let base = format!("{}/api/v1/admin", args.url.trim_end_matches('/'));
+    let v: Value = match args.command {
+        AdminCommand::Settings { command } => match command {
+            SettingsCommand::Show => client.get_json(&format!("{base}/settings")).await?,
+            SettingsCommand::MutualAuth { action } => {
+                client
+                    .post_json(
+                        &format!("{base}/settings/mutual-auth/{action}"),
+                        &Value::Null,
+                    )
+                    .await?
+            }
+            SettingsCommand::SyncTls { action, force } => {
+                client
+                    .put_json(
+                        &format!("{base}/settings/ports"),
+                        &PortSettingsRequest {
+                            sync_tls_enabled: action == "enable",
+                            force,
+                        },
+                    )
+                    .await?
+            }
+        },
+        AdminCommand::Users { command } => match command {
+            UsersCommand::Add {
+                username,
+                password,
+                password_stdin,
+                email,
+            } => {
+                let password = match (password, password_stdin) {
+                    (Some(p), _) => p,
+                    (None, true) => {
+                        let mut s = String::new();
+                        std::io::stdin().read_to_string(&mut s)?;
+                        s.trim_end_matches(['\n', '\r']).to_owned()
+                    }
+                    (None, false) => anyhow::bail!("give --password or --password-stdin"),
+                };
+                client
+                    .post_json(
+                        &format!("{base}/users"),
+                        &NewUser {
+                            username,
+                            password,
+                            email,
+                        },
+                    )
+                    .await?
+            }
+            UsersCommand::List => client.get_json(&format!("{base}/users")).await?,
+            UsersCommand::Remove { username } => {
+                client
+                    .delete(&format!("{base}/users/{}", path_escape(&username)))
+                    .await?
+                    .empty()?;
+                Value::Null
+            }
+        },
+        AdminCommand::Devices { command } => match command {
+            DevicesCommand::List {
+                user,
+                platform,
+                mode,
+                status,
+                limit,
+                offset,
+            } => {
+                let mut q = vec![format!("limit={limit}"), format!("offset={offset}")];
+                for (k, v) in [
+                    ("username", user),
+                    ("platform", platform),
+                    ("mode", mode),
+                    ("status", status),
+                ] {
+                    if let Some(v) = v {
+                        q.push(format!("{k}={}", path_escape(&v)));
+                    }
+                }
+                client
+                    .get_json(&format!("{base}/devices?{}", q.join("&")))
+                    .await?
+            }
+            DevicesCommand::Show { id } => {
+                client
+                    .get_json(&format!("{base}/devices/{}", path_escape(&id)))
+                    .await?
+            }
+            DevicesCommand::Retire { id } => {
+                client
+                    .post_json(
+                        &format!("{base}/devices/{}/retire", path_escape(&id)),
+                        &Value::Null,
+                    )
+                    .await?
+            }
+        },
+        AdminCommand::Certificates { command } => match command {
+            CertificatesCommand::List {
+                device,
+                limit,
+                offset,
+            } => {
+                let mut url = format!("{base}/certificates?limit={limit}&offset={offset}");
+                if let Some(d) = device {
+                    url.push_str(&format!("&device_id={}", path_escape(&d)));
+                }
+                client.get_json(&url).await?
+            }
+            CertificatesCommand::Revoke { serial, reason } => {
+                client
+                    .post_json(
+                        &format!("{base}/certificates/{}/revoke", path_escape(&serial)),
+                        &RevokeRequest { reason },
+                    )
+                    .await?
+            }
+        },
+    };
+    Ok(v)
+}
+
+/// Percent-escapes everything but unreserved characters.
+fn path_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,333 @@
+//! Configuration: TOML file plus `FERROCORE_<SECTION>_<KEY>` environment overrides, validated
+//! before anything starts. Every invalid value is reported as one line naming its key.
+//!
+//! The keys under `[server]` and `[listeners]` are a public contract (see README).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub listeners: ListenersSection,
+    pub pki: PkiSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Names (DNS or IP) the portal HTTPS certificate must cover.
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenersSection {
+    /// Registration and mutual-TLS check-ins (client certificate optional at the TLS layer).
+    pub device: String,
+    /// Server-auth-only check-ins of legacy devices; `""` disables the listener.
+    pub sync_tls: String,
+    /// Admin API.
+    pub admin: String,
+    /// App storefront; must differ from the admin port.
+    pub storefront: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PkiSection {
+    /// URL written into issued certificates' CRL distribution point. Default:
+    /// `https://<first hostname>:<device port>/pki/crl.der`.
+    pub crl_url: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            hostnames: vec!["localhost".into()],
+        }
+    }
+}
+
+impl Default for ListenersSection {
+    fn default() -> Self {
+        ListenersSection {
+            device: "0.0.0.0:443".into(),
+            sync_tls: "0.0.0.0:9997".into(),
+            admin: "0.0.0.0:8443".into(),
+            storefront: "0.0.0.0:7443".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerSection::default(),
+            listeners: ListenersSection::default(),
+            pki: PkiSection::default(),
+        }
+    }
+}
+
+/// Keys that can be overridden from the environment, with whether they are lists.
+const KEYS: &[(&str, &str, bool)] = &[
+    ("server", "hostnames", true),
+    ("listeners", "device", false),
+    ("listeners", "sync_tls", false),
+    ("listeners", "admin", false),
+    ("listeners", "storefront", false),
+    ("pki", "crl_url", false),
+];
+
+/// Validated listener addresses.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    pub device: SocketAddr,
+    pub sync_tls: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub storefront: SocketAddr,
+}
+
+impl Config {
+    /// Reads the file (if any), applies environment overrides from `env`, validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Addresses), String> {
+        let mut table: toml::Table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--config {}: cannot read: {e}", path.display()))?;
+                text.parse()
+                    .map_err(|e| format!("--config {}: {}", path.display(), one_line(&e)))?
+            }
+            None => toml::Table::new(),
+        };
+        let sections: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        for (name, value) in &env {
+            let Some(rest) = name.strip_prefix("FERROCORE_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let found = KEYS.iter().find(|(s, k, _)| rest == format!("{s}_{k}"));
+            match found {
+                Some((section, key, is_list)) => {
+                    let v = if *is_list {
+                        toml::Value::Array(
+                            value
+                                .split(',')
+                                .map(|s| s.trim())
+                                .filter(|s| !s.is_empty())
+                                .map(|s| toml::Value::String(s.into()))
+                                .collect(),
+                        )
+                    } else {
+                        toml::Value::String(value.clone())
+                    };
+                    let entry = table
+                        .entry(section.to_string())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    match entry {
+                        toml::Value::Table(t) => {
+                            t.insert(key.to_string(), v);
+                        }
+                        _ => return Err(format!("{section}: must be a table")),
+                    }
+                }
+                None if sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) => {
+                    return Err(format!("{name}: unknown configuration key"));
+                }
+                None => {}
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("configuration: {}", one_line(&e)))?;
+        let addrs = config.validate()?;
+        Ok((config, addrs))
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<Addresses, String> {
+        if self.server.hostnames.is_empty() {
+            return Err("server.hostnames: at least one hostname is required".into());
+        }
+        for h in &self.server.hostnames {
+            if !valid_hostname(h) {
+                return Err(format!(
+                    "server.hostnames: {h:?} is not a DNS name or IP address"
+                ));
+            }
+        }
+        let parse = |key: &str, v: &str| -> Result<SocketAddr, String> {
+            v.parse::<SocketAddr>()
+                .map_err(|_| format!("listeners.{key}: {v:?} is not an address like 0.0.0.0:443"))
+        };
+        let device = parse("device", &self.listeners.device)?;
+        let admin = parse("admin", &self.listeners.admin)?;
+        let storefront = parse("storefront", &self.listeners.storefront)?;
+        let sync_tls = if self.listeners.sync_tls.trim().is_empty() {
+            None
+        } else {
+            Some(parse("sync_tls", &self.listeners.sync_tls)?)
+        };
+        if storefront.port() == admin.port() {
+            return Err(format!(
+                "listeners.storefront: port {} is the admin port (listeners.admin); the storefront must use another port",
+                admin.port()
+            ));
+        }
+        let mut all: Vec<(&str, SocketAddr)> = vec![
+            ("device", device),
+            ("admin", admin),
+            ("storefront", storefront),
+        ];
+        if let Some(s) = sync_tls {
+            all.push(("sync_tls", s));
+        }
+        for (i, (ka, a)) in all.iter().enumerate() {
+            for (kb, b) in &all[i + 1..] {
+                let overlap = a.port() == b.port()
+                    && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified());
+                if overlap {
+                    return Err(format!(
+                        "listeners.{kb}: {b} is already used by listeners.{ka}"
+                    ));
+                }
+            }
+        }
+        if !self.pki.crl_url.is_empty()
+            && !(self.pki.crl_url.starts_with("http://")
+                || self.pki.crl_url.starts_with("https://"))
+        {
+            return Err(format!(
+                "pki.crl_url: {:?} must be an http:// or https:// URL",
+                self.pki.crl_url
+            ));
+        }
+        Ok(Addresses {
+            device,
+            sync_tls,
+            admin,
+            storefront,
+        })
+    }
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('|') && !l.chars().all(|c| c == '^' || c == ' ')
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn valid_hostname(h: &str) -> bool {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_public_contract() {
+        let (c, a) = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.server.hostnames, vec!["localhost"]);
+        assert_eq!(a.device.port(), 443);
+        assert_eq!(a.sync_tls.map(|s| s.port()), Some(9997));
+        assert_eq!(a.admin.port(), 8443);
+        assert_eq!(a.storefront.port(), 7443);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[listeners]\ndevice = \"127.0.0.1:1443\"\n").unwrap();
+        let (c, a) = Config::load(
+            Some(&f),
+            env(&[
+                ("FERROCORE_LISTENERS_DEVICE", "127.0.0.1:2443"),
+                ("FERROCORE_SERVER_HOSTNAMES", "mdm.example.com, 127.0.0.1"),
+                ("FERROCORE_LISTENERS_SYNC_TLS", ""),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(a.device.port(), 2443);
+        assert_eq!(a.sync_tls, None);
+        assert_eq!(c.server.hostnames, vec!["mdm.example.com", "127.0.0.1"]);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[("FERROCORE_LISTENERS_STOREFRONT", "0.0.0.0:8443")],
+                "listeners.storefront",
+            ),
+            (
+                &[("FERROCORE_LISTENERS_ADMIN", "127.0.0.1:443")],
+                "listeners.admin",
+            ),
+            (
+                &[("FERROCORE_LISTENERS_DEVICE", "nonsense")],
+                "listeners.device",
+            ),
+            (
+                &[("FERROCORE_SERVER_HOSTNAMES", "bad name!")],
+                "server.hostnames",
+            ),
+            (&[("FERROCORE_SERVER_HOSTNAMES", "")], "server.hostnames"),
+            (
+                &[("FERROCORE_LISTENERS_DEVISE", "1.2.3.4:5")],
+                "FERROCORE_LISTENERS_DEVISE",
+            ),
+            (&[("FERROCORE_PKI_CRL_URL", "ftp://x")], "pki.crl_url"),
+        ];
+        for (vars, key) in cases {
+            let err = Config::load(None, env(vars)).unwrap_err();
+            assert!(err.contains(key), "{vars:?}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_file_keys_and_unreadable_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[listeners]\ndevcie = \"127.0.0.1:1443\"\n").unwrap();
+        let err = Config::load(Some(&f), env(&[])).unwrap_err();
+        assert!(err.contains("devcie"), "{err}");
+        let err = Config::load(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err();
+        assert!(err.contains("cannot read"), "{err}");
+    }
+}

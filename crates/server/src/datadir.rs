@@ -1,0 +1,173 @@
+//! The data directory: created and initialised on first start, reused afterwards.
+//!
+//! ```text
+//! DIR/ferrocore.db          SQLite database (migrations applied at open)
+//! DIR/ca/ca.pem, ca.key     local CA (ECDSA P-256), key 0600
+//! DIR/ca/crl.der            current CRL, rewritten on every revocation
+//! DIR/tls/server.pem, .key  portal HTTPS certificate chain and key (0600)
+//! DIR/tls/auto-issued       present while the server certificate is the self-issued one
+//! DIR/admin-token           admin API bearer token (0600)
+//! ```
+
+use anyhow::{Context, Result};
+use ferrocore_pki::{LocalCa, write_public_file, write_secret_file};
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// Lifetime of the self-issued portal certificate.
+const SERVER_CERT_LIFETIME: time::Duration = time::Duration::days(397);
+
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+/// The portal HTTPS certificate chain and key, PEM.
+#[derive(Clone)]
+pub struct ServerIdentity {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+impl DataDir {
+    pub fn new(root: &Path) -> Self {
+        DataDir {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn db_path(&self) -> PathBuf {
+        self.root.join("ferrocore.db")
+    }
+    pub fn ca_cert_path(&self) -> PathBuf {
+        self.root.join("ca").join("ca.pem")
+    }
+    fn ca_key_path(&self) -> PathBuf {
+        self.root.join("ca").join("ca.key")
+    }
+    pub fn crl_path(&self) -> PathBuf {
+        self.root.join("ca").join("crl.der")
+    }
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.root.join("admin-token")
+    }
+    fn server_cert_path(&self) -> PathBuf {
+        self.root.join("tls").join("server.pem")
+    }
+    fn server_key_path(&self) -> PathBuf {
+        self.root.join("tls").join("server.key")
+    }
+    fn auto_marker(&self) -> PathBuf {
+        self.root.join("tls").join("auto-issued")
+    }
+
+    /// Creates the directory tree (0700) if missing.
+    pub fn ensure(&self) -> Result<()> {
+        for d in [
+            self.root.clone(),
+            self.root.join("ca"),
+            self.root.join("tls"),
+        ] {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("{}: cannot create", d.display()))?;
+            set_mode(&d, 0o700)?;
+        }
+        Ok(())
+    }
+
+    /// Loads the local CA, generating it on first start.
+    pub fn load_or_create_ca(&self, now: OffsetDateTime) -> Result<LocalCa> {
+        let (cert, key) = (self.ca_cert_path(), self.ca_key_path());
+        if cert.exists() || key.exists() {
+            let cert_pem = read(&cert)?;
+            let key_pem = read(&key)?;
+            return LocalCa::from_pem(&cert_pem, &key_pem)
+                .with_context(|| format!("{}: local CA does not load", cert.display()));
+        }
+        let ca = LocalCa::generate("Ferrocore Local CA", now)?;
+        write_secret_file(&key, ca.key_pem().as_bytes())
+            .with_context(|| format!("{}: cannot write", key.display()))?;
+        write_public_file(&cert, ca.cert_pem().as_bytes())
+            .with_context(|| format!("{}: cannot write", cert.display()))?;
+        tracing::info!(path = %cert.display(), "local CA created");
+        Ok(ca)
+    }
+
+    /// Loads the portal HTTPS certificate. While it is the self-issued one (no certificate
+    /// uploaded by the admin), it is (re)issued from the local CA when missing, close to
+    /// expiry, or not covering `hostnames`.
+    pub fn load_or_issue_server_identity(
+        &self,
+        ca: &LocalCa,
+        hostnames: &[String],
+        now: OffsetDateTime,
+    ) -> Result<ServerIdentity> {
+        let (cert, key) = (self.server_cert_path(), self.server_key_path());
+        let auto = self.auto_marker().exists() || !cert.exists();
+        if cert.exists() && key.exists() {
+            let id = ServerIdentity {
+                chain_pem: read(&cert)?,
+                key_pem: read(&key)?,
+            };
+            if !auto || self_issued_still_fits(&id, hostnames, now) {
+                return Ok(id);
+            }
+        }
+        let (issued, key_pem) = ca.issue_server(hostnames, SERVER_CERT_LIFETIME, now)?;
+        let chain_pem = format!("{}{}", issued.pem, ca.cert_pem());
+        write_secret_file(&key, key_pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", key.display()))?;
+        write_public_file(&cert, chain_pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", cert.display()))?;
+        write_public_file(&self.auto_marker(), b"self-issued from the local CA\n")?;
+        tracing::info!(hostnames = ?hostnames, "portal HTTPS certificate issued from the local CA");
+        Ok(ServerIdentity { chain_pem, key_pem })
+    }
+
+    /// Reads the admin token, creating it on first start.
+    pub fn load_or_create_admin_token(&self) -> Result<String> {
+        let path = self.admin_token_path();
+        if path.exists() {
+            return Ok(read(&path)?.trim().to_owned());
+        }
+        let mut raw = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("rng failure"))?;
+        let token = hex::encode(raw);
+        write_secret_file(&path, format!("{token}\n").as_bytes())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(token)
+    }
+}
+
+fn self_issued_still_fits(id: &ServerIdentity, hostnames: &[String], now: OffsetDateTime) -> bool {
+    let Ok(ders) = ferrocore_pki::pem_to_der_certs(&id.chain_pem) else {
+        return false;
+    };
+    let Some(Ok(info)) = ders.first().map(|d| ferrocore_pki::cert_info(d)) else {
+        return false;
+    };
+    let covered = hostnames.iter().all(|h| {
+        info.san_dns
+            .iter()
+            .chain(info.san_ips.iter())
+            .any(|s| s == h)
+    });
+    covered && info.not_after - now > time::Duration::days(30)
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("{}: cannot set permissions", path.display()))
+}
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
+    Ok(())
+}

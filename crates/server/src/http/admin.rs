@@ -1,0 +1,315 @@
+//! The admin API (`/api/v1/admin/...`, bearer token), served on the admin listener only.
+//! The `ferrocore admin` CLI is a client of exactly these routes; `openapi.json` describes them.
+
+use super::SharedState;
+use super::error::ApiError;
+use super::json::{ApiJson, OptionalJson};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use ferrocore_core::CoreError;
+use ferrocore_core::store::{CertRecord, CheckinRecord, DeviceQuery, DeviceRecord, UserRecord};
+use ferrocore_proto::{
+    AuthMode, CertStatus, Certificate, Checkin, Device, DeviceDetail, DeviceStatus, NewUser,
+    Platform, PortSettingsRequest, RevokeRequest, Settings, User, codes,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+
+pub fn routes(state: SharedState) -> Router<SharedState> {
+    Router::new()
+        .route("/api/v1/admin/settings", get(settings))
+        .route(
+            "/api/v1/admin/settings/mutual-auth/enable",
+            post(enable_mutual_auth),
+        )
+        .route(
+            "/api/v1/admin/settings/mutual-auth/disable",
+            post(disable_mutual_auth),
+        )
+        .route("/api/v1/admin/settings/ports", put(set_ports))
+        .route("/api/v1/admin/users", get(list_users).post(add_user))
+        .route(
+            "/api/v1/admin/users/{username}",
+            axum::routing::delete(remove_user),
+        )
+        .route("/api/v1/admin/devices", get(list_devices))
+        .route("/api/v1/admin/devices/{id}", get(show_device))
+        .route("/api/v1/admin/devices/{id}/retire", post(retire_device))
+        .route("/api/v1/admin/certificates", get(list_certificates))
+        .route(
+            "/api/v1/admin/certificates/{serial}/revoke",
+            post(revoke_certificate),
+        )
+        .route_layer(middleware::from_fn_with_state(state, require_token))
+}
+
+/// Bearer-token check, constant time. Missing or wrong token: 401.
+async fn require_token(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let ok = aws_lc_rs::constant_time::verify_slices_are_equal(
+        given.as_bytes(),
+        state.admin_token.as_bytes(),
+    )
+    .is_ok();
+    if !ok {
+        return super::error::error_response(
+            StatusCode::UNAUTHORIZED,
+            codes::UNAUTHORIZED,
+            "missing or wrong admin token (Authorization: Bearer <token>)".into(),
+        );
+    }
+    next.run(req).await
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct PageOf<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
+    let ma = state.core.mutual_auth().await?;
+    Ok(Settings {
+        mutual_auth_enabled: ma.enabled_at.is_some(),
+        mutual_auth_enabled_at: ma.enabled_at,
+        mutual_auth_carried_over: ma.carried_over,
+        sync_tls_enabled: state.core.sync_tls_enabled().await?,
+        sync_tls_port: state.ports.sync_tls,
+        device_port: state.ports.device,
+    })
+}
+
+async fn settings(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
+    Ok(Json(current_settings(&state).await?))
+}
+
+async fn enable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
+    state.core.enable_mutual_auth().await?;
+    Ok(Json(current_settings(&state).await?))
+}
+
+async fn disable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
+    state.core.disable_mutual_auth().await?;
+    Ok(Json(current_settings(&state).await?))
+}
+
+async fn set_ports(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<PortSettingsRequest>,
+) -> Result<Json<Settings>, ApiError> {
+    state
+        .core
+        .set_sync_tls_enabled(req.sync_tls_enabled, req.force)
+        .await?;
+    state
+        .sync_tls_enabled
+        .store(req.sync_tls_enabled, Ordering::SeqCst);
+    Ok(Json(current_settings(&state).await?))
+}
+
+fn user_out(u: UserRecord) -> User {
+    User {
+        username: u.username,
+        email: u.email,
+        created_at: u.created_at,
+    }
+}
+
+async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(
+        state
+            .core
+            .users()
+            .await?
+            .into_iter()
+            .map(user_out)
+            .collect(),
+    ))
+}
+
+async fn add_user(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<NewUser>,
+) -> Result<impl IntoResponse, ApiError> {
+    let u = state
+        .core
+        .add_user(&req.username, &req.password, req.email)
+        .await?;
+    Ok((StatusCode::CREATED, Json(user_out(u))))
+}
+
+async fn remove_user(
+    State(state): State<SharedState>,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.core.remove_user(&username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn device_out(d: DeviceRecord) -> Device {
+    Device {
+        device_id: d.id,
+        device_uuid: d.device_uuid,
+        username: d.username,
+        platform: d.platform,
+        client_kind: d.client_kind,
+        client_version: d.client_version,
+        mode: d.mode,
+        listener: d.listener,
+        status: d.status,
+        registered_with_mutual_auth_enabled: d.registered_with_ma,
+        registered_at: d.registered_at,
+        last_checkin_at: d.last_checkin_at,
+        retired_at: d.retired_at,
+        current_cert_serial: d.current_cert_serial,
+        cert_not_after: d.cert_not_after,
+    }
+}
+
+fn cert_out(c: CertRecord) -> Certificate {
+    Certificate {
+        serial: c.serial,
+        device_id: c.device_id,
+        subject: c.subject,
+        not_before: c.not_before,
+        not_after: c.not_after,
+        status: c.status,
+        revoked_at: c.revoked_at,
+        revocation_reason: c.revocation_reason,
+        issued_at: c.issued_at,
+    }
+}
+
+fn checkin_out(c: CheckinRecord) -> Checkin {
+    Checkin {
+        at: c.at,
+        listener: c.listener,
+        mode: c.mode,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceListQuery {
+    username: Option<String>,
+    platform: Option<String>,
+    mode: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+fn parse_opt<T: std::str::FromStr<Err = String>>(v: Option<String>) -> Result<Option<T>, ApiError> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<T>()
+                .map_err(|e| ApiError::from(CoreError::BadRequest(e)))
+        })
+        .transpose()
+}
+
+fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(100) {
+        0 => Err(CoreError::BadRequest("limit must be 1 to 1000".into()).into()),
+        n if n > 1000 => Err(CoreError::BadRequest("limit must be 1 to 1000".into()).into()),
+        n => Ok(n),
+    }
+}
+
+async fn list_devices(
+    State(state): State<SharedState>,
+    q: Result<Query<DeviceListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageOf<Device>>, ApiError> {
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some("active") => Some(DeviceStatus::Active),
+        Some("retired") => Some(DeviceStatus::Retired),
+        Some(other) => {
+            return Err(CoreError::BadRequest(format!("unknown status {other:?}")).into());
+        }
+    };
+    let query = DeviceQuery {
+        username: q.username.filter(|s| !s.is_empty()),
+        platform: parse_opt::<Platform>(q.platform)?,
+        mode: parse_opt::<AuthMode>(q.mode)?,
+        status,
+        limit: page_limit(q.limit)?,
+        offset: q.offset.unwrap_or(0),
+    };
+    let page = state.core.devices(&query).await?;
+    Ok(Json(PageOf {
+        items: page.items.into_iter().map(device_out).collect(),
+        total: page.total,
+    }))
+}
+
+async fn show_device(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceDetail>, ApiError> {
+    let d = state.core.device(&id).await?;
+    let certs = state.core.certificates(Some(&id), 1000, 0).await?;
+    let checkins = state.core.device_checkins(&id, 20).await?;
+    Ok(Json(DeviceDetail {
+        device: device_out(d),
+        certificates: certs.items.into_iter().map(cert_out).collect(),
+        recent_checkins: checkins.into_iter().map(checkin_out).collect(),
+    }))
+}
+
+async fn retire_device(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<Device>, ApiError> {
+    Ok(Json(device_out(state.core.retire_device(&id).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertListQuery {
+    device_id: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+async fn list_certificates(
+    State(state): State<SharedState>,
+    q: Result<Query<CertListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageOf<Certificate>>, ApiError> {
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let page = state
+        .core
+        .certificates(
+            q.device_id.as_deref().filter(|s| !s.is_empty()),
+            page_limit(q.limit)?,
+            q.offset.unwrap_or(0),
+        )
+        .await?;
+    Ok(Json(PageOf {
+        items: page.items.into_iter().map(cert_out).collect(),
+        total: page.total,
+    }))
+}
+
+async fn revoke_certificate(
+    State(state): State<SharedState>,
+    Path(serial): Path<String>,
+    OptionalJson(req): OptionalJson<RevokeRequest>,
+) -> Result<Json<Certificate>, ApiError> {
+    let c = state
+        .core
+        .revoke_certificate(&serial, req.reason.as_deref())
+        .await?;
+    debug_assert_eq!(c.status, CertStatus::Revoked);
+    Ok(Json(cert_out(c)))
+}

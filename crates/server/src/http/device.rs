@@ -1,0 +1,135 @@
+//! The device API: registration, check-ins, and the CA's public material (CA certificate,
+//! CRL). Served on the device listener and the sync-TLS listener.
+
+use super::error::ApiError;
+use super::json::{ApiJson, OptionalJson};
+use super::{ConnInfo, SharedState};
+use crate::tls::ClientCert;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use ferrocore_core::CoreError;
+use ferrocore_core::service::DeviceCredential;
+use ferrocore_proto::{
+    CheckinEndpoint, CheckinRequest, CheckinResponse, Listener, PolicyInfo, RegisterRequest,
+    RegisterResponse, paths,
+};
+use std::sync::Arc;
+
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route(paths::REGISTER, post(register))
+        .route(paths::CHECKIN, post(checkin))
+}
+
+fn endpoint(state: &SharedState, listener: Listener) -> CheckinEndpoint {
+    let port = match listener {
+        Listener::Device => state.ports.device,
+        Listener::SyncTls => state.ports.sync_tls.unwrap_or(0),
+    };
+    CheckinEndpoint { listener, port }
+}
+
+fn policy_info(p: &ferrocore_core::store::PolicyRecord) -> PolicyInfo {
+    PolicyInfo {
+        name: p.name.clone(),
+        checkin_interval_secs: p.checkin_interval_secs,
+    }
+}
+
+fn listener_of(info: &ConnInfo) -> Result<Listener, ApiError> {
+    info.kind
+        .device_listener()
+        .ok_or_else(|| CoreError::WrongListener("not a device listener".into()).into())
+}
+
+async fn register(
+    State(state): State<SharedState>,
+    Extension(info): Extension<Arc<ConnInfo>>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<Json<RegisterResponse>, ApiError> {
+    let via = listener_of(&info)?;
+    // Registration never uses mutual authentication (the device has no identity yet); a
+    // certificate that was presented anyway is ignored here.
+    let r = state.core.register(req, via).await?;
+    Ok(Json(RegisterResponse {
+        device_id: r.device.id.clone(),
+        mode: r.device.mode,
+        checkin: endpoint(&state, r.device.listener),
+        certificate_pem: r.certificate_pem,
+        ca_pem: r.ca_pem,
+        device_secret: r.device_secret,
+        policy: policy_info(&r.policy),
+    }))
+}
+
+/// Turns the connection's certificate or the secret header into one credential.
+fn credential(info: &ConnInfo, headers: &HeaderMap) -> Result<DeviceCredential, ApiError> {
+    let secret = headers.get(paths::DEVICE_SECRET_HEADER);
+    match (&info.client_cert, secret) {
+        (ClientCert::Rejected(e), _) => Err(ApiError(e.clone())),
+        (ClientCert::Verified(_), Some(_)) => Err(CoreError::BadRequest(
+            "send either a client certificate or a device secret, not both".into(),
+        )
+        .into()),
+        (ClientCert::Verified(c), None) => Ok(DeviceCredential::Certificate(c.clone())),
+        (ClientCert::None, Some(v)) => {
+            let v = v.to_str().unwrap_or_default();
+            let (uuid, secret) = v.split_once(':').ok_or_else(|| {
+                CoreError::BadRequest(format!(
+                    "{} must be <device-uuid>:<secret>",
+                    paths::DEVICE_SECRET_HEADER
+                ))
+            })?;
+            Ok(DeviceCredential::Secret {
+                device_uuid: uuid.to_owned(),
+                secret: secret.to_owned(),
+            })
+        }
+        (ClientCert::None, None) => Ok(DeviceCredential::None),
+    }
+}
+
+async fn checkin(
+    State(state): State<SharedState>,
+    Extension(info): Extension<Arc<ConnInfo>>,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<CheckinRequest>,
+) -> Result<Json<CheckinResponse>, ApiError> {
+    let via = listener_of(&info)?;
+    let cred = credential(&info, &headers)?;
+    let c = state.core.checkin(cred, via, req).await?;
+    Ok(Json(CheckinResponse {
+        device_id: c.device.id.clone(),
+        mode: c.device.mode,
+        checkin: endpoint(&state, c.device.listener),
+        policy: policy_info(&c.policy),
+        actions: Vec::new(),
+        server_time: c.at,
+    }))
+}
+
+pub async fn crl_der(State(state): State<SharedState>) -> impl IntoResponse {
+    let crl = state.core.crl();
+    (
+        [(header::CONTENT_TYPE, "application/pkix-crl")],
+        crl.der.clone(),
+    )
+}
+
+pub async fn crl_pem(State(state): State<SharedState>) -> impl IntoResponse {
+    let crl = state.core.crl();
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        crl.pem.clone(),
+    )
+}
+
+pub async fn ca_pem(State(state): State<SharedState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        state.core.local_ca().ca().cert_pem(),
+    )
+}

@@ -1,0 +1,80 @@
+//! The one mapping from domain errors to HTTP: status code plus the JSON error body
+//! `{"error": {"code", "message"}}`. Internal detail goes to the log, never to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferrocore_core::CoreError;
+use ferrocore_proto::{ErrorBody, ErrorDetail};
+use std::sync::Arc;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError(pub Arc<CoreError>);
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        ApiError(Arc::new(e))
+    }
+}
+
+pub fn status_of(e: &CoreError) -> StatusCode {
+    use CoreError::*;
+    match e {
+        BadRequest(_)
+        | InvalidCsr(_)
+        | CsrRequired
+        | InvalidDeviceUuid(_)
+        | InvalidVersion(_)
+        | UnsupportedClient { .. }
+        | InvalidSetting(_) => StatusCode::BAD_REQUEST,
+        InvalidCredentials
+        | ClientCertRequired
+        | DeviceSecretRequired
+        | CertUnknown(_)
+        | CertExpired { .. } => StatusCode::UNAUTHORIZED,
+        CertRevoked { .. } | CertSuperseded | DeviceRetired | MutualAuthRequired => {
+            StatusCode::FORBIDDEN
+        }
+        WrongListener(_) => StatusCode::MISDIRECTED_REQUEST,
+        DeviceUnknown | NotFound(_) => StatusCode::NOT_FOUND,
+        MutualAuthIrreversible
+        | LegacyDevicesExist { .. }
+        | UserExists(_)
+        | Conflict(_)
+        | AlreadyRevoked(_) => StatusCode::CONFLICT,
+        Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        }),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let e = &*self.0;
+        let status = status_of(e);
+        let message = match e {
+            CoreError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "internal error".to_owned()
+            }
+            other => {
+                tracing::debug!(code = other.code(), %other, "request refused");
+                other.to_string()
+            }
+        };
+        error_response(status, e.code(), message)
+    }
+}

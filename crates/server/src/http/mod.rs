@@ -1,0 +1,117 @@
+//! HTTP routers of the four listeners and the state they share. Only this module and
+//! [`crate::listener`] know about HTTP, ports and headers; handlers turn requests into
+//! [`ferrocore_core::Core`] calls.
+
+pub mod admin;
+pub mod device;
+pub mod error;
+pub mod json;
+pub mod openapi;
+
+use crate::tls::{ClientCert, TrustStore};
+use axum::Router;
+use axum::routing::get;
+use ferrocore_core::Core;
+use ferrocore_proto::Listener;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Largest body the device API accepts.
+pub const DEVICE_BODY_LIMIT: usize = 64 * 1024;
+/// Largest body the admin API accepts.
+pub const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Which listener a connection arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Device,
+    SyncTls,
+    Admin,
+    Storefront,
+}
+
+impl ListenerKind {
+    pub fn device_listener(self) -> Option<Listener> {
+        match self {
+            ListenerKind::Device => Some(Listener::Device),
+            ListenerKind::SyncTls => Some(Listener::SyncTls),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ListenerKind::Device => "device",
+            ListenerKind::SyncTls => "sync_tls",
+            ListenerKind::Admin => "admin",
+            ListenerKind::Storefront => "storefront",
+        }
+    }
+}
+
+/// Transport facts of one connection, attached to each of its requests.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub kind: ListenerKind,
+    pub peer: SocketAddr,
+    pub client_cert: ClientCert,
+}
+
+/// Bound ports, as devices are told to use them.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub device: u16,
+    pub sync_tls: Option<u16>,
+}
+
+pub struct AppState {
+    pub core: Arc<Core>,
+    pub trust: Arc<TrustStore>,
+    pub ports: Ports,
+    pub admin_token: String,
+    /// Cached "sync-TLS port enabled" switch, read at every accept.
+    pub sync_tls_enabled: AtomicBool,
+}
+
+pub type SharedState = Arc<AppState>;
+
+pub fn device_router(state: SharedState) -> Router {
+    device::routes()
+        .merge(pki_routes())
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+pub fn admin_router(state: SharedState) -> Router {
+    admin::routes(state.clone())
+        .merge(pki_routes())
+        .route("/healthz", get(|| async { "ok" }))
+        .route(ferrocore_proto::paths::OPENAPI, get(openapi::document))
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+pub fn storefront_router(state: SharedState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+fn pki_routes() -> Router<SharedState> {
+    Router::new()
+        .route(ferrocore_proto::paths::CRL_DER, get(device::crl_der))
+        .route(ferrocore_proto::paths::CRL_PEM, get(device::crl_pem))
+        .route(ferrocore_proto::paths::CA_PEM, get(device::ca_pem))
+}
+
+async fn not_found() -> axum::response::Response {
+    error::error_response(
+        axum::http::StatusCode::NOT_FOUND,
+        ferrocore_proto::codes::NOT_FOUND,
+        "no such endpoint".into(),
+    )
+}

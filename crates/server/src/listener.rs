@@ -1,0 +1,90 @@
+//! The accept loop shared by all listeners: TCP accept, TLS handshake with the listener's
+//! current `ServerConfig` (swappable without restart), client-certificate verification on the
+//! device listener, then HTTP/1.1 with [`ConnInfo`] attached to every request.
+
+use crate::http::{ConnInfo, ListenerKind, SharedState};
+use crate::tls::ClientCert;
+use arc_swap::ArcSwap;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::server::ServerConfig;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Listener {
+    pub kind: ListenerKind,
+    pub tcp: TcpListener,
+    pub tls: Arc<ArcSwap<ServerConfig>>,
+    pub router: Router,
+}
+
+/// Accepts until `shutdown` turns true.
+pub async fn serve(l: Listener, state: SharedState, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            a = l.tcp.accept() => a,
+            _ = shutdown.changed() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(listener = l.kind.name(), error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if l.kind == ListenerKind::SyncTls && !state.sync_tls_enabled.load(Ordering::Relaxed) {
+            // The sync-TLS port is switched off: connections are closed at once.
+            drop(tcp);
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        let acceptor = tokio_rustls::TlsAcceptor::from(l.tls.load_full());
+        let router = l.router.clone();
+        let state = state.clone();
+        let kind = l.kind;
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(listener = kind.name(), %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let client_cert = match (kind, stream.get_ref().1.peer_certificates()) {
+                (ListenerKind::Device, Some(chain)) => {
+                    state.trust.verify(chain, state.core.clock().now())
+                }
+                _ => ClientCert::None,
+            };
+            let info = Arc::new(ConnInfo {
+                kind,
+                peer,
+                client_cert,
+            });
+            let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(info.clone());
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(listener = kind.name(), %peer, error = %e, "connection ended with error");
+            }
+        });
+    }
+}

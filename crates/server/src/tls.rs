@@ -1,0 +1,208 @@
+//! TLS for the listeners, and the one place a client certificate becomes a [`ClientCert`].
+//!
+//! The device listener asks for a client certificate but does not fail the handshake on it:
+//! rustls checks only that the client holds the key of the certificate it sent (the
+//! CertificateVerify signature). The chain, validity and EKU are then checked by
+//! [`TrustStore::verify`] before any request reaches a handler, so a foreign, expired or
+//! malformed certificate gets a JSON error with a stable code instead of a TLS alert.
+//! A certificate that fails verification never yields an identity (defaults deny).
+
+use arc_swap::ArcSwap;
+use ferrocore_core::CoreError;
+use ferrocore_core::service::PresentedCert;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::server::ServerConfig;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use std::sync::Arc;
+
+/// The aws-lc-rs provider, the only one Ferrocore uses.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Outcome of checking the certificate a client presented.
+#[derive(Debug, Clone)]
+pub enum ClientCert {
+    /// No certificate was presented.
+    None,
+    /// Chains to a trusted CA, within validity, clientAuth usage.
+    Verified(PresentedCert),
+    /// Presented but not acceptable; the error says why.
+    Rejected(Arc<CoreError>),
+}
+
+/// Trust anchors for device certificates (the local CA; external CAs later).
+pub struct TrustStore {
+    anchors: ArcSwap<Vec<rustls_pki_types::TrustAnchor<'static>>>,
+    subjects: ArcSwap<Vec<DistinguishedName>>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl TrustStore {
+    pub fn new(ca_ders: &[Vec<u8>]) -> anyhow::Result<Self> {
+        let store = TrustStore {
+            anchors: ArcSwap::from_pointee(Vec::new()),
+            subjects: ArcSwap::from_pointee(Vec::new()),
+            algs: provider().signature_verification_algorithms,
+        };
+        store.set(ca_ders)?;
+        Ok(store)
+    }
+
+    pub fn set(&self, ca_ders: &[Vec<u8>]) -> anyhow::Result<()> {
+        let mut anchors = Vec::new();
+        let mut subjects = Vec::new();
+        for der in ca_ders {
+            let cert = CertificateDer::from(der.clone());
+            let anchor = webpki::anchor_from_trusted_cert(&cert)
+                .map_err(|e| anyhow::anyhow!("trust anchor: {e}"))?
+                .to_owned();
+            subjects.push(DistinguishedName::in_sequence(anchor.subject.as_ref()));
+            anchors.push(anchor);
+        }
+        self.anchors.store(Arc::new(anchors));
+        self.subjects.store(Arc::new(subjects));
+        Ok(())
+    }
+
+    /// Verifies a presented chain at `now` for client authentication.
+    pub fn verify(&self, chain: &[CertificateDer<'_>], now: time::OffsetDateTime) -> ClientCert {
+        let Some(ee) = chain.first() else {
+            return ClientCert::None;
+        };
+        let reject = |e: CoreError| ClientCert::Rejected(Arc::new(e));
+        let info = match ferrocore_pki::cert_info(ee.as_ref()) {
+            Ok(i) => i,
+            Err(e) => {
+                return reject(CoreError::CertUnknown(format!(
+                    "malformed certificate: {e}"
+                )));
+            }
+        };
+        let cert = match webpki::EndEntityCert::try_from(ee) {
+            Ok(c) => c,
+            Err(e) => {
+                return reject(CoreError::CertUnknown(format!(
+                    "malformed certificate: {e}"
+                )));
+            }
+        };
+        let anchors = self.anchors.load();
+        let secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
+        let res = cert.verify_for_usage(
+            self.algs.all,
+            &anchors,
+            &chain[1..],
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        );
+        match res {
+            Ok(_) => ClientCert::Verified(PresentedCert {
+                serial: info.serial_hex,
+                not_after: info.not_after.unix_timestamp(),
+            }),
+            Err(webpki::Error::CertExpired { .. }) => reject(CoreError::CertExpired {
+                not_after: info.not_after.unix_timestamp(),
+            }),
+            Err(webpki::Error::UnknownIssuer) => reject(CoreError::CertUnknown(
+                "not issued by a CA this server trusts".into(),
+            )),
+            Err(e) => reject(CoreError::CertUnknown(format!(
+                "certificate not acceptable: {e}"
+            ))),
+        }
+    }
+}
+
+/// Asks for a client certificate, checks possession of its key, defers the chain check.
+#[derive(Debug)]
+struct DeferredClientVerifier {
+    subjects: Vec<DistinguishedName>,
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for DeferredClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.subjects
+    }
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Chain, validity and usage are verified by TrustStore::verify right after the
+        // handshake, before any request is served; see the module docs.
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// Parses the portal certificate chain and key.
+pub fn parse_identity(
+    chain_pem: &str,
+    key_pem: &str,
+) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("server certificate chain: {e}"))?;
+    if chain.is_empty() {
+        anyhow::bail!("server certificate chain: no certificate");
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("server key: {e}"))?;
+    Ok((chain, key))
+}
+
+/// Server configs for the listeners: the device listener asks for client certificates.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_auth: Option<&TrustStore>,
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    let builder = match client_auth {
+        Some(trust) => builder.with_client_cert_verifier(Arc::new(DeferredClientVerifier {
+            subjects: trust.subjects.load().as_ref().clone(),
+            algs: trust.algs,
+        })),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| anyhow::anyhow!("server certificate: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
