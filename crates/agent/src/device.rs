@@ -4,8 +4,8 @@ use crate::state::{DeviceFiles, DeviceState, Registration, StateDir};
 use anyhow::{Context, Result, bail};
 use ferrocore_client::{ClientIdentity, ClientOptions, HttpsUrl, TlsClient};
 use ferrocore_proto::{
-    AuthMode, CheckinRequest, CheckinResponse, ClientKind, Platform, RegisterRequest,
-    RegisterResponse, paths,
+    AuthMode, CheckinRequest, CheckinResponse, ClientKind, CsrRequest, IssuedIdentity, Platform,
+    RegisterRequest, RegisterResponse, paths,
 };
 
 /// Inputs of a registration.
@@ -170,8 +170,31 @@ pub fn checkin_credentials(files: &DeviceFiles) -> Result<CheckinCredentials> {
     }
 }
 
-/// Check in once and follow the server's instructions (port, listener, mode, policy).
+/// Check in once and follow the server's instructions (port, listener, mode, policy,
+/// renewal, migration). A certificate that expired less than 30 days ago is renewed first
+/// (the server accepts it on the renewal endpoint only), then the check-in is repeated.
 pub async fn checkin(dir: &StateDir) -> Result<CheckinResponse> {
+    match checkin_once(dir).await {
+        Err(e) if is_api_error(&e, ferrocore_proto::codes::CERT_EXPIRED) => {
+            eprintln!("note: the certificate has expired; trying to renew within the grace period");
+            if let Err(renew_err) = renew(dir).await {
+                eprintln!("note: renewal failed: {renew_err:#}");
+                return Err(e);
+            }
+            checkin_once(dir).await
+        }
+        other => other,
+    }
+}
+
+fn is_api_error(e: &anyhow::Error, wanted: &str) -> bool {
+    matches!(
+        e.downcast_ref::<ferrocore_client::ClientError>(),
+        Some(ferrocore_client::ClientError::Api { code, .. }) if code == wanted
+    )
+}
+
+async fn checkin_once(dir: &StateDir) -> Result<CheckinResponse> {
     let files = dir.load()?;
     let creds = checkin_credentials(&files)?;
     let client = TlsClient::new(
@@ -210,9 +233,94 @@ pub async fn checkin(dir: &StateDir) -> Result<CheckinResponse> {
             ferrocore_proto::Action::Reregister { reason } => {
                 eprintln!("note: the server asks this device to register again: {reason}");
             }
+            ferrocore_proto::Action::Renew { not_after } => {
+                eprintln!(
+                    "note: renewal window open (certificate expires at {not_after}); renewing"
+                );
+                renew(dir).await?;
+            }
+            ferrocore_proto::Action::Migrate => {
+                eprintln!("note: the server migrates this device to mutual authentication");
+                migrate(dir).await?;
+            }
         }
     }
     Ok(resp)
+}
+
+/// Renews the identity certificate: a new key, a CSR sent over mutual TLS with the current
+/// certificate. The new key and certificate replace the old ones in the state dir.
+pub async fn renew(dir: &StateDir) -> Result<IssuedIdentity> {
+    let files = dir.load()?;
+    let creds = checkin_credentials(&files)?;
+    if creds.identity.is_none() {
+        bail!("only a device in mutual mode renews its certificate");
+    }
+    let client = TlsClient::new(&files.trust_pem(), creds.identity, ClientOptions::default())?;
+    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
+    let resp: IssuedIdentity = client
+        .post_json(
+            &files.state.endpoint_url(paths::RENEW),
+            &CsrRequest {
+                csr_pem: fresh.csr_pem,
+            },
+        )
+        .await?;
+    store_identity(dir, files, &fresh.key_pem, &resp)?;
+    eprintln!(
+        "note: certificate renewed (serial {}, expires {})",
+        resp.serial, resp.not_after
+    );
+    Ok(resp)
+}
+
+/// Obtains a mutual-auth identity certificate for a legacy device (migration), then uses the
+/// device listener from the next check-in on.
+pub async fn migrate(dir: &StateDir) -> Result<IssuedIdentity> {
+    let files = dir.load()?;
+    let creds = checkin_credentials(&files)?;
+    let client = TlsClient::new(
+        &files.trust_pem(),
+        None,
+        ClientOptions {
+            default_headers: creds.headers,
+            ..ClientOptions::default()
+        },
+    )?;
+    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
+    let resp: IssuedIdentity = client
+        .post_json(
+            &files.state.endpoint_url(paths::MIGRATE),
+            &CsrRequest {
+                csr_pem: fresh.csr_pem,
+            },
+        )
+        .await?;
+    store_identity(dir, files, &fresh.key_pem, &resp)?;
+    eprintln!(
+        "note: migrated: check-ins now use mutual TLS on port {}",
+        resp.checkin.port
+    );
+    Ok(resp)
+}
+
+fn store_identity(
+    dir: &StateDir,
+    files: DeviceFiles,
+    key_pem: &str,
+    resp: &IssuedIdentity,
+) -> Result<()> {
+    let mut state = files.state;
+    state.mode = resp.mode;
+    state.checkin = resp.checkin.clone();
+    dir.save_registration(&Registration {
+        state: &state,
+        key_pem,
+        cert_pem: Some(&resp.certificate_pem),
+        ca_pem: &resp.ca_pem,
+        server_ca_pem: files.server_ca_pem.as_deref(),
+        secret: None,
+    })
 }
 
 /// `state.json` plus facts about the certificate (no network).

@@ -51,16 +51,17 @@ pub struct DeviceState {
 impl DeviceState {
     /// `https://{host}:{checkin.port}/api/v1/checkin`.
     pub fn checkin_url(&self) -> String {
+        self.endpoint_url(ferrocore_proto::paths::CHECKIN)
+    }
+
+    /// `https://{host}:{checkin.port}{path}`: the listener the device currently uses.
+    pub fn endpoint_url(&self, path: &str) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
         } else {
             self.host.clone()
         };
-        format!(
-            "https://{host}:{}{}",
-            self.checkin.port,
-            ferrocore_proto::paths::CHECKIN
-        )
+        format!("https://{host}:{}{path}", self.checkin.port)
     }
 }
 

@@ -140,6 +140,7 @@ fn handle(
                     policy: policy(),
                     actions: vec![],
                     server_time: 0,
+                    certificate: None,
                 },
             )
         }

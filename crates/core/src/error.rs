@@ -60,6 +60,14 @@ pub enum CoreError {
     Conflict(String),
     #[error("certificate {0} is already revoked")]
     AlreadyRevoked(String),
+    #[error("this client version does not renew its certificate; register again when it expires")]
+    RenewalNotSupported,
+    #[error("the renewal window opens at {renew_from} (Unix time)")]
+    RenewalNotDue { renew_from: i64 },
+    #[error("the CSR's key is the current certificate's key: generate a new key")]
+    SameKey,
+    #[error("{0}")]
+    MigrationNotAllowed(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -93,6 +101,10 @@ impl CoreError {
             UserExists(_) => codes::USER_EXISTS,
             Conflict(_) => codes::CONFLICT,
             AlreadyRevoked(_) => codes::ALREADY_REVOKED,
+            RenewalNotSupported => codes::RENEWAL_NOT_SUPPORTED,
+            RenewalNotDue { .. } => codes::RENEWAL_NOT_DUE,
+            SameKey => codes::SAME_KEY,
+            MigrationNotAllowed(_) => codes::MIGRATION_NOT_ALLOWED,
             Internal(_) => codes::INTERNAL,
         }
     }

@@ -10,16 +10,16 @@ use crate::error::{CoreError, Result};
 use crate::issuance::{Issuer, LocalIssuer, PublishedCrl};
 use crate::rules::{self, Decision, History, SettingState, Version};
 use crate::store::{
-    CertRecord, CheckinRecord, DeviceQuery, DeviceRecord, Page, PolicyRecord, Registration, Store,
-    UserRecord,
+    AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Page,
+    PolicyRecord, Registration, Store, UserRecord,
 };
 use arc_swap::ArcSwap;
 use aws_lc_rs::{constant_time, digest, rand as lc_rand};
 use base64::Engine;
-use ferrocore_pki::{ClientProfile, RevocationReason, RevokedEntry};
+use ferrocore_pki::{ClientProfile, IssuedCert, RevocationReason, RevokedEntry, VerifiedCsr};
 use ferrocore_proto::{
-    AuthMode, CertStatus, CheckinRequest, ClientKind, DeviceStatus, Listener, Platform,
-    RegisterRequest,
+    Action, AuthMode, CertStatus, CertificateLifecycle, CheckinRequest, ClientKind, DeviceStatus,
+    Listener, MigrationStatus, Platform, RegisterRequest,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +29,22 @@ use time::OffsetDateTime;
 pub const DEFAULT_POLICY: &str = "default";
 /// How long a published CRL is valid; it is republished on every revocation and daily.
 pub const CRL_VALIDITY: time::Duration = time::Duration::days(7);
+/// After expiry, a device that supports renewal may still renew for this long; then it is retired.
+pub const GRACE: time::Duration = time::Duration::days(30);
+/// Renewal window when the policy leaves it blank.
+pub const DEFAULT_RENEWAL_WINDOW_DAYS: u32 = 60;
+
+/// What a certificate is presented for: only renewal accepts one expired within the grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Checkin,
+    Renewal,
+}
+
+/// The renewal window in force for a policy (blank = 60 days).
+pub fn renewal_window_days(p: &PolicyRecord) -> u32 {
+    p.renewal_window_days.unwrap_or(DEFAULT_RENEWAL_WINDOW_DAYS)
+}
 
 /// A client certificate the server layer verified (chain to a trusted CA, within validity).
 #[derive(Debug, Clone)]
@@ -61,6 +77,16 @@ pub struct CheckedIn {
     pub device: DeviceRecord,
     pub policy: PolicyRecord,
     pub at: i64,
+    pub lifecycle: Option<CertificateLifecycle>,
+    pub actions: Vec<Action>,
+}
+
+/// Result of a renewal or migration.
+#[derive(Debug, Clone)]
+pub struct Reissued {
+    pub device: DeviceRecord,
+    pub issued: IssuedCert,
+    pub ca_pem: String,
 }
 
 /// Where the CA's public material is published.
@@ -184,38 +210,31 @@ impl Core {
             current_cert_serial: None,
             cert_not_after: None,
             secret_hash: None,
-            policy: policy.name.clone(),
+            policy: existing
+                .as_ref()
+                .map(|d| d.policy.clone())
+                .unwrap_or_else(|| policy.name.clone()),
+            previous_cert_serial: None,
+            migration_status: MigrationStatus::None,
+            renewal_count: 0,
         };
+        let policy = self.policy_of(&device).await?;
 
         let mut cert_record = None;
         let mut certificate_pem = None;
         let mut device_secret = None;
         if decision.mutual {
             let csr = csr.ok_or(CoreError::CsrRequired)?;
-            let profile = ClientProfile {
-                device_uuid: device_uuid.clone(),
-                username: user.username.clone(),
-                email: None,
-                upn: None,
-                lifetime: time::Duration::days(i64::from(policy.cert_lifetime_days)),
-                crl_url: self.publication.crl_url.clone(),
-                ocsp_url: None,
-            };
-            let issued = self.local_ca.issue(&csr, &profile, now)?;
+            let issued = self.issue_identity(&device, &policy, &csr, now)?;
             device.current_cert_serial = Some(issued.serial_hex.clone());
             device.cert_not_after = Some(issued.not_after.unix_timestamp());
-            cert_record = Some(CertRecord {
-                serial: issued.serial_hex.clone(),
-                device_id: Some(device.id.clone()),
-                subject: issued.subject.clone(),
-                not_before: issued.not_before.unix_timestamp(),
-                not_after: issued.not_after.unix_timestamp(),
-                issued_at: at,
-                status: CertStatus::Active,
-                revoked_at: None,
-                revocation_reason: None,
-                der: issued.der.clone(),
-            });
+            cert_record = Some(cert_record_of(
+                &issued,
+                &device.id,
+                at,
+                "registration",
+                None,
+            ));
             certificate_pem = Some(issued.pem);
         } else {
             let secret = random_secret()?;
@@ -246,6 +265,26 @@ impl Core {
         })
     }
 
+    /// The one issuance step every path (registration, renewal, migration) goes through.
+    fn issue_identity(
+        &self,
+        device: &DeviceRecord,
+        policy: &PolicyRecord,
+        csr: &VerifiedCsr,
+        now: OffsetDateTime,
+    ) -> Result<IssuedCert> {
+        let profile = ClientProfile {
+            device_uuid: device.device_uuid.clone(),
+            username: device.username.clone(),
+            email: None,
+            upn: None,
+            lifetime: time::Duration::days(i64::from(policy.cert_lifetime_days)),
+            crl_url: self.publication.crl_url.clone(),
+            ocsp_url: None,
+        };
+        self.local_ca.issue(csr, &profile, now)
+    }
+
     fn decide_for(
         &self,
         platform: Platform,
@@ -272,12 +311,15 @@ impl Core {
         via: Listener,
         req: CheckinRequest,
     ) -> Result<CheckedIn> {
-        let device = match credential {
-            DeviceCredential::Certificate(cert) => self.authenticate_cert(&cert).await?,
+        let (device, by_cert) = match credential {
+            DeviceCredential::Certificate(cert) => {
+                let d = self.authenticate_cert(&cert, Purpose::Checkin).await?;
+                (d, Some(cert.serial))
+            }
             DeviceCredential::Secret {
                 device_uuid,
                 secret,
-            } => self.authenticate_secret(&device_uuid, &secret).await?,
+            } => (self.authenticate_secret(&device_uuid, &secret).await?, None),
             DeviceCredential::None => {
                 return Err(if via == Listener::Device {
                     CoreError::ClientCertRequired
@@ -286,34 +328,123 @@ impl Core {
                 });
             }
         };
-        if device.listener != via {
+        let reported_version = match req.client_version.as_deref() {
+            Some(v) => Some(v.parse::<Version>().map_err(CoreError::InvalidVersion)?),
+            None => None,
+        };
+        let mut device = device;
+        if let Some(v) = &reported_version {
+            device.client_version = v.to_string();
+        }
+        let migrating = by_cert.is_some() && device.migration_status == MigrationStatus::Pending;
+        let expected = if migrating {
+            Listener::Device
+        } else {
+            device.listener
+        };
+        if expected != via {
             return Err(CoreError::WrongListener(format!(
-                "this device checks in on the {} listener",
-                device.listener
+                "this device checks in on the {expected} listener"
             )));
         }
-        if let Some(v) = req.client_version.as_deref() {
-            // Validate only; version changes are recorded at registration.
-            v.parse::<Version>().map_err(CoreError::InvalidVersion)?;
-        }
-        let at = self.now().unix_timestamp();
-        self.store
-            .record_checkin(&CheckinRecord {
-                device_id: device.id.clone(),
-                at,
-                listener: via,
-                mode: device.mode,
-            })
-            .await?;
         let policy = self.policy_of(&device).await?;
-        let mut device = device;
+        let now = self.now();
+        let at = now.unix_timestamp();
+        let mut effects = CheckinEffects {
+            client_version: reported_version.as_ref().map(|v| v.to_string()),
+            ..CheckinEffects::default()
+        };
+        let mut actions = Vec::new();
+        if let Some(serial) = &by_cert {
+            if device.current_cert_serial.as_deref() == Some(serial.as_str()) {
+                effects.supersede = device.previous_cert_serial.clone();
+                effects.migration_success = migrating;
+            }
+        } else if device.mode == AuthMode::Legacy && policy.migrate_client {
+            match self.migration_check(&device).await? {
+                Ok(()) => actions.push(Action::Migrate),
+                Err(_) if device.migration_status == MigrationStatus::None => {
+                    effects.migration_not_supported = true;
+                }
+                Err(_) => {}
+            }
+        }
+        self.store
+            .record_checkin(
+                &CheckinRecord {
+                    device_id: device.id.clone(),
+                    at,
+                    listener: via,
+                    mode: if by_cert.is_some() {
+                        AuthMode::Mutual
+                    } else {
+                        AuthMode::Legacy
+                    },
+                },
+                &effects,
+            )
+            .await?;
+        if effects.supersede.is_some() {
+            device.previous_cert_serial = None;
+            self.publish_crl().await?;
+        }
+        if effects.migration_success {
+            device.migration_status = MigrationStatus::Success;
+            device.mode = AuthMode::Mutual;
+            device.listener = Listener::Device;
+            device.secret_hash = None;
+            tracing::info!(device = %device.id, "migration to mutual authentication succeeded");
+        }
+        if effects.migration_not_supported {
+            device.migration_status = MigrationStatus::NotSupported;
+        }
         device.last_checkin_at = Some(at);
-        Ok(CheckedIn { device, policy, at })
+        let lifecycle = self.lifecycle(&device, &policy);
+        if let Some(l) = lifecycle
+            .as_ref()
+            .filter(|l| l.supports_renewal && at >= l.renew_from)
+        {
+            actions.push(Action::Renew {
+                not_after: l.not_after,
+            });
+        }
+        Ok(CheckedIn {
+            device,
+            policy,
+            at,
+            lifecycle,
+            actions,
+        })
     }
 
-    /// Checks a presented certificate against the store: known, current, unrevoked, device
-    /// active. Run on every request, not only at the handshake.
-    pub async fn authenticate_cert(&self, cert: &PresentedCert) -> Result<DeviceRecord> {
+    /// The lifecycle facts of a mutual-mode device's current certificate.
+    pub fn lifecycle(
+        &self,
+        device: &DeviceRecord,
+        policy: &PolicyRecord,
+    ) -> Option<CertificateLifecycle> {
+        let serial = device.current_cert_serial.clone()?;
+        let not_after = device.cert_not_after?;
+        let window = renewal_window_days(policy);
+        Some(CertificateLifecycle {
+            serial,
+            not_after,
+            renewal_window_days: window,
+            renew_from: not_after - i64::from(window) * 86_400,
+            grace_until: not_after + GRACE.whole_seconds(),
+            supports_renewal: supports_renewal(device),
+        })
+    }
+
+    /// Checks a presented certificate against the store: known, current (or the one a pending
+    /// renewal replaces), unrevoked, device active, and within validity — or, for renewal
+    /// only, expired less than [`GRACE`] ago. A certificate expired longer ago retires its
+    /// device on contact. Run on every request, not only at the handshake.
+    pub async fn authenticate_cert(
+        &self,
+        cert: &PresentedCert,
+        purpose: Purpose,
+    ) -> Result<DeviceRecord> {
         let identity = self
             .store
             .identity_by_serial(&cert.serial)
@@ -329,15 +460,163 @@ impl Core {
                     .unwrap_or_else(|| "unspecified".into()),
             });
         }
-        if identity.device.current_cert_serial.as_deref() != Some(cert.serial.as_str()) {
+        let d = &identity.device;
+        let current = d.current_cert_serial.as_deref() == Some(cert.serial.as_str());
+        let previous = d.previous_cert_serial.as_deref() == Some(cert.serial.as_str());
+        if !current && !previous {
             return Err(CoreError::CertSuperseded);
         }
-        if cert.not_after < self.now().unix_timestamp() {
-            return Err(CoreError::CertExpired {
-                not_after: cert.not_after,
-            });
+        let now = self.now().unix_timestamp();
+        if cert.not_after < now {
+            if now > cert.not_after + GRACE.whole_seconds() {
+                // Out of contact through the window and the grace: retire at once.
+                self.retire_device(&d.id).await?;
+                return Err(CoreError::DeviceRetired);
+            }
+            if purpose == Purpose::Checkin || !supports_renewal(d) {
+                return Err(CoreError::CertExpired {
+                    not_after: cert.not_after,
+                });
+            }
         }
         Ok(identity.device)
+    }
+
+    /// Whether a legacy device may migrate now (policy aside): Android agent 10.1+, with
+    /// mutual authentication enabled.
+    async fn migration_check(&self, device: &DeviceRecord) -> Result<Result<(), String>> {
+        let version: Version = device
+            .client_version
+            .parse()
+            .map_err(CoreError::InvalidVersion)?;
+        if !(device.platform == Platform::Android
+            && device.client_kind == ClientKind::Agent
+            && version.at_least(&rules::ANDROID_AGENT_RENEWAL_MIN))
+        {
+            return Ok(Err(format!(
+                "{} {} {} cannot migrate (Android agent 10.1 or later can)",
+                device.platform, device.client_kind, device.client_version
+            )));
+        }
+        if self.store.mutual_auth().await?.enabled_at.is_none() {
+            return Ok(Err("mutual authentication is not enabled".into()));
+        }
+        Ok(Ok(()))
+    }
+
+    // ------------------------------------------------------------------ renewal, migration
+
+    /// Renews a device's identity certificate: a new key's CSR, authenticated with the current
+    /// certificate over mutual TLS (or with one expired less than [`GRACE`] ago).
+    pub async fn renew(&self, cert: &PresentedCert, csr_pem: &str) -> Result<Reissued> {
+        let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
+        let device = self.authenticate_cert(cert, Purpose::Renewal).await?;
+        if !supports_renewal(&device) {
+            return Err(CoreError::RenewalNotSupported);
+        }
+        let policy = self.policy_of(&device).await?;
+        let now = self.now();
+        let renew_from = cert.not_after - i64::from(renewal_window_days(&policy)) * 86_400;
+        if now.unix_timestamp() < renew_from {
+            return Err(CoreError::RenewalNotDue { renew_from });
+        }
+        let old = self
+            .store
+            .certificate(&cert.serial)
+            .await?
+            .ok_or_else(|| CoreError::CertUnknown(cert.serial.clone()))?;
+        let old_info = ferrocore_pki::cert_info(&old.der)?;
+        if old_info.spki_sha256_hex == csr.spki_sha256_hex() {
+            return Err(CoreError::SameKey);
+        }
+        let issued = self.issue_identity(&device, &policy, &csr, now)?;
+        let at = now.unix_timestamp();
+        let record = cert_record_of(
+            &issued,
+            &device.id,
+            at,
+            "renewal",
+            Some(cert.serial.clone()),
+        );
+        self.store
+            .apply_renewal(&device.id, &record, &cert.serial, at)
+            .await?;
+        // A renewal that replaced an unconfirmed earlier renewal revoked it.
+        self.publish_crl().await?;
+        tracing::info!(device = %device.id, old = %cert.serial, new = %issued.serial_hex, "certificate renewed");
+        let device = self.device(&device.id).await?;
+        Ok(Reissued {
+            device,
+            issued,
+            ca_pem: self.local_ca.ca_pem(),
+        })
+    }
+
+    /// Issues a legacy device its mutual-auth identity certificate (migration), authenticated
+    /// with its device secret. Its status becomes pending until it checks in with it.
+    pub async fn migrate(
+        &self,
+        device_uuid: &str,
+        secret: &str,
+        csr_pem: &str,
+    ) -> Result<Reissued> {
+        let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
+        let device = self.authenticate_secret(device_uuid, secret).await?;
+        let policy = self.policy_of(&device).await?;
+        if device.mode != AuthMode::Legacy {
+            return Err(CoreError::MigrationNotAllowed(
+                "the device already uses mutual authentication".into(),
+            ));
+        }
+        if !policy.migrate_client {
+            return Err(CoreError::MigrationNotAllowed(format!(
+                "policy {:?} does not migrate clients",
+                policy.name
+            )));
+        }
+        if let Err(why) = self.migration_check(&device).await? {
+            return Err(CoreError::MigrationNotAllowed(why));
+        }
+        let now = self.now();
+        let at = now.unix_timestamp();
+        let issued = self.issue_identity(&device, &policy, &csr, now)?;
+        let record = cert_record_of(&issued, &device.id, at, "migration", None);
+        self.store.apply_migration(&device.id, &record, at).await?;
+        self.publish_crl().await?;
+        tracing::info!(device = %device.id, serial = %issued.serial_hex, "migration certificate issued (pending)");
+        let device = self.device(&device.id).await?;
+        Ok(Reissued {
+            device,
+            issued,
+            ca_pem: self.local_ca.ca_pem(),
+        })
+    }
+
+    /// The periodic sweep: retires every device whose certificate expired more than
+    /// [`GRACE`] ago. Returns how many were retired.
+    pub async fn sweep_expired(&self) -> Result<u64> {
+        let now = self.now().unix_timestamp();
+        let n = self
+            .store
+            .retire_expired(now - GRACE.whole_seconds(), now)
+            .await?;
+        if n > 0 {
+            self.publish_crl().await?;
+            tracing::info!(retired = n, "expired devices retired");
+        }
+        Ok(n)
+    }
+
+    /// Devices inside their renewal window or grace period that have not renewed.
+    pub async fn renewal_at_risk(&self, limit: u32, offset: u64) -> Result<Page<AtRisk>> {
+        self.store
+            .renewal_at_risk(
+                self.now().unix_timestamp(),
+                GRACE.whole_seconds(),
+                limit,
+                offset,
+            )
+            .await
     }
 
     async fn authenticate_secret(&self, device_uuid: &str, secret: &str) -> Result<DeviceRecord> {
@@ -489,6 +768,88 @@ impl Core {
 
     // ------------------------------------------------------------------ policy
 
+    pub async fn policies(&self) -> Result<Vec<PolicyRecord>> {
+        self.store.list_policies().await
+    }
+
+    pub async fn policy(&self, name: &str) -> Result<PolicyRecord> {
+        self.store
+            .policy(name)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(format!("policy {name:?}")))
+    }
+
+    /// Creates (`create`) or changes a policy; every value is validated first.
+    pub async fn put_policy(
+        &self,
+        name: &str,
+        change: &ferrocore_proto::PolicyChange,
+        create: bool,
+    ) -> Result<PolicyRecord> {
+        validate_username(name).map_err(|_| {
+            CoreError::InvalidSetting(format!(
+                "policy name {name:?}: 1-128 characters of letters, digits, . _ - @"
+            ))
+        })?;
+        let existing = self.store.policy(name).await?;
+        let mut p = match (existing, create) {
+            (Some(_), true) => {
+                return Err(CoreError::Conflict(format!(
+                    "policy {name:?} already exists"
+                )));
+            }
+            (None, false) => return Err(CoreError::NotFound(format!("policy {name:?}"))),
+            (Some(p), false) => p,
+            (None, true) => {
+                let mut p = self.default_policy().await?;
+                p.name = name.to_owned();
+                p.migrate_client = false;
+                p.renewal_window_days = None;
+                p
+            }
+        };
+        if let Some(v) = change.checkin_interval_secs {
+            if !(60..=7 * 86_400).contains(&v) {
+                return Err(CoreError::InvalidSetting(format!(
+                    "checkin_interval_secs {v}: must be 60 to 604800"
+                )));
+            }
+            p.checkin_interval_secs = v;
+        }
+        if let Some(v) = change.cert_lifetime_days {
+            if !(1..=3650).contains(&v) {
+                return Err(CoreError::InvalidSetting(format!(
+                    "cert_lifetime_days {v}: must be 1 to 3650"
+                )));
+            }
+            p.cert_lifetime_days = v;
+        }
+        if let Some(v) = &change.renewal_window_days {
+            p.renewal_window_days = parse_renewal_window(v)?;
+        }
+        if let Some(v) = change.migrate_client {
+            p.migrate_client = v;
+        }
+        self.store.put_policy(&p).await?;
+        Ok(p)
+    }
+
+    pub async fn delete_policy(&self, name: &str) -> Result<()> {
+        if name == DEFAULT_POLICY {
+            return Err(CoreError::Conflict(
+                "the default policy cannot be deleted".into(),
+            ));
+        }
+        self.store.delete_policy(name).await
+    }
+
+    pub async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<DeviceRecord> {
+        self.policy(policy).await?;
+        self.device(device_id).await?;
+        self.store.assign_policy(device_id, policy).await?;
+        self.device(device_id).await
+    }
+
     async fn default_policy(&self) -> Result<PolicyRecord> {
         self.store
             .policy(DEFAULT_POLICY)
@@ -541,6 +902,60 @@ impl Core {
         });
         self.crl.store(published.clone());
         Ok(published)
+    }
+}
+
+/// Parses the renewal window as an administrator enters it: a whole number of days from 1 to
+/// 60, or blank (`""` or `null`) for the default of 60.
+pub fn parse_renewal_window(v: &serde_json::Value) -> Result<Option<u32>> {
+    let bad = |shown: String| {
+        CoreError::InvalidSetting(format!(
+            "renewal_window_days {shown}: enter a whole number of days from 1 to 60, or leave it blank for 60"
+        ))
+    };
+    match v {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) if s.trim().is_empty() => Ok(None),
+        serde_json::Value::String(s) => match s.trim().parse::<i64>() {
+            Ok(n) if (1..=60).contains(&n) => Ok(u32::try_from(n).ok()),
+            _ => Err(bad(format!("{s:?}"))),
+        },
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(n) if (1..=60).contains(&n) => Ok(u32::try_from(n).ok()),
+            _ => Err(bad(n.to_string())),
+        },
+        other => Err(bad(other.to_string())),
+    }
+}
+
+/// Whether the device's client renews its certificate (by platform, kind and version).
+pub fn supports_renewal(d: &DeviceRecord) -> bool {
+    d.client_version
+        .parse::<Version>()
+        .map(|v| rules::supports_renewal(d.platform, d.client_kind, &v))
+        .unwrap_or(false)
+}
+
+fn cert_record_of(
+    issued: &IssuedCert,
+    device_id: &str,
+    at: i64,
+    reason: &str,
+    replaces: Option<String>,
+) -> CertRecord {
+    CertRecord {
+        serial: issued.serial_hex.clone(),
+        device_id: Some(device_id.to_owned()),
+        subject: issued.subject.clone(),
+        not_before: issued.not_before.unix_timestamp(),
+        not_after: issued.not_after.unix_timestamp(),
+        issued_at: at,
+        status: CertStatus::Active,
+        revoked_at: None,
+        revocation_reason: None,
+        der: issued.der.clone(),
+        issue_reason: reason.to_owned(),
+        replaces_serial: replaces,
     }
 }
 

@@ -4,7 +4,9 @@
 
 use crate::error::Result;
 use async_trait::async_trait;
-use ferrocore_proto::{AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, Platform};
+use ferrocore_proto::{
+    AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MutualAuthRow {
@@ -52,6 +54,11 @@ pub struct DeviceRecord {
     /// SHA-256 (hex) of a legacy device's secret.
     pub secret_hash: Option<String>,
     pub policy: String,
+    /// The certificate a renewal replaced; still accepted until the device checks in with
+    /// the new one, then revoked as superseded.
+    pub previous_cert_serial: Option<String>,
+    pub migration_status: MigrationStatus,
+    pub renewal_count: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +73,9 @@ pub struct CertRecord {
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<String>,
     pub der: Vec<u8>,
+    /// `registration`, `renewal` or `migration`.
+    pub issue_reason: String,
+    pub replaces_serial: Option<String>,
 }
 
 /// Everything a registration writes, applied atomically.
@@ -85,6 +95,19 @@ pub struct CheckinRecord {
     pub mode: AuthMode,
 }
 
+/// State changes a check-in carries, applied with its record in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct CheckinEffects {
+    /// Client version the device reports now (agents upgrade).
+    pub client_version: Option<String>,
+    /// Revoke this certificate as superseded (the device used its renewed one).
+    pub supersede: Option<String>,
+    /// The device completed migration: mutual mode on the device listener, secret dropped.
+    pub migration_success: bool,
+    /// Mark the device's migration as not supported.
+    pub migration_not_supported: bool,
+}
+
 /// A certificate presented on a request, with the device it belongs to.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -94,14 +117,32 @@ pub struct Identity {
     pub device: DeviceRecord,
 }
 
+/// Advanced device search; every filter is optional and they combine with AND.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceQuery {
     pub username: Option<String>,
     pub platform: Option<Platform>,
+    pub client_kind: Option<ClientKind>,
+    pub client_version: Option<String>,
     pub mode: Option<AuthMode>,
+    pub migration_status: Option<MigrationStatus>,
     pub status: Option<DeviceStatus>,
+    /// Certificate expiry range (Unix seconds, inclusive).
+    pub cert_expires_after: Option<i64>,
+    pub cert_expires_before: Option<i64>,
+    /// Inside its policy's renewal window at this time (not yet expired).
+    pub in_renewal_window_at: Option<i64>,
+    pub last_checkin_after: Option<i64>,
+    pub last_checkin_before: Option<i64>,
     pub limit: u32,
     pub offset: u64,
+}
+
+/// A device the renewal-at-risk report lists.
+#[derive(Debug, Clone)]
+pub struct AtRisk {
+    pub device: DeviceRecord,
+    pub window_days: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -139,13 +180,44 @@ pub trait Store: Send + Sync + 'static {
 
     // --- policies ---
     async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>>;
+    /// Creates or replaces a policy.
+    async fn put_policy(&self, policy: &PolicyRecord) -> Result<()>;
+    /// Deletes a policy no device uses (`Conflict` otherwise; the default policy never).
+    async fn delete_policy(&self, name: &str) -> Result<()>;
+    async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<()>;
 
     // --- devices and certificates ---
     async fn device_by_uuid(&self, device_uuid: &str) -> Result<Option<DeviceRecord>>;
     async fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
     async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<()>;
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>>;
-    async fn record_checkin(&self, checkin: &CheckinRecord) -> Result<()>;
+    async fn record_checkin(&self, checkin: &CheckinRecord, effects: &CheckinEffects)
+    -> Result<()>;
+    /// Stores a renewed certificate: the device's current certificate becomes `new`, the one
+    /// used to authenticate becomes previous; any other active certificate of the device is
+    /// revoked as superseded.
+    async fn apply_renewal(
+        &self,
+        device_id: &str,
+        new: &CertRecord,
+        authenticated_with: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// Stores a migration certificate and sets the status to pending; a previous pending
+    /// migration certificate is revoked.
+    async fn apply_migration(&self, device_id: &str, new: &CertRecord, at: i64) -> Result<()>;
+    /// Retires every active device whose certificate expired before `expired_before`, revoking
+    /// its certificates. Returns how many devices were retired.
+    async fn retire_expired(&self, expired_before: i64, at: i64) -> Result<u64>;
+    /// Devices inside their renewal window or grace period at `now` that have not renewed.
+    async fn renewal_at_risk(
+        &self,
+        now: i64,
+        grace_secs: i64,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<AtRisk>>;
     async fn list_devices(&self, query: &DeviceQuery) -> Result<Page<DeviceRecord>>;
     async fn checkins(&self, device_id: &str, limit: u32) -> Result<Vec<CheckinRecord>>;
     /// Retires the device and revokes all its active certificates; returns their serials.

@@ -12,6 +12,11 @@ use std::str::FromStr;
 pub mod paths {
     pub const REGISTER: &str = "/api/v1/register";
     pub const CHECKIN: &str = "/api/v1/checkin";
+    /// Renewal of the identity certificate (mutual TLS with the current certificate; the only
+    /// endpoint that accepts a certificate expired less than 30 days ago).
+    pub const RENEW: &str = "/api/v1/renew";
+    /// Migration of a legacy device to mutual authentication (sync-TLS listener, device secret).
+    pub const MIGRATE: &str = "/api/v1/migrate";
     pub const CRL_DER: &str = "/pki/crl.der";
     pub const CRL_PEM: &str = "/pki/crl.pem";
     pub const CA_PEM: &str = "/pki/ca.pem";
@@ -103,6 +108,7 @@ impl_str_enum!(Platform, "platform");
 impl_str_enum!(ClientKind, "client kind");
 impl_str_enum!(AuthMode, "mode");
 impl_str_enum!(Listener, "listener");
+impl_str_enum!(MigrationStatus, "migration status");
 
 /// How a device authenticates its check-ins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -210,6 +216,42 @@ pub struct CheckinResponse {
     #[serde(default)]
     pub actions: Vec<Action>,
     pub server_time: i64,
+    /// The identity certificate's lifecycle, for mutual-mode devices.
+    #[serde(default)]
+    pub certificate: Option<CertificateLifecycle>,
+}
+
+/// What the agent needs to renew on time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertificateLifecycle {
+    pub serial: String,
+    pub not_after: i64,
+    /// The policy's renewal window in days (1..=60).
+    pub renewal_window_days: u32,
+    /// Start of the renewal window (`not_after - window`).
+    pub renew_from: i64,
+    /// Last moment a renewal is accepted (`not_after + 30 days`).
+    pub grace_until: i64,
+    /// Whether this client version renews (Android agent 10.1+, iOS agent 11.1.0+).
+    pub supports_renewal: bool,
+}
+
+/// `POST /api/v1/renew` and `POST /api/v1/migrate` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrRequest {
+    pub csr_pem: String,
+}
+
+/// Answer of `/api/v1/renew` and `/api/v1/migrate`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedIdentity {
+    pub certificate_pem: String,
+    pub ca_pem: String,
+    pub serial: String,
+    pub not_after: i64,
+    pub mode: AuthMode,
+    pub checkin: CheckinEndpoint,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -217,6 +259,39 @@ pub struct CheckinResponse {
 pub enum Action {
     /// Register again: the device's identity is gone (retired or replaced).
     Reregister { reason: String },
+    /// The renewal window has begun: send a CSR for a new key to `/api/v1/renew`.
+    Renew { not_after: i64 },
+    /// Obtain a mutual-auth identity certificate: send a CSR for a new key to
+    /// `/api/v1/migrate` (on the listener this check-in used), then check in on the device
+    /// listener with it.
+    Migrate,
+}
+
+/// Migration of a legacy device to mutual authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationStatus {
+    None,
+    Pending,
+    Success,
+    NotSupported,
+}
+
+impl MigrationStatus {
+    pub const ALL: [MigrationStatus; 4] = [
+        MigrationStatus::None,
+        MigrationStatus::Pending,
+        MigrationStatus::Success,
+        MigrationStatus::NotSupported,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationStatus::None => "none",
+            MigrationStatus::Pending => "pending",
+            MigrationStatus::Success => "success",
+            MigrationStatus::NotSupported => "not_supported",
+        }
+    }
 }
 
 /// Every 4xx/5xx answer of every API: `{"error": {"code": "...", "message": "..."}}`.
@@ -260,6 +335,11 @@ pub mod codes {
     pub const USER_EXISTS: &str = "user_exists";
     pub const ALREADY_REVOKED: &str = "already_revoked";
     pub const INTERNAL: &str = "internal";
+    pub const RENEWAL_NOT_SUPPORTED: &str = "renewal_not_supported";
+    pub const RENEWAL_NOT_DUE: &str = "renewal_not_due";
+    pub const SAME_KEY: &str = "same_key";
+    pub const MIGRATION_NOT_ALLOWED: &str = "migration_not_allowed";
+    pub const POLICY_IN_USE: &str = "policy_in_use";
 }
 
 // ---------- admin API ----------
@@ -320,6 +400,9 @@ pub struct Device {
     pub retired_at: Option<i64>,
     pub current_cert_serial: Option<String>,
     pub cert_not_after: Option<i64>,
+    pub policy: String,
+    pub migration_status: MigrationStatus,
+    pub renewal_count: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +438,9 @@ pub struct Certificate {
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<String>,
     pub issued_at: i64,
+    /// registration | renewal | migration
+    pub issue_reason: String,
+    pub replaces_serial: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,4 +462,52 @@ pub struct RevokeRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AffectedDevices {
     pub count: u64,
+}
+
+/// A sync policy, as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Policy {
+    pub name: String,
+    pub checkin_interval_secs: u64,
+    pub cert_lifetime_days: u32,
+    /// `None` (blank) means 60 days.
+    pub renewal_window_days: Option<u32>,
+    /// The window in force (blank = 60).
+    pub effective_renewal_window_days: u32,
+    pub migrate_client: bool,
+}
+
+/// Create or change a sync policy. Fields left out keep their value (defaults on create).
+/// `renewal_window_days` takes a number 1..=60, or `""`/`null` for blank (= 60).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    #[serde(default)]
+    pub checkin_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub cert_lifetime_days: Option<u32>,
+    /// Raw JSON so that blank, numbers and wrong types get the same clear error.
+    #[serde(default)]
+    pub renewal_window_days: Option<serde_json::Value>,
+    #[serde(default)]
+    pub migrate_client: Option<bool>,
+}
+
+/// `POST /api/v1/admin/devices/{id}/policy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignPolicy {
+    pub policy: String,
+}
+
+/// One row of the renewal-at-risk report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenewalRisk {
+    #[serde(flatten)]
+    pub device: Device,
+    /// `in_window` or `in_grace`.
+    pub phase: String,
+    /// When the device will be retired unless it renews (`not_after + 30 days`).
+    pub retire_at: i64,
+    pub supports_renewal: bool,
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSection,
@@ -59,16 +59,6 @@ impl Default for ListenersSection {
             sync_tls: "0.0.0.0:9997".into(),
             admin: "0.0.0.0:8443".into(),
             storefront: "0.0.0.0:7443".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerSection::default(),
-            listeners: ListenersSection::default(),
-            pki: PkiSection::default(),
         }
     }
 }
@@ -201,10 +191,8 @@ impl Config {
                 }
             }
         }
-        if !self.pki.crl_url.is_empty()
-            && !(self.pki.crl_url.starts_with("http://")
-                || self.pki.crl_url.starts_with("https://"))
-        {
+        let url = &self.pki.crl_url;
+        if !url.is_empty() && !url.starts_with("http://") && !url.starts_with("https://") {
             return Err(format!(
                 "pki.crl_url: {:?} must be an http:// or https:// URL",
                 self.pki.crl_url

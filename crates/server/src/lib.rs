@@ -149,16 +149,21 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         http::storefront_router(state.clone()),
     );
 
-    // Keep the CRL fresh: republish a day before nextUpdate.
-    let crl_core = core.clone();
+    // Housekeeping, hourly (and once at start): retire devices past the renewal grace, and
+    // republish the CRL a day before its nextUpdate.
+    let housekeeping = core.clone();
     tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            let due = crl_core.crl().next_update - crl_core.clock().now().unix_timestamp();
-            if due < 86_400 {
-                if let Err(e) = crl_core.publish_crl().await {
-                    tracing::error!(error = %e, "CRL republication failed");
-                }
+            tick.tick().await;
+            if let Err(e) = housekeeping.sweep_expired().await {
+                tracing::error!(error = %e, "expiry sweep failed");
+            }
+            let due = housekeeping.crl().next_update - housekeeping.clock().now().unix_timestamp();
+            if due < 86_400
+                && let Err(e) = housekeeping.publish_crl().await
+            {
+                tracing::error!(error = %e, "CRL republication failed");
             }
         }
     });

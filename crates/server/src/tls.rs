@@ -28,7 +28,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 pub enum ClientCert {
     /// No certificate was presented.
     None,
-    /// Chains to a trusted CA, within validity, clientAuth usage.
+    /// Chains to a trusted CA with clientAuth usage, and was valid at its `not_after` (it may
+    /// have expired since: the domain enforces expiry and the renewal grace).
     Verified(PresentedCert),
     /// Presented but not acceptable; the error says why.
     Rejected(Arc<CoreError>),
@@ -101,6 +102,23 @@ impl TrustStore {
             None,
             None,
         );
+        let res = match res {
+            // Expired: check the chain as of the certificate's last valid second. The domain
+            // decides what an expired certificate may still do (renewal within the grace).
+            Err(webpki::Error::CertExpired { .. }) => {
+                let at = u64::try_from(info.not_after.unix_timestamp()).unwrap_or(0);
+                cert.verify_for_usage(
+                    self.algs.all,
+                    &anchors,
+                    &chain[1..],
+                    UnixTime::since_unix_epoch(std::time::Duration::from_secs(at)),
+                    webpki::KeyUsage::client_auth(),
+                    None,
+                    None,
+                )
+            }
+            other => other,
+        };
         match res {
             Ok(_) => ClientCert::Verified(PresentedCert {
                 serial: info.serial_hex,

@@ -5,10 +5,12 @@
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
-    CertRecord, CheckinRecord, DeviceQuery, DeviceRecord, Identity, MutualAuthRow, Page,
-    PolicyRecord, Registration, RevokedRow, Store, UserRecord,
+    AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Identity,
+    MutualAuthRow, Page, PolicyRecord, Registration, RevokedRow, Store, UserRecord,
 };
-use ferrocore_proto::{AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, Platform};
+use ferrocore_proto::{
+    AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
+};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -34,7 +36,8 @@ fn parse_enum<T: FromStr<Err = String>>(s: &str) -> Result<T> {
 
 const DEVICE_COLUMNS: &str = "d.id, d.device_uuid, d.username, d.platform, d.client_kind, \
     d.client_version, d.mode, d.listener, d.status, d.registered_with_ma, d.registered_at, \
-    d.last_checkin_at, d.retired_at, d.current_cert_serial, d.cert_not_after, d.secret_hash, d.policy";
+    d.last_checkin_at, d.retired_at, d.current_cert_serial, d.cert_not_after, d.secret_hash, d.policy, \
+    d.previous_cert_serial, d.migration_status, d.renewal_count";
 
 fn device_from_row(r: &SqliteRow) -> Result<DeviceRecord> {
     let status: String = r.try_get("status").map_err(db_err)?;
@@ -58,6 +61,12 @@ fn device_from_row(r: &SqliteRow) -> Result<DeviceRecord> {
         cert_not_after: r.try_get("cert_not_after").map_err(db_err)?,
         secret_hash: r.try_get("secret_hash").map_err(db_err)?,
         policy: r.try_get("policy").map_err(db_err)?,
+        previous_cert_serial: r.try_get("previous_cert_serial").map_err(db_err)?,
+        migration_status: parse_enum::<MigrationStatus>(
+            &r.try_get::<String, _>("migration_status").map_err(db_err)?,
+        )?,
+        renewal_count: u32::try_from(r.try_get::<i64, _>("renewal_count").map_err(db_err)?)
+            .map_err(CoreError::internal)?,
     })
 }
 
@@ -96,6 +105,8 @@ fn cert_from_row(r: &SqliteRow) -> Result<CertRecord> {
         revoked_at: r.try_get("revoked_at").map_err(db_err)?,
         revocation_reason: r.try_get("revocation_reason").map_err(db_err)?,
         der: r.try_get("der").map_err(db_err)?,
+        issue_reason: r.try_get("issue_reason").map_err(db_err)?,
+        replaces_serial: r.try_get("replaces_serial").map_err(db_err)?,
     })
 }
 
@@ -285,30 +296,76 @@ impl Store for SqliteStore {
     }
 
     async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
-        let row = sqlx::query(
-            "SELECT name, checkin_interval_secs, cert_lifetime_days, renewal_window_days, \
-             migrate_client FROM policies WHERE name = ?",
+        let row = sqlx::query(AssertSqlSafe(format!("{POLICY_SELECT} WHERE name = ?")))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.map(|r| policy_from_row(&r)).transpose()
+    }
+
+    async fn list_policies(&self) -> Result<Vec<PolicyRecord>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("{POLICY_SELECT} ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(policy_from_row).collect()
+    }
+
+    async fn put_policy(&self, p: &PolicyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO policies (name, checkin_interval_secs, cert_lifetime_days, \
+             renewal_window_days, migrate_client) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT(name) DO UPDATE SET checkin_interval_secs = excluded.checkin_interval_secs, \
+             cert_lifetime_days = excluded.cert_lifetime_days, \
+             renewal_window_days = excluded.renewal_window_days, \
+             migrate_client = excluded.migrate_client",
         )
-        .bind(name)
-        .fetch_optional(&self.pool)
+        .bind(&p.name)
+        .bind(i64::try_from(p.checkin_interval_secs).map_err(CoreError::internal)?)
+        .bind(i64::from(p.cert_lifetime_days))
+        .bind(p.renewal_window_days.map(i64::from))
+        .bind(p.migrate_client)
+        .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        row.map(|r| -> Result<PolicyRecord> {
-            let interval: i64 = r.try_get("checkin_interval_secs").map_err(db_err)?;
-            let lifetime: i64 = r.try_get("cert_lifetime_days").map_err(db_err)?;
-            let window: Option<i64> = r.try_get("renewal_window_days").map_err(db_err)?;
-            Ok(PolicyRecord {
-                name: r.try_get("name").map_err(db_err)?,
-                checkin_interval_secs: interval.unsigned_abs(),
-                cert_lifetime_days: u32::try_from(lifetime).map_err(CoreError::internal)?,
-                renewal_window_days: window
-                    .map(u32::try_from)
-                    .transpose()
-                    .map_err(CoreError::internal)?,
-                migrate_client: r.try_get("migrate_client").map_err(db_err)?,
-            })
-        })
-        .transpose()
+        Ok(())
+    }
+
+    async fn delete_policy(&self, name: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE policy = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if used > 0 {
+            return Err(CoreError::Conflict(format!(
+                "policy {name:?} is assigned to {used} device(s)"
+            )));
+        }
+        let res = sqlx::query("DELETE FROM policies WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("policy {name:?}")));
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<()> {
+        let res = sqlx::query("UPDATE devices SET policy = ? WHERE id = ?")
+            .bind(policy)
+            .bind(device_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("device {device_id}")));
+        }
+        Ok(())
     }
 
     async fn device_by_uuid(&self, device_uuid: &str) -> Result<Option<DeviceRecord>> {
@@ -345,7 +402,8 @@ impl Store for SqliteStore {
              mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
              registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
              last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
-             cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy",
+             cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy, \
+             previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0",
         )
         .bind(&d.id)
         .bind(&d.device_uuid)
@@ -400,7 +458,7 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn record_checkin(&self, c: &CheckinRecord) -> Result<()> {
+    async fn record_checkin(&self, c: &CheckinRecord, fx: &CheckinEffects) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query("INSERT INTO checkins (device_id, at, listener, mode) VALUES (?, ?, ?, ?)")
             .bind(&c.device_id)
@@ -410,13 +468,171 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        sqlx::query("UPDATE devices SET last_checkin_at = ? WHERE id = ?")
-            .bind(c.at)
+        sqlx::query(
+            "UPDATE devices SET last_checkin_at = ?, client_version = COALESCE(?, client_version) \
+             WHERE id = ?",
+        )
+        .bind(c.at)
+        .bind(&fx.client_version)
+        .bind(&c.device_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if let Some(old) = &fx.supersede {
+            revoke_in(&mut tx, std::slice::from_ref(old), "superseded", c.at).await?;
+            sqlx::query("UPDATE devices SET previous_cert_serial = NULL WHERE id = ?")
+                .bind(&c.device_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        if fx.migration_success {
+            sqlx::query(
+                "UPDATE devices SET migration_status = 'success', mode = 'mutual', \
+                 listener = 'device', secret_hash = NULL WHERE id = ?",
+            )
             .bind(&c.device_id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        }
+        if fx.migration_not_supported {
+            sqlx::query("UPDATE devices SET migration_status = 'not_supported' WHERE id = ?")
+                .bind(&c.device_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn apply_renewal(
+        &self,
+        device_id: &str,
+        new: &CertRecord,
+        authenticated_with: &str,
+        at: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let others: Vec<String> = sqlx::query_scalar(
+            "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active' AND serial <> ?",
+        )
+        .bind(device_id)
+        .bind(authenticated_with)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        revoke_in(&mut tx, &others, "superseded", at).await?;
+        insert_cert(&mut tx, new).await?;
+        sqlx::query(
+            "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
+             previous_cert_serial = ?, renewal_count = renewal_count + 1 WHERE id = ?",
+        )
+        .bind(&new.serial)
+        .bind(new.not_after)
+        .bind(authenticated_with)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn apply_migration(&self, device_id: &str, new: &CertRecord, at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let earlier: Vec<String> = sqlx::query_scalar(
+            "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active'",
+        )
+        .bind(device_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        revoke_in(&mut tx, &earlier, "superseded", at).await?;
+        insert_cert(&mut tx, new).await?;
+        sqlx::query(
+            "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
+             previous_cert_serial = NULL, migration_status = 'pending' WHERE id = ?",
+        )
+        .bind(&new.serial)
+        .bind(new.not_after)
+        .bind(device_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn retire_expired(&self, expired_before: i64, at: i64) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE certificates SET status = 'revoked', revoked_at = ?1, \
+             revocation_reason = 'cessation_of_operation' \
+             WHERE status = 'active' AND device_id IN \
+             (SELECT id FROM devices WHERE status = 'active' AND cert_not_after < ?2)",
+        )
+        .bind(at)
+        .bind(expired_before)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let res = sqlx::query(
+            "UPDATE devices SET status = 'retired', retired_at = ?1 \
+             WHERE status = 'active' AND cert_not_after < ?2",
+        )
+        .bind(at)
+        .bind(expired_before)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(res.rows_affected())
+    }
+
+    async fn renewal_at_risk(
+        &self,
+        now: i64,
+        grace_secs: i64,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Page<AtRisk>> {
+        // Window start = not_after - window days; at risk from then until not_after + grace.
+        let cond = "d.status = 'active' AND d.cert_not_after IS NOT NULL \
+             AND d.cert_not_after >= ?1 - ?2 \
+             AND d.cert_not_after - COALESCE(p.renewal_window_days, 60) * 86400 <= ?1";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM devices d JOIN policies p ON p.name = d.policy WHERE {cond}"
+        )))
+        .bind(now)
+        .bind(grace_secs)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS}, COALESCE(p.renewal_window_days, 60) AS window_days \
+             FROM devices d JOIN policies p ON p.name = d.policy WHERE {cond} \
+             ORDER BY d.cert_not_after, d.id LIMIT ?3 OFFSET ?4"
+        )))
+        .bind(now)
+        .bind(grace_secs)
+        .bind(i64::from(limit))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = rows
+            .iter()
+            .map(|r| -> Result<AtRisk> {
+                Ok(AtRisk {
+                    device: device_from_row(r)?,
+                    window_days: u32::try_from(r.try_get::<i64, _>("window_days").map_err(db_err)?)
+                        .map_err(CoreError::internal)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            total: total.unsigned_abs(),
+        })
     }
 
     async fn list_devices(&self, q: &DeviceQuery) -> Result<Page<DeviceRecord>> {
@@ -430,13 +646,50 @@ impl Store for SqliteStore {
             filters.push("d.platform = ?");
             binds.push(p.as_str().into());
         }
+        if let Some(k) = q.client_kind {
+            filters.push("d.client_kind = ?");
+            binds.push(k.as_str().into());
+        }
+        if let Some(v) = &q.client_version {
+            filters.push("d.client_version = ?");
+            binds.push(v.clone());
+        }
         if let Some(m) = q.mode {
             filters.push("d.mode = ?");
+            binds.push(m.as_str().into());
+        }
+        if let Some(m) = q.migration_status {
+            filters.push("d.migration_status = ?");
             binds.push(m.as_str().into());
         }
         if let Some(s) = q.status {
             filters.push("d.status = ?");
             binds.push(device_status_str(s).into());
+        }
+        let mut int_binds: Vec<i64> = Vec::new();
+        if let Some(t) = q.cert_expires_after {
+            filters.push("d.cert_not_after >= ?");
+            int_binds.push(t);
+        }
+        if let Some(t) = q.cert_expires_before {
+            filters.push("d.cert_not_after <= ?");
+            int_binds.push(t);
+        }
+        if let Some(t) = q.in_renewal_window_at {
+            filters.push(
+                "d.cert_not_after >= ? AND d.cert_not_after - 86400 * \
+                 COALESCE((SELECT p.renewal_window_days FROM policies p WHERE p.name = d.policy), 60) <= ?",
+            );
+            int_binds.push(t);
+            int_binds.push(t);
+        }
+        if let Some(t) = q.last_checkin_after {
+            filters.push("d.last_checkin_at >= ?");
+            int_binds.push(t);
+        }
+        if let Some(t) = q.last_checkin_before {
+            filters.push("d.last_checkin_at <= ?");
+            int_binds.push(t);
         }
         let where_ = if filters.is_empty() {
             String::new()
@@ -448,6 +701,9 @@ impl Store for SqliteStore {
         for b in &binds {
             count_q = count_q.bind(b.clone());
         }
+        for b in &int_binds {
+            count_q = count_q.bind(*b);
+        }
         let total = count_q.fetch_one(&self.pool).await.map_err(db_err)?;
         let sql = format!(
             "SELECT {DEVICE_COLUMNS} FROM devices d {where_} ORDER BY d.registered_at, d.id LIMIT ? OFFSET ?"
@@ -455,6 +711,9 @@ impl Store for SqliteStore {
         let mut list_q = sqlx::query(AssertSqlSafe(sql));
         for b in &binds {
             list_q = list_q.bind(b.clone());
+        }
+        for b in &int_binds {
+            list_q = list_q.bind(*b);
         }
         let rows = list_q
             .bind(i64::from(q.limit))
@@ -631,7 +890,8 @@ async fn insert_cert(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO certificates (serial, device_id, subject, not_before, not_after, issued_at, \
-         status, revoked_at, revocation_reason, der) VALUES (?, ?, ?, ?, ?, ?, 'active', NULL, NULL, ?)",
+         status, revoked_at, revocation_reason, der, issue_reason, replaces_serial) \
+         VALUES (?, ?, ?, ?, ?, ?, 'active', NULL, NULL, ?, ?, ?)",
     )
     .bind(&c.serial)
     .bind(&c.device_id)
@@ -640,10 +900,31 @@ async fn insert_cert(
     .bind(c.not_after)
     .bind(c.issued_at)
     .bind(&c.der)
+    .bind(&c.issue_reason)
+    .bind(&c.replaces_serial)
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+const POLICY_SELECT: &str = "SELECT name, checkin_interval_secs, cert_lifetime_days, \
+    renewal_window_days, migrate_client FROM policies";
+
+fn policy_from_row(r: &SqliteRow) -> Result<PolicyRecord> {
+    let interval: i64 = r.try_get("checkin_interval_secs").map_err(db_err)?;
+    let lifetime: i64 = r.try_get("cert_lifetime_days").map_err(db_err)?;
+    let window: Option<i64> = r.try_get("renewal_window_days").map_err(db_err)?;
+    Ok(PolicyRecord {
+        name: r.try_get("name").map_err(db_err)?,
+        checkin_interval_secs: interval.unsigned_abs(),
+        cert_lifetime_days: u32::try_from(lifetime).map_err(CoreError::internal)?,
+        renewal_window_days: window
+            .map(u32::try_from)
+            .transpose()
+            .map_err(CoreError::internal)?,
+        migrate_client: r.try_get("migrate_client").map_err(db_err)?,
+    })
 }
 
 fn user_from_row(r: &SqliteRow) -> Result<UserRecord> {

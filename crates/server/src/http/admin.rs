@@ -13,8 +13,9 @@ use axum::{Json, Router};
 use ferrocore_core::CoreError;
 use ferrocore_core::store::{CertRecord, CheckinRecord, DeviceQuery, DeviceRecord, UserRecord};
 use ferrocore_proto::{
-    AuthMode, CertStatus, Certificate, Checkin, Device, DeviceDetail, DeviceStatus, NewUser,
-    Platform, PortSettingsRequest, RevokeRequest, Settings, User, codes,
+    AssignPolicy, AuthMode, CertStatus, Certificate, Checkin, ClientKind, Device, DeviceDetail,
+    DeviceStatus, MigrationStatus, NewUser, Platform, Policy, PolicyChange, PortSettingsRequest,
+    RenewalRisk, RevokeRequest, Settings, User, codes,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
@@ -39,6 +40,20 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .route("/api/v1/admin/devices", get(list_devices))
         .route("/api/v1/admin/devices/{id}", get(show_device))
         .route("/api/v1/admin/devices/{id}/retire", post(retire_device))
+        .route("/api/v1/admin/devices/{id}/policy", put(assign_policy))
+        .route(
+            "/api/v1/admin/reports/renewal-at-risk",
+            get(renewal_at_risk),
+        )
+        .route("/api/v1/admin/maintenance/sweep", post(sweep))
+        .route("/api/v1/admin/policies", get(list_policies))
+        .route(
+            "/api/v1/admin/policies/{name}",
+            get(show_policy)
+                .post(create_policy)
+                .patch(change_policy)
+                .delete(delete_policy),
+        )
         .route("/api/v1/admin/certificates", get(list_certificates))
         .route(
             "/api/v1/admin/certificates/{serial}/revoke",
@@ -172,6 +187,9 @@ pub fn device_out(d: DeviceRecord) -> Device {
         retired_at: d.retired_at,
         current_cert_serial: d.current_cert_serial,
         cert_not_after: d.cert_not_after,
+        policy: d.policy,
+        migration_status: d.migration_status,
+        renewal_count: d.renewal_count,
     }
 }
 
@@ -186,6 +204,8 @@ fn cert_out(c: CertRecord) -> Certificate {
         revoked_at: c.revoked_at,
         revocation_reason: c.revocation_reason,
         issued_at: c.issued_at,
+        issue_reason: c.issue_reason,
+        replaces_serial: c.replaces_serial,
     }
 }
 
@@ -202,8 +222,17 @@ fn checkin_out(c: CheckinRecord) -> Checkin {
 struct DeviceListQuery {
     username: Option<String>,
     platform: Option<String>,
+    client_kind: Option<String>,
+    client_version: Option<String>,
     mode: Option<String>,
+    migration_status: Option<String>,
     status: Option<String>,
+    cert_expires_after: Option<i64>,
+    cert_expires_before: Option<i64>,
+    /// `true`: only devices inside their renewal window now.
+    in_renewal_window: Option<bool>,
+    last_checkin_after: Option<i64>,
+    last_checkin_before: Option<i64>,
     limit: Option<u32>,
     offset: Option<u64>,
 }
@@ -241,8 +270,19 @@ async fn list_devices(
     let query = DeviceQuery {
         username: q.username.filter(|s| !s.is_empty()),
         platform: parse_opt::<Platform>(q.platform)?,
+        client_kind: parse_opt::<ClientKind>(q.client_kind)?,
+        client_version: q.client_version.filter(|s| !s.is_empty()),
         mode: parse_opt::<AuthMode>(q.mode)?,
+        migration_status: parse_opt::<MigrationStatus>(q.migration_status)?,
         status,
+        cert_expires_after: q.cert_expires_after,
+        cert_expires_before: q.cert_expires_before,
+        in_renewal_window_at: q
+            .in_renewal_window
+            .filter(|b| *b)
+            .map(|_| state.core.clock().now().unix_timestamp()),
+        last_checkin_after: q.last_checkin_after,
+        last_checkin_before: q.last_checkin_before,
         limit: page_limit(q.limit)?,
         offset: q.offset.unwrap_or(0),
     };
@@ -312,4 +352,124 @@ async fn revoke_certificate(
         .await?;
     debug_assert_eq!(c.status, CertStatus::Revoked);
     Ok(Json(cert_out(c)))
+}
+
+fn policy_out(p: ferrocore_core::store::PolicyRecord) -> Policy {
+    Policy {
+        effective_renewal_window_days: ferrocore_core::service::renewal_window_days(&p),
+        name: p.name,
+        checkin_interval_secs: p.checkin_interval_secs,
+        cert_lifetime_days: p.cert_lifetime_days,
+        renewal_window_days: p.renewal_window_days,
+        migrate_client: p.migrate_client,
+    }
+}
+
+async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Policy>>, ApiError> {
+    Ok(Json(
+        state
+            .core
+            .policies()
+            .await?
+            .into_iter()
+            .map(policy_out)
+            .collect(),
+    ))
+}
+
+async fn show_policy(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+) -> Result<Json<Policy>, ApiError> {
+    Ok(Json(policy_out(state.core.policy(&name).await?)))
+}
+
+async fn create_policy(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    OptionalJson(change): OptionalJson<PolicyChange>,
+) -> Result<impl IntoResponse, ApiError> {
+    let p = state.core.put_policy(&name, &change, true).await?;
+    Ok((StatusCode::CREATED, Json(policy_out(p))))
+}
+
+async fn change_policy(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    ApiJson(change): ApiJson<PolicyChange>,
+) -> Result<Json<Policy>, ApiError> {
+    Ok(Json(policy_out(
+        state.core.put_policy(&name, &change, false).await?,
+    )))
+}
+
+async fn delete_policy(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.core.delete_policy(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn assign_policy(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AssignPolicy>,
+) -> Result<Json<Device>, ApiError> {
+    Ok(Json(device_out(
+        state.core.assign_policy(&id, &req.policy).await?,
+    )))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+async fn renewal_at_risk(
+    State(state): State<SharedState>,
+    q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageOf<RenewalRisk>>, ApiError> {
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let now = state.core.clock().now().unix_timestamp();
+    let page = state
+        .core
+        .renewal_at_risk(page_limit(q.limit)?, q.offset.unwrap_or(0))
+        .await?;
+    let grace = ferrocore_core::service::GRACE.whole_seconds();
+    Ok(Json(PageOf {
+        total: page.total,
+        items: page
+            .items
+            .into_iter()
+            .map(|r| {
+                let not_after = r.device.cert_not_after.unwrap_or(0);
+                let supports = ferrocore_core::service::supports_renewal(&r.device);
+                RenewalRisk {
+                    phase: if now <= not_after {
+                        "in_window"
+                    } else {
+                        "in_grace"
+                    }
+                    .to_owned(),
+                    retire_at: not_after + grace,
+                    supports_renewal: supports,
+                    device: device_out(r.device),
+                }
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SweepResult {
+    pub retired: u64,
+}
+
+async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
+    Ok(Json(SweepResult {
+        retired: state.core.sweep_expired().await?,
+    }))
 }

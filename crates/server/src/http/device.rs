@@ -13,8 +13,8 @@ use axum::{Extension, Json, Router};
 use ferrocore_core::CoreError;
 use ferrocore_core::service::DeviceCredential;
 use ferrocore_proto::{
-    CheckinEndpoint, CheckinRequest, CheckinResponse, Listener, PolicyInfo, RegisterRequest,
-    RegisterResponse, paths,
+    AuthMode, CheckinEndpoint, CheckinRequest, CheckinResponse, CsrRequest, IssuedIdentity,
+    Listener, PolicyInfo, RegisterRequest, RegisterResponse, paths,
 };
 use std::sync::Arc;
 
@@ -22,6 +22,8 @@ pub fn routes() -> Router<SharedState> {
     Router::new()
         .route(paths::REGISTER, post(register))
         .route(paths::CHECKIN, post(checkin))
+        .route(paths::RENEW, post(renew))
+        .route(paths::MIGRATE, post(migrate))
 }
 
 fn endpoint(state: &SharedState, listener: Listener) -> CheckinEndpoint {
@@ -106,9 +108,59 @@ async fn checkin(
         mode: c.device.mode,
         checkin: endpoint(&state, c.device.listener),
         policy: policy_info(&c.policy),
-        actions: Vec::new(),
+        actions: c.actions,
         server_time: c.at,
+        certificate: c.lifecycle,
     }))
+}
+
+fn issued_out(state: &SharedState, r: ferrocore_core::service::Reissued) -> IssuedIdentity {
+    IssuedIdentity {
+        serial: r.issued.serial_hex.clone(),
+        not_after: r.issued.not_after.unix_timestamp(),
+        certificate_pem: r.issued.pem,
+        ca_pem: r.ca_pem,
+        mode: AuthMode::Mutual,
+        checkin: endpoint(state, Listener::Device),
+    }
+}
+
+/// Renewal: mutual TLS with the current certificate (or one expired within the grace).
+async fn renew(
+    State(state): State<SharedState>,
+    Extension(info): Extension<Arc<ConnInfo>>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CsrRequest>,
+) -> Result<Json<IssuedIdentity>, ApiError> {
+    listener_of(&info)?;
+    let r = match credential(&info, &headers)? {
+        DeviceCredential::Certificate(cert) => state.core.renew(&cert, &req.csr_pem).await?,
+        _ => return Err(CoreError::ClientCertRequired.into()),
+    };
+    Ok(Json(issued_out(&state, r)))
+}
+
+/// Migration of a legacy device: authenticated with its device secret.
+async fn migrate(
+    State(state): State<SharedState>,
+    Extension(info): Extension<Arc<ConnInfo>>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<CsrRequest>,
+) -> Result<Json<IssuedIdentity>, ApiError> {
+    listener_of(&info)?;
+    let r = match credential(&info, &headers)? {
+        DeviceCredential::Secret {
+            device_uuid,
+            secret,
+        } => {
+            state
+                .core
+                .migrate(&device_uuid, &secret, &req.csr_pem)
+                .await?
+        }
+        _ => return Err(CoreError::DeviceSecretRequired.into()),
+    };
+    Ok(Json(issued_out(&state, r)))
 }
 
 pub async fn crl_der(State(state): State<SharedState>) -> impl IntoResponse {

@@ -33,16 +33,20 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         | DeviceSecretRequired
         | CertUnknown(_)
         | CertExpired { .. } => StatusCode::UNAUTHORIZED,
-        CertRevoked { .. } | CertSuperseded | DeviceRetired | MutualAuthRequired => {
-            StatusCode::FORBIDDEN
-        }
+        CertRevoked { .. }
+        | CertSuperseded
+        | DeviceRetired
+        | MutualAuthRequired
+        | RenewalNotSupported
+        | MigrationNotAllowed(_) => StatusCode::FORBIDDEN,
         WrongListener(_) => StatusCode::MISDIRECTED_REQUEST,
         DeviceUnknown | NotFound(_) => StatusCode::NOT_FOUND,
         MutualAuthIrreversible
         | LegacyDevicesExist { .. }
         | UserExists(_)
         | Conflict(_)
-        | AlreadyRevoked(_) => StatusCode::CONFLICT,
+        | AlreadyRevoked(_)
+        | RenewalNotDue { .. } => StatusCode::CONFLICT,
         Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }

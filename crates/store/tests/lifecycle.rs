@@ -1,0 +1,681 @@
+//! Certificate-lifecycle scenarios: the domain (`Core`) on the real SQLite store, with an
+//! injected clock moved through renewal window, expiry, grace and retirement.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ferrocore_core::directory::LocalDirectory;
+use ferrocore_core::issuance::LocalIssuer;
+use ferrocore_core::service::{
+    CheckedIn, DeviceCredential, PkiPublication, PresentedCert, Purpose,
+};
+use ferrocore_core::store::DeviceQuery;
+use ferrocore_core::{Clock, Core, CoreError, ManualClock};
+use ferrocore_pki::LocalCa;
+use ferrocore_proto::{
+    Action, AuthMode, CertStatus, CheckinRequest, ClientKind, DeviceStatus, Listener,
+    MigrationStatus, Platform, PolicyChange, RegisterRequest,
+};
+use ferrocore_store::SqliteStore;
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+
+const DAY: Duration = Duration::days(1);
+
+struct World {
+    _dir: tempfile::TempDir,
+    clock: Arc<ManualClock>,
+    core: Core,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let ca = LocalCa::generate("Test CA", start - Duration::days(1)).unwrap();
+    let core = Core::new(
+        store.clone(),
+        Arc::new(LocalDirectory::new(store)),
+        Arc::new(LocalIssuer::new(ca)),
+        clock.clone(),
+        PkiPublication::default(),
+    );
+    core.add_user("alice", "Alice-pass1", None).await.unwrap();
+    World {
+        _dir: dir,
+        clock,
+        core,
+    }
+}
+
+fn csr() -> (rcgen::KeyPair, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    (key, csr)
+}
+
+/// A registered device as the agent holds it.
+struct Dev {
+    uuid: String,
+    id: String,
+    cert: Option<PresentedCert>,
+    secret: Option<String>,
+}
+
+impl World {
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    async fn register(&self, platform: Platform, version: &str) -> Dev {
+        let uuid = uuid_v4();
+        self.register_uuid(platform, version, &uuid).await
+    }
+
+    async fn register_uuid(&self, platform: Platform, version: &str, uuid: &str) -> Dev {
+        let (_k, csr) = csr();
+        let r = self
+            .core
+            .register(
+                RegisterRequest {
+                    username: "alice".into(),
+                    password: "Alice-pass1".into(),
+                    platform,
+                    client_kind: ClientKind::Agent,
+                    client_version: version.into(),
+                    device_uuid: uuid.to_owned(),
+                    csr_pem: Some(csr),
+                },
+                Listener::Device,
+            )
+            .await
+            .unwrap();
+        Dev {
+            uuid: uuid.to_owned(),
+            id: r.device.id.clone(),
+            cert: r
+                .device
+                .current_cert_serial
+                .clone()
+                .map(|serial| PresentedCert {
+                    serial,
+                    not_after: r.device.cert_not_after.unwrap(),
+                }),
+            secret: r.device_secret,
+        }
+    }
+
+    async fn checkin(&self, d: &Dev) -> Result<CheckedIn, CoreError> {
+        let (cred, via) = match (&d.cert, &d.secret) {
+            (Some(c), _) => (DeviceCredential::Certificate(c.clone()), Listener::Device),
+            (None, Some(s)) => (
+                DeviceCredential::Secret {
+                    device_uuid: d.uuid.clone(),
+                    secret: s.clone(),
+                },
+                Listener::SyncTls,
+            ),
+            _ => unreachable!(),
+        };
+        self.core
+            .checkin(cred, via, CheckinRequest::default())
+            .await
+    }
+
+    async fn renew(&self, d: &mut Dev) -> Result<(), CoreError> {
+        let (_k, csr) = csr();
+        let r = self.core.renew(d.cert.as_ref().unwrap(), &csr).await?;
+        d.cert = Some(PresentedCert {
+            serial: r.issued.serial_hex.clone(),
+            not_after: r.issued.not_after.unix_timestamp(),
+        });
+        Ok(())
+    }
+
+    fn set(&self, t: OffsetDateTime) {
+        self.clock.set(t);
+    }
+}
+
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn crl_serials(der: &[u8]) -> Vec<String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+    crl.iter_revoked_certificates()
+        .map(|r| ferrocore_pki::serial_hex_from_bytes(r.raw_serial()))
+        .collect()
+}
+
+fn not_after(d: &Dev) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(d.cert.as_ref().unwrap().not_after).unwrap()
+}
+
+fn wants_renewal(c: &CheckedIn) -> bool {
+    c.actions.iter().any(|a| matches!(a, Action::Renew { .. }))
+}
+
+async fn mutual_world() -> World {
+    let w = world().await;
+    w.core.enable_mutual_auth().await.unwrap();
+    w
+}
+
+/// Android 10.1 and iOS 11.1.0 agents renew: window start, day before expiry, and within
+/// the 30-day grace after expiry; one identity throughout.
+#[tokio::test]
+async fn renewing_agents_through_window_expiry_and_grace() {
+    for (platform, version) in [(Platform::Android, "10.1"), (Platform::Ios, "11.1.0")] {
+        let w = mutual_world().await;
+        let mut d = w.register(platform, version).await;
+        let start = w.now();
+        assert_eq!(
+            not_after(&d) - start,
+            Duration::days(365),
+            "default lifetime"
+        );
+
+        // Before the 60-day (blank) window: no renewal offered, renewal refused.
+        w.set(not_after(&d) - Duration::days(61));
+        let c = w.checkin(&d).await.unwrap();
+        assert!(
+            !wants_renewal(&c),
+            "{platform}: no renewal before the window"
+        );
+        let l = c.lifecycle.unwrap();
+        assert_eq!(l.renewal_window_days, 60);
+        assert!(l.supports_renewal);
+        assert!(matches!(
+            w.renew(&mut d).await,
+            Err(CoreError::RenewalNotDue { .. })
+        ));
+
+        // Window start: renewal offered, and performed.
+        w.set(not_after(&d) - Duration::days(60));
+        assert!(wants_renewal(&w.checkin(&d).await.unwrap()));
+        let old = d.cert.clone().unwrap();
+        w.renew(&mut d).await.unwrap();
+        // The old certificate still works until the device uses the new one...
+        let mut with_old = Dev {
+            uuid: d.uuid.clone(),
+            id: d.id.clone(),
+            cert: Some(old.clone()),
+            secret: None,
+        };
+        w.checkin(&with_old).await.unwrap();
+        // ...then it is revoked as superseded and appears in the CRL.
+        let c = w.checkin(&d).await.unwrap();
+        assert!(!wants_renewal(&c));
+        assert!(matches!(
+            w.checkin(&with_old).await,
+            Err(CoreError::CertRevoked { reason }) if reason == "superseded"
+        ));
+        let old_rec = w
+            .core
+            .store()
+            .certificate(&old.serial)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old_rec.status, CertStatus::Revoked);
+        let crl = w.core.crl();
+        assert!(
+            crl_serials(&crl.der).contains(&old.serial),
+            "superseded serial in CRL"
+        );
+        with_old.cert = None;
+
+        // The day before expiry of the new certificate: in the window, renew again.
+        w.set(not_after(&d) - DAY);
+        assert!(wants_renewal(&w.checkin(&d).await.unwrap()));
+
+        // At expiry + 1 s: check-ins refused, renewal accepted (grace).
+        w.set(not_after(&d) + Duration::seconds(1));
+        assert!(matches!(
+            w.checkin(&d).await,
+            Err(CoreError::CertExpired { .. })
+        ));
+        // Expiry + 29 days: still within the grace.
+        w.set(not_after(&d) + Duration::days(29));
+        assert!(matches!(
+            w.checkin(&d).await,
+            Err(CoreError::CertExpired { .. })
+        ));
+        w.renew(&mut d).await.unwrap();
+        w.checkin(&d).await.unwrap();
+        let dev = w.core.device(&d.id).await.unwrap();
+        assert_eq!(dev.status, DeviceStatus::Active);
+        assert_eq!(dev.renewal_count, 2);
+    }
+}
+
+/// Out of contact past expiry + 30 days: retired at once on contact, and by the sweep.
+#[tokio::test]
+async fn past_the_grace_the_device_is_retired() {
+    let w = mutual_world().await;
+    let mut d = w.register(Platform::Android, "10.1.0").await;
+    let quiet = w.register(Platform::Android, "10.1.0").await;
+    w.set(not_after(&d) + Duration::days(31));
+    // Contact: renewal refused and the device retired now.
+    assert!(matches!(
+        w.renew(&mut d).await,
+        Err(CoreError::DeviceRetired)
+    ));
+    let dev = w.core.device(&d.id).await.unwrap();
+    assert_eq!(dev.status, DeviceStatus::Retired);
+    // The silent one is retired by the sweep, its certificate revoked.
+    assert_eq!(
+        w.core.device(&quiet.id).await.unwrap().status,
+        DeviceStatus::Active
+    );
+    assert_eq!(w.core.sweep_expired().await.unwrap(), 1);
+    assert_eq!(
+        w.core.device(&quiet.id).await.unwrap().status,
+        DeviceStatus::Retired
+    );
+    let serial = &quiet.cert.as_ref().unwrap().serial;
+    assert_eq!(
+        w.core
+            .store()
+            .certificate(serial)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        CertStatus::Revoked
+    );
+    // Nothing left to sweep.
+    assert_eq!(w.core.sweep_expired().await.unwrap(), 0);
+}
+
+/// Android before 10.1 and iOS before 11.1.0 never renew: refused at expiry with "register
+/// again", and registering again replaces the identity.
+#[tokio::test]
+async fn agents_without_renewal_register_again() {
+    for (platform, version) in [(Platform::Android, "10.0.9"), (Platform::Ios, "11.0")] {
+        let w = mutual_world().await;
+        let mut d = w.register(platform, version).await;
+        w.set(not_after(&d) - DAY);
+        let c = w.checkin(&d).await.unwrap();
+        assert!(
+            !wants_renewal(&c),
+            "{platform} {version} is never offered renewal"
+        );
+        assert!(!c.lifecycle.unwrap().supports_renewal);
+        assert!(matches!(
+            w.renew(&mut d).await,
+            Err(CoreError::RenewalNotSupported)
+        ));
+        w.set(not_after(&d) + DAY);
+        let err = w.checkin(&d).await.unwrap_err();
+        assert!(matches!(err, CoreError::CertExpired { .. }));
+        assert!(err.to_string().contains("register again"), "{err}");
+        assert!(matches!(
+            w.renew(&mut d).await,
+            Err(CoreError::CertExpired { .. })
+        ));
+        let again = w.register_uuid(platform, version, &d.uuid).await;
+        assert_eq!(again.id, d.id, "same device record");
+        w.checkin(&again).await.unwrap();
+        assert!(matches!(
+            w.checkin(&d).await,
+            Err(CoreError::CertRevoked { .. })
+        ));
+    }
+}
+
+/// Ten renewals, one identity: the certificate chain is recorded with reasons.
+#[tokio::test]
+async fn ten_renewals_keep_one_identity() {
+    let w = mutual_world().await;
+    w.core
+        .put_policy(
+            "short",
+            &PolicyChange {
+                cert_lifetime_days: Some(60),
+                renewal_window_days: Some(serde_json::json!(60)),
+                ..PolicyChange::default()
+            },
+            true,
+        )
+        .await
+        .unwrap();
+    let mut d = w.register(Platform::Android, "12.0").await;
+    w.core.assign_policy(&d.id, "short").await.unwrap();
+    let first = d.cert.clone().unwrap().serial;
+    // A 60-day window on a 60-day certificate: renewal is due at once, so all ten superseded
+    // certificates are still unexpired and must all be in the CRL.
+    w.set(not_after(&d) - Duration::days(60));
+    for _ in 0..10 {
+        w.set(w.now() + Duration::hours(1));
+        assert!(wants_renewal(&w.checkin(&d).await.unwrap()));
+        w.renew(&mut d).await.unwrap();
+        w.checkin(&d).await.unwrap();
+    }
+    let dev = w.core.device(&d.id).await.unwrap();
+    assert_eq!(dev.renewal_count, 10);
+    assert_eq!(dev.status, DeviceStatus::Active);
+    let certs = w.core.certificates(Some(&d.id), 100, 0).await.unwrap();
+    assert_eq!(certs.total, 11);
+    let active: Vec<_> = certs
+        .items
+        .iter()
+        .filter(|c| c.status == CertStatus::Active)
+        .collect();
+    assert_eq!(active.len(), 1, "only the newest is active");
+    assert_eq!(
+        certs
+            .items
+            .iter()
+            .filter(|c| c.issue_reason == "renewal")
+            .count(),
+        10
+    );
+    // The chain links back to the registration certificate.
+    let mut serial = dev.current_cert_serial.clone().unwrap();
+    let mut hops = 0;
+    while let Some(prev) = certs
+        .items
+        .iter()
+        .find(|c| c.serial == serial)
+        .and_then(|c| c.replaces_serial.clone())
+    {
+        serial = prev;
+        hops += 1;
+    }
+    assert_eq!((hops, serial), (10, first));
+    // Every superseded certificate is in the CRL.
+    let crl = w.core.crl();
+    assert_eq!(crl_serials(&crl.der).len(), 10);
+}
+
+#[tokio::test]
+async fn bad_renewal_input_is_refused() {
+    let w = mutual_world().await;
+    for bad in [
+        serde_json::json!(0),
+        serde_json::json!(61),
+        serde_json::json!(-1),
+        serde_json::json!("text"),
+        serde_json::json!(1.5),
+        serde_json::json!(true),
+    ] {
+        let err = w
+            .core
+            .put_policy(
+                "default",
+                &PolicyChange {
+                    renewal_window_days: Some(bad.clone()),
+                    ..PolicyChange::default()
+                },
+                false,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_setting", "{bad}");
+        assert!(err.to_string().contains("1 to 60"), "{err}");
+    }
+    // Blank means 60; 1 and 60 are accepted; nothing half-applied by the refusals.
+    let p = w.core.policy("default").await.unwrap();
+    assert_eq!(p.renewal_window_days, None);
+    for (v, want) in [
+        ("\"\"", None),
+        ("1", Some(1)),
+        ("60", Some(60)),
+        ("null", None),
+    ] {
+        let p = w
+            .core
+            .put_policy(
+                "default",
+                &PolicyChange {
+                    renewal_window_days: Some(serde_json::from_str(v).unwrap()),
+                    ..PolicyChange::default()
+                },
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(p.renewal_window_days, want, "{v}");
+    }
+
+    // A CSR for the same key as the current certificate.
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr_pem = rcgen::CertificateParams::default()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let r = w
+        .core
+        .register(
+            RegisterRequest {
+                username: "alice".into(),
+                password: "Alice-pass1".into(),
+                platform: Platform::Android,
+                client_kind: ClientKind::Agent,
+                client_version: "11".into(),
+                device_uuid: uuid_v4(),
+                csr_pem: Some(csr_pem.clone()),
+            },
+            Listener::Device,
+        )
+        .await
+        .unwrap();
+    let cert = PresentedCert {
+        serial: r.device.current_cert_serial.clone().unwrap(),
+        not_after: r.device.cert_not_after.unwrap(),
+    };
+    w.set(OffsetDateTime::from_unix_timestamp(cert.not_after).unwrap() - DAY);
+    assert!(matches!(
+        w.core.renew(&cert, &csr_pem).await,
+        Err(CoreError::SameKey)
+    ));
+    // Garbage CSR, unknown (foreign) certificate, revoked certificate.
+    assert!(matches!(
+        w.core.renew(&cert, "garbage").await,
+        Err(CoreError::InvalidCsr(_))
+    ));
+    let (_k, good) = csr();
+    let foreign = PresentedCert {
+        serial: "7f00".into(),
+        not_after: cert.not_after,
+    };
+    assert!(matches!(
+        w.core.renew(&foreign, &good).await,
+        Err(CoreError::CertUnknown(_))
+    ));
+    w.core
+        .revoke_certificate(&cert.serial, Some("key_compromise"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.core.renew(&cert, &good).await,
+        Err(CoreError::CertRevoked { .. })
+    ));
+    assert!(matches!(
+        w.core.authenticate_cert(&cert, Purpose::Renewal).await,
+        Err(CoreError::CertRevoked { .. })
+    ));
+}
+
+/// Migration: a legacy Android 10.1 agent registered before mutual auth gets its identity
+/// certificate on its next sync-TLS check-in: Pending, then Success after its first
+/// mutual-TLS check-in; sync-TLS refused afterwards; the search finds it under each status.
+#[tokio::test]
+async fn migration_pending_then_success() {
+    let w = world().await;
+    let legacy = w.register(Platform::Android, "10.1.0").await;
+    let old = w.register(Platform::Android, "10.0").await;
+    assert!(legacy.secret.is_some() && legacy.cert.is_none());
+    w.core.enable_mutual_auth().await.unwrap();
+    // Flag off: nothing happens.
+    assert!(w.checkin(&legacy).await.unwrap().actions.is_empty());
+    w.core
+        .put_policy(
+            "default",
+            &PolicyChange {
+                migrate_client: Some(true),
+                ..PolicyChange::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let search = |status: MigrationStatus| DeviceQuery {
+        migration_status: Some(status),
+        limit: 100,
+        ..DeviceQuery::default()
+    };
+    let c = w.checkin(&legacy).await.unwrap();
+    assert_eq!(c.actions, vec![Action::Migrate]);
+    // The agent that cannot migrate shows "not supported".
+    assert!(w.checkin(&old).await.unwrap().actions.is_empty());
+    let ns = w
+        .core
+        .devices(&search(MigrationStatus::NotSupported))
+        .await
+        .unwrap();
+    assert_eq!(
+        ns.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>(),
+        vec![old.id.clone()]
+    );
+
+    let (_k, csr_pem) = csr();
+    let r = w
+        .core
+        .migrate(&legacy.uuid, legacy.secret.as_deref().unwrap(), &csr_pem)
+        .await
+        .unwrap();
+    assert_eq!(r.device.migration_status, MigrationStatus::Pending);
+    let pending = w
+        .core
+        .devices(&search(MigrationStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(pending.total, 1);
+    assert_eq!(pending.items[0].id, legacy.id);
+
+    let migrated = Dev {
+        uuid: legacy.uuid.clone(),
+        id: legacy.id.clone(),
+        cert: Some(PresentedCert {
+            serial: r.issued.serial_hex.clone(),
+            not_after: r.issued.not_after.unix_timestamp(),
+        }),
+        secret: None,
+    };
+    let c = w.checkin(&migrated).await.unwrap();
+    assert_eq!(c.device.mode, AuthMode::Mutual);
+    assert_eq!(c.device.migration_status, MigrationStatus::Success);
+    let ok = w
+        .core
+        .devices(&search(MigrationStatus::Success))
+        .await
+        .unwrap();
+    assert_eq!(ok.total, 1);
+    assert_eq!(ok.items[0].listener, Listener::Device);
+    // Sync-TLS with the old secret is refused from now on.
+    let err = w.checkin(&legacy).await.unwrap_err();
+    assert_eq!(err.code(), "mutual_auth_required");
+    // No user registered again: same device record.
+    assert_eq!(
+        w.core.device(&legacy.id).await.unwrap().registered_at,
+        c.device.registered_at
+    );
+}
+
+/// Advanced search filters combine; the renewal-at-risk report lists devices in their window
+/// or grace with the date each will be retired.
+#[tokio::test]
+async fn search_and_renewal_at_risk() {
+    let w = mutual_world().await;
+    let a = w.register(Platform::Android, "10.1").await;
+    w.set(w.now() + Duration::days(100));
+    let b = w.register(Platform::Ios, "11.1.0").await;
+    let c = w.register(Platform::Windows, "10.0").await;
+    w.checkin(&c).await.unwrap();
+
+    let q = |f: &dyn Fn(&mut DeviceQuery)| {
+        let mut q = DeviceQuery {
+            limit: 100,
+            ..DeviceQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let ids = |p: ferrocore_core::store::Page<ferrocore_core::store::DeviceRecord>| {
+        let mut v: Vec<String> = p.items.into_iter().map(|d| d.id).collect();
+        v.sort();
+        v
+    };
+    let mut ab = vec![a.id.clone(), b.id.clone()];
+    ab.sort();
+    let na = not_after(&a).unix_timestamp();
+    assert_eq!(
+        ids(w
+            .core
+            .devices(&q(&|q| q.cert_expires_before = Some(na)))
+            .await
+            .unwrap()),
+        vec![a.id.clone()]
+    );
+    assert_eq!(
+        ids(w
+            .core
+            .devices(&q(&|q| q.platform = Some(Platform::Ios)))
+            .await
+            .unwrap()),
+        vec![b.id.clone()]
+    );
+    assert_eq!(
+        w.core
+            .devices(&q(&|q| {
+                q.last_checkin_after = Some(0);
+                q.mode = Some(AuthMode::Mutual);
+            }))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    // Pagination keeps the total.
+    let page = w.core.devices(&q(&|q| q.limit = 1)).await.unwrap();
+    assert_eq!((page.items.len(), page.total), (1, 3));
+
+    // 40 days before a's expiry: a is in its window (60 days), b and c are not.
+    w.set(not_after(&a) - Duration::days(40));
+    let inside = w
+        .core
+        .devices(&q(&|q| {
+            q.in_renewal_window_at = Some(w.now().unix_timestamp())
+        }))
+        .await
+        .unwrap();
+    assert_eq!(ids(inside), vec![a.id.clone()]);
+    let risk = w.core.renewal_at_risk(100, 0).await.unwrap();
+    assert_eq!(risk.total, 1);
+    // 10 days after a's expiry: a in grace; not renewed; retire date = expiry + 30 days.
+    w.set(not_after(&a) + Duration::days(10));
+    let risk = w.core.renewal_at_risk(100, 0).await.unwrap();
+    assert_eq!(risk.items.len(), 1);
+    assert_eq!(risk.items[0].device.id, a.id);
+    assert_eq!(risk.items[0].window_days, 60);
+    let _ = ab;
+}
