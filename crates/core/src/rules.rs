@@ -187,6 +187,18 @@ mod tests {
         s.parse().unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// (cell name, platform, kind, version, setting, history, expected port, expected MA)
+    type Cell = (
+        &'static str,
+        Platform,
+        ClientKind,
+        &'static str,
+        SettingState,
+        History,
+        Listener,
+        bool,
+    );
+
     /// One row per cell of Table 4 (and the before/after split inside a cell).
     /// (cell name, platform, kind, version, setting, history, expected port, expected MA)
     #[test]
@@ -194,7 +206,7 @@ mod tests {
         let p443 = Listener::Device;
         let p9997 = Listener::SyncTls;
         #[rustfmt::skip]
-        let cells: &[(&str, Platform, ClientKind, &str, SettingState, History, Listener, bool)] = &[
+        let cells: &[Cell] = &[
             ("Android M@W / not enabled",                       Android, Agent, "9.0",    NotEnabled, RegisteredBeforeEnable, p9997, false),
             ("Android M@W / not enabled (new device)",          Android, Agent, "11.0",   NotEnabled, RegisteredAfterEnable,  p9997, false),
             ("Android M@W / enabled after install / new",       Android, Agent, "10.1.0", EnabledAfterInstall, RegisteredAfterEnable,  p443, true),

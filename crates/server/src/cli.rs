@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ferrocore_client::{ClientError, ClientOptions, TlsClient};
-use ferrocore_proto::{NewUser, PortSettingsRequest, RevokeRequest};
+use ferrocore_proto::{AssignPolicy, NewUser, PolicyChange, PortSettingsRequest, RevokeRequest};
 use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
@@ -74,6 +74,79 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: CertificatesCommand,
     },
+    /// Sync policies (check-in interval, certificate lifetime, renewal window, migration).
+    Policies {
+        #[command(subcommand)]
+        command: PoliciesCommand,
+    },
+    /// Reports.
+    Reports {
+        #[command(subcommand)]
+        command: ReportsCommand,
+    },
+    /// Run the expiry sweep now (it also runs hourly): retire devices past the renewal grace.
+    Sweep,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    List,
+    Show {
+        name: String,
+    },
+    /// Create a policy (unset values come from the default policy).
+    Add {
+        name: String,
+        #[command(flatten)]
+        values: PolicyValues,
+    },
+    /// Change a policy.
+    Set {
+        name: String,
+        #[command(flatten)]
+        values: PolicyValues,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PolicyValues {
+    #[arg(long)]
+    checkin_interval_secs: Option<u64>,
+    #[arg(long)]
+    cert_lifetime_days: Option<u32>,
+    /// Days before expiry a device may renew: 1 to 60; "" (blank) means 60.
+    #[arg(long, allow_hyphen_values = true)]
+    renewal_window_days: Option<String>,
+    /// Migrate legacy agents to mutual authentication on their next check-in.
+    #[arg(long)]
+    migrate_client: Option<bool>,
+}
+
+impl PolicyValues {
+    fn change(self) -> PolicyChange {
+        PolicyChange {
+            checkin_interval_secs: self.checkin_interval_secs,
+            cert_lifetime_days: self.cert_lifetime_days,
+            // Sent as text: the server validates and explains (1 to 60, blank = 60).
+            renewal_window_days: self.renewal_window_days.map(Value::String),
+            migrate_client: self.migrate_client,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportsCommand {
+    /// Devices inside their renewal window or grace period that have not renewed, with the
+    /// date each will be retired.
+    RenewalAtRisk {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,15 +187,36 @@ pub enum UsersCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DevicesCommand {
+    /// Advanced search; filters combine. Times are Unix seconds.
     List {
         #[arg(long)]
         user: Option<String>,
         #[arg(long)]
         platform: Option<String>,
         #[arg(long)]
+        client_kind: Option<String>,
+        #[arg(long)]
+        client_version: Option<String>,
+        /// mutual | legacy
+        #[arg(long)]
         mode: Option<String>,
+        /// none | pending | success | not_supported
+        #[arg(long)]
+        migration_status: Option<String>,
+        /// active | retired
         #[arg(long)]
         status: Option<String>,
+        #[arg(long)]
+        cert_expires_after: Option<i64>,
+        #[arg(long)]
+        cert_expires_before: Option<i64>,
+        /// Only devices inside their renewal window now.
+        #[arg(long)]
+        in_renewal_window: bool,
+        #[arg(long)]
+        last_checkin_after: Option<i64>,
+        #[arg(long)]
+        last_checkin_before: Option<i64>,
         #[arg(long, default_value_t = 100)]
         limit: u32,
         #[arg(long, default_value_t = 0)]
@@ -133,6 +227,11 @@ pub enum DevicesCommand {
     },
     Retire {
         id: String,
+    },
+    /// Assign a sync policy to a device.
+    SetPolicy {
+        id: String,
+        policy: String,
     },
 }
 
@@ -288,18 +387,46 @@ async fn admin(args: AdminArgs) -> Result<Value> {
             DevicesCommand::List {
                 user,
                 platform,
+                client_kind,
+                client_version,
                 mode,
+                migration_status,
                 status,
+                cert_expires_after,
+                cert_expires_before,
+                in_renewal_window,
+                last_checkin_after,
+                last_checkin_before,
                 limit,
                 offset,
             } => {
                 let mut q = vec![format!("limit={limit}"), format!("offset={offset}")];
-                for (k, v) in [
+                let times = [
+                    ("cert_expires_after", cert_expires_after),
+                    ("cert_expires_before", cert_expires_before),
+                    ("last_checkin_after", last_checkin_after),
+                    ("last_checkin_before", last_checkin_before),
+                ];
+                let texts = [
                     ("username", user),
                     ("platform", platform),
+                    ("client_kind", client_kind),
+                    ("client_version", client_version),
                     ("mode", mode),
+                    ("migration_status", migration_status),
                     ("status", status),
-                ] {
+                ]
+                .into_iter()
+                .chain(
+                    times
+                        .into_iter()
+                        .map(|(k, t)| (k, t.map(|t| t.to_string()))),
+                )
+                .chain([(
+                    "in_renewal_window",
+                    in_renewal_window.then(|| "true".into()),
+                )]);
+                for (k, v) in texts {
                     if let Some(v) = v {
                         q.push(format!("{k}={}", path_escape(&v)));
                     }
@@ -311,6 +438,14 @@ async fn admin(args: AdminArgs) -> Result<Value> {
             DevicesCommand::Show { id } => {
                 client
                     .get_json(&format!("{base}/devices/{}", path_escape(&id)))
+                    .await?
+            }
+            DevicesCommand::SetPolicy { id, policy } => {
+                client
+                    .put_json(
+                        &format!("{base}/devices/{}/policy", path_escape(&id)),
+                        &AssignPolicy { policy },
+                    )
                     .await?
             }
             DevicesCommand::Retire { id } => {
@@ -343,6 +478,54 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .await?
             }
         },
+        AdminCommand::Policies { command } => match command {
+            PoliciesCommand::List => client.get_json(&format!("{base}/policies")).await?,
+            PoliciesCommand::Show { name } => {
+                client
+                    .get_json(&format!("{base}/policies/{}", path_escape(&name)))
+                    .await?
+            }
+            PoliciesCommand::Add { name, values } => {
+                client
+                    .post_json(
+                        &format!("{base}/policies/{}", path_escape(&name)),
+                        &values.change(),
+                    )
+                    .await?
+            }
+            PoliciesCommand::Set { name, values } => {
+                let resp = client
+                    .request(
+                        &format!("{base}/policies/{}", path_escape(&name)),
+                        ferrocore_client::Method::PATCH,
+                        &[("content-type", "application/json")],
+                        serde_json::to_vec(&values.change())?,
+                    )
+                    .await?;
+                resp.error_for_status()?.json()?
+            }
+            PoliciesCommand::Remove { name } => {
+                client
+                    .delete(&format!("{base}/policies/{}", path_escape(&name)))
+                    .await?
+                    .empty()?;
+                Value::Null
+            }
+        },
+        AdminCommand::Reports { command } => match command {
+            ReportsCommand::RenewalAtRisk { limit, offset } => {
+                client
+                    .get_json(&format!(
+                        "{base}/reports/renewal-at-risk?limit={limit}&offset={offset}"
+                    ))
+                    .await?
+            }
+        },
+        AdminCommand::Sweep => {
+            client
+                .post_json(&format!("{base}/maintenance/sweep"), &Value::Null)
+                .await?
+        }
     };
     Ok(v)
 }
