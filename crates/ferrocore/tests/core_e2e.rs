@@ -2,6 +2,8 @@
 //! the README walkthrough, Table 4 with the real agent, the mutual-authentication and
 //! sync-TLS settings, and legacy check-ins.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{Ports, Server, agent_state, mode_of, serve_expecting_failure};
@@ -67,7 +69,9 @@ fn invalid_configuration_stops_start_up_with_one_line_naming_the_key() {
     let missing = tmp.path().join("no-such-config.toml");
     let bad_toml = tmp.path().join("bad.toml");
     fs::write(&bad_toml, "[listeners\ndevice = 1\n").unwrap();
-    let cases: Vec<(&str, Vec<String>, Vec<(String, String)>, &str)> = vec![
+    type Env = Vec<(String, String)>;
+    // (case, extra serve arguments, environment, key the error line must name)
+    let cases: Vec<(&str, Vec<String>, Env, &str)> = vec![
         (
             "storefront on the admin port",
             vec![],
@@ -540,4 +544,46 @@ fn legacy_checkins_wrong_secret_and_wrong_listener() {
     assert_eq!(checkins.len(), 1, "{shown}");
     assert_eq!(checkins[0]["listener"], "sync_tls");
     assert_eq!(checkins[0]["mode"], "legacy");
+}
+
+#[test]
+fn legacy_device_registering_again_after_enabling_becomes_mutual_and_loses_its_secret() {
+    let s = Server::start();
+    s.add_user("alice");
+    let phone = s.path("phone");
+    let st = s.register_ok(&phone, "alice", "android", "agent", "10.1.0");
+    assert_eq!(st["mode"], "legacy");
+    let uuid = st["device_uuid"].as_str().unwrap().to_owned();
+    let old_secret = fs::read_to_string(phone.join("secret")).unwrap();
+    s.admin_ok(&["settings", "mutual-auth", "enable"]);
+    // Still legacy until it registers again.
+    assert_eq!(s.checkin_ok(&phone)["mode"], "legacy");
+
+    let again = s.register_ok(&phone, "alice", "android", "agent", "10.1.0");
+    assert_eq!(again["device_id"], st["device_id"], "{again}");
+    assert_eq!(again["mode"], "mutual", "{again}");
+    assert_eq!(again["checkin"]["listener"], "device", "{again}");
+    assert!(!phone.join("secret").exists(), "the agent drops the secret");
+    let c = s.checkin_ok(&phone);
+    assert_eq!(c["mode"], "mutual", "{c}");
+    let d = s.device(st["device_id"].as_str().unwrap());
+    assert_eq!(d["mode"], "mutual", "{d}");
+    assert_eq!(d["registered_with_mutual_auth_enabled"], true, "{d}");
+
+    // The old secret no longer opens the sync-TLS door.
+    let h = s.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        &format!("x-ferrocore-device-secret: {uuid}:{}", old_secret.trim()),
+        &format!("{}/api/v1/checkin", s.sync_url()),
+    ]);
+    assert!(
+        h.status == 401 || h.status == 403,
+        "old secret must be refused: {h:?}"
+    );
+    assert!(
+        ["mutual_auth_required", "invalid_credentials"].contains(&h.error_code()),
+        "{h:?}"
+    );
 }
