@@ -68,6 +68,8 @@ pub enum CoreError {
     SameKey,
     #[error("{0}")]
     MigrationNotAllowed(String),
+    #[error("the enrollment configuration changed: this device must register again")]
+    ReregistrationRequired,
     #[error("internal error")]
     Internal(String),
 }
@@ -105,6 +107,7 @@ impl CoreError {
             RenewalNotDue { .. } => codes::RENEWAL_NOT_DUE,
             SameKey => codes::SAME_KEY,
             MigrationNotAllowed(_) => codes::MIGRATION_NOT_ALLOWED,
+            ReregistrationRequired => codes::REREGISTRATION_REQUIRED,
             Internal(_) => codes::INTERNAL,
         }
     }

@@ -10,9 +10,17 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-/// A dotted client version such as `9.8`, `10.1.0.0` or `11.1.0`. Missing components count as 0.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A dotted client version such as `9.8`, `10.1.0.0` or `11.1.0`. Missing components count as 0
+/// (so `10.1` equals `10.1.0.0`).
+#[derive(Debug, Clone)]
 pub struct Version(Vec<u32>);
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Version {}
 
 impl Version {
     pub fn new(parts: &[u32]) -> Self {

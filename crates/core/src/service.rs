@@ -21,6 +21,7 @@ use ferrocore_proto::{
     Action, AuthMode, CertStatus, CertificateLifecycle, CheckinRequest, ClientKind, DeviceStatus,
     Listener, MigrationStatus, Platform, RegisterRequest,
 };
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -89,22 +90,69 @@ pub struct Reissued {
     pub ca_pem: String,
 }
 
-/// Where the CA's public material is published.
+/// Where the CAs' public material is published.
 #[derive(Debug, Clone, Default)]
 pub struct PkiPublication {
-    /// URL put into issued certificates' CRL distribution point.
-    pub crl_url: Option<String>,
-    /// File the current CRL (DER) is written to.
-    pub crl_path: Option<PathBuf>,
+    /// Base URL of the public PKI paths (`https://host:port`); CRLs live at
+    /// `{base}/pki/crl.der` (the `local` configuration) and `{base}/pki/{config}/crl.der`.
+    pub base_url: Option<String>,
+    /// Overrides the CRL URL of the `local` configuration.
+    pub local_crl_url: Option<String>,
+    /// Directory CRLs are written to (`crl.der`, and `{config}/crl.der`).
+    pub crl_dir: Option<PathBuf>,
+}
+
+impl PkiPublication {
+    pub fn crl_url(&self, config: &str) -> Option<String> {
+        if config == LOCAL_CONFIG && self.local_crl_url.is_some() {
+            return self.local_crl_url.clone();
+        }
+        self.base_url
+            .as_ref()
+            .map(|b| format!("{b}/pki/{}crl.der", config_path_prefix(config)))
+    }
+    pub fn crl_path(&self, config: &str) -> Option<PathBuf> {
+        self.crl_dir.as_ref().map(|d| {
+            if config == LOCAL_CONFIG {
+                d.join("crl.der")
+            } else {
+                d.join(config).join("crl.der")
+            }
+        })
+    }
+}
+
+fn config_path_prefix(config: &str) -> String {
+    if config == LOCAL_CONFIG {
+        String::new()
+    } else {
+        format!("{config}/")
+    }
+}
+
+/// Name of the built-in enrollment configuration (the local CA created at first start).
+pub const LOCAL_CONFIG: &str = "local";
+
+/// Outcome of changing the enrollment configuration used for mutual authentication.
+#[derive(Debug, Clone)]
+pub struct SelectionChange {
+    pub applied: bool,
+    pub current: String,
+    pub proposed: String,
+    /// Active mutual-mode devices whose identity came from another configuration: they must
+    /// register again once the change is applied.
+    pub affected: Vec<DeviceRecord>,
+    pub affected_total: u64,
 }
 
 pub struct Core {
     store: Arc<dyn Store>,
     directory: Arc<dyn Directory>,
-    local_ca: Arc<LocalIssuer>,
+    /// Enrollment configurations by name; `local` always exists.
+    issuers: ArcSwap<BTreeMap<String, Arc<LocalIssuer>>>,
     clock: Arc<dyn Clock>,
     publication: PkiPublication,
-    crl: ArcSwap<PublishedCrl>,
+    crls: ArcSwap<BTreeMap<String, Arc<PublishedCrl>>>,
 }
 
 impl Core {
@@ -115,13 +163,15 @@ impl Core {
         clock: Arc<dyn Clock>,
         publication: PkiPublication,
     ) -> Self {
+        let mut issuers = BTreeMap::new();
+        issuers.insert(LOCAL_CONFIG.to_owned(), local_ca);
         Core {
             store,
             directory,
-            local_ca,
+            issuers: ArcSwap::from_pointee(issuers),
             clock,
             publication,
-            crl: ArcSwap::from_pointee(PublishedCrl::default()),
+            crls: ArcSwap::from_pointee(BTreeMap::new()),
         }
     }
 
@@ -131,8 +181,35 @@ impl Core {
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }
-    pub fn local_ca(&self) -> &Arc<LocalIssuer> {
-        &self.local_ca
+    /// The built-in `local` CA.
+    pub fn local_ca(&self) -> Arc<LocalIssuer> {
+        self.issuer(LOCAL_CONFIG)
+            .unwrap_or_else(|_| unreachable_local())
+    }
+
+    /// An enrollment configuration's issuer.
+    pub fn issuer(&self, name: &str) -> Result<Arc<LocalIssuer>> {
+        self.issuers
+            .load()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| CoreError::NotFound(format!("enrollment configuration {name:?}")))
+    }
+
+    /// Every configuration's CA certificate (DER), for the trust store.
+    pub fn trusted_ca_ders(&self) -> Vec<Vec<u8>> {
+        self.issuers
+            .load()
+            .values()
+            .map(|i| i.ca().cert_der().to_vec())
+            .collect()
+    }
+
+    /// Makes an enrollment configuration usable (at start-up, or after it was created).
+    pub fn install_issuer(&self, name: &str, issuer: Arc<LocalIssuer>) {
+        let mut map = self.issuers.load().as_ref().clone();
+        map.insert(name.to_owned(), issuer);
+        self.issuers.store(Arc::new(map));
     }
     fn now(&self) -> OffsetDateTime {
         self.clock.now()
@@ -171,19 +248,8 @@ impl Core {
         let now = self.now();
         let at = now.unix_timestamp();
 
+        let selected = self.store.mutual_auth().await?.enrollment_config;
         let existing = self.store.device_by_uuid(&device_uuid).await?;
-        let revoke: Vec<String> = match &existing {
-            Some(d) => self
-                .store
-                .certificates(Some(&d.id), 10_000, 0)
-                .await?
-                .items
-                .into_iter()
-                .filter(|c| c.status == CertStatus::Active)
-                .map(|c| c.serial)
-                .collect(),
-            None => Vec::new(),
-        };
         let id = existing
             .as_ref()
             .map(|d| d.id.clone())
@@ -217,6 +283,8 @@ impl Core {
             previous_cert_serial: None,
             migration_status: MigrationStatus::None,
             renewal_count: 0,
+            enrollment_config: decision.mutual.then(|| selected.clone()),
+            reregister_required: false,
         };
         let policy = self.policy_of(&device).await?;
 
@@ -228,13 +296,7 @@ impl Core {
             let issued = self.issue_identity(&device, &policy, &csr, now)?;
             device.current_cert_serial = Some(issued.serial_hex.clone());
             device.cert_not_after = Some(issued.not_after.unix_timestamp());
-            cert_record = Some(cert_record_of(
-                &issued,
-                &device.id,
-                at,
-                "registration",
-                None,
-            ));
+            cert_record = Some(cert_record_of(&issued, &device, at, "registration", None));
             certificate_pem = Some(issued.pem);
         } else {
             let secret = random_secret()?;
@@ -242,13 +304,14 @@ impl Core {
             device_secret = Some(secret);
         }
 
+        let had_identity = existing.is_some();
         let reg = Registration {
             device: device.clone(),
             cert: cert_record,
-            revoke: revoke.clone(),
         };
-        self.store.apply_registration(&reg, at).await?;
-        if !revoke.is_empty() {
+        device.id = self.store.apply_registration(&reg, at).await?;
+        if had_identity || device.id != reg.device.id {
+            // The previous identity's certificates were revoked: republish.
             self.publish_crl().await?;
         }
         tracing::info!(
@@ -260,12 +323,13 @@ impl Core {
             device,
             certificate_pem,
             device_secret,
-            ca_pem: self.local_ca.ca_pem(),
+            ca_pem: self.issuer(&selected)?.ca_pem(),
             policy,
         })
     }
 
-    /// The one issuance step every path (registration, renewal, migration) goes through.
+    /// The one issuance step every path (registration, renewal, migration) goes through:
+    /// the device's enrollment configuration signs with the policy's lifetime.
     fn issue_identity(
         &self,
         device: &DeviceRecord,
@@ -273,16 +337,18 @@ impl Core {
         csr: &VerifiedCsr,
         now: OffsetDateTime,
     ) -> Result<IssuedCert> {
+        let config = device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG);
+        let issuer = self.issuer(config)?;
         let profile = ClientProfile {
             device_uuid: device.device_uuid.clone(),
             username: device.username.clone(),
             email: None,
             upn: None,
             lifetime: time::Duration::days(i64::from(policy.cert_lifetime_days)),
-            crl_url: self.publication.crl_url.clone(),
+            crl_url: self.publication.crl_url(config),
             ocsp_url: None,
         };
-        self.local_ca.issue(csr, &profile, now)
+        issuer.issue(csr, &profile, now)
     }
 
     fn decide_for(
@@ -461,6 +527,9 @@ impl Core {
             });
         }
         let d = &identity.device;
+        if d.reregister_required {
+            return Err(CoreError::ReregistrationRequired);
+        }
         let current = d.current_cert_serial.as_deref() == Some(cert.serial.as_str());
         let previous = d.previous_cert_serial.as_deref() == Some(cert.serial.as_str());
         if !current && !previous {
@@ -531,13 +600,7 @@ impl Core {
         }
         let issued = self.issue_identity(&device, &policy, &csr, now)?;
         let at = now.unix_timestamp();
-        let record = cert_record_of(
-            &issued,
-            &device.id,
-            at,
-            "renewal",
-            Some(cert.serial.clone()),
-        );
+        let record = cert_record_of(&issued, &device, at, "renewal", Some(cert.serial.clone()));
         self.store
             .apply_renewal(&device.id, &record, &cert.serial, at)
             .await?;
@@ -545,10 +608,13 @@ impl Core {
         self.publish_crl().await?;
         tracing::info!(device = %device.id, old = %cert.serial, new = %issued.serial_hex, "certificate renewed");
         let device = self.device(&device.id).await?;
+        let ca_pem = self
+            .issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))?
+            .ca_pem();
         Ok(Reissued {
             device,
             issued,
-            ca_pem: self.local_ca.ca_pem(),
+            ca_pem,
         })
     }
 
@@ -579,16 +645,21 @@ impl Core {
         }
         let now = self.now();
         let at = now.unix_timestamp();
+        let mut device = device;
+        device.enrollment_config = Some(self.store.mutual_auth().await?.enrollment_config);
         let issued = self.issue_identity(&device, &policy, &csr, now)?;
-        let record = cert_record_of(&issued, &device.id, at, "migration", None);
+        let record = cert_record_of(&issued, &device, at, "migration", None);
         self.store.apply_migration(&device.id, &record, at).await?;
         self.publish_crl().await?;
         tracing::info!(device = %device.id, serial = %issued.serial_hex, "migration certificate issued (pending)");
         let device = self.device(&device.id).await?;
+        let ca_pem = self
+            .issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))?
+            .ca_pem();
         Ok(Reissued {
             device,
             issued,
-            ca_pem: self.local_ca.ca_pem(),
+            ca_pem,
         })
     }
 
@@ -866,42 +937,108 @@ impl Core {
 
     // ------------------------------------------------------------------ CRL
 
-    /// The CRL currently published.
+    /// The CRL currently published for the `local` configuration.
     pub fn crl(&self) -> Arc<PublishedCrl> {
-        self.crl.load_full()
+        self.crl_of(LOCAL_CONFIG).unwrap_or_default()
     }
 
-    /// Rebuilds and publishes the CRL from the store (every revocation calls this).
+    /// The CRL currently published for an enrollment configuration.
+    pub fn crl_of(&self, config: &str) -> Option<Arc<PublishedCrl>> {
+        self.crls.load().get(config).cloned()
+    }
+
+    /// Rebuilds and publishes every configuration's CRL from the store (every revocation
+    /// calls this). Returns the `local` one.
     pub async fn publish_crl(&self) -> Result<Arc<PublishedCrl>> {
         let now = self.now();
-        let rows = self
-            .store
-            .revoked_certificates(now.unix_timestamp())
+        let issuers = self.issuers.load_full();
+        let mut published = BTreeMap::new();
+        for (name, issuer) in issuers.iter() {
+            let rows = self
+                .store
+                .revoked_certificates(name, now.unix_timestamp())
+                .await?;
+            let mut entries = Vec::with_capacity(rows.len());
+            for r in rows {
+                entries.push(RevokedEntry {
+                    serial_hex: r.serial,
+                    revoked_at: OffsetDateTime::from_unix_timestamp(r.revoked_at)
+                        .map_err(CoreError::internal)?,
+                    reason: r.reason.parse().unwrap_or(RevocationReason::Unspecified),
+                });
+            }
+            let number = self.store.next_crl_number().await?;
+            let next_update = now + CRL_VALIDITY;
+            let der = issuer.ca().crl(&entries, number, now, next_update)?;
+            let pem = pem::encode(&pem::Pem::new("X509 CRL", der.clone()));
+            if let Some(path) = self.publication.crl_path(name) {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(CoreError::internal)?;
+                }
+                ferrocore_pki::write_public_file(&path, &der).map_err(CoreError::internal)?;
+            }
+            published.insert(
+                name.clone(),
+                Arc::new(PublishedCrl {
+                    der,
+                    pem,
+                    number,
+                    next_update: next_update.unix_timestamp(),
+                }),
+            );
+        }
+        let local = published.get(LOCAL_CONFIG).cloned().unwrap_or_default();
+        self.crls.store(Arc::new(published));
+        Ok(local)
+    }
+
+    // ------------------------------------------------------------------ enrollment configurations
+
+    /// Registers a new local-CA enrollment configuration (its key was stored by the caller).
+    pub async fn add_local_ca_config(&self, name: &str, issuer: Arc<LocalIssuer>) -> Result<()> {
+        validate_config_name(name)?;
+        self.store
+            .add_enrollment_config(
+                name,
+                "local_ca",
+                &issuer.ca_pem(),
+                self.now().unix_timestamp(),
+            )
             .await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for r in rows {
-            entries.push(RevokedEntry {
-                serial_hex: r.serial,
-                revoked_at: OffsetDateTime::from_unix_timestamp(r.revoked_at)
-                    .map_err(CoreError::internal)?,
-                reason: r.reason.parse().unwrap_or(RevocationReason::Unspecified),
-            });
+        self.install_issuer(name, issuer);
+        self.publish_crl().await?;
+        Ok(())
+    }
+
+    pub async fn enrollment_configs(&self) -> Result<Vec<crate::store::EnrollmentConfigRecord>> {
+        self.store.enrollment_configs().await
+    }
+
+    /// Changes the configuration mutual-auth identities come from. Without `confirm` it only
+    /// reports the devices that would have to register again; with it, it applies the change
+    /// and those devices' check-ins are refused with "register again" (devices without mutual
+    /// authentication carry on).
+    pub async fn select_enrollment_config(
+        &self,
+        name: &str,
+        confirm: bool,
+    ) -> Result<SelectionChange> {
+        self.issuer(name)?;
+        let current = self.store.mutual_auth().await?.enrollment_config;
+        let (affected, affected_total) = self.store.devices_outside_config(name, 1000).await?;
+        if confirm {
+            self.store
+                .select_enrollment_config(name, self.now().unix_timestamp())
+                .await?;
+            tracing::warn!(from = %current, to = %name, devices = affected_total, "enrollment configuration changed");
         }
-        let number = self.store.next_crl_number().await?;
-        let next_update = now + CRL_VALIDITY;
-        let der = self.local_ca.ca().crl(&entries, number, now, next_update)?;
-        let pem = pem::encode(&pem::Pem::new("X509 CRL", der.clone()));
-        if let Some(path) = &self.publication.crl_path {
-            ferrocore_pki::write_public_file(path, &der).map_err(CoreError::internal)?;
-        }
-        let published = Arc::new(PublishedCrl {
-            der,
-            pem,
-            number,
-            next_update: next_update.unix_timestamp(),
-        });
-        self.crl.store(published.clone());
-        Ok(published)
+        Ok(SelectionChange {
+            applied: confirm,
+            current,
+            proposed: name.to_owned(),
+            affected,
+            affected_total,
+        })
     }
 }
 
@@ -938,14 +1075,18 @@ pub fn supports_renewal(d: &DeviceRecord) -> bool {
 
 fn cert_record_of(
     issued: &IssuedCert,
-    device_id: &str,
+    device: &DeviceRecord,
     at: i64,
     reason: &str,
     replaces: Option<String>,
 ) -> CertRecord {
     CertRecord {
+        enrollment_config: device
+            .enrollment_config
+            .clone()
+            .unwrap_or_else(|| LOCAL_CONFIG.to_owned()),
         serial: issued.serial_hex.clone(),
-        device_id: Some(device_id.to_owned()),
+        device_id: Some(device.id.clone()),
         subject: issued.subject.clone(),
         not_before: issued.not_before.unix_timestamp(),
         not_after: issued.not_after.unix_timestamp(),
@@ -972,6 +1113,25 @@ fn normalise_uuid(s: &str) -> Result<String> {
     uuid::Uuid::parse_str(s.trim())
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| CoreError::InvalidDeviceUuid(s.chars().take(64).collect()))
+}
+
+fn validate_config_name(n: &str) -> Result<()> {
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::BadRequest(format!(
+            "invalid configuration name {n:?}: 1-64 characters of a-z, 0-9, - and _"
+        )))
+    }
+}
+
+fn unreachable_local() -> Arc<LocalIssuer> {
+    // `Core::new` always installs the local configuration and nothing removes it.
+    panic!("the local enrollment configuration is always installed")
 }
 
 fn validate_username(u: &str) -> Result<()> {

@@ -14,6 +14,16 @@ pub struct MutualAuthRow {
     pub enabled_at: Option<i64>,
     /// Enabled before an upgrade / import (Table 4, third column).
     pub carried_over: bool,
+    /// The enrollment configuration new mutual-auth identities come from.
+    pub enrollment_config: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnrollmentConfigRecord {
+    pub name: String,
+    pub kind: String,
+    pub ca_cert_pem: String,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +69,10 @@ pub struct DeviceRecord {
     pub previous_cert_serial: Option<String>,
     pub migration_status: MigrationStatus,
     pub renewal_count: u32,
+    /// The enrollment configuration that issued the current identity (mutual mode).
+    pub enrollment_config: Option<String>,
+    /// The enrollment configuration changed: check-ins are refused until it registers again.
+    pub reregister_required: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -76,15 +90,16 @@ pub struct CertRecord {
     /// `registration`, `renewal` or `migration`.
     pub issue_reason: String,
     pub replaces_serial: Option<String>,
+    pub enrollment_config: String,
 }
 
-/// Everything a registration writes, applied atomically.
+/// Everything a registration writes, applied atomically: the device row (found by its
+/// uuid, so a re-registration keeps its id), its new certificate, and the revocation of every
+/// certificate of its previous identity (superseded).
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub device: DeviceRecord,
     pub cert: Option<CertRecord>,
-    /// Certificates of the device's previous identity, revoked as superseded.
-    pub revoke: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -190,7 +205,9 @@ pub trait Store: Send + Sync + 'static {
     // --- devices and certificates ---
     async fn device_by_uuid(&self, device_uuid: &str) -> Result<Option<DeviceRecord>>;
     async fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
-    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<()>;
+    /// Applies a registration; returns the device id (an existing device's, when its uuid
+    /// was already registered).
+    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String>;
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>>;
     async fn record_checkin(&self, checkin: &CheckinRecord, effects: &CheckinEffects)
     -> Result<()>;
@@ -230,8 +247,38 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<CertRecord>>;
     async fn certificate(&self, serial: &str) -> Result<Option<CertRecord>>;
     async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()>;
-    /// Revoked certificates that have not expired by `now` (the CRL's content).
-    async fn revoked_certificates(&self, now: i64) -> Result<Vec<RevokedRow>>;
+    /// Revoked certificates of one enrollment configuration that have not expired by `now`
+    /// (that CA's CRL content).
+    async fn revoked_certificates(&self, config: &str, now: i64) -> Result<Vec<RevokedRow>>;
+
+    // --- enrollment configurations ---
+    async fn enrollment_configs(&self) -> Result<Vec<EnrollmentConfigRecord>>;
+    /// Adds a configuration; `Conflict` if the name exists.
+    async fn add_enrollment_config(
+        &self,
+        name: &str,
+        kind: &str,
+        ca_cert_pem: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// Records the built-in configuration at start-up (insert or update its CA).
+    async fn ensure_enrollment_config(
+        &self,
+        name: &str,
+        kind: &str,
+        ca_cert_pem: &str,
+        at: i64,
+    ) -> Result<()>;
+    /// Active mutual-mode devices whose identity is not from `config` (up to `limit`), and
+    /// their total.
+    async fn devices_outside_config(
+        &self,
+        config: &str,
+        limit: u32,
+    ) -> Result<(Vec<DeviceRecord>, u64)>;
+    /// Selects `config` and flags the devices outside it as having to register again, in one
+    /// transaction.
+    async fn select_enrollment_config(&self, config: &str, at: i64) -> Result<()>;
     /// Allocates the next CRL number.
     async fn next_crl_number(&self) -> Result<u64>;
 }

@@ -340,6 +340,7 @@ pub mod codes {
     pub const SAME_KEY: &str = "same_key";
     pub const MIGRATION_NOT_ALLOWED: &str = "migration_not_allowed";
     pub const POLICY_IN_USE: &str = "policy_in_use";
+    pub const REREGISTRATION_REQUIRED: &str = "reregistration_required";
 }
 
 // ---------- admin API ----------
@@ -352,6 +353,8 @@ pub struct Settings {
     /// Whether the setting was carried over enabled from an earlier installation
     /// (Table 4's third column).
     pub mutual_auth_carried_over: bool,
+    /// Enrollment configuration new mutual-auth identities come from.
+    pub mutual_auth_enrollment_config: String,
     pub sync_tls_enabled: bool,
     /// Bound port of the sync-TLS listener, `None` when it is not configured.
     pub sync_tls_port: Option<u16>,
@@ -403,6 +406,9 @@ pub struct Device {
     pub policy: String,
     pub migration_status: MigrationStatus,
     pub renewal_count: u32,
+    pub enrollment_config: Option<String>,
+    /// The enrollment configuration changed: the device must register again.
+    pub reregister_required: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -510,4 +516,43 @@ pub struct RenewalRisk {
     /// When the device will be retired unless it renews (`not_after + 30 days`).
     pub retire_at: i64,
     pub supports_renewal: bool,
+}
+
+/// An enrollment configuration (certificate source for mutual authentication).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollmentConfig {
+    pub name: String,
+    /// `local_ca`
+    pub kind: String,
+    pub ca_pem: String,
+    pub created_at: i64,
+    /// Whether new mutual-auth identities come from it.
+    pub selected: bool,
+}
+
+/// `POST /api/v1/admin/enrollment-configs/{name}` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnrollmentConfig {
+    pub kind: String,
+}
+
+/// `PUT /api/v1/admin/settings/mutual-auth/enrollment` body: without `confirm` a dry run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectEnrollment {
+    pub config: String,
+    #[serde(default)]
+    pub confirm: bool,
+}
+
+/// Answer of a selection change (dry run or applied).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollmentChange {
+    pub applied: bool,
+    pub current: String,
+    pub proposed: String,
+    /// Devices that must register again once applied (first 1000).
+    pub devices_to_reregister: Vec<Device>,
+    pub devices_to_reregister_total: u64,
 }

@@ -4,7 +4,10 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ferrocore_client::{ClientError, ClientOptions, TlsClient};
-use ferrocore_proto::{AssignPolicy, NewUser, PolicyChange, PortSettingsRequest, RevokeRequest};
+use ferrocore_proto::{
+    AssignPolicy, NewEnrollmentConfig, NewUser, PolicyChange, PortSettingsRequest, RevokeRequest,
+    SelectEnrollment,
+};
 use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
@@ -31,7 +34,7 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Administer a running server through its admin API.
-    Admin(AdminArgs),
+    Admin(Box<AdminArgs>),
 }
 
 #[derive(Debug, clap::Args)]
@@ -86,6 +89,27 @@ pub enum AdminCommand {
     },
     /// Run the expiry sweep now (it also runs hourly): retire devices past the renewal grace.
     Sweep,
+    /// Enrollment configurations (certificate sources for mutual authentication).
+    Enrollment {
+        #[command(subcommand)]
+        command: EnrollmentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrollmentCommand {
+    List,
+    /// Create a local-CA enrollment configuration (a new CA held by Ferrocore).
+    Add {
+        name: String,
+    },
+    /// Select the configuration mutual-auth identities come from. Without --confirm this is a
+    /// dry run listing the devices that would have to register again.
+    Select {
+        name: String,
+        #[arg(long)]
+        confirm: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,7 +294,7 @@ pub fn run() -> Result<ExitCode> {
                 }
             }
         }
-        Command::Admin(args) => match rt.block_on(admin(args)) {
+        Command::Admin(args) => match rt.block_on(admin(*args)) {
             Ok(v) => {
                 if !v.is_null() {
                     println!("{}", serde_json::to_string_pretty(&v)?);
@@ -518,6 +542,34 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .get_json(&format!(
                         "{base}/reports/renewal-at-risk?limit={limit}&offset={offset}"
                     ))
+                    .await?
+            }
+        },
+        AdminCommand::Enrollment { command } => match command {
+            EnrollmentCommand::List => {
+                client
+                    .get_json(&format!("{base}/enrollment-configs"))
+                    .await?
+            }
+            EnrollmentCommand::Add { name } => {
+                client
+                    .post_json(
+                        &format!("{base}/enrollment-configs/{}", path_escape(&name)),
+                        &NewEnrollmentConfig {
+                            kind: "local_ca".into(),
+                        },
+                    )
+                    .await?
+            }
+            EnrollmentCommand::Select { name, confirm } => {
+                client
+                    .put_json(
+                        &format!("{base}/settings/mutual-auth/enrollment"),
+                        &SelectEnrollment {
+                            config: name,
+                            confirm,
+                        },
+                    )
                     .await?
             }
         },

@@ -95,6 +95,38 @@ impl DataDir {
         Ok(ca)
     }
 
+    fn config_dir(&self, name: &str) -> PathBuf {
+        self.root.join("ca").join(name)
+    }
+
+    /// Creates the CA of a new local-CA enrollment configuration in `DIR/ca/NAME/`.
+    pub fn create_config_ca(&self, name: &str, now: OffsetDateTime) -> Result<LocalCa> {
+        let dir = self.config_dir(name);
+        if dir.exists() {
+            anyhow::bail!("{}: already exists", dir.display());
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        set_mode(&dir, 0o700)?;
+        let ca = LocalCa::generate(&format!("Ferrocore {name} CA"), now)?;
+        write_secret_file(&dir.join("ca.key"), ca.key_pem().as_bytes())?;
+        write_public_file(&dir.join("ca.pem"), ca.cert_pem().as_bytes())?;
+        Ok(ca)
+    }
+
+    /// Loads the CA of a local-CA enrollment configuration.
+    pub fn load_config_ca(&self, name: &str) -> Result<LocalCa> {
+        let dir = self.config_dir(name);
+        let cert = read(&dir.join("ca.pem"))?;
+        let key = read(&dir.join("ca.key"))?;
+        LocalCa::from_pem(&cert, &key).with_context(|| {
+            format!(
+                "{}: enrollment configuration CA does not load",
+                dir.display()
+            )
+        })
+    }
+
     /// Loads the portal HTTPS certificate. While it is the self-issued one (no certificate
     /// uploaded by the admin), it is (re)issued from the local CA when missing, close to
     /// expiry, or not covering `hostnames`.

@@ -16,7 +16,8 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use ferrocore_core::directory::LocalDirectory;
 use ferrocore_core::issuance::LocalIssuer;
-use ferrocore_core::service::PkiPublication;
+use ferrocore_core::service::{LOCAL_CONFIG, PkiPublication};
+use ferrocore_core::store::Store as _;
 use ferrocore_core::{Clock, Core, SystemClock};
 use ferrocore_store::SqliteStore;
 use http::{AppState, ListenerKind, Ports};
@@ -64,17 +65,12 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         },
     };
 
-    let crl_url = if config.pki.crl_url.is_empty() {
-        format!(
-            "https://{}:{}{}",
-            url_host(&config.server.hostnames[0]),
-            ports.device,
-            ferrocore_proto::paths::CRL_DER
-        )
-    } else {
-        config.pki.crl_url.clone()
-    };
-    let trust = Arc::new(tls::TrustStore::new(&[ca.cert_der().to_vec()])?);
+    let base_url = format!(
+        "https://{}:{}",
+        url_host(&config.server.hostnames[0]),
+        ports.device
+    );
+    let ca_pem = ca.cert_pem();
     let issuer = Arc::new(LocalIssuer::new(ca));
     let core = Arc::new(Core::new(
         store.clone(),
@@ -82,28 +78,38 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         issuer,
         clock.clone(),
         PkiPublication {
-            crl_url: Some(crl_url),
-            crl_path: Some(dir.crl_path()),
+            base_url: Some(base_url),
+            local_crl_url: (!config.pki.crl_url.is_empty()).then(|| config.pki.crl_url.clone()),
+            crl_dir: Some(dir.root().join("ca")),
         },
     ));
+    // Enrollment configurations: the built-in local CA, and those the admin created.
+    store
+        .ensure_enrollment_config(LOCAL_CONFIG, "local_ca", &ca_pem, now.unix_timestamp())
+        .await?;
+    for c in store.enrollment_configs().await? {
+        if c.name != LOCAL_CONFIG && c.kind == "local_ca" {
+            let ca = dir.load_config_ca(&c.name)?;
+            core.install_issuer(&c.name, Arc::new(LocalIssuer::new(ca)));
+        }
+    }
     core.publish_crl().await?;
     let sync_enabled = core.sync_tls_enabled().await?;
 
+    let trust = Arc::new(tls::TrustStore::new(&core.trusted_ca_ders())?);
+    let (chain, key) = tls::parse_identity(&identity.chain_pem, &identity.key_pem)?;
+    let tls_state = tls::TlsState::new(chain, key, &trust)?;
+    let device_tls = tls_state.device.clone();
+    let plain_tls = tls_state.plain.clone();
     let state = Arc::new(AppState {
         core: core.clone(),
         trust: trust.clone(),
+        tls: tls_state,
+        data_dir: dir.clone(),
         ports,
         admin_token,
         sync_tls_enabled: AtomicBool::new(sync_enabled),
     });
-
-    let (chain, key) = tls::parse_identity(&identity.chain_pem, &identity.key_pem)?;
-    let device_tls = Arc::new(ArcSwap::new(tls::server_config(
-        chain.clone(),
-        key.clone_key(),
-        Some(&trust),
-    )?));
-    let plain_tls = Arc::new(ArcSwap::new(tls::server_config(chain, key, None)?));
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

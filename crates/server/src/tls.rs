@@ -224,3 +224,44 @@ pub fn server_config(
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+/// The listeners' current TLS configurations, swapped without restart when the trust
+/// anchors (a new enrollment configuration) or the portal certificate change. A connection
+/// keeps the configuration it was accepted with.
+pub struct TlsState {
+    /// Device listener (asks for client certificates).
+    pub device: Arc<ArcSwap<ServerConfig>>,
+    /// Sync-TLS, admin and storefront listeners.
+    pub plain: Arc<ArcSwap<ServerConfig>>,
+    identity: std::sync::Mutex<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+}
+
+impl TlsState {
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        trust: &TrustStore,
+    ) -> anyhow::Result<Self> {
+        let device = server_config(chain.clone(), key.clone_key(), Some(trust))?;
+        let plain = server_config(chain.clone(), key.clone_key(), None)?;
+        Ok(TlsState {
+            device: Arc::new(ArcSwap::new(device)),
+            plain: Arc::new(ArcSwap::new(plain)),
+            identity: std::sync::Mutex::new((chain, key)),
+        })
+    }
+
+    /// Rebuilds both configurations from the current identity and trust anchors.
+    pub fn rebuild(&self, trust: &TrustStore) -> anyhow::Result<()> {
+        let guard = self
+            .identity
+            .lock()
+            .map_err(|_| anyhow::anyhow!("tls state poisoned"))?;
+        let (chain, key) = &*guard;
+        let device = server_config(chain.clone(), key.clone_key(), Some(trust))?;
+        let plain = server_config(chain.clone(), key.clone_key(), None)?;
+        self.device.store(device);
+        self.plain.store(plain);
+        Ok(())
+    }
+}

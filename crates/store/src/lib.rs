@@ -5,8 +5,9 @@
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
-    AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Identity,
-    MutualAuthRow, Page, PolicyRecord, Registration, RevokedRow, Store, UserRecord,
+    AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
+    EnrollmentConfigRecord, Identity, MutualAuthRow, Page, PolicyRecord, Registration, RevokedRow,
+    Store, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
@@ -37,7 +38,8 @@ fn parse_enum<T: FromStr<Err = String>>(s: &str) -> Result<T> {
 const DEVICE_COLUMNS: &str = "d.id, d.device_uuid, d.username, d.platform, d.client_kind, \
     d.client_version, d.mode, d.listener, d.status, d.registered_with_ma, d.registered_at, \
     d.last_checkin_at, d.retired_at, d.current_cert_serial, d.cert_not_after, d.secret_hash, d.policy, \
-    d.previous_cert_serial, d.migration_status, d.renewal_count";
+    d.previous_cert_serial, d.migration_status, d.renewal_count, d.enrollment_config, \
+    d.reregister_required";
 
 fn device_from_row(r: &SqliteRow) -> Result<DeviceRecord> {
     let status: String = r.try_get("status").map_err(db_err)?;
@@ -67,6 +69,8 @@ fn device_from_row(r: &SqliteRow) -> Result<DeviceRecord> {
         )?,
         renewal_count: u32::try_from(r.try_get::<i64, _>("renewal_count").map_err(db_err)?)
             .map_err(CoreError::internal)?,
+        enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
+        reregister_required: r.try_get("reregister_required").map_err(db_err)?,
     })
 }
 
@@ -107,6 +111,7 @@ fn cert_from_row(r: &SqliteRow) -> Result<CertRecord> {
         der: r.try_get("der").map_err(db_err)?,
         issue_reason: r.try_get("issue_reason").map_err(db_err)?,
         replaces_serial: r.try_get("replaces_serial").map_err(db_err)?,
+        enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
     })
 }
 
@@ -169,13 +174,16 @@ async fn revoke_in(
 #[async_trait]
 impl Store for SqliteStore {
     async fn mutual_auth(&self) -> Result<MutualAuthRow> {
-        let r = sqlx::query("SELECT enabled_at, carried_over FROM mutual_auth WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let r = sqlx::query(
+            "SELECT enabled_at, carried_over, enrollment_config FROM mutual_auth WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(MutualAuthRow {
             enabled_at: r.try_get("enabled_at").map_err(db_err)?,
             carried_over: r.try_get("carried_over").map_err(db_err)?,
+            enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
         })
     }
 
@@ -388,22 +396,43 @@ impl Store for SqliteStore {
         row.map(|r| device_from_row(&r)).transpose()
     }
 
-    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<()> {
-        let d = &reg.device;
+    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String> {
         let mut tx = self.begin().await?;
-        revoke_in(&mut tx, &reg.revoke, "superseded", at).await?;
+        // The device row is found by its uuid inside the transaction, so two registrations of
+        // one new device racing each other end as one device (the later identity wins) rather
+        // than a uniqueness failure.
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT id FROM devices WHERE device_uuid = ?")
+                .bind(&reg.device.device_uuid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let mut device = reg.device.clone();
+        if let Some(id) = existing {
+            device.id = id;
+        }
+        let d = &device;
+        let previous: Vec<String> = sqlx::query_scalar(
+            "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active'",
+        )
+        .bind(&d.id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        revoke_in(&mut tx, &previous, "superseded", at).await?;
         sqlx::query(
             "INSERT INTO devices (id, device_uuid, username, platform, client_kind, client_version, \
              mode, listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
-             current_cert_serial, cert_not_after, secret_hash, policy) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?) \
+             current_cert_serial, cert_not_after, secret_hash, policy, enrollment_config) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?) \
              ON CONFLICT(id) DO UPDATE SET username = excluded.username, platform = excluded.platform, \
              client_kind = excluded.client_kind, client_version = excluded.client_version, \
              mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
              registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
              last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
              cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy, \
-             previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0",
+             previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0, \
+             enrollment_config = excluded.enrollment_config, reregister_required = 0",
         )
         .bind(&d.id)
         .bind(&d.device_uuid)
@@ -418,11 +447,14 @@ impl Store for SqliteStore {
         .bind(d.registered_at)
         .bind(&d.secret_hash)
         .bind(&d.policy)
+        .bind(&d.enrollment_config)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
         if let Some(c) = &reg.cert {
-            insert_cert(&mut tx, c).await?;
+            let mut c = c.clone();
+            c.device_id = Some(d.id.clone());
+            insert_cert(&mut tx, &c).await?;
             sqlx::query(
                 "UPDATE devices SET current_cert_serial = ?, cert_not_after = ? WHERE id = ?",
             )
@@ -433,7 +465,8 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         }
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        Ok(device.id)
     }
 
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
@@ -551,10 +584,12 @@ impl Store for SqliteStore {
         insert_cert(&mut tx, new).await?;
         sqlx::query(
             "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
-             previous_cert_serial = NULL, migration_status = 'pending' WHERE id = ?",
+             previous_cert_serial = NULL, migration_status = 'pending', enrollment_config = ? \
+             WHERE id = ?",
         )
         .bind(&new.serial)
         .bind(new.not_after)
+        .bind(&new.enrollment_config)
         .bind(device_id)
         .execute(&mut *tx)
         .await
@@ -844,12 +879,14 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db_err)
     }
 
-    async fn revoked_certificates(&self, now: i64) -> Result<Vec<RevokedRow>> {
+    async fn revoked_certificates(&self, config: &str, now: i64) -> Result<Vec<RevokedRow>> {
         let rows = sqlx::query(
             "SELECT serial, revoked_at, revocation_reason FROM certificates \
-             WHERE status = 'revoked' AND not_after >= ? ORDER BY revoked_at, serial",
+             WHERE status = 'revoked' AND not_after >= ? AND enrollment_config = ? \
+             ORDER BY revoked_at, serial",
         )
         .bind(now)
+        .bind(config)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
@@ -868,6 +905,127 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn enrollment_configs(&self) -> Result<Vec<EnrollmentConfigRecord>> {
+        let rows = sqlx::query(
+            "SELECT name, kind, ca_cert_pem, created_at FROM enrollment_configs ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| -> Result<EnrollmentConfigRecord> {
+                Ok(EnrollmentConfigRecord {
+                    name: r.try_get("name").map_err(db_err)?,
+                    kind: r.try_get("kind").map_err(db_err)?,
+                    ca_cert_pem: r.try_get("ca_cert_pem").map_err(db_err)?,
+                    created_at: r.try_get("created_at").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_enrollment_config(
+        &self,
+        name: &str,
+        kind: &str,
+        ca_cert_pem: &str,
+        at: i64,
+    ) -> Result<()> {
+        let res = sqlx::query(
+            "INSERT INTO enrollment_configs (name, kind, ca_cert_pem, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(kind)
+        .bind(ca_cert_pem)
+        .bind(at)
+        .execute(&self.pool)
+        .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CoreError::Conflict(
+                format!("enrollment configuration {name:?} already exists"),
+            )),
+            Err(e) => Err(db_err(e)),
+        }
+    }
+
+    async fn ensure_enrollment_config(
+        &self,
+        name: &str,
+        kind: &str,
+        ca_cert_pem: &str,
+        at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO enrollment_configs (name, kind, ca_cert_pem, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, ca_cert_pem = excluded.ca_cert_pem",
+        )
+        .bind(name)
+        .bind(kind)
+        .bind(ca_cert_pem)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn devices_outside_config(
+        &self,
+        config: &str,
+        limit: u32,
+    ) -> Result<(Vec<DeviceRecord>, u64)> {
+        let cond = "d.status = 'active' AND d.mode = 'mutual' AND d.reregister_required = 0 \
+                    AND COALESCE(d.enrollment_config, 'local') <> ?";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM devices d WHERE {cond}"
+        )))
+        .bind(config)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE {cond} ORDER BY d.registered_at, d.id LIMIT ?"
+        )))
+        .bind(config)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok((
+            rows.iter().map(device_from_row).collect::<Result<_>>()?,
+            total.unsigned_abs(),
+        ))
+    }
+
+    async fn select_enrollment_config(&self, config: &str, _at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE mutual_auth SET enrollment_config = ? WHERE id = 1")
+            .bind(config)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE devices SET reregister_required = 1 WHERE status = 'active' AND mode = 'mutual' \
+             AND COALESCE(enrollment_config, 'local') <> ?",
+        )
+        .bind(config)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Devices that had been flagged but whose identity comes from the new selection are
+        // fine again (a change back).
+        sqlx::query(
+            "UPDATE devices SET reregister_required = 0 WHERE reregister_required = 1 \
+             AND COALESCE(enrollment_config, 'local') = ?",
+        )
+        .bind(config)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn next_crl_number(&self) -> Result<u64> {
@@ -890,8 +1048,8 @@ async fn insert_cert(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO certificates (serial, device_id, subject, not_before, not_after, issued_at, \
-         status, revoked_at, revocation_reason, der, issue_reason, replaces_serial) \
-         VALUES (?, ?, ?, ?, ?, ?, 'active', NULL, NULL, ?, ?, ?)",
+         status, revoked_at, revocation_reason, der, issue_reason, replaces_serial, \
+         enrollment_config) VALUES (?, ?, ?, ?, ?, ?, 'active', NULL, NULL, ?, ?, ?, ?)",
     )
     .bind(&c.serial)
     .bind(&c.device_id)
@@ -902,6 +1060,7 @@ async fn insert_cert(
     .bind(&c.der)
     .bind(&c.issue_reason)
     .bind(&c.replaces_serial)
+    .bind(&c.enrollment_config)
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;

@@ -14,8 +14,9 @@ use ferrocore_core::CoreError;
 use ferrocore_core::store::{CertRecord, CheckinRecord, DeviceQuery, DeviceRecord, UserRecord};
 use ferrocore_proto::{
     AssignPolicy, AuthMode, CertStatus, Certificate, Checkin, ClientKind, Device, DeviceDetail,
-    DeviceStatus, MigrationStatus, NewUser, Platform, Policy, PolicyChange, PortSettingsRequest,
-    RenewalRisk, RevokeRequest, Settings, User, codes,
+    DeviceStatus, EnrollmentChange, EnrollmentConfig, MigrationStatus, NewEnrollmentConfig,
+    NewUser, Platform, Policy, PolicyChange, PortSettingsRequest, RenewalRisk, RevokeRequest,
+    SelectEnrollment, Settings, User, codes,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
@@ -53,6 +54,18 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
                 .post(create_policy)
                 .patch(change_policy)
                 .delete(delete_policy),
+        )
+        .route(
+            "/api/v1/admin/settings/mutual-auth/enrollment",
+            put(select_enrollment),
+        )
+        .route(
+            "/api/v1/admin/enrollment-configs",
+            get(list_enrollment_configs),
+        )
+        .route(
+            "/api/v1/admin/enrollment-configs/{name}",
+            post(add_enrollment_config),
         )
         .route("/api/v1/admin/certificates", get(list_certificates))
         .route(
@@ -97,6 +110,7 @@ async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
         mutual_auth_enabled: ma.enabled_at.is_some(),
         mutual_auth_enabled_at: ma.enabled_at,
         mutual_auth_carried_over: ma.carried_over,
+        mutual_auth_enrollment_config: ma.enrollment_config,
         sync_tls_enabled: state.core.sync_tls_enabled().await?,
         sync_tls_port: state.ports.sync_tls,
         device_port: state.ports.device,
@@ -190,6 +204,8 @@ pub fn device_out(d: DeviceRecord) -> Device {
         policy: d.policy,
         migration_status: d.migration_status,
         renewal_count: d.renewal_count,
+        enrollment_config: d.enrollment_config,
+        reregister_required: d.reregister_required,
     }
 }
 
@@ -471,5 +487,95 @@ pub struct SweepResult {
 async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
     Ok(Json(SweepResult {
         retired: state.core.sweep_expired().await?,
+    }))
+}
+
+async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentConfig>, ApiError> {
+    let selected = state.core.mutual_auth().await?.enrollment_config;
+    Ok(state
+        .core
+        .enrollment_configs()
+        .await?
+        .into_iter()
+        .map(|c| EnrollmentConfig {
+            selected: c.name == selected,
+            name: c.name,
+            kind: c.kind,
+            ca_pem: c.ca_cert_pem,
+            created_at: c.created_at,
+        })
+        .collect())
+}
+
+async fn list_enrollment_configs(
+    State(state): State<SharedState>,
+) -> Result<Json<Vec<EnrollmentConfig>>, ApiError> {
+    Ok(Json(enrollment_configs_out(&state).await?))
+}
+
+/// Creates a local-CA enrollment configuration: a new CA in `DIR/ca/NAME/`, trusted for
+/// mutual TLS at once (the device listener's TLS configuration is swapped).
+async fn add_enrollment_config(
+    State(state): State<SharedState>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<NewEnrollmentConfig>,
+) -> Result<impl IntoResponse, ApiError> {
+    if req.kind != "local_ca" {
+        return Err(CoreError::BadRequest(format!(
+            "unknown enrollment configuration kind {:?} (supported: local_ca)",
+            req.kind
+        ))
+        .into());
+    }
+    if state.core.issuer(&name).is_ok() {
+        return Err(CoreError::Conflict(format!(
+            "enrollment configuration {name:?} already exists"
+        ))
+        .into());
+    }
+    // Validate the name before touching the disk.
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(CoreError::BadRequest(format!(
+            "invalid configuration name {name:?}: 1-64 characters of a-z, 0-9, - and _"
+        ))
+        .into());
+    }
+    let ca = state
+        .data_dir
+        .create_config_ca(&name, state.core.clock().now())
+        .map_err(|e| CoreError::internal(format!("{e:#}")))?;
+    let issuer = std::sync::Arc::new(ferrocore_core::issuance::LocalIssuer::new(ca));
+    state.core.add_local_ca_config(&name, issuer).await?;
+    state
+        .trust
+        .set(&state.core.trusted_ca_ders())
+        .and_then(|()| state.tls.rebuild(&state.trust))
+        .map_err(|e| CoreError::internal(format!("{e:#}")))?;
+    let out = enrollment_configs_out(&state)
+        .await?
+        .into_iter()
+        .find(|c| c.name == name);
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn select_enrollment(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<SelectEnrollment>,
+) -> Result<Json<EnrollmentChange>, ApiError> {
+    let c = state
+        .core
+        .select_enrollment_config(&req.config, req.confirm)
+        .await?;
+    Ok(Json(EnrollmentChange {
+        applied: c.applied,
+        current: c.current,
+        proposed: c.proposed,
+        devices_to_reregister: c.affected.into_iter().map(device_out).collect(),
+        devices_to_reregister_total: c.affected_total,
     }))
 }

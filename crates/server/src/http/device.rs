@@ -163,6 +163,48 @@ async fn migrate(
     Ok(Json(issued_out(&state, r)))
 }
 
+fn config_crl(
+    state: &SharedState,
+    config: &str,
+) -> Result<Arc<ferrocore_core::issuance::PublishedCrl>, ApiError> {
+    state
+        .core
+        .crl_of(config)
+        .ok_or_else(|| CoreError::NotFound(format!("enrollment configuration {config:?}")).into())
+}
+
+pub async fn config_crl_der(
+    State(state): State<SharedState>,
+    axum::extract::Path(config): axum::extract::Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let crl = config_crl(&state, &config)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/pkix-crl")],
+        crl.der.clone(),
+    ))
+}
+
+pub async fn config_crl_pem(
+    State(state): State<SharedState>,
+    axum::extract::Path(config): axum::extract::Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let crl = config_crl(&state, &config)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        crl.pem.clone(),
+    ))
+}
+
+pub async fn config_ca_pem(
+    State(state): State<SharedState>,
+    axum::extract::Path(config): axum::extract::Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        ferrocore_core::issuance::Issuer::ca_pem(state.core.issuer(&config)?.as_ref()),
+    ))
+}
+
 pub async fn crl_der(State(state): State<SharedState>) -> impl IntoResponse {
     let crl = state.core.crl();
     (

@@ -67,6 +67,8 @@ pub struct Ports {
 pub struct AppState {
     pub core: Arc<Core>,
     pub trust: Arc<TrustStore>,
+    pub tls: crate::tls::TlsState,
+    pub data_dir: crate::datadir::DataDir,
     pub ports: Ports,
     pub admin_token: String,
     /// Cached "sync-TLS port enabled" switch, read at every accept.
@@ -106,6 +108,9 @@ fn pki_routes() -> Router<SharedState> {
         .route(ferrocore_proto::paths::CRL_DER, get(device::crl_der))
         .route(ferrocore_proto::paths::CRL_PEM, get(device::crl_pem))
         .route(ferrocore_proto::paths::CA_PEM, get(device::ca_pem))
+        .route("/pki/{config}/crl.der", get(device::config_crl_der))
+        .route("/pki/{config}/crl.pem", get(device::config_crl_pem))
+        .route("/pki/{config}/ca.pem", get(device::config_ca_pem))
 }
 
 async fn not_found() -> axum::response::Response {
