@@ -26,6 +26,7 @@
 //! - the certificate `der` is a 32-byte dummy blob: neither search nor the sweep reads it;
 //! - `registered_at` increases with the row over the last 3 years; `last_checkin_at` uniform
 //!   over the last 30 days; every device on policy `default` (renewal window blank = 60 d);
+//!   mutual devices on enrollment configuration `local` (as migration 0004 sets them);
 //! - all devices start active.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -170,7 +171,7 @@ fn gen_device(rng: &mut Rng, i: u64, n: u64, now: i64) -> Device {
 const DEV_COLS: &str = "(id, device_uuid, username, platform, client_kind, client_version, mode, \
     listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
     current_cert_serial, cert_not_after, secret_hash, policy, previous_cert_serial, \
-    migration_status, renewal_count)";
+    migration_status, renewal_count, enrollment_config)";
 const CERT_COLS: &str = "(serial, device_id, subject, not_before, not_after, issued_at, status, \
     revoked_at, revocation_reason, der, issue_reason, replaces_serial)";
 
@@ -189,7 +190,7 @@ async fn insert_batch(conn: &mut sqlx::SqliteConnection, batch: &[Device]) {
     let dev_sql = values_sql(
         "devices",
         DEV_COLS,
-        "(?,?,?,?,?,?,?,?,'active',?,?,?,NULL,?,?,?,'default',NULL,?,0)",
+        "(?,?,?,?,?,?,?,?,'active',?,?,?,NULL,?,?,?,'default',NULL,?,0,?)",
         batch.len(),
     );
     let mut q = sqlx::query(AssertSqlSafe(dev_sql));
@@ -209,7 +210,8 @@ async fn insert_batch(conn: &mut sqlx::SqliteConnection, batch: &[Device]) {
             .bind(d.cert.as_ref().map(|c| c.0.clone()))
             .bind(d.cert.as_ref().map(|c| c.1))
             .bind(d.secret_hash.clone())
-            .bind(d.migration);
+            .bind(d.migration)
+            .bind((d.mode == "mutual").then_some("local"));
     }
     q.execute(&mut *conn).await.unwrap();
     let certs: Vec<&Device> = batch.iter().filter(|d| d.cert.is_some()).collect();
@@ -323,13 +325,20 @@ async fn main() {
     let mut n: u64 = 1_000_000;
     let mut runs: usize = 20;
     let mut keep: Option<std::path::PathBuf> = None;
+    let mut from: Option<std::path::PathBuf> = None;
+    let mut load_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--devices" => n = args.next().expect("--devices N").parse().expect("number"),
             "--runs" => runs = args.next().expect("--runs R").parse().expect("number"),
             "--db" => keep = Some(args.next().expect("--db PATH").into()),
-            other => panic!("unknown argument {other} (use --devices N, --runs R, --db PATH)"),
+            "--from" => from = Some(args.next().expect("--from PATH").into()),
+            "--load-only" => load_only = true,
+            other => panic!(
+                "unknown argument {other} (use --devices N, --runs R, --db PATH, --load-only, \
+                 --from PATH)"
+            ),
         }
     }
     let now = i64::try_from(
@@ -344,21 +353,40 @@ async fn main() {
     let path = keep.unwrap_or_else(|| dir.path().join("bench.db"));
     assert!(!path.exists(), "{} exists; give a new file", path.display());
 
-    let store = SqliteStore::open(&path).await.unwrap();
-    let t = Instant::now();
-    let certs = load(&store, n, now).await;
-    let load_time = t.elapsed();
-    store.pool().close().await;
-    drop(store);
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
-        + std::fs::metadata(path.with_extension("db-wal"))
-            .map(|m| m.len())
-            .unwrap_or(0);
-    println!(
-        "loaded {n} devices and {certs} certificates in {:.1} s (database {:.0} MB)\n",
-        load_time.as_secs_f64(),
-        size as f64 / 1e6
-    );
+    if let Some(src) = &from {
+        // Benchmark a copy of a database kept by an earlier `--db PATH --load-only` run
+        // (opening it applies any newer migration, as a server upgrade would).
+        std::fs::copy(src, &path).unwrap();
+        n = {
+            let st = SqliteStore::open(&path).await.unwrap();
+            let c: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices")
+                .fetch_one(st.pool())
+                .await
+                .unwrap();
+            st.pool().close().await;
+            c.unsigned_abs()
+        };
+        println!("copied {} ({n} devices)\n", src.display());
+    } else {
+        let store = SqliteStore::open(&path).await.unwrap();
+        let t = Instant::now();
+        let certs = load(&store, n, now).await;
+        let load_time = t.elapsed();
+        store.pool().close().await;
+        drop(store);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+            + std::fs::metadata(path.with_extension("db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+        println!(
+            "loaded {n} devices and {certs} certificates in {:.1} s (database {:.0} MB)\n",
+            load_time.as_secs_f64(),
+            size as f64 / 1e6
+        );
+        if load_only {
+            return;
+        }
+    }
 
     let store = SqliteStore::open(&path).await.unwrap();
     let s = &store;

@@ -598,11 +598,13 @@ impl Store for SqliteStore {
     }
 
     async fn retire_expired(&self, expired_before: i64, at: i64) -> Result<u64> {
+        // `+status`: find the certificates through the expired devices (certificates_device),
+        // not by scanning every active certificate (certificates_revoked). Same rows.
         let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE certificates SET status = 'revoked', revoked_at = ?1, \
              revocation_reason = 'cessation_of_operation' \
-             WHERE status = 'active' AND device_id IN \
+             WHERE +status = 'active' AND device_id IN \
              (SELECT id FROM devices WHERE status = 'active' AND cert_not_after < ?2)",
         )
         .bind(at)
@@ -631,11 +633,15 @@ impl Store for SqliteStore {
         offset: u64,
     ) -> Result<Page<AtRisk>> {
         // Window start = not_after - window days; at risk from then until not_after + grace.
+        // (not_after - window <= now is written not_after <= now + window: an index bound.)
         let cond = "d.status = 'active' AND d.cert_not_after IS NOT NULL \
              AND d.cert_not_after >= ?1 - ?2 \
-             AND d.cert_not_after - COALESCE(p.renewal_window_days, 60) * 86400 <= ?1";
+             AND d.cert_not_after <= ?1 + COALESCE(p.renewal_window_days, 60) * 86400";
+        // Counted per policy (a handful of rows) over `devices_policy_expiry`, index only; the
+        // page walks `devices_cert_not_after` in report order and stops after one page.
         let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM devices d JOIN policies p ON p.name = d.policy WHERE {cond}"
+            "SELECT COUNT(*) FROM policies p CROSS JOIN devices d \
+             WHERE p.name = d.policy AND {cond}"
         )))
         .bind(now)
         .bind(grace_secs)
@@ -710,10 +716,12 @@ impl Store for SqliteStore {
             filters.push("d.cert_not_after <= ?");
             int_binds.push(t);
         }
+        // Inside the window: not_after - window <= t, written not_after <= t + window so that,
+        // with the policy joined (every device has exactly one), it bounds an index range.
         if let Some(t) = q.in_renewal_window_at {
             filters.push(
-                "d.cert_not_after >= ? AND d.cert_not_after - 86400 * \
-                 COALESCE((SELECT p.renewal_window_days FROM policies p WHERE p.name = d.policy), 60) <= ?",
+                "d.cert_not_after >= ? AND d.cert_not_after <= ? + 86400 * \
+                 COALESCE(p.renewal_window_days, 60)",
             );
             int_binds.push(t);
             int_binds.push(t);
@@ -731,7 +739,21 @@ impl Store for SqliteStore {
         } else {
             format!("WHERE {}", filters.join(" AND "))
         };
-        let count_sql = format!("SELECT COUNT(*) FROM devices d {where_}");
+        // The window filter joins the device's policy. Without a more selective indexed filter
+        // (user, migration status), drive the join from the policies (a handful of rows) into
+        // `devices_policy_expiry`: one index range per policy, so the count reads no table row.
+        let window = q.in_renewal_window_at.is_some();
+        let (from, where_) = if window && q.username.is_none() && q.migration_status.is_none() {
+            (
+                "policies p CROSS JOIN devices d",
+                format!("{where_} AND d.policy = p.name"),
+            )
+        } else if window {
+            ("devices d JOIN policies p ON p.name = d.policy", where_)
+        } else {
+            ("devices d", where_)
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM {from} {where_}");
         let mut count_q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(count_sql));
         for b in &binds {
             count_q = count_q.bind(b.clone());
@@ -740,8 +762,30 @@ impl Store for SqliteStore {
             count_q = count_q.bind(*b);
         }
         let total = count_q.fetch_one(&self.pool).await.map_err(db_err)?;
+        // Page plan. Left alone, SQLite reads every match through the filter's index and sorts
+        // them to find one page: fine for a few thousand matches, slow for 100,000. Walking
+        // `devices_registered` in page order instead stops after about (offset + limit) * rows /
+        // matches rows, so it is chosen when that is less than the matches (the count just
+        // taken tells the selectivity; MAX(rowid) estimates the rows). Same rows either way.
+        let walk = if filters.is_empty() || total <= 0 {
+            false
+        } else {
+            let rows: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(rowid), 0) FROM devices")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+            let wanted = i128::from(q.limit) + i128::from(q.offset);
+            wanted * i128::from(rows) < i128::from(total) * i128::from(total)
+        };
+        let from = match (walk, window) {
+            (true, true) => {
+                "devices d INDEXED BY devices_registered JOIN policies p ON p.name = d.policy"
+            }
+            (true, false) => "devices d INDEXED BY devices_registered",
+            (false, _) => from,
+        };
         let sql = format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices d {where_} ORDER BY d.registered_at, d.id LIMIT ? OFFSET ?"
+            "SELECT {DEVICE_COLUMNS} FROM {from} {where_} ORDER BY d.registered_at, d.id LIMIT ? OFFSET ?"
         );
         let mut list_q = sqlx::query(AssertSqlSafe(sql));
         for b in &binds {
@@ -1171,5 +1215,124 @@ mod tests {
             s.delete_user("alice").await,
             Err(CoreError::NotFound(_))
         ));
+    }
+
+    /// The search's plan choices (policy-driven window count, walking `devices_registered`
+    /// for broad filters, sorting for narrow ones) return exactly what the plain SQL does.
+    #[tokio::test]
+    async fn search_plans_match_the_plain_query() {
+        let (_d, s) = open().await;
+        sqlx::query(
+            "INSERT INTO policies (name, checkin_interval_secs, cert_lifetime_days, \
+             renewal_window_days, migrate_client) VALUES ('short', 3600, 365, 10, 0)",
+        )
+        .execute(s.pool())
+        .await
+        .unwrap();
+        let now = 1_800_000_000_i64;
+        for i in 0..60_i64 {
+            sqlx::query(
+                "INSERT INTO devices (id, device_uuid, username, platform, client_kind, \
+                 client_version, mode, listener, status, registered_with_ma, registered_at, \
+                 cert_not_after, policy, migration_status) \
+                 VALUES (?, ?, ?, ?, 'agent', '10.1', 'mutual', 'device', ?, 1, ?, ?, ?, ?)",
+            )
+            .bind(format!("d{i:02}"))
+            .bind(format!("u{i:02}"))
+            .bind(format!("user{}", i % 3))
+            .bind(if i % 2 == 0 { "android" } else { "ios" })
+            .bind(if i % 7 == 0 { "retired" } else { "active" })
+            .bind(1000 + i / 2)
+            .bind((i % 11 != 0).then_some(now + (i - 20) * 3 * 86_400))
+            .bind(if i % 4 == 0 { "short" } else { "default" })
+            .bind(if i % 5 == 0 { "pending" } else { "none" })
+            .execute(s.pool())
+            .await
+            .unwrap();
+        }
+        let reference = |cond: &str| {
+            format!("SELECT d.id FROM devices d WHERE {cond} ORDER BY d.registered_at, d.id")
+        };
+        let window = "d.cert_not_after >= ?1 AND d.cert_not_after - 86400 * COALESCE((SELECT \
+             p.renewal_window_days FROM policies p WHERE p.name = d.policy), 60) <= ?1";
+        let cases: Vec<(DeviceQuery, String)> = vec![
+            (
+                DeviceQuery {
+                    in_renewal_window_at: Some(now),
+                    ..DeviceQuery::default()
+                },
+                window.to_string(),
+            ),
+            (
+                DeviceQuery {
+                    in_renewal_window_at: Some(now),
+                    username: Some("user1".into()),
+                    ..DeviceQuery::default()
+                },
+                format!("{window} AND d.username = 'user1'"),
+            ),
+            (
+                DeviceQuery {
+                    in_renewal_window_at: Some(now),
+                    migration_status: Some(MigrationStatus::Pending),
+                    ..DeviceQuery::default()
+                },
+                format!("{window} AND d.migration_status = 'pending'"),
+            ),
+            (
+                DeviceQuery {
+                    platform: Some(Platform::Android),
+                    status: Some(DeviceStatus::Active),
+                    ..DeviceQuery::default()
+                },
+                "d.platform = 'android' AND d.status = 'active'".into(),
+            ),
+            (DeviceQuery::default(), "1".into()),
+        ];
+        for (q, cond) in cases {
+            let want: Vec<String> = sqlx::query_scalar(AssertSqlSafe(reference(&cond)))
+                .bind(now)
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+            assert!(!want.is_empty(), "{cond}");
+            for (limit, offset) in [(1, 0), (2, 1), (5, 3), (50, 0), (3, 40)] {
+                let page = s
+                    .list_devices(&DeviceQuery {
+                        limit,
+                        offset,
+                        ..q.clone()
+                    })
+                    .await
+                    .unwrap();
+                let got: Vec<String> = page.items.into_iter().map(|d| d.id).collect();
+                let expect: Vec<String> = want
+                    .iter()
+                    .skip(usize::try_from(offset).unwrap())
+                    .take(limit as usize)
+                    .cloned()
+                    .collect();
+                assert_eq!(got, expect, "{cond} limit {limit} offset {offset}");
+                assert_eq!(page.total, want.len() as u64, "{cond}");
+            }
+        }
+        // The renewal-at-risk report against its former SQL.
+        let grace = 30 * 86_400;
+        let want: Vec<String> = sqlx::query_scalar(
+            "SELECT d.id FROM devices d JOIN policies p ON p.name = d.policy \
+             WHERE d.status = 'active' AND d.cert_not_after IS NOT NULL \
+             AND d.cert_not_after >= ?1 - ?2 \
+             AND d.cert_not_after - COALESCE(p.renewal_window_days, 60) * 86400 <= ?1 \
+             ORDER BY d.cert_not_after, d.id",
+        )
+        .bind(now)
+        .bind(grace)
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+        let page = s.renewal_at_risk(now, grace, 100, 0).await.unwrap();
+        let got: Vec<String> = page.items.into_iter().map(|a| a.device.id).collect();
+        assert_eq!(got, want);
+        assert_eq!(page.total, want.len() as u64);
     }
 }
