@@ -757,9 +757,9 @@ impl Core {
             return Err(CoreError::BadRequest(format!("invalid email {e:?}")));
         }
         let pw = password.to_owned();
-        let password_hash = tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .map_err(CoreError::internal)??;
+        let password_hash = crate::directory::hashing_pool()
+            .run(move || hash_password(&pw))
+            .await??;
         let user = UserRecord {
             username: username.to_owned(),
             password_hash,
