@@ -153,6 +153,7 @@ pub struct Core {
     clock: Arc<dyn Clock>,
     publication: PkiPublication,
     crls: ArcSwap<BTreeMap<String, Arc<PublishedCrl>>>,
+    policy_cache: ArcSwap<BTreeMap<String, PolicyRecord>>,
 }
 
 impl Core {
@@ -172,6 +173,7 @@ impl Core {
             clock,
             publication,
             crls: ArcSwap::from_pointee(BTreeMap::new()),
+            policy_cache: ArcSwap::from_pointee(BTreeMap::new()),
         }
     }
 
@@ -399,6 +401,7 @@ impl Core {
             None => None,
         };
         let mut device = device;
+        let stored_version = device.client_version.clone();
         if let Some(v) = &reported_version {
             device.client_version = v.to_string();
         }
@@ -417,7 +420,11 @@ impl Core {
         let now = self.now();
         let at = now.unix_timestamp();
         let mut effects = CheckinEffects {
-            client_version: reported_version.as_ref().map(|v| v.to_string()),
+            // Written only when the agent reports a version other than the recorded one.
+            client_version: reported_version
+                .as_ref()
+                .map(|v| v.to_string())
+                .filter(|v| *v != stored_version),
             ..CheckinEffects::default()
         };
         let mut actions = Vec::new();
@@ -902,6 +909,7 @@ impl Core {
             p.migrate_client = v;
         }
         self.store.put_policy(&p).await?;
+        self.forget_policies();
         Ok(p)
     }
 
@@ -911,7 +919,9 @@ impl Core {
                 "the default policy cannot be deleted".into(),
             ));
         }
-        self.store.delete_policy(name).await
+        self.store.delete_policy(name).await?;
+        self.forget_policies();
+        Ok(())
     }
 
     pub async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<DeviceRecord> {
@@ -922,17 +932,35 @@ impl Core {
     }
 
     async fn default_policy(&self) -> Result<PolicyRecord> {
-        self.store
-            .policy(DEFAULT_POLICY)
+        self.cached_policy(DEFAULT_POLICY)
             .await?
             .ok_or_else(|| CoreError::Internal("default policy missing".into()))
     }
 
     async fn policy_of(&self, device: &DeviceRecord) -> Result<PolicyRecord> {
-        match self.store.policy(&device.policy).await? {
+        match self.cached_policy(&device.policy).await? {
             Some(p) => Ok(p),
             None => self.default_policy().await,
         }
+    }
+
+    /// Policies are read on every check-in and change rarely (only through this `Core`), so
+    /// they are cached; `put_policy` and `delete_policy` clear the cache.
+    async fn cached_policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
+        if let Some(p) = self.policy_cache.load().get(name) {
+            return Ok(Some(p.clone()));
+        }
+        let found = self.store.policy(name).await?;
+        if let Some(p) = &found {
+            let mut map = self.policy_cache.load().as_ref().clone();
+            map.insert(name.to_owned(), p.clone());
+            self.policy_cache.store(Arc::new(map));
+        }
+        Ok(found)
+    }
+
+    fn forget_policies(&self) {
+        self.policy_cache.store(Arc::new(BTreeMap::new()));
     }
 
     // ------------------------------------------------------------------ CRL

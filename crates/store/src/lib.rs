@@ -492,25 +492,31 @@ impl Store for SqliteStore {
     }
 
     async fn record_checkin(&self, c: &CheckinRecord, fx: &CheckinEffects) -> Result<()> {
+        let insert =
+            sqlx::query("INSERT INTO checkins (device_id, at, listener, mode) VALUES (?, ?, ?, ?)")
+                .bind(&c.device_id)
+                .bind(c.at)
+                .bind(c.listener.as_str())
+                .bind(c.mode.as_str());
+        let plain = fx.client_version.is_none()
+            && fx.supersede.is_none()
+            && !fx.migration_success
+            && !fx.migration_not_supported;
+        if plain {
+            // Hot path: one statement; the trigger updates devices.last_checkin_at in it.
+            insert.execute(&self.pool).await.map_err(db_err)?;
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO checkins (device_id, at, listener, mode) VALUES (?, ?, ?, ?)")
-            .bind(&c.device_id)
-            .bind(c.at)
-            .bind(c.listener.as_str())
-            .bind(c.mode.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE devices SET last_checkin_at = ?, client_version = COALESCE(?, client_version) \
-             WHERE id = ?",
-        )
-        .bind(c.at)
-        .bind(&fx.client_version)
-        .bind(&c.device_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert.execute(&mut *tx).await.map_err(db_err)?;
+        if let Some(v) = &fx.client_version {
+            sqlx::query("UPDATE devices SET client_version = ? WHERE id = ?")
+                .bind(v)
+                .bind(&c.device_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
         if let Some(old) = &fx.supersede {
             revoke_in(&mut tx, std::slice::from_ref(old), "superseded", c.at).await?;
             sqlx::query("UPDATE devices SET previous_cert_serial = NULL WHERE id = ?")
