@@ -173,26 +173,40 @@ fn config_crl(
         .ok_or_else(|| CoreError::NotFound(format!("enrollment configuration {config:?}")).into())
 }
 
+/// The CRL of an enrollment configuration, DER or PEM.
+fn crl_response(
+    crl: &ferrocore_core::issuance::PublishedCrl,
+    pem: bool,
+) -> axum::response::Response {
+    if pem {
+        (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            crl.pem.clone(),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/pkix-crl")],
+            crl.der.clone(),
+        )
+            .into_response()
+    }
+}
+
 pub async fn config_crl_der(
     State(state): State<SharedState>,
     axum::extract::Path(config): axum::extract::Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let crl = config_crl(&state, &config)?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/pkix-crl")],
-        crl.der.clone(),
-    ))
+    Ok(crl_response(&crl, false))
 }
 
 pub async fn config_crl_pem(
     State(state): State<SharedState>,
     axum::extract::Path(config): axum::extract::Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let crl = config_crl(&state, &config)?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        crl.pem.clone(),
-    ))
+    Ok(crl_response(&crl, true))
 }
 
 pub async fn config_ca_pem(
@@ -205,20 +219,12 @@ pub async fn config_ca_pem(
     ))
 }
 
-pub async fn crl_der(State(state): State<SharedState>) -> impl IntoResponse {
-    let crl = state.core.crl();
-    (
-        [(header::CONTENT_TYPE, "application/pkix-crl")],
-        crl.der.clone(),
-    )
+pub async fn crl_der(State(state): State<SharedState>) -> axum::response::Response {
+    crl_response(&state.core.crl(), false)
 }
 
-pub async fn crl_pem(State(state): State<SharedState>) -> impl IntoResponse {
-    let crl = state.core.crl();
-    (
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        crl.pem.clone(),
-    )
+pub async fn crl_pem(State(state): State<SharedState>) -> axum::response::Response {
+    crl_response(&state.core.crl(), true)
 }
 
 pub async fn ca_pem(State(state): State<SharedState>) -> impl IntoResponse {
