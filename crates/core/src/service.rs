@@ -148,6 +148,8 @@ pub struct SelectionChange {
 pub struct Core {
     store: Arc<dyn Store>,
     directory: Arc<dyn Directory>,
+    /// The built-in `local` configuration (also in `issuers`).
+    local: Arc<LocalIssuer>,
     /// Enrollment configurations by name; `local` always exists.
     issuers: ArcSwap<BTreeMap<String, Arc<LocalIssuer>>>,
     clock: Arc<dyn Clock>,
@@ -165,10 +167,11 @@ impl Core {
         publication: PkiPublication,
     ) -> Self {
         let mut issuers = BTreeMap::new();
-        issuers.insert(LOCAL_CONFIG.to_owned(), local_ca);
+        issuers.insert(LOCAL_CONFIG.to_owned(), local_ca.clone());
         Core {
             store,
             directory,
+            local: local_ca,
             issuers: ArcSwap::from_pointee(issuers),
             clock,
             publication,
@@ -184,9 +187,8 @@ impl Core {
         &self.clock
     }
     /// The built-in `local` CA.
-    pub fn local_ca(&self) -> Arc<LocalIssuer> {
-        self.issuer(LOCAL_CONFIG)
-            .unwrap_or_else(|_| unreachable_local())
+    pub fn local_ca(&self) -> &Arc<LocalIssuer> {
+        &self.local
     }
 
     /// An enrollment configuration's issuer.
@@ -208,7 +210,11 @@ impl Core {
     }
 
     /// Makes an enrollment configuration usable (at start-up, or after it was created).
+    /// The built-in `local` one cannot be replaced.
     pub fn install_issuer(&self, name: &str, issuer: Arc<LocalIssuer>) {
+        if name == LOCAL_CONFIG {
+            return;
+        }
         let mut map = self.issuers.load().as_ref().clone();
         map.insert(name.to_owned(), issuer);
         self.issuers.store(Arc::new(map));
@@ -1155,11 +1161,6 @@ fn validate_config_name(n: &str) -> Result<()> {
             "invalid configuration name {n:?}: 1-64 characters of a-z, 0-9, - and _"
         )))
     }
-}
-
-fn unreachable_local() -> Arc<LocalIssuer> {
-    // `Core::new` always installs the local configuration and nothing removes it.
-    panic!("the local enrollment configuration is always installed")
 }
 
 fn validate_username(u: &str) -> Result<()> {
