@@ -40,7 +40,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A proxy process, killed when dropped.
+/// A proxy process, stopped (SIGTERM, so nginx's master takes its workers down) when dropped.
 struct Proxy {
     child: Child,
     log: PathBuf,
@@ -80,8 +80,7 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = common::terminate(&mut self.child);
     }
 }
 

@@ -167,7 +167,7 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> 
 }
 
 /// Waits for `child` up to `limit` (polling); kills it and returns `None` on timeout.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(s) = child.try_wait().expect("try_wait") {
@@ -326,13 +326,7 @@ impl Server {
     /// SIGTERM, wait (bounded), then kill. Returns the exit status if it exited by itself.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        wait_bounded(&mut child, STOP_TIMEOUT)
+        terminate(&mut child)
     }
 
     /// The server's stderr (its log) so far.
@@ -565,4 +559,16 @@ pub fn mode_of(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
+}
+
+/// SIGTERM (so a master process such as nginx's stops its workers too), wait up to
+/// [`STOP_TIMEOUT`], then kill. Returns the exit status if the process exited by itself.
+pub fn terminate(child: &mut Child) -> Option<ExitStatus> {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    wait_bounded(child, STOP_TIMEOUT)
 }
