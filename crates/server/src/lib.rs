@@ -10,6 +10,7 @@ pub mod config;
 pub mod datadir;
 pub mod http;
 pub mod listener;
+pub mod portal_cert;
 pub mod tls;
 
 use anyhow::{Context, Result};
@@ -99,6 +100,15 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let trust = Arc::new(tls::TrustStore::new(&core.trusted_ca_ders())?);
     let (chain, key) = tls::parse_identity(&identity.chain_pem, &identity.key_pem)?;
     let tls_state = tls::TlsState::new(chain, key, &trust)?;
+    let storefront = Arc::new(ferrocore_core::storefront::Storefront::new(
+        core.clone(),
+        Arc::new(LocalDirectory::new(store.clone())),
+        store.clone(),
+    ));
+    if storefront.auth_setting().await? == ferrocore_proto::StorefrontAuth::Certificate {
+        tls_state.set_storefront_client_auth(true, &trust)?;
+    }
+    let storefront_tls = tls_state.storefront.clone();
     let device_tls = tls_state.device.clone();
     let plain_tls = tls_state.plain.clone();
     let state = Arc::new(AppState {
@@ -109,6 +119,10 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         ports,
         admin_token,
         sync_tls_enabled: AtomicBool::new(sync_enabled),
+        portal: http::portal::PortalState {
+            hostnames: config.server.hostnames.clone(),
+        },
+        storefront: storefront.clone(),
     });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -151,7 +165,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     spawn(
         ListenerKind::Storefront,
         storefront_tcp,
-        plain_tls.clone(),
+        storefront_tls,
         http::storefront_router(state.clone()),
     );
 

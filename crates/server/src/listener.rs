@@ -63,7 +63,7 @@ pub async fn serve(l: Listener, state: SharedState, mut shutdown: watch::Receive
                 Err(_) => return,
             };
             let client_cert = match (kind, stream.get_ref().1.peer_certificates()) {
-                (ListenerKind::Device, Some(chain)) => {
+                (ListenerKind::Device | ListenerKind::Storefront, Some(chain)) => {
                     state.trust.verify(chain, state.core.clock().now())
                 }
                 _ => ClientCert::None,

@@ -68,7 +68,10 @@ async fn register(
 }
 
 /// Turns the connection's certificate or the secret header into one credential.
-fn credential(info: &ConnInfo, headers: &HeaderMap) -> Result<DeviceCredential, ApiError> {
+pub(super) fn credential(
+    info: &ConnInfo,
+    headers: &HeaderMap,
+) -> Result<DeviceCredential, ApiError> {
     let secret = headers.get(paths::DEVICE_SECRET_HEADER);
     match (&info.client_cert, secret) {
         (ClientCert::Rejected(e), _) => Err(ApiError(e.clone())),
