@@ -459,4 +459,3 @@ mod tests {
         assert_eq!(v["cert_not_after"], "4096-01-01T00:00:00Z");
     }
 }
-

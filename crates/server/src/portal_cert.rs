@@ -350,6 +350,7 @@ pub fn describe(
     auto_issued: bool,
     public_roots: &[TrustAnchor<'static>],
     rollback_available: bool,
+    now: OffsetDateTime,
 ) -> Result<PortalCert, CoreError> {
     let ders = ferrocore_pki::pem_to_der_certs(chain_pem).map_err(CoreError::internal)?;
     let leaf = ders
@@ -362,14 +363,12 @@ pub fn describe(
         .collect();
     let publicly_trusted = webpki::EndEntityCert::try_from(&chain[0])
         .map(|ee| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
+            let secs = u64::try_from(now.unix_timestamp()).unwrap_or(0);
             ee.verify_for_usage(
                 crate::tls::provider().signature_verification_algorithms.all,
                 public_roots,
                 &chain[1..],
-                UnixTime::since_unix_epoch(now),
+                UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs)),
                 webpki::KeyUsage::server_auth(),
                 None,
                 None,
@@ -397,4 +396,225 @@ pub fn describe(
         warnings: Vec::new(),
         rollback_available,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrocore_pki::LocalCa;
+
+    fn anchor(ca: &LocalCa) -> TrustAnchor<'static> {
+        webpki::anchor_from_trusted_cert(&CertificateDer::from(ca.cert_der().to_vec()))
+            .unwrap()
+            .to_owned()
+    }
+
+    struct Case {
+        ca: LocalCa,
+        chain_pem: String,
+        key_pem: String,
+    }
+
+    fn issue(names: &[&str], issued_at: OffsetDateTime, days: i64) -> Case {
+        let ca = LocalCa::generate("Unit Root", issued_at).unwrap();
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let (cert, key_pem) = ca
+            .issue_server(&names, time::Duration::days(days), issued_at)
+            .unwrap();
+        Case {
+            chain_pem: format!("{}{}", cert.pem, ca.cert_pem()),
+            key_pem,
+            ca,
+        }
+    }
+
+    fn check(
+        case: &Case,
+        key_pem: &str,
+        hostnames: &[&str],
+        public: bool,
+        mutual: bool,
+        now: OffsetDateTime,
+    ) -> Result<ValidIdentity, CoreError> {
+        let (chain, key) = parse_pem(&case.chain_pem, key_pem)?;
+        let hostnames: Vec<String> = hostnames.iter().map(|s| s.to_string()).collect();
+        let roots = vec![anchor(&case.ca)];
+        let none = Vec::new();
+        validate(
+            chain,
+            key,
+            &Checks {
+                hostnames: &hostnames,
+                public_roots: if public { &roots } else { &none },
+                private_roots: &none,
+                mutual_auth_enabled: mutual,
+                now,
+            },
+        )
+    }
+
+    fn code(r: Result<ValidIdentity, CoreError>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        }
+    }
+
+    #[test]
+    fn validation_errors_have_stable_codes() {
+        let now = OffsetDateTime::now_utc();
+        let good = issue(&["portal.example.test", "127.0.0.1"], now, 30);
+        let other = issue(&["portal.example.test"], now, 30);
+        let names = ["portal.example.test", "127.0.0.1"];
+        assert_eq!(
+            code(check(&good, &good.key_pem, &names, true, false, now)),
+            "ok"
+        );
+        assert_eq!(
+            code(check(&good, &other.key_pem, &names, true, false, now)),
+            codes::PORTAL_CERT_KEY_MISMATCH
+        );
+        assert_eq!(
+            code(check(
+                &good,
+                &good.key_pem,
+                &names,
+                true,
+                false,
+                now + time::Duration::days(31)
+            )),
+            codes::PORTAL_CERT_EXPIRED
+        );
+        assert_eq!(
+            code(check(
+                &good,
+                &good.key_pem,
+                &names,
+                true,
+                false,
+                now - time::Duration::days(1)
+            )),
+            codes::PORTAL_CERT_NOT_YET_VALID
+        );
+        assert_eq!(
+            code(check(
+                &good,
+                &good.key_pem,
+                &["other.example.test"],
+                true,
+                false,
+                now
+            )),
+            codes::PORTAL_CERT_HOSTNAME_NOT_COVERED
+        );
+        assert_eq!(
+            code(check(
+                &good,
+                &good.key_pem,
+                &["127.0.0.2"],
+                true,
+                false,
+                now
+            )),
+            codes::PORTAL_CERT_HOSTNAME_NOT_COVERED
+        );
+        // Without the root in the chain and not trusted anywhere: incomplete.
+        let leaf_only = Case {
+            chain_pem: good
+                .chain_pem
+                .split_inclusive("-----END CERTIFICATE-----")
+                .next()
+                .unwrap()
+                .to_owned(),
+            key_pem: good.key_pem.clone(),
+            ca: LocalCa::generate("Unrelated", now).unwrap(),
+        };
+        assert_eq!(
+            code(check(&leaf_only, &good.key_pem, &names, false, false, now)),
+            codes::PORTAL_CERT_CHAIN_INCOMPLETE
+        );
+        assert_eq!(
+            code(parse_pem("not pem", &good.key_pem).map(|_| unreachable!())),
+            codes::PORTAL_CERT_MALFORMED
+        );
+        assert_eq!(
+            code(
+                parse_pem(
+                    &good.chain_pem,
+                    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+                )
+                .and_then(|(c, k)| validate(
+                    c,
+                    k,
+                    &Checks {
+                        hostnames: &[],
+                        public_roots: &[],
+                        private_roots: &[],
+                        mutual_auth_enabled: false,
+                        now
+                    }
+                ))
+            ),
+            codes::PORTAL_CERT_MALFORMED
+        );
+        assert_eq!(
+            code(parse_pkcs12(b"garbage", "x").map(|_| unreachable!())),
+            codes::PORTAL_CERT_MALFORMED
+        );
+    }
+
+    #[test]
+    fn public_trust_is_a_warning_only_with_mutual_auth() {
+        let now = OffsetDateTime::now_utc();
+        let c = issue(&["portal.example.test"], now, 30);
+        let names = ["portal.example.test"];
+        let v = check(&c, &c.key_pem, &names, false, true, now).unwrap();
+        assert!(!v.publicly_trusted);
+        assert_eq!(v.warnings.len(), 1, "{:?}", v.warnings);
+        let v = check(&c, &c.key_pem, &names, false, false, now).unwrap();
+        assert!(v.warnings.is_empty());
+        let v = check(&c, &c.key_pem, &names, true, true, now).unwrap();
+        assert!(v.publicly_trusted);
+        assert!(v.warnings.is_empty());
+    }
+
+    #[test]
+    fn wildcards_cover_one_label() {
+        let now = OffsetDateTime::now_utc();
+        let Ok(ca) = LocalCa::generate("Wild Root", now) else {
+            panic!("ca")
+        };
+        let Ok((cert, key_pem)) = ca.issue_server(
+            &["*.example.test".to_owned()],
+            time::Duration::days(30),
+            now,
+        ) else {
+            // The local CA refuses wildcard names; nothing to check here.
+            return;
+        };
+        let c = Case {
+            chain_pem: format!("{}{}", cert.pem, ca.cert_pem()),
+            key_pem,
+            ca,
+        };
+        assert_eq!(
+            code(check(&c, &c.key_pem, &["a.example.test"], true, false, now)),
+            "ok"
+        );
+        assert_eq!(
+            code(check(
+                &c,
+                &c.key_pem,
+                &["a.b.example.test"],
+                true,
+                false,
+                now
+            )),
+            codes::PORTAL_CERT_HOSTNAME_NOT_COVERED
+        );
+        assert_eq!(
+            code(check(&c, &c.key_pem, &["example.test"], true, false, now)),
+            codes::PORTAL_CERT_HOSTNAME_NOT_COVERED
+        );
+    }
 }

@@ -53,6 +53,7 @@ async fn current(state: &SharedState) -> Result<PortalCert, ApiError> {
         auto,
         &portal_cert::public_roots(),
         previous,
+        state.core.clock().now(),
     )?)
 }
 
