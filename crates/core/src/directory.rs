@@ -4,7 +4,7 @@
 use crate::error::{CoreError, Result};
 use crate::store::Store;
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -48,9 +48,9 @@ impl Directory for LocalDirectory {
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| DUMMY_HASH.to_string());
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .map_err(CoreError::internal)?;
+        let ok = hashing_pool()
+            .run(move || verify_password(&hash, &password))
+            .await?;
         match (user, ok) {
             (Some(u), true) => Ok(AuthenticatedUser {
                 username: u.username,
@@ -59,6 +59,74 @@ impl Directory for LocalDirectory {
             _ => Err(CoreError::InvalidCredentials),
         }
     }
+}
+
+/// Password hashing runs on a small dedicated pool of threads: each argon2id computation
+/// takes 19 MiB and tens of milliseconds of CPU, so a burst of registrations (or a flood of
+/// wrong passwords) queues here instead of spreading over the runtime's blocking threads,
+/// which would multiply the memory the allocator keeps per thread.
+pub struct HashingPool {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Box<dyn FnOnce() + Send>>>,
+}
+
+impl HashingPool {
+    fn new(threads: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("ferrocore-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
+        HashingPool {
+            jobs: std::sync::Mutex::new(tx),
+        }
+    }
+
+    /// Runs `f` on the pool and waits for its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs
+            .lock()
+            .map_err(|_| CoreError::Internal("hashing pool poisoned".into()))?
+            .send(job)
+            .map_err(|_| CoreError::Internal("hashing pool stopped".into()))?;
+        rx.await
+            .map_err(|_| CoreError::Internal("hashing job dropped".into()))
+    }
+}
+
+/// The process-wide hashing pool (as many threads as cores, at most 4).
+pub fn hashing_pool() -> &'static HashingPool {
+    static POOL: std::sync::OnceLock<HashingPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 4);
+        HashingPool::new(n)
+    })
 }
 
 /// argon2id with the crate's default (OWASP) parameters.
@@ -72,13 +140,46 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(CoreError::internal)
 }
 
+/// Checks a password against a PHC-format argon2 hash. The argon2 working memory (19 MiB
+/// with the default parameters) is kept per thread and reused, instead of being allocated
+/// and freed for every attempt: the allocator would otherwise keep a copy per thread and
+/// arena, and the server's memory would grow by tens of MiB after a few logins.
 pub fn verify_password(hash: &str, password: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+    thread_local! {
+        static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> =
+            const { std::cell::RefCell::new(Vec::new()) };
     }
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Ok(params), Some(salt), Some(expected)) =
+        (argon2::Params::try_from(&parsed), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let computed = BLOCKS.with(|cell| {
+        let mut memory = cell.borrow_mut();
+        memory.resize(blocks, argon2::Block::default());
+        argon
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory[..])
+            .is_ok()
+    });
+    computed && aws_lc_rs::constant_time::verify_slices_are_equal(&out, expected.as_bytes()).is_ok()
 }
 
 #[cfg(test)]

@@ -148,11 +148,14 @@ pub struct SelectionChange {
 pub struct Core {
     store: Arc<dyn Store>,
     directory: Arc<dyn Directory>,
+    /// The built-in `local` configuration (also in `issuers`).
+    local: Arc<LocalIssuer>,
     /// Enrollment configurations by name; `local` always exists.
     issuers: ArcSwap<BTreeMap<String, Arc<LocalIssuer>>>,
     clock: Arc<dyn Clock>,
     publication: PkiPublication,
     crls: ArcSwap<BTreeMap<String, Arc<PublishedCrl>>>,
+    policy_cache: ArcSwap<BTreeMap<String, PolicyRecord>>,
 }
 
 impl Core {
@@ -164,14 +167,16 @@ impl Core {
         publication: PkiPublication,
     ) -> Self {
         let mut issuers = BTreeMap::new();
-        issuers.insert(LOCAL_CONFIG.to_owned(), local_ca);
+        issuers.insert(LOCAL_CONFIG.to_owned(), local_ca.clone());
         Core {
             store,
             directory,
+            local: local_ca,
             issuers: ArcSwap::from_pointee(issuers),
             clock,
             publication,
             crls: ArcSwap::from_pointee(BTreeMap::new()),
+            policy_cache: ArcSwap::from_pointee(BTreeMap::new()),
         }
     }
 
@@ -182,9 +187,8 @@ impl Core {
         &self.clock
     }
     /// The built-in `local` CA.
-    pub fn local_ca(&self) -> Arc<LocalIssuer> {
-        self.issuer(LOCAL_CONFIG)
-            .unwrap_or_else(|_| unreachable_local())
+    pub fn local_ca(&self) -> &Arc<LocalIssuer> {
+        &self.local
     }
 
     /// An enrollment configuration's issuer.
@@ -206,7 +210,11 @@ impl Core {
     }
 
     /// Makes an enrollment configuration usable (at start-up, or after it was created).
+    /// The built-in `local` one cannot be replaced.
     pub fn install_issuer(&self, name: &str, issuer: Arc<LocalIssuer>) {
+        if name == LOCAL_CONFIG {
+            return;
+        }
         let mut map = self.issuers.load().as_ref().clone();
         map.insert(name.to_owned(), issuer);
         self.issuers.store(Arc::new(map));
@@ -399,6 +407,7 @@ impl Core {
             None => None,
         };
         let mut device = device;
+        let stored_version = device.client_version.clone();
         if let Some(v) = &reported_version {
             device.client_version = v.to_string();
         }
@@ -417,7 +426,11 @@ impl Core {
         let now = self.now();
         let at = now.unix_timestamp();
         let mut effects = CheckinEffects {
-            client_version: reported_version.as_ref().map(|v| v.to_string()),
+            // Written only when the agent reports a version other than the recorded one.
+            client_version: reported_version
+                .as_ref()
+                .map(|v| v.to_string())
+                .filter(|v| *v != stored_version),
             ..CheckinEffects::default()
         };
         let mut actions = Vec::new();
@@ -761,9 +774,9 @@ impl Core {
             return Err(CoreError::BadRequest(format!("invalid email {e:?}")));
         }
         let pw = password.to_owned();
-        let password_hash = tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .map_err(CoreError::internal)??;
+        let password_hash = crate::directory::hashing_pool()
+            .run(move || hash_password(&pw))
+            .await??;
         let user = UserRecord {
             username: username.to_owned(),
             password_hash,
@@ -906,6 +919,7 @@ impl Core {
             p.migrate_client = v;
         }
         self.store.put_policy(&p).await?;
+        self.forget_policies();
         Ok(p)
     }
 
@@ -915,7 +929,9 @@ impl Core {
                 "the default policy cannot be deleted".into(),
             ));
         }
-        self.store.delete_policy(name).await
+        self.store.delete_policy(name).await?;
+        self.forget_policies();
+        Ok(())
     }
 
     pub async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<DeviceRecord> {
@@ -926,17 +942,35 @@ impl Core {
     }
 
     async fn default_policy(&self) -> Result<PolicyRecord> {
-        self.store
-            .policy(DEFAULT_POLICY)
+        self.cached_policy(DEFAULT_POLICY)
             .await?
             .ok_or_else(|| CoreError::Internal("default policy missing".into()))
     }
 
     async fn policy_of(&self, device: &DeviceRecord) -> Result<PolicyRecord> {
-        match self.store.policy(&device.policy).await? {
+        match self.cached_policy(&device.policy).await? {
             Some(p) => Ok(p),
             None => self.default_policy().await,
         }
+    }
+
+    /// Policies are read on every check-in and change rarely (only through this `Core`), so
+    /// they are cached; `put_policy` and `delete_policy` clear the cache.
+    async fn cached_policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
+        if let Some(p) = self.policy_cache.load().get(name) {
+            return Ok(Some(p.clone()));
+        }
+        let found = self.store.policy(name).await?;
+        if let Some(p) = &found {
+            let mut map = self.policy_cache.load().as_ref().clone();
+            map.insert(name.to_owned(), p.clone());
+            self.policy_cache.store(Arc::new(map));
+        }
+        Ok(found)
+    }
+
+    fn forget_policies(&self) {
+        self.policy_cache.store(Arc::new(BTreeMap::new()));
     }
 
     // ------------------------------------------------------------------ CRL
@@ -1131,11 +1165,6 @@ fn validate_config_name(n: &str) -> Result<()> {
             "invalid configuration name {n:?}: 1-64 characters of a-z, 0-9, - and _"
         )))
     }
-}
-
-fn unreachable_local() -> Arc<LocalIssuer> {
-    // `Core::new` always installs the local configuration and nothing removes it.
-    panic!("the local enrollment configuration is always installed")
 }
 
 fn validate_username(u: &str) -> Result<()> {

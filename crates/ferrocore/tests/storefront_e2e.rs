@@ -89,15 +89,23 @@ fn publish(s: &Server, platform: &str, name: &str, file: &Path) -> Value {
 fn storefront_rule_every_row_through_the_listener() {
     let s = Server::start();
     s.add_user("alice");
-    // Packages: a few hundred KiB of varied bytes.
+    // Packages: 1.5 MB of varied bytes (more than the admin API's 1 MiB JSON limit).
     let apk = s.path("app.apk");
-    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let bytes: Vec<u8> = (0..1_500_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&apk, &bytes).expect("apk");
     let ipa = s.path("app.ipa");
     std::fs::write(&ipa, b"ios package").expect("ipa");
     let android_app = publish(&s, "android", "Mail", &apk);
     let ios_app = publish(&s, "ios", "Mail", &ipa);
-    assert_eq!(android_app["size"], 300_000);
+    assert_eq!(android_app["size"], 1_500_000);
+    let mut sum = std::process::Command::new("sha256sum");
+    sum.arg(&apk);
+    let sum = run(sum, None);
+    assert_eq!(
+        sum.stdout.split_whitespace().next(),
+        android_app["sha256"].as_str(),
+        "{sum:?} {android_app}"
+    );
     let listed = s.admin_ok(&["apps", "list"]);
     assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
     let dup = s.admin(&[
@@ -179,7 +187,7 @@ fn storefront_rule_every_row_through_the_listener() {
     let headers = std::fs::read_to_string(s.path("headers.txt"))
         .expect("headers")
         .to_lowercase();
-    assert!(headers.contains("content-length: 300000"), "{headers}");
+    assert!(headers.contains("content-length: 1500000"), "{headers}");
     assert!(
         headers.contains(&format!(
             "x-ferrocore-sha256: {}",

@@ -341,6 +341,13 @@ pub mod codes {
     pub const MIGRATION_NOT_ALLOWED: &str = "migration_not_allowed";
     pub const POLICY_IN_USE: &str = "policy_in_use";
     pub const REREGISTRATION_REQUIRED: &str = "reregistration_required";
+    /// A forwarded client-certificate header from a source that is not a trusted front end
+    /// (or a header form the configuration does not accept).
+    pub const UNTRUSTED_FORWARDED_CERT: &str = "untrusted_forwarded_certificate";
+    /// Both a TLS client certificate and a forwarded one (or two forwarded ones) were sent.
+    pub const AMBIGUOUS_CLIENT_CERT: &str = "ambiguous_client_certificate";
+    /// A forwarded client-certificate header that cannot be parsed.
+    pub const MALFORMED_FORWARDED_CERT: &str = "malformed_forwarded_certificate";
     // Portal HTTPS certificate upload.
     pub const PORTAL_CERT_MALFORMED: &str = "portal_cert_malformed";
     pub const PORTAL_CERT_KEY_MISMATCH: &str = "portal_cert_key_mismatch";

@@ -14,6 +14,7 @@ pub struct Config {
     pub server: ServerSection,
     pub listeners: ListenersSection,
     pub pki: PkiSection,
+    pub front_ends: FrontEndsSection,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +22,10 @@ pub struct Config {
 pub struct ServerSection {
     /// Names (DNS or IP) the portal HTTPS certificate must cover.
     pub hostnames: Vec<String>,
+    /// Device port announced to devices (check-in endpoint, CRL URL) when a front end
+    /// listens on another port than `listeners.device`; unset = the bound device port.
+    #[serde(deserialize_with = "port_or_string")]
+    pub public_device_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,7 +53,69 @@ impl Default for ServerSection {
     fn default() -> Self {
         ServerSection {
             hostnames: vec!["localhost".into()],
+            public_device_port: None,
         }
+    }
+}
+
+/// Trusted front ends (TLS-terminating proxies forwarding the client certificate in a
+/// header); see [`crate::front_ends`]. Defaults deny: no front end is trusted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FrontEndsSection {
+    /// Source addresses or networks (`10.0.0.0/8`) of trusted front ends; empty = none.
+    pub trusted: Vec<String>,
+    /// Header forms a trusted front end may use (`client-cert`, `x-ssl-client-cert`,
+    /// `x-forwarded-client-cert`).
+    pub headers: Vec<String>,
+    /// SHA-256 fingerprint of the TLS client certificate a front end must present on its own
+    /// connection to the device listener; empty = the address alone decides.
+    pub client_cert_sha256: String,
+}
+
+impl Default for FrontEndsSection {
+    fn default() -> Self {
+        FrontEndsSection {
+            trusted: Vec::new(),
+            headers: crate::front_ends::HeaderForm::ALL
+                .iter()
+                .map(|f| f.header_name().to_owned())
+                .collect(),
+            client_cert_sha256: String::new(),
+        }
+    }
+}
+
+impl FrontEndsSection {
+    /// The validated policy; the error is one line naming the key.
+    pub fn policy(&self) -> Result<crate::front_ends::FrontEnds, String> {
+        crate::front_ends::FrontEnds::new(&self.trusted, &self.headers, &self.client_cert_sha256)
+    }
+}
+
+/// A port given as a TOML integer or (from the environment) a string; `""` = unset.
+fn port_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum P {
+        N(i64),
+        S(String),
+    }
+    let bad = |v: &dyn std::fmt::Display| {
+        serde::de::Error::custom(format!(
+            "server.public_device_port: {v} is not a port (1-65535)"
+        ))
+    };
+    match P::deserialize(d)? {
+        P::S(s) if s.trim().is_empty() => Ok(None),
+        P::S(s) => match s.trim().parse::<u16>() {
+            Ok(p) if p > 0 => Ok(Some(p)),
+            _ => Err(bad(&format!("{s:?}"))),
+        },
+        P::N(n) => match u16::try_from(n) {
+            Ok(p) if p > 0 => Ok(Some(p)),
+            _ => Err(bad(&n)),
+        },
     }
 }
 
@@ -71,6 +138,10 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("listeners", "admin", false),
     ("listeners", "storefront", false),
     ("pki", "crl_url", false),
+    ("server", "public_device_port", false),
+    ("front_ends", "trusted", true),
+    ("front_ends", "headers", true),
+    ("front_ends", "client_cert_sha256", false),
 ];
 
 /// Validated listener addresses.
@@ -198,6 +269,7 @@ impl Config {
                 self.pki.crl_url
             ));
         }
+        self.front_ends.policy()?;
         Ok(Addresses {
             device,
             sync_tls,
@@ -300,12 +372,59 @@ mod tests {
                 "FERROCORE_LISTENERS_DEVISE",
             ),
             (&[("FERROCORE_PKI_CRL_URL", "ftp://x")], "pki.crl_url"),
+            (
+                &[("FERROCORE_FRONT_ENDS_TRUSTED", "10.0.0.0/8,bogus")],
+                "front_ends.trusted",
+            ),
+            (
+                &[("FERROCORE_FRONT_ENDS_HEADERS", "x-client-cert")],
+                "front_ends.headers",
+            ),
+            (
+                &[
+                    ("FERROCORE_FRONT_ENDS_TRUSTED", "127.0.0.1"),
+                    ("FERROCORE_FRONT_ENDS_CLIENT_CERT_SHA256", "xyz"),
+                ],
+                "front_ends.client_cert_sha256",
+            ),
+            (
+                &[("FERROCORE_SERVER_PUBLIC_DEVICE_PORT", "70000")],
+                "server.public_device_port",
+            ),
         ];
         for (vars, key) in cases {
             let err = Config::load(None, env(vars)).unwrap_err();
             assert!(err.contains(key), "{vars:?}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn front_ends_default_to_none_and_load_from_file_and_env() {
+        let (c, _) = Config::load(None, env(&[])).unwrap();
+        assert!(!c.front_ends.policy().unwrap().any_trusted());
+        assert_eq!(c.server.public_device_port, None);
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[server]\npublic_device_port = 443\n[front_ends]\ntrusted = [\"10.0.0.0/8\"]\nheaders = [\"client-cert\"]\n",
+        )
+        .unwrap();
+        let (c, _) = Config::load(Some(&f), env(&[])).unwrap();
+        assert_eq!(c.server.public_device_port, Some(443));
+        assert_eq!(c.front_ends.trusted, vec!["10.0.0.0/8"]);
+        let (c, _) = Config::load(
+            Some(&f),
+            env(&[
+                ("FERROCORE_FRONT_ENDS_TRUSTED", "127.0.0.1/32, ::1"),
+                ("FERROCORE_SERVER_PUBLIC_DEVICE_PORT", "8443"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.front_ends.trusted, vec!["127.0.0.1/32", "::1"]);
+        assert_eq!(c.server.public_device_port, Some(8443));
+        assert!(c.front_ends.policy().unwrap().any_trusted());
     }
 
     #[test]

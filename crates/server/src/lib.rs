@@ -3,11 +3,13 @@
 //!
 //! Code map: [`config`] (TOML + env), [`datadir`] (first-start initialisation), [`tls`]
 //! (server configs, client-certificate verification), [`listener`] (accept loop),
-//! [`http`] (routers, handlers, error mapping, OpenAPI), [`cli`] (clap commands).
+//! [`http`] (routers, handlers, error mapping, OpenAPI), [`cli`] (clap commands),
+//! [`front_ends`] (trusted TLS-terminating proxies and their forwarded-certificate forms).
 
 pub mod cli;
 pub mod config;
 pub mod datadir;
+pub mod front_ends;
 pub mod http;
 pub mod listener;
 pub mod portal_cert;
@@ -59,7 +61,11 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         None => None,
     };
     let ports = Ports {
-        device: device_tcp.local_addr()?.port(),
+        // Behind a front end, devices are told the front end's port.
+        device: match config.server.public_device_port {
+            Some(p) => p,
+            None => device_tcp.local_addr()?.port(),
+        },
         sync_tls: match &sync_tcp {
             Some(l) => Some(l.local_addr()?.port()),
             None => None,
@@ -119,6 +125,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         ports,
         admin_token,
         sync_tls_enabled: AtomicBool::new(sync_enabled),
+        front_ends: config.front_ends.policy().map_err(|e| anyhow::anyhow!(e))?,
         portal: http::portal::PortalState {
             hostnames: config.server.hostnames.clone(),
         },

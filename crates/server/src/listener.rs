@@ -1,6 +1,8 @@
 //! The accept loop shared by all listeners: TCP accept, TLS handshake with the listener's
 //! current `ServerConfig` (swappable without restart), client-certificate verification on the
-//! device listener, then HTTP/1.1 with [`ConnInfo`] attached to every request.
+//! device listener, then HTTP/1.1 with [`ConnInfo`] attached to every request. A peer
+//! presenting the configured front end's certificate (`front_ends.client_cert_sha256`) is
+//! marked as such and its certificate is never verified as a device identity.
 
 use crate::http::{ConnInfo, ListenerKind, SharedState};
 use crate::tls::ClientCert;
@@ -62,7 +64,14 @@ pub async fn serve(l: Listener, state: SharedState, mut shutdown: watch::Receive
                 }
                 Err(_) => return,
             };
-            let client_cert = match (kind, stream.get_ref().1.peer_certificates()) {
+            let peer_chain = stream.get_ref().1.peer_certificates();
+            let front_end_cert = kind == ListenerKind::Device
+                && peer_chain
+                    .and_then(|c| c.first())
+                    .is_some_and(|ee| state.front_ends.is_front_end_cert(ee.as_ref()));
+            let client_cert = match (kind, peer_chain) {
+                // The front end's own certificate authenticates the proxy, never a device.
+                _ if front_end_cert => ClientCert::None,
                 (ListenerKind::Device | ListenerKind::Storefront, Some(chain)) => {
                     state.trust.verify(chain, state.core.clock().now())
                 }
@@ -72,6 +81,7 @@ pub async fn serve(l: Listener, state: SharedState, mut shutdown: watch::Receive
                 kind,
                 peer,
                 client_cert,
+                front_end_cert,
             });
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(info.clone());

@@ -149,6 +149,36 @@ impl SqliteStore {
             .await
             .map_err(db_err)
     }
+
+    /// Deletes the row `key` names unless `refs_sql` counts rows still using it: the count and
+    /// the delete are one transaction. `Conflict` when in use, `NotFound` when absent.
+    async fn delete_unless_referenced(
+        &self,
+        key: &str,
+        refs_sql: &'static str,
+        delete_sql: &'static str,
+        what: impl FnOnce() -> String,
+        in_use: impl FnOnce(i64) -> String,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let refs: i64 = sqlx::query_scalar(refs_sql)
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if refs > 0 {
+            return Err(CoreError::Conflict(in_use(refs)));
+        }
+        let res = sqlx::query(delete_sql)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(CoreError::NotFound(what()));
+        }
+        tx.commit().await.map_err(db_err)
+    }
 }
 
 /// Revokes `serials` (those still active) inside `tx`.
@@ -281,28 +311,14 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, username: &str) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let active: i64 = sqlx::query_scalar(
+        self.delete_unless_referenced(
+            username,
             "SELECT COUNT(*) FROM devices WHERE username = ? AND status = 'active'",
+            "DELETE FROM users WHERE username = ?",
+            || format!("user {username:?}"),
+            |n| format!("user {username:?} has {n} active device(s); retire them first"),
         )
-        .bind(username)
-        .fetch_one(&mut *tx)
         .await
-        .map_err(db_err)?;
-        if active > 0 {
-            return Err(CoreError::Conflict(format!(
-                "user {username:?} has {active} active device(s); retire them first"
-            )));
-        }
-        let res = sqlx::query("DELETE FROM users WHERE username = ?")
-            .bind(username)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("user {username:?}")));
-        }
-        tx.commit().await.map_err(db_err)
     }
 
     async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
@@ -343,26 +359,14 @@ impl Store for SqliteStore {
     }
 
     async fn delete_policy(&self, name: &str) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let used: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM devices WHERE policy = ?")
-            .bind(name)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if used > 0 {
-            return Err(CoreError::Conflict(format!(
-                "policy {name:?} is assigned to {used} device(s)"
-            )));
-        }
-        let res = sqlx::query("DELETE FROM policies WHERE name = ?")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if res.rows_affected() == 0 {
-            return Err(CoreError::NotFound(format!("policy {name:?}")));
-        }
-        tx.commit().await.map_err(db_err)
+        self.delete_unless_referenced(
+            name,
+            "SELECT COUNT(*) FROM devices WHERE policy = ?",
+            "DELETE FROM policies WHERE name = ?",
+            || format!("policy {name:?}"),
+            |n| format!("policy {name:?} is assigned to {n} device(s)"),
+        )
+        .await
     }
 
     async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<()> {
@@ -494,25 +498,31 @@ impl Store for SqliteStore {
     }
 
     async fn record_checkin(&self, c: &CheckinRecord, fx: &CheckinEffects) -> Result<()> {
+        let insert =
+            sqlx::query("INSERT INTO checkins (device_id, at, listener, mode) VALUES (?, ?, ?, ?)")
+                .bind(&c.device_id)
+                .bind(c.at)
+                .bind(c.listener.as_str())
+                .bind(c.mode.as_str());
+        let plain = fx.client_version.is_none()
+            && fx.supersede.is_none()
+            && !fx.migration_success
+            && !fx.migration_not_supported;
+        if plain {
+            // Hot path: one statement; the trigger updates devices.last_checkin_at in it.
+            insert.execute(&self.pool).await.map_err(db_err)?;
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO checkins (device_id, at, listener, mode) VALUES (?, ?, ?, ?)")
-            .bind(&c.device_id)
-            .bind(c.at)
-            .bind(c.listener.as_str())
-            .bind(c.mode.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE devices SET last_checkin_at = ?, client_version = COALESCE(?, client_version) \
-             WHERE id = ?",
-        )
-        .bind(c.at)
-        .bind(&fx.client_version)
-        .bind(&c.device_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        insert.execute(&mut *tx).await.map_err(db_err)?;
+        if let Some(v) = &fx.client_version {
+            sqlx::query("UPDATE devices SET client_version = ? WHERE id = ?")
+                .bind(v)
+                .bind(&c.device_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
         if let Some(old) = &fx.supersede {
             revoke_in(&mut tx, std::slice::from_ref(old), "superseded", c.at).await?;
             sqlx::query("UPDATE devices SET previous_cert_serial = NULL WHERE id = ?")

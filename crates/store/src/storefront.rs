@@ -1,5 +1,5 @@
 //! [`StorefrontStore`] for SQLite: the storefront setting, the app catalogue and AppConnect
-//! check-ins (migration `0005_storefront.sql`). Each write is one statement (atomic).
+//! check-ins (migration `0007_storefront.sql`). Each write is one statement (atomic).
 
 use super::{SqliteStore, db_err, parse_enum};
 use async_trait::async_trait;

@@ -265,43 +265,68 @@ async fn renewing_agents_through_window_expiry_and_grace() {
     }
 }
 
-/// Out of contact past expiry + 30 days: retired at once on contact, and by the sweep.
+/// Out of contact past expiry + 30 days: retired at once on contact, and by the sweep —
+/// on Android and iOS, for agents that renew and agents that do not.
 #[tokio::test]
 async fn past_the_grace_the_device_is_retired() {
-    let w = mutual_world().await;
-    let mut d = w.register(Platform::Android, "10.1.0").await;
-    let quiet = w.register(Platform::Android, "10.1.0").await;
-    w.set(not_after(&d) + Duration::days(31));
-    // Contact: renewal refused and the device retired now.
-    assert!(matches!(
-        w.renew(&mut d).await,
-        Err(CoreError::DeviceRetired)
-    ));
-    let dev = w.core.device(&d.id).await.unwrap();
-    assert_eq!(dev.status, DeviceStatus::Retired);
-    // The silent one is retired by the sweep, its certificate revoked.
-    assert_eq!(
-        w.core.device(&quiet.id).await.unwrap().status,
-        DeviceStatus::Active
-    );
-    assert_eq!(w.core.sweep_expired().await.unwrap(), 1);
-    assert_eq!(
-        w.core.device(&quiet.id).await.unwrap().status,
-        DeviceStatus::Retired
-    );
-    let serial = &quiet.cert.as_ref().unwrap().serial;
-    assert_eq!(
-        w.core
-            .store()
-            .certificate(serial)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        CertStatus::Revoked
-    );
-    // Nothing left to sweep.
-    assert_eq!(w.core.sweep_expired().await.unwrap(), 0);
+    for (platform, version) in [
+        (Platform::Android, "10.1.0"),
+        (Platform::Android, "10.0"),
+        (Platform::Ios, "11.1.0"),
+        (Platform::Ios, "10.5"),
+    ] {
+        let w = mutual_world().await;
+        let mut d = w.register(platform, version).await;
+        let quiet = w.register(platform, version).await;
+        // Expiry + 29 days: still a device (renewing agents may renew; others are refused).
+        w.set(not_after(&d) + Duration::days(29));
+        assert!(matches!(
+            w.checkin(&d).await,
+            Err(CoreError::CertExpired { .. })
+        ));
+        assert_eq!(
+            w.core.sweep_expired().await.unwrap(),
+            0,
+            "{platform} {version}"
+        );
+        // Expiry + 31 days. Contact: refused and the device retired now.
+        w.set(not_after(&d) + Duration::days(31));
+        assert!(
+            matches!(w.renew(&mut d).await, Err(CoreError::DeviceRetired)),
+            "{platform} {version}"
+        );
+        let dev = w.core.device(&d.id).await.unwrap();
+        assert_eq!(dev.status, DeviceStatus::Retired);
+        // The silent one is retired by the sweep, its certificate revoked.
+        assert_eq!(
+            w.core.device(&quiet.id).await.unwrap().status,
+            DeviceStatus::Active
+        );
+        assert_eq!(w.core.sweep_expired().await.unwrap(), 1);
+        assert_eq!(
+            w.core.device(&quiet.id).await.unwrap().status,
+            DeviceStatus::Retired
+        );
+        let serial = &quiet.cert.as_ref().unwrap().serial;
+        assert_eq!(
+            w.core
+                .store()
+                .certificate(serial)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            CertStatus::Revoked
+        );
+        // (Already expired, so no longer listed in the CRL: RFC 5280 lets expired entries go.)
+        assert!(!crl_serials(&w.core.crl().der).contains(serial));
+        // Nothing left to sweep; the retired device is told to register again.
+        assert_eq!(w.core.sweep_expired().await.unwrap(), 0);
+        assert!(matches!(
+            w.checkin(&quiet).await,
+            Err(CoreError::DeviceRetired)
+        ));
+    }
 }
 
 /// Android before 10.1 and iOS before 11.1.0 never renew: refused at expiry with "register

@@ -1,6 +1,8 @@
 //! The device API: registration, check-ins, and the CA's public material (CA certificate,
-//! CRL). Served on the device listener and the sync-TLS listener.
+//! CRL). Served on the device listener and the sync-TLS listener. The client certificate comes
+//! from [`ClientIdentity`] (direct or forwarded by a trusted front end), never from headers.
 
+use super::client_identity::ClientIdentity;
 use super::error::ApiError;
 use super::json::{ApiJson, OptionalJson};
 use super::{ConnInfo, SharedState};
@@ -50,6 +52,8 @@ fn listener_of(info: &ConnInfo) -> Result<Listener, ApiError> {
 async fn register(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
+    // Refuses forged or ambiguous certificate headers here too; the identity is unused.
+    _identity: ClientIdentity,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Json<RegisterResponse>, ApiError> {
     let via = listener_of(&info)?;
@@ -67,13 +71,13 @@ async fn register(
     }))
 }
 
-/// Turns the connection's certificate or the secret header into one credential.
+/// Turns the request's client certificate or the secret header into one credential.
 pub(super) fn credential(
-    info: &ConnInfo,
+    identity: &ClientIdentity,
     headers: &HeaderMap,
 ) -> Result<DeviceCredential, ApiError> {
     let secret = headers.get(paths::DEVICE_SECRET_HEADER);
-    match (&info.client_cert, secret) {
+    match (&identity.cert, secret) {
         (ClientCert::Rejected(e), _) => Err(ApiError(e.clone())),
         (ClientCert::Verified(_), Some(_)) => Err(CoreError::BadRequest(
             "send either a client certificate or a device secret, not both".into(),
@@ -100,11 +104,12 @@ pub(super) fn credential(
 async fn checkin(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
+    identity: ClientIdentity,
     headers: HeaderMap,
     OptionalJson(req): OptionalJson<CheckinRequest>,
 ) -> Result<Json<CheckinResponse>, ApiError> {
     let via = listener_of(&info)?;
-    let cred = credential(&info, &headers)?;
+    let cred = credential(&identity, &headers)?;
     let c = state.core.checkin(cred, via, req).await?;
     Ok(Json(CheckinResponse {
         device_id: c.device.id.clone(),
@@ -132,11 +137,12 @@ fn issued_out(state: &SharedState, r: ferrocore_core::service::Reissued) -> Issu
 async fn renew(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
+    identity: ClientIdentity,
     headers: HeaderMap,
     ApiJson(req): ApiJson<CsrRequest>,
 ) -> Result<Json<IssuedIdentity>, ApiError> {
     listener_of(&info)?;
-    let r = match credential(&info, &headers)? {
+    let r = match credential(&identity, &headers)? {
         DeviceCredential::Certificate(cert) => state.core.renew(&cert, &req.csr_pem).await?,
         _ => return Err(CoreError::ClientCertRequired.into()),
     };
@@ -147,11 +153,12 @@ async fn renew(
 async fn migrate(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
+    identity: ClientIdentity,
     headers: HeaderMap,
     ApiJson(req): ApiJson<CsrRequest>,
 ) -> Result<Json<IssuedIdentity>, ApiError> {
     listener_of(&info)?;
-    let r = match credential(&info, &headers)? {
+    let r = match credential(&identity, &headers)? {
         DeviceCredential::Secret {
             device_uuid,
             secret,
@@ -176,26 +183,40 @@ fn config_crl(
         .ok_or_else(|| CoreError::NotFound(format!("enrollment configuration {config:?}")).into())
 }
 
+/// The CRL of an enrollment configuration, DER or PEM.
+fn crl_response(
+    crl: &ferrocore_core::issuance::PublishedCrl,
+    pem: bool,
+) -> axum::response::Response {
+    if pem {
+        (
+            [(header::CONTENT_TYPE, "application/x-pem-file")],
+            crl.pem.clone(),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/pkix-crl")],
+            crl.der.clone(),
+        )
+            .into_response()
+    }
+}
+
 pub async fn config_crl_der(
     State(state): State<SharedState>,
     axum::extract::Path(config): axum::extract::Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let crl = config_crl(&state, &config)?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/pkix-crl")],
-        crl.der.clone(),
-    ))
+    Ok(crl_response(&crl, false))
 }
 
 pub async fn config_crl_pem(
     State(state): State<SharedState>,
     axum::extract::Path(config): axum::extract::Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let crl = config_crl(&state, &config)?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        crl.pem.clone(),
-    ))
+    Ok(crl_response(&crl, true))
 }
 
 pub async fn config_ca_pem(
@@ -208,20 +229,12 @@ pub async fn config_ca_pem(
     ))
 }
 
-pub async fn crl_der(State(state): State<SharedState>) -> impl IntoResponse {
-    let crl = state.core.crl();
-    (
-        [(header::CONTENT_TYPE, "application/pkix-crl")],
-        crl.der.clone(),
-    )
+pub async fn crl_der(State(state): State<SharedState>) -> axum::response::Response {
+    crl_response(&state.core.crl(), false)
 }
 
-pub async fn crl_pem(State(state): State<SharedState>) -> impl IntoResponse {
-    let crl = state.core.crl();
-    (
-        [(header::CONTENT_TYPE, "application/x-pem-file")],
-        crl.pem.clone(),
-    )
+pub async fn crl_pem(State(state): State<SharedState>) -> axum::response::Response {
+    crl_response(&state.core.crl(), true)
 }
 
 pub async fn ca_pem(State(state): State<SharedState>) -> impl IntoResponse {

@@ -86,3 +86,16 @@ impl IntoResponse for ApiError {
         error_response(status, e.code(), message)
     }
 }
+
+impl IntoResponse for super::client_identity::ClientIdentityError {
+    fn into_response(self) -> Response {
+        use super::client_identity::ClientIdentityError::*;
+        let status = match &self {
+            Untrusted { .. } => StatusCode::FORBIDDEN,
+            Ambiguous(_) | Malformed { .. } => StatusCode::BAD_REQUEST,
+            NoConnection => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        tracing::debug!(code = self.code(), error = %self, "client identity refused");
+        error_response(status, self.code(), self.to_string())
+    }
+}

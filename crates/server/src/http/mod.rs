@@ -3,6 +3,7 @@
 //! [`ferrocore_core::Core`] calls.
 
 pub mod admin;
+pub mod client_identity;
 pub mod device;
 pub mod error;
 pub mod json;
@@ -57,6 +58,9 @@ pub struct ConnInfo {
     pub kind: ListenerKind,
     pub peer: SocketAddr,
     pub client_cert: ClientCert,
+    /// The peer presented the configured front end's certificate (`front_ends.client_cert_sha256`);
+    /// that certificate is then not in `client_cert`: it never identifies a device.
+    pub front_end_cert: bool,
 }
 
 /// Bound ports, as devices are told to use them.
@@ -75,6 +79,8 @@ pub struct AppState {
     pub admin_token: String,
     /// Cached "sync-TLS port enabled" switch, read at every accept.
     pub sync_tls_enabled: AtomicBool,
+    /// Trusted front ends (`[front_ends]`), read by [`client_identity`] only.
+    pub front_ends: crate::front_ends::FrontEnds,
     /// What an uploaded portal certificate is checked against.
     pub portal: portal::PortalState,
     /// The app storefront and AppConnect check-ins.

@@ -11,9 +11,10 @@
 //! Packages are stored in `DATA_DIR/apps/<id>` with their SHA-256; an upload is streamed to
 //! disk and may be at most [`APP_UPLOAD_LIMIT`] bytes.
 
+use super::SharedState;
+use super::client_identity::ClientIdentity;
 use super::error::{ApiError, error_response};
 use super::json::ApiJson;
-use super::{ConnInfo, SharedState};
 use crate::tls::ClientCert;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -85,9 +86,14 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 // ------------------------------------------------------------------ storefront listener
 
-/// Turns the connection's certificate or the Basic credentials into what the domain checks.
-fn presented(info: &ConnInfo, headers: &HeaderMap) -> Result<StorefrontPresented, ApiError> {
-    match &info.client_cert {
+/// Turns the request's client identity (the storefront connection's certificate; forwarded
+/// certificates are refused off the device listener by the extractor) or the Basic
+/// credentials into what the domain checks.
+fn presented(
+    identity: &ClientIdentity,
+    headers: &HeaderMap,
+) -> Result<StorefrontPresented, ApiError> {
+    match &identity.cert {
         ClientCert::Rejected(e) => return Err(ApiError(e.clone())),
         ClientCert::Verified(c) => return Ok(StorefrontPresented::Certificate(c.clone())),
         ClientCert::None => {}
@@ -124,12 +130,12 @@ fn presented(info: &ConnInfo, headers: &HeaderMap) -> Result<StorefrontPresented
 
 async fn list_apps(
     State(state): State<SharedState>,
-    Extension(info): Extension<Arc<ConnInfo>>,
+    identity: ClientIdentity,
     headers: HeaderMap,
 ) -> Result<Json<Vec<App>>, ApiError> {
     let device = state
         .storefront
-        .authenticate(presented(&info, &headers)?)
+        .authenticate(presented(&identity, &headers)?)
         .await?;
     let apps = state.storefront.apps_for(&device).await?;
     Ok(Json(apps.into_iter().map(app_out).collect()))
@@ -137,13 +143,13 @@ async fn list_apps(
 
 async fn download(
     State(state): State<SharedState>,
-    Extension(info): Extension<Arc<ConnInfo>>,
+    identity: ClientIdentity,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let device = state
         .storefront
-        .authenticate(presented(&info, &headers)?)
+        .authenticate(presented(&identity, &headers)?)
         .await?;
     let app = state.storefront.app_for(&device, &id).await?;
     let path = state.data_dir.root().join("apps").join(&app.id);
@@ -182,7 +188,8 @@ fn sanitize(s: &str) -> String {
 
 async fn appconnect_checkin(
     State(state): State<SharedState>,
-    Extension(info): Extension<Arc<ConnInfo>>,
+    Extension(info): Extension<Arc<super::ConnInfo>>,
+    identity: ClientIdentity,
     headers: HeaderMap,
     ApiJson(req): ApiJson<AppConnectCheckinRequest>,
 ) -> Result<Json<AppConnectCheckin>, ApiError> {
@@ -190,7 +197,7 @@ async fn appconnect_checkin(
         .kind
         .device_listener()
         .ok_or_else(|| CoreError::WrongListener("not a device listener".into()))?;
-    let cred = super::device::credential(&info, &headers)?;
+    let cred = super::device::credential(&identity, &headers)?;
     let r = state
         .storefront
         .appconnect_checkin(cred, via, &req.app_id)
