@@ -231,16 +231,16 @@ async fn set_storefront_settings(
     ApiJson(req): ApiJson<StorefrontSettings>,
 ) -> Result<Json<StorefrontSettings>, ApiError> {
     state
+        .storefront
+        .set_auth_setting(req.storefront_auth)
+        .await?;
+    state
         .tls
         .set_storefront_client_auth(
             req.storefront_auth == StorefrontAuth::Certificate,
             &state.trust,
         )
         .map_err(|e| internal(format!("{e:#}")))?;
-    state
-        .storefront
-        .set_auth_setting(req.storefront_auth)
-        .await?;
     Ok(Json(StorefrontSettings {
         storefront_auth: state.storefront.auth_setting().await?,
     }))
