@@ -121,6 +121,8 @@ fn storefront_rule_every_row_through_the_listener() {
         apk.to_str().expect("utf-8"),
     ]);
     assert!(dup.stderr.contains("error: conflict:"), "{dup:?}");
+    // Refused before the body is read: a small file, so the answer is not lost to a broken
+    // pipe while the client is still sending.
     let bad = s.admin(&[
         "apps",
         "publish",
@@ -131,7 +133,7 @@ fn storefront_rule_every_row_through_the_listener() {
         "--version",
         "1",
         "--file",
-        apk.to_str().expect("utf-8"),
+        ipa.to_str().expect("utf-8"),
     ]);
     assert!(bad.stderr.contains("error: bad_request:"), "{bad:?}");
 
