@@ -45,6 +45,12 @@ pub enum Command {
     Checkin,
     /// Print the stored state and the certificate's expiry (no network).
     Status,
+    /// AppConnect check-in of an app with this device's identity (JSON answer).
+    AppconnectCheckin {
+        /// Reverse-DNS app identifier, e.g. com.example.app.
+        #[arg(long)]
+        app_id: String,
+    },
     /// Many devices: enrolment and load generation.
     #[command(subcommand)]
     Swarm(SwarmCommand),
@@ -225,6 +231,12 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::Checkin => {
             let dir = StateDir::new(state);
             let resp = runtime(None, false)?.block_on(device::checkin(&dir))?;
+            println!("{}", serde_json::to_string_pretty(&resp)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AppconnectCheckin { app_id } => {
+            let dir = StateDir::new(state);
+            let resp = runtime(None, false)?.block_on(device::appconnect_checkin(&dir, &app_id))?;
             println!("{}", serde_json::to_string_pretty(&resp)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -369,6 +369,31 @@ pub(crate) fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// An AppConnect check-in of app `app_id` with this device's identity (its certificate in
+/// mutual mode, its secret in legacy mode), on the device's check-in listener.
+pub async fn appconnect_checkin(
+    dir: &StateDir,
+    app_id: &str,
+) -> Result<ferrocore_proto::AppConnectCheckin> {
+    let files = dir.load()?;
+    let creds = checkin_credentials(&files)?;
+    let client = TlsClient::new(
+        &files.trust_pem(),
+        creds.identity,
+        ClientOptions {
+            default_headers: creds.headers,
+            ..ClientOptions::default()
+        },
+    )?;
+    let url = files
+        .state
+        .endpoint_url(ferrocore_proto::storefront_paths::APPCONNECT_CHECKIN);
+    let request = ferrocore_proto::AppConnectCheckinRequest {
+        app_id: app_id.to_owned(),
+    };
+    Ok(client.post_json(&url, &request).await?)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

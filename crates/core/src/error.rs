@@ -72,6 +72,20 @@ pub enum CoreError {
     ReregistrationRequired,
     #[error("internal error")]
     Internal(String),
+    /// A refused portal HTTPS certificate; `code` is one of `codes::PORTAL_CERT_*` /
+    /// `codes::PKCS12_BAD_PASSWORD`.
+    #[error("{message}")]
+    PortalCert { code: &'static str, message: String },
+    #[error(
+        "this storefront client authenticates with the user's password (HTTP Basic and header x-ferrocore-device-uuid)"
+    )]
+    StorefrontPasswordRequired,
+    #[error("this app is published for {app}, not for this {device} device")]
+    AppWrongPlatform { app: String, device: String },
+    #[error(
+        "invalid app identifier {0:?}: reverse-DNS form like com.example.app, at most 255 characters"
+    )]
+    InvalidAppId(String),
 }
 
 impl CoreError {
@@ -109,6 +123,10 @@ impl CoreError {
             MigrationNotAllowed(_) => codes::MIGRATION_NOT_ALLOWED,
             ReregistrationRequired => codes::REREGISTRATION_REQUIRED,
             Internal(_) => codes::INTERNAL,
+            PortalCert { code, .. } => code,
+            StorefrontPasswordRequired => codes::STOREFRONT_PASSWORD_REQUIRED,
+            AppWrongPlatform { .. } => codes::APP_WRONG_PLATFORM,
+            InvalidAppId(_) => codes::INVALID_APP_ID,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod issuance;
 pub mod rules;
 pub mod service;
 pub mod store;
+pub mod storefront;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{CoreError, Result};

@@ -183,6 +183,96 @@ pub fn supports_renewal(platform: Platform, kind: ClientKind, version: &Version)
     }
 }
 
+/// First Android agent (Mobile@Work) version whose storefront client uses mutual
+/// authentication ("Mutual authentication and Apps@Work").
+pub const ANDROID_STOREFRONT_MA_MIN: [u32; 2] = [10, 2];
+
+/// How a storefront (Apps@Work) client authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorefrontCredential {
+    /// The device's identity certificate (mutual TLS on the storefront listener).
+    Certificate,
+    /// The user's password (HTTP Basic) for a device the user owns.
+    Password,
+}
+
+/// The storefront rule of the spec: iOS uses mutual authentication exactly when the
+/// storefront setting is `certificate` (the global setting does not matter); Android only when
+/// the storefront setting is `certificate`, the global mutual-authentication setting is
+/// enabled and the agent is 10.2 or later; everyone else authenticates with the password.
+/// macOS and Windows have no storefront client in the spec (Table 1): unsupported.
+pub fn storefront_credential(
+    platform: Platform,
+    storefront_auth: ferrocore_proto::StorefrontAuth,
+    mutual_auth_enabled: bool,
+    agent_version: &Version,
+) -> Result<StorefrontCredential, Unsupported> {
+    use StorefrontCredential::*;
+    use ferrocore_proto::StorefrontAuth as S;
+    Ok(match (platform, storefront_auth) {
+        (Platform::Ios, S::Certificate) => Certificate,
+        (Platform::Ios, S::Password) => Password,
+        (Platform::Android, S::Certificate)
+            if mutual_auth_enabled && agent_version.at_least(&ANDROID_STOREFRONT_MA_MIN) =>
+        {
+            Certificate
+        }
+        (Platform::Android, _) => Password,
+        _ => {
+            return Err(Unsupported {
+                platform,
+                kind: ClientKind::Storefront,
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod storefront_tests {
+    use super::*;
+    use StorefrontCredential::*;
+    use ferrocore_proto::StorefrontAuth::{Certificate as Cert, Password as Pw};
+
+    /// Every row of the storefront rule: platform x storefront setting x global setting x
+    /// agent versions around 10.2.
+    #[test]
+    fn storefront_rule_every_row() {
+        #[rustfmt::skip]
+        let rows: &[(&str, Platform, ferrocore_proto::StorefrontAuth, bool, &str, StorefrontCredential)] = &[
+            ("iOS / password / global off",                 Platform::Ios, Pw,   false, "11.0",     Password),
+            ("iOS / password / global on",                  Platform::Ios, Pw,   true,  "11.0",     Password),
+            ("iOS / certificate / global off",              Platform::Ios, Cert, false, "9.0",      Certificate),
+            ("iOS / certificate / global on",               Platform::Ios, Cert, true,  "12.0",     Certificate),
+            ("Android / password / global off / 11",        Platform::Android, Pw,   false, "11",       Password),
+            ("Android / password / global on / 11",         Platform::Android, Pw,   true,  "11",       Password),
+            ("Android / password / global on / 10.2",       Platform::Android, Pw,   true,  "10.2",     Password),
+            ("Android / certificate / global off / 10.2",   Platform::Android, Cert, false, "10.2",     Password),
+            ("Android / certificate / global off / 11",     Platform::Android, Cert, false, "11",       Password),
+            ("Android / certificate / global on / 10.1.9",  Platform::Android, Cert, true,  "10.1.9",   Password),
+            ("Android / certificate / global on / 10.2",    Platform::Android, Cert, true,  "10.2",     Certificate),
+            ("Android / certificate / global on / 10.2.0.0",Platform::Android, Cert, true,  "10.2.0.0", Certificate),
+            ("Android / certificate / global on / 11",      Platform::Android, Cert, true,  "11",       Certificate),
+            ("Android / certificate / global off / 10.1.9", Platform::Android, Cert, false, "10.1.9",   Password),
+        ];
+        for (name, platform, setting, global, version, expected) in rows {
+            let v: Version = version.parse().unwrap_or_else(|e| panic!("{e}"));
+            let got = storefront_credential(*platform, *setting, *global, &v)
+                .unwrap_or_else(|e| panic!("{name}: unsupported {e:?}"));
+            assert_eq!(got, *expected, "row {name}");
+        }
+    }
+
+    #[test]
+    fn storefront_has_no_macos_or_windows_client() {
+        let v: Version = "11".parse().unwrap_or_else(|e| panic!("{e}"));
+        for p in [Platform::Macos, Platform::Windows] {
+            for s in [Pw, Cert] {
+                assert!(storefront_credential(p, s, true, &v).is_err(), "{p} {s:?}");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

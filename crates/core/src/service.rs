@@ -703,7 +703,11 @@ impl Core {
             .await
     }
 
-    async fn authenticate_secret(&self, device_uuid: &str, secret: &str) -> Result<DeviceRecord> {
+    pub(crate) async fn authenticate_secret(
+        &self,
+        device_uuid: &str,
+        secret: &str,
+    ) -> Result<DeviceRecord> {
         let uuid = normalise_uuid(device_uuid).map_err(|_| CoreError::DeviceUnknown)?;
         let device = self
             .store

@@ -348,6 +348,19 @@ pub mod codes {
     pub const AMBIGUOUS_CLIENT_CERT: &str = "ambiguous_client_certificate";
     /// A forwarded client-certificate header that cannot be parsed.
     pub const MALFORMED_FORWARDED_CERT: &str = "malformed_forwarded_certificate";
+    // Portal HTTPS certificate upload.
+    pub const PORTAL_CERT_MALFORMED: &str = "portal_cert_malformed";
+    pub const PORTAL_CERT_KEY_MISMATCH: &str = "portal_cert_key_mismatch";
+    pub const PORTAL_CERT_CHAIN_INCOMPLETE: &str = "portal_cert_chain_incomplete";
+    pub const PORTAL_CERT_EXPIRED: &str = "portal_cert_expired";
+    pub const PORTAL_CERT_NOT_YET_VALID: &str = "portal_cert_not_yet_valid";
+    pub const PORTAL_CERT_HOSTNAME_NOT_COVERED: &str = "portal_cert_hostname_not_covered";
+    pub const PKCS12_BAD_PASSWORD: &str = "pkcs12_bad_password";
+    pub const PORTAL_CERT_NO_PREVIOUS: &str = "portal_cert_no_previous";
+    // App storefront and AppConnect.
+    pub const STOREFRONT_PASSWORD_REQUIRED: &str = "storefront_password_required";
+    pub const APP_WRONG_PLATFORM: &str = "app_wrong_platform";
+    pub const INVALID_APP_ID: &str = "invalid_app_id";
 }
 
 // ---------- admin API ----------
@@ -431,6 +444,9 @@ pub struct DeviceDetail {
     pub device: Device,
     pub certificates: Vec<Certificate>,
     pub recent_checkins: Vec<Checkin>,
+    /// Per-app AppConnect check-ins.
+    #[serde(default)]
+    pub appconnect: Vec<AppConnectCheckin>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -562,4 +578,130 @@ pub struct EnrollmentChange {
     /// Devices that must register again once applied (first 1000).
     pub devices_to_reregister: Vec<Device>,
     pub devices_to_reregister_total: u64,
+}
+
+// ---------- portal HTTPS certificate (admin API) ----------
+
+/// `PUT /api/v1/admin/portal-cert` body: PEM chain + key, or PKCS#12 (base64) + password.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalCertUpload {
+    /// Leaf first, then the intermediates (the root may be included).
+    #[serde(default)]
+    pub chain_pem: Option<String>,
+    /// PKCS#8, PKCS#1 or SEC1 private key, PEM.
+    #[serde(default)]
+    pub key_pem: Option<String>,
+    /// A PKCS#12 file, standard base64.
+    #[serde(default)]
+    pub pkcs12_base64: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// Facts about the portal HTTPS certificate being served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortalCert {
+    /// `auto-issued` (from the local CA) or `uploaded`.
+    pub source: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<String>,
+    /// Certificates in the served chain (leaf included).
+    pub chain_length: usize,
+    /// SHA-256 of the leaf certificate, hex.
+    pub sha256: String,
+    /// Whether the chain ends at a root of the system trust store.
+    pub publicly_trusted: bool,
+    /// Non-fatal findings (e.g. not publicly trusted while mutual auth is enabled).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Whether a previous certificate is kept for rollback.
+    pub rollback_available: bool,
+}
+
+// ---------- app storefront (Apps@Work) and AppConnect ----------
+
+/// Paths of the storefront listener and the AppConnect check-in.
+pub mod storefront_paths {
+    pub const APPS: &str = "/storefront/v1/apps";
+    pub const PACKAGE: &str = "/storefront/v1/apps/{id}/package";
+    pub const APPCONNECT_CHECKIN: &str = "/api/v1/appconnect/checkin";
+    /// Header naming the device on password-authenticated storefront requests.
+    pub const DEVICE_UUID_HEADER: &str = "x-ferrocore-device-uuid";
+    /// Header carrying the package's SHA-256 (hex) on downloads.
+    pub const SHA256_HEADER: &str = "x-ferrocore-sha256";
+}
+
+/// The App Storefront Authentication setting. Defaults to `password`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorefrontAuth {
+    #[default]
+    Password,
+    Certificate,
+}
+
+impl StorefrontAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorefrontAuth::Password => "password",
+            StorefrontAuth::Certificate => "certificate",
+        }
+    }
+}
+
+impl std::str::FromStr for StorefrontAuth {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "password" => Ok(StorefrontAuth::Password),
+            "certificate" => Ok(StorefrontAuth::Certificate),
+            other => Err(format!(
+                "unknown storefront authentication {other:?} (password or certificate)"
+            )),
+        }
+    }
+}
+
+/// `GET/PUT /api/v1/admin/settings/storefront-auth`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorefrontSettings {
+    pub storefront_auth: StorefrontAuth,
+}
+
+/// An app published to the storefront.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct App {
+    pub id: String,
+    pub platform: Platform,
+    pub name: String,
+    pub version: String,
+    /// Package size in bytes.
+    pub size: u64,
+    /// SHA-256 of the package, hex.
+    pub sha256: String,
+    pub published_at: i64,
+}
+
+/// `POST /api/v1/appconnect/checkin` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConnectCheckinRequest {
+    /// Reverse-DNS app identifier, e.g. `com.example.app`.
+    pub app_id: String,
+}
+
+/// Per-app AppConnect check-ins of a device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppConnectCheckin {
+    pub app_id: String,
+    pub first_checkin_at: i64,
+    pub last_checkin_at: i64,
+    pub count: u64,
 }

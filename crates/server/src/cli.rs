@@ -94,6 +94,62 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: EnrollmentCommand,
     },
+    /// The portal HTTPS certificate served on every listener.
+    PortalCert {
+        #[command(subcommand)]
+        command: PortalCertCommand,
+    },
+    /// Apps published to the storefront.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Publish a package (stored in DIR/apps/ with its SHA-256; at most 512 MiB).
+    Publish {
+        /// android | ios
+        #[arg(long)]
+        platform: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    List {
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    Remove {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortalCertCommand {
+    /// The certificate being served.
+    Show,
+    /// Replace it (validated, swapped without restart; the current one is kept for rollback).
+    Upload {
+        /// PEM chain: the server certificate first, then the intermediates.
+        #[arg(long, requires = "key", conflicts_with = "pkcs12")]
+        chain: Option<PathBuf>,
+        /// PEM private key of the server certificate.
+        #[arg(long, requires = "chain")]
+        key: Option<PathBuf>,
+        /// PKCS#12 file (key, certificate and chain).
+        #[arg(long, required_unless_present = "chain")]
+        pkcs12: Option<PathBuf>,
+        /// Read the PKCS#12 password from standard input (first line).
+        #[arg(long, requires = "pkcs12")]
+        password_stdin: bool,
+    },
+    /// Go back to the previous certificate (again: forward to the replaced one).
+    Rollback,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +236,11 @@ pub enum SettingsCommand {
     MutualAuth {
         #[arg(value_parser = ["enable", "disable"])]
         action: String,
+    },
+    /// App Storefront Authentication: password or certificate.
+    StorefrontAuth {
+        #[arg(value_parser = ["password", "certificate"])]
+        mode: Option<String>,
     },
     /// The sync-TLS port (server-auth-only check-ins of legacy devices).
     SyncTls {
@@ -334,11 +395,15 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 .to_owned()
         }
     };
+    let explicit_ca = args.ca.is_some();
     let ca_path = args
         .ca
         .unwrap_or_else(|| args.data_dir.join("ca").join("ca.pem"));
-    let ca = std::fs::read_to_string(&ca_path)
+    let mut ca = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("{}: cannot read CA certificate", ca_path.display()))?;
+    if !explicit_ca {
+        ca.push_str(&portal_roots(&args.data_dir));
+    }
     let client = TlsClient::new(
         &ca,
         None,
@@ -359,6 +424,21 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     )
                     .await?
             }
+            SettingsCommand::StorefrontAuth { mode } => match mode {
+                None => {
+                    client
+                        .get_json(&format!("{base}/settings/storefront-auth"))
+                        .await?
+                }
+                Some(mode) => {
+                    client
+                        .put_json(
+                            &format!("{base}/settings/storefront-auth"),
+                            &serde_json::json!({ "storefront_auth": mode }),
+                        )
+                        .await?
+                }
+            },
             SettingsCommand::SyncTls { action, force } => {
                 client
                     .put_json(
@@ -573,6 +653,88 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .await?
             }
         },
+        AdminCommand::PortalCert { command } => match command {
+            PortalCertCommand::Show => client.get_json(&format!("{base}/portal-cert")).await?,
+            PortalCertCommand::Rollback => {
+                client
+                    .post_json(&format!("{base}/portal-cert/rollback"), &Value::Null)
+                    .await?
+            }
+            PortalCertCommand::Upload {
+                chain,
+                key,
+                pkcs12,
+                password_stdin,
+            } => {
+                let read = |p: &PathBuf| {
+                    std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))
+                };
+                let mut body = ferrocore_proto::PortalCertUpload::default();
+                match (chain, key, pkcs12) {
+                    (Some(c), Some(k), None) => {
+                        body.chain_pem = Some(String::from_utf8_lossy(&read(&c)?).into_owned());
+                        body.key_pem = Some(String::from_utf8_lossy(&read(&k)?).into_owned());
+                    }
+                    (None, None, Some(p)) => {
+                        use base64::Engine as _;
+                        body.pkcs12_base64 =
+                            Some(base64::engine::general_purpose::STANDARD.encode(read(&p)?));
+                        body.password = Some(if password_stdin {
+                            let mut s = String::new();
+                            std::io::stdin().read_to_string(&mut s)?;
+                            s.lines().next().unwrap_or("").to_owned()
+                        } else {
+                            String::new()
+                        });
+                    }
+                    _ => anyhow::bail!("give --chain and --key, or --pkcs12"),
+                }
+                client
+                    .put_json(&format!("{base}/portal-cert"), &body)
+                    .await?
+            }
+        },
+        AdminCommand::Apps { command } => match command {
+            AppsCommand::Publish {
+                platform,
+                name,
+                version,
+                file,
+            } => {
+                let data = std::fs::read(&file)
+                    .with_context(|| format!("{}: cannot read", file.display()))?;
+                let url = format!(
+                    "{base}/apps?platform={}&name={}&version={}",
+                    path_escape(&platform),
+                    path_escape(&name),
+                    path_escape(&version)
+                );
+                client
+                    .request(
+                        &url,
+                        ferrocore_client::Method::POST,
+                        &[("content-type", "application/octet-stream")],
+                        data,
+                    )
+                    .await?
+                    .error_for_status()?
+                    .json()?
+            }
+            AppsCommand::List { platform } => {
+                let mut url = format!("{base}/apps");
+                if let Some(p) = platform {
+                    url.push_str(&format!("?platform={}", path_escape(&p)));
+                }
+                client.get_json(&url).await?
+            }
+            AppsCommand::Remove { id } => {
+                client
+                    .delete(&format!("{base}/apps/{}", path_escape(&id)))
+                    .await?
+                    .empty()?;
+                Value::Null
+            }
+        },
         AdminCommand::Sweep => {
             client
                 .post_json(&format!("{base}/maintenance/sweep"), &Value::Null)
@@ -580,6 +742,38 @@ async fn admin(args: AdminArgs) -> Result<Value> {
         }
     };
     Ok(v)
+}
+
+/// Self-signed certificates at the end of the portal chains in `DIR/tls/` (an uploaded
+/// certificate from a private CA), so the admin CLI keeps reaching the admin listener after
+/// an upload or a rollback. The data directory is the administrator's own (0700).
+fn portal_roots(data_dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for name in ["server.pem", "previous.pem"] {
+        let Ok(text) = std::fs::read_to_string(data_dir.join("tls").join(name)) else {
+            continue;
+        };
+        let Ok(ders) = ferrocore_pki_ders(&text) else {
+            continue;
+        };
+        for der in ders {
+            if let Ok((_, c)) = x509_parser::parse_x509_certificate(&der)
+                && c.subject() == c.issuer()
+                && c.is_ca()
+            {
+                out.push_str(&pem::encode(&pem::Pem::new("CERTIFICATE", der)));
+            }
+        }
+    }
+    out
+}
+
+fn ferrocore_pki_ders(text: &str) -> Result<Vec<Vec<u8>>> {
+    Ok(pem::parse_many(text)?
+        .into_iter()
+        .filter(|p| p.tag() == "CERTIFICATE")
+        .map(|p| p.into_contents())
+        .collect())
 }
 
 /// Percent-escapes everything but unreserved characters.

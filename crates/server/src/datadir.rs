@@ -6,6 +6,8 @@
 //! DIR/ca/crl.der            current CRL, rewritten on every revocation
 //! DIR/tls/server.pem, .key  portal HTTPS certificate chain and key (0600)
 //! DIR/tls/auto-issued       present while the server certificate is the self-issued one
+//! DIR/tls/previous.pem, .key the portal certificate before the last upload (rollback; 0600 key)
+//! DIR/apps/<id>             app packages published to the storefront
 //! DIR/admin-token           admin API bearer token (0600)
 //! ```
 
@@ -170,6 +172,86 @@ impl DataDir {
         write_secret_file(&path, format!("{token}\n").as_bytes())
             .with_context(|| format!("{}: cannot write", path.display()))?;
         Ok(token)
+    }
+}
+
+/// Portal certificate upload and rollback: the current pair and the previous one.
+impl DataDir {
+    fn previous_cert_path(&self) -> PathBuf {
+        self.root.join("tls").join("previous.pem")
+    }
+    fn previous_key_path(&self) -> PathBuf {
+        self.root.join("tls").join("previous.key")
+    }
+    fn previous_auto_marker(&self) -> PathBuf {
+        self.root.join("tls").join("previous-auto-issued")
+    }
+
+    /// The portal certificate being served, and whether it is the self-issued one.
+    pub fn server_identity(&self) -> Result<(ServerIdentity, bool)> {
+        let id = ServerIdentity {
+            chain_pem: read(&self.server_cert_path())?,
+            key_pem: read(&self.server_key_path())?,
+        };
+        Ok((id, self.auto_marker().exists()))
+    }
+
+    /// The certificate kept for rollback, if any.
+    pub fn previous_server_identity(&self) -> Result<Option<(ServerIdentity, bool)>> {
+        if !self.previous_cert_path().exists() || !self.previous_key_path().exists() {
+            return Ok(None);
+        }
+        let id = ServerIdentity {
+            chain_pem: read(&self.previous_cert_path())?,
+            key_pem: read(&self.previous_key_path())?,
+        };
+        Ok(Some((id, self.previous_auto_marker().exists())))
+    }
+
+    /// Stores an uploaded portal certificate; the current one becomes the previous one.
+    pub fn install_server_identity(&self, new: &ServerIdentity) -> Result<()> {
+        let (current, auto) = self.server_identity()?;
+        self.write_pair(&current, auto, true)?;
+        self.write_pair(new, false, false)
+    }
+
+    /// Swaps the current and the previous portal certificate; `None` when there is no
+    /// previous one. Rolling back twice returns to where it started.
+    pub fn rollback_server_identity(&self) -> Result<Option<ServerIdentity>> {
+        let Some((previous, previous_auto)) = self.previous_server_identity()? else {
+            return Ok(None);
+        };
+        let (current, auto) = self.server_identity()?;
+        self.write_pair(&current, auto, true)?;
+        self.write_pair(&previous, previous_auto, false)?;
+        Ok(Some(previous))
+    }
+
+    fn write_pair(&self, id: &ServerIdentity, auto: bool, previous: bool) -> Result<()> {
+        let (cert, key, marker) = if previous {
+            (
+                self.previous_cert_path(),
+                self.previous_key_path(),
+                self.previous_auto_marker(),
+            )
+        } else {
+            (
+                self.server_cert_path(),
+                self.server_key_path(),
+                self.auto_marker(),
+            )
+        };
+        write_secret_file(&key, id.key_pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", key.display()))?;
+        write_public_file(&cert, id.chain_pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", cert.display()))?;
+        if auto {
+            write_public_file(&marker, b"self-issued from the local CA\n")?;
+        } else if marker.exists() {
+            std::fs::remove_file(&marker)
+                .with_context(|| format!("{}: cannot remove", marker.display()))?;
+        }
+        Ok(())
     }
 }
 

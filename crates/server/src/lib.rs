@@ -12,6 +12,7 @@ pub mod datadir;
 pub mod front_ends;
 pub mod http;
 pub mod listener;
+pub mod portal_cert;
 pub mod tls;
 
 use anyhow::{Context, Result};
@@ -105,6 +106,15 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let trust = Arc::new(tls::TrustStore::new(&core.trusted_ca_ders())?);
     let (chain, key) = tls::parse_identity(&identity.chain_pem, &identity.key_pem)?;
     let tls_state = tls::TlsState::new(chain, key, &trust)?;
+    let storefront = Arc::new(ferrocore_core::storefront::Storefront::new(
+        core.clone(),
+        Arc::new(LocalDirectory::new(store.clone())),
+        store.clone(),
+    ));
+    if storefront.auth_setting().await? == ferrocore_proto::StorefrontAuth::Certificate {
+        tls_state.set_storefront_client_auth(true, &trust)?;
+    }
+    let storefront_tls = tls_state.storefront.clone();
     let device_tls = tls_state.device.clone();
     let plain_tls = tls_state.plain.clone();
     let state = Arc::new(AppState {
@@ -116,6 +126,10 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         admin_token,
         sync_tls_enabled: AtomicBool::new(sync_enabled),
         front_ends: config.front_ends.policy().map_err(|e| anyhow::anyhow!(e))?,
+        portal: http::portal::PortalState {
+            hostnames: config.server.hostnames.clone(),
+        },
+        storefront: storefront.clone(),
     });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -158,7 +172,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     spawn(
         ListenerKind::Storefront,
         storefront_tcp,
-        plain_tls.clone(),
+        storefront_tls,
         http::storefront_router(state.clone()),
     );
 

@@ -72,7 +72,7 @@ pub async fn serve(l: Listener, state: SharedState, mut shutdown: watch::Receive
             let client_cert = match (kind, peer_chain) {
                 // The front end's own certificate authenticates the proxy, never a device.
                 _ if front_end_cert => ClientCert::None,
-                (ListenerKind::Device, Some(chain)) => {
+                (ListenerKind::Device | ListenerKind::Storefront, Some(chain)) => {
                     state.trust.verify(chain, state.core.clock().now())
                 }
                 _ => ClientCert::None,

@@ -231,9 +231,13 @@ pub fn server_config(
 pub struct TlsState {
     /// Device listener (asks for client certificates).
     pub device: Arc<ArcSwap<ServerConfig>>,
-    /// Sync-TLS, admin and storefront listeners.
+    /// Sync-TLS and admin listeners.
     pub plain: Arc<ArcSwap<ServerConfig>>,
     identity: std::sync::Mutex<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// Storefront listener: like `plain`, or like `device` (asks for client certificates)
+    /// while storefront authentication is `certificate`.
+    pub storefront: Arc<ArcSwap<ServerConfig>>,
+    storefront_client_auth: std::sync::atomic::AtomicBool,
 }
 
 impl TlsState {
@@ -246,9 +250,34 @@ impl TlsState {
         let plain = server_config(chain.clone(), key.clone_key(), None)?;
         Ok(TlsState {
             device: Arc::new(ArcSwap::new(device)),
+            storefront: Arc::new(ArcSwap::new(plain.clone())),
             plain: Arc::new(ArcSwap::new(plain)),
             identity: std::sync::Mutex::new((chain, key)),
+            storefront_client_auth: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Replaces the portal certificate on every listener. The new configurations are built
+    /// first, so an error leaves the current ones in place; connections already accepted
+    /// keep the configuration they were accepted with (keep-alive is not interrupted).
+    pub fn set_identity(
+        &self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        trust: &TrustStore,
+    ) -> anyhow::Result<()> {
+        let mut guard = self
+            .identity
+            .lock()
+            .map_err(|_| anyhow::anyhow!("tls state poisoned"))?;
+        let device = server_config(chain.clone(), key.clone_key(), Some(trust))?;
+        let plain = server_config(chain.clone(), key.clone_key(), None)?;
+        let storefront = self.storefront_config(&device, &plain);
+        *guard = (chain, key);
+        self.device.store(device);
+        self.plain.store(plain);
+        self.storefront.store(storefront);
+        Ok(())
     }
 
     /// Rebuilds both configurations from the current identity and trust anchors.
@@ -260,8 +289,40 @@ impl TlsState {
         let (chain, key) = &*guard;
         let device = server_config(chain.clone(), key.clone_key(), Some(trust))?;
         let plain = server_config(chain.clone(), key.clone_key(), None)?;
+        let storefront = self.storefront_config(&device, &plain);
         self.device.store(device);
         self.plain.store(plain);
+        self.storefront.store(storefront);
         Ok(())
+    }
+
+    /// Makes the storefront listener ask for client certificates (`true`, storefront
+    /// authentication `certificate`) or not; new connections only.
+    pub fn set_storefront_client_auth(&self, on: bool, trust: &TrustStore) -> anyhow::Result<()> {
+        let guard = self
+            .identity
+            .lock()
+            .map_err(|_| anyhow::anyhow!("tls state poisoned"))?;
+        let (chain, key) = &*guard;
+        let config = server_config(chain.clone(), key.clone_key(), on.then_some(trust))?;
+        self.storefront_client_auth
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+        self.storefront.store(config);
+        Ok(())
+    }
+
+    fn storefront_config(
+        &self,
+        device: &Arc<ServerConfig>,
+        plain: &Arc<ServerConfig>,
+    ) -> Arc<ServerConfig> {
+        if self
+            .storefront_client_auth
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            device.clone()
+        } else {
+            plain.clone()
+        }
     }
 }

@@ -21,6 +21,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod storefront;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {

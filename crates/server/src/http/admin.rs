@@ -72,6 +72,8 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
             "/api/v1/admin/certificates/{serial}/revoke",
             post(revoke_certificate),
         )
+        .merge(super::portal::admin_routes())
+        .merge(super::storefront::admin_routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 
@@ -320,6 +322,13 @@ async fn show_device(
         device: device_out(d),
         certificates: certs.items.into_iter().map(cert_out).collect(),
         recent_checkins: checkins.into_iter().map(checkin_out).collect(),
+        appconnect: state
+            .storefront
+            .appconnect_checkins(&id)
+            .await?
+            .into_iter()
+            .map(super::storefront::appconnect_out)
+            .collect(),
     }))
 }
 

@@ -72,7 +72,7 @@ async fn register(
 }
 
 /// Turns the request's client certificate or the secret header into one credential.
-fn credential(
+pub(super) fn credential(
     identity: &ClientIdentity,
     headers: &HeaderMap,
 ) -> Result<DeviceCredential, ApiError> {

@@ -48,6 +48,10 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         | AlreadyRevoked(_)
         | RenewalNotDue { .. } => StatusCode::CONFLICT,
         Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        PortalCert { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        StorefrontPasswordRequired => StatusCode::UNAUTHORIZED,
+        AppWrongPlatform { .. } => StatusCode::FORBIDDEN,
+        InvalidAppId(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -8,6 +8,8 @@ pub mod device;
 pub mod error;
 pub mod json;
 pub mod openapi;
+pub mod portal;
+pub mod storefront;
 
 use crate::tls::{ClientCert, TrustStore};
 use axum::Router;
@@ -79,12 +81,17 @@ pub struct AppState {
     pub sync_tls_enabled: AtomicBool,
     /// Trusted front ends (`[front_ends]`), read by [`client_identity`] only.
     pub front_ends: crate::front_ends::FrontEnds,
+    /// What an uploaded portal certificate is checked against.
+    pub portal: portal::PortalState,
+    /// The app storefront and AppConnect check-ins.
+    pub storefront: Arc<ferrocore_core::storefront::Storefront>,
 }
 
 pub type SharedState = Arc<AppState>;
 
 pub fn device_router(state: SharedState) -> Router {
     device::routes()
+        .merge(storefront::device_routes())
         .merge(pki_routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
@@ -105,6 +112,8 @@ pub fn admin_router(state: SharedState) -> Router {
 pub fn storefront_router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(storefront::storefront_routes())
+        .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)
         .with_state(state)
 }

@@ -33,4 +33,23 @@ mod tests {
             assert!(paths.contains_key(p), "{p}");
         }
     }
+
+    #[test]
+    fn document_describes_portal_storefront_and_appconnect_routes() {
+        let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        for src in [include_str!("portal.rs"), include_str!("storefront.rs")] {
+            for piece in src.split("\"/api/v1/admin/").skip(1) {
+                let path = format!("/api/v1/admin/{}", piece.split('"').next().unwrap());
+                assert!(
+                    paths.contains_key(&path),
+                    "{path} missing from openapi.json"
+                );
+            }
+        }
+        use ferrocore_proto::storefront_paths as sp;
+        for p in [sp::APPS, sp::PACKAGE, sp::APPCONNECT_CHECKIN] {
+            assert!(paths.contains_key(p), "{p} missing from openapi.json");
+        }
+    }
 }
