@@ -7,19 +7,24 @@
 //! read here: callers pass `now` in.
 
 mod ca;
+pub mod cms;
 mod crl;
 mod csr;
 mod der;
 mod error;
 mod files;
 mod info;
+pub mod scep;
 
 pub use ca::{ClientProfile, IssuedCert, LocalCa};
+pub use cms::RsaKey;
 pub use crl::{RevocationReason, RevokedEntry};
 pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
 pub use error::PkiError;
 pub use files::{write_public_file, write_secret_file};
 pub use info::{CertInfo, cert_info, pem_to_der_certs, serial_hex_from_bytes};
 
+#[cfg(test)]
+mod scep_tests;
 #[cfg(test)]
 mod tests;
