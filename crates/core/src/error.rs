@@ -86,6 +86,12 @@ pub enum CoreError {
         "invalid app identifier {0:?}: reverse-DNS form like com.example.app, at most 255 characters"
     )]
     InvalidAppId(String),
+    /// SCEP: the challenge password is unknown, expired or already used.
+    #[error("SCEP challenge password unknown, expired or already used")]
+    ScepChallengeInvalid,
+    /// SCEP: no certificate was issued for this transaction.
+    #[error("no certificate was issued for SCEP transaction {0:?}")]
+    ScepTransactionUnknown(String),
 }
 
 impl CoreError {
@@ -127,6 +133,8 @@ impl CoreError {
             StorefrontPasswordRequired => codes::STOREFRONT_PASSWORD_REQUIRED,
             AppWrongPlatform { .. } => codes::APP_WRONG_PLATFORM,
             InvalidAppId(_) => codes::INVALID_APP_ID,
+            ScepChallengeInvalid => codes::SCEP_CHALLENGE_INVALID,
+            ScepTransactionUnknown(_) => codes::SCEP_TRANSACTION_UNKNOWN,
         }
     }
 
