@@ -86,6 +86,8 @@ pub enum CoreError {
         "invalid app identifier {0:?}: reverse-DNS form like com.example.app, at most 255 characters"
     )]
     InvalidAppId(String),
+    #[error("the EST token is unknown, expired or already used")]
+    EstTokenInvalid,
 }
 
 impl CoreError {
@@ -127,6 +129,7 @@ impl CoreError {
             StorefrontPasswordRequired => codes::STOREFRONT_PASSWORD_REQUIRED,
             AppWrongPlatform { .. } => codes::APP_WRONG_PLATFORM,
             InvalidAppId(_) => codes::INVALID_APP_ID,
+            EstTokenInvalid => codes::EST_TOKEN_INVALID,
         }
     }
 

@@ -100,6 +100,9 @@ pub struct PkiPublication {
     pub local_crl_url: Option<String>,
     /// Directory CRLs are written to (`crl.der`, and `{config}/crl.der`).
     pub crl_dir: Option<PathBuf>,
+    /// OCSP responder URL written into issued certificates' AIA (every configuration's
+    /// responder answers at the same URL).
+    pub ocsp_url: Option<String>,
 }
 
 impl PkiPublication {
@@ -146,12 +149,14 @@ pub struct SelectionChange {
 }
 
 pub struct Core {
-    store: Arc<dyn Store>,
-    directory: Arc<dyn Directory>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) directory: Arc<dyn Directory>,
     /// The built-in `local` configuration (also in `issuers`).
     local: Arc<LocalIssuer>,
     /// Enrollment configurations by name; `local` always exists.
     issuers: ArcSwap<BTreeMap<String, Arc<LocalIssuer>>>,
+    /// Delegated OCSP responders by enrollment configuration ([`crate::ocsp`]).
+    pub(crate) ocsp: ArcSwap<BTreeMap<String, Arc<ferrocore_pki::OcspResponder>>>,
     clock: Arc<dyn Clock>,
     publication: PkiPublication,
     crls: ArcSwap<BTreeMap<String, Arc<PublishedCrl>>>,
@@ -173,6 +178,7 @@ impl Core {
             directory,
             local: local_ca,
             issuers: ArcSwap::from_pointee(issuers),
+            ocsp: ArcSwap::from_pointee(BTreeMap::new()),
             clock,
             publication,
             crls: ArcSwap::from_pointee(BTreeMap::new()),
@@ -200,6 +206,11 @@ impl Core {
             .ok_or_else(|| CoreError::NotFound(format!("enrollment configuration {name:?}")))
     }
 
+    /// Names of the installed enrollment configurations.
+    pub fn issuer_names(&self) -> Vec<String> {
+        self.issuers.load().keys().cloned().collect()
+    }
+
     /// Every configuration's CA certificate (DER), for the trust store.
     pub fn trusted_ca_ders(&self) -> Vec<Vec<u8>> {
         self.issuers
@@ -219,7 +230,7 @@ impl Core {
         map.insert(name.to_owned(), issuer);
         self.issuers.store(Arc::new(map));
     }
-    fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
 
@@ -338,7 +349,7 @@ impl Core {
 
     /// The one issuance step every path (registration, renewal, migration) goes through:
     /// the device's enrollment configuration signs with the policy's lifetime.
-    fn issue_identity(
+    pub(crate) fn issue_identity(
         &self,
         device: &DeviceRecord,
         policy: &PolicyRecord,
@@ -354,7 +365,7 @@ impl Core {
             upn: None,
             lifetime: time::Duration::days(i64::from(policy.cert_lifetime_days)),
             crl_url: self.publication.crl_url(config),
-            ocsp_url: None,
+            ocsp_url: self.publication.ocsp_url.clone(),
         };
         issuer.issue(csr, &profile, now)
     }
@@ -592,6 +603,18 @@ impl Core {
     /// certificate over mutual TLS (or with one expired less than [`GRACE`] ago).
     pub async fn renew(&self, cert: &PresentedCert, csr_pem: &str) -> Result<Reissued> {
         let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
+        self.renew_with(cert, &csr, "renewal").await
+    }
+
+    /// The renewal rules (authentication with the current certificate or one in its grace,
+    /// client support, renewal window, new key) for a verified CSR; `reason` is recorded
+    /// with the new certificate (`renewal`, `est_renewal`).
+    pub(crate) async fn renew_with(
+        &self,
+        cert: &PresentedCert,
+        csr: &VerifiedCsr,
+        reason: &str,
+    ) -> Result<Reissued> {
         let device = self.authenticate_cert(cert, Purpose::Renewal).await?;
         if !supports_renewal(&device) {
             return Err(CoreError::RenewalNotSupported);
@@ -611,9 +634,9 @@ impl Core {
         if old_info.spki_sha256_hex == csr.spki_sha256_hex() {
             return Err(CoreError::SameKey);
         }
-        let issued = self.issue_identity(&device, &policy, &csr, now)?;
+        let issued = self.issue_identity(&device, &policy, csr, now)?;
         let at = now.unix_timestamp();
-        let record = cert_record_of(&issued, &device, at, "renewal", Some(cert.serial.clone()));
+        let record = cert_record_of(&issued, &device, at, reason, Some(cert.serial.clone()));
         self.store
             .apply_renewal(&device.id, &record, &cert.serial, at)
             .await?;
@@ -941,13 +964,13 @@ impl Core {
         self.device(device_id).await
     }
 
-    async fn default_policy(&self) -> Result<PolicyRecord> {
+    pub(crate) async fn default_policy(&self) -> Result<PolicyRecord> {
         self.cached_policy(DEFAULT_POLICY)
             .await?
             .ok_or_else(|| CoreError::Internal("default policy missing".into()))
     }
 
-    async fn policy_of(&self, device: &DeviceRecord) -> Result<PolicyRecord> {
+    pub(crate) async fn policy_of(&self, device: &DeviceRecord) -> Result<PolicyRecord> {
         match self.cached_policy(&device.policy).await? {
             Some(p) => Ok(p),
             None => self.default_policy().await,
@@ -1111,7 +1134,7 @@ pub fn supports_renewal(d: &DeviceRecord) -> bool {
         .unwrap_or(false)
 }
 
-fn cert_record_of(
+pub(crate) fn cert_record_of(
     issued: &IssuedCert,
     device: &DeviceRecord,
     at: i64,
@@ -1147,7 +1170,7 @@ pub fn setting_state(ma: &crate::store::MutualAuthRow) -> SettingState {
     }
 }
 
-fn normalise_uuid(s: &str) -> Result<String> {
+pub(crate) fn normalise_uuid(s: &str) -> Result<String> {
     uuid::Uuid::parse_str(s.trim())
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| CoreError::InvalidDeviceUuid(s.chars().take(64).collect()))

@@ -99,6 +99,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: PortalCertCommand,
     },
+    /// One-time EST enrollment tokens.
+    EstToken {
+        #[command(subcommand)]
+        command: EstTokenCommand,
+    },
     /// Apps published to the storefront.
     Apps {
         #[command(subcommand)]
@@ -150,6 +155,45 @@ pub enum PortalCertCommand {
     },
     /// Go back to the previous certificate (again: forward to the replaced one).
     Rollback,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EstTokenCommand {
+    /// Create a one-time token for EST simpleenroll (shown once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        user: String,
+        /// android | ios | macos | windows
+        #[arg(long)]
+        platform: String,
+        /// Bind the enrollment to this device UUID.
+        #[arg(long)]
+        device_uuid: Option<String>,
+        /// Validity: seconds, or a number with s, m, h or d (default 24h, at most 30d).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+}
+
+/// `90`, `90s`, `15m`, `24h`, `7d` as seconds.
+fn parse_ttl(s: &str) -> Result<i64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: i64 = num
+        .parse()
+        .with_context(|| format!("--ttl {s:?}: expected a number with s, m, h or d"))?;
+    let mult = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => anyhow::bail!("--ttl {s:?}: unit must be s, m, h or d"),
+    };
+    n.checked_mul(mult)
+        .with_context(|| format!("--ttl {s:?}: too large"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -733,6 +777,30 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .await?
                     .empty()?;
                 Value::Null
+            }
+        },
+        AdminCommand::EstToken { command } => match command {
+            EstTokenCommand::Create {
+                user,
+                platform,
+                device_uuid,
+                ttl,
+            } => {
+                let platform: ferrocore_proto::Platform = platform
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("--platform: {e}"))?;
+                let ttl_secs = ttl.as_deref().map(parse_ttl).transpose()?;
+                client
+                    .post_json(
+                        &format!("{base}/est-tokens"),
+                        &ferrocore_proto::EstTokenRequest {
+                            username: user,
+                            platform,
+                            device_uuid,
+                            ttl_secs,
+                        },
+                    )
+                    .await?
             }
         },
         AdminCommand::Sweep => {

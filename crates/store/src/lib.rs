@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
-    AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
-    EnrollmentConfigRecord, Identity, MutualAuthRow, Page, PolicyRecord, Registration, RevokedRow,
-    Store, UserRecord,
+    AtRisk, CertRecord, CertStatusRow, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
+    EnrollmentConfigRecord, EstTokenRecord, Identity, MutualAuthRow, Page, PolicyRecord,
+    Registration, RevokedRow, Store, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
@@ -404,77 +404,83 @@ impl Store for SqliteStore {
 
     async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String> {
         let mut tx = self.begin().await?;
-        // The device row is found by its uuid inside the transaction, so two registrations of
-        // one new device racing each other end as one device (the later identity wins) rather
-        // than a uniqueness failure.
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM devices WHERE device_uuid = ?")
-                .bind(&reg.device.device_uuid)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        let mut device = reg.device.clone();
-        if let Some(id) = existing {
-            device.id = id;
-        }
-        let d = &device;
-        let previous: Vec<String> = sqlx::query_scalar(
-            "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active'",
-        )
-        .bind(&d.id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        revoke_in(&mut tx, &previous, "superseded", at).await?;
+        let id = registration_in(&mut tx, reg, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(id)
+    }
+
+    async fn create_est_token(&self, t: &EstTokenRecord) -> Result<()> {
         sqlx::query(
-            "INSERT INTO devices (id, device_uuid, username, platform, client_kind, client_version, \
-             mode, listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
-             current_cert_serial, cert_not_after, secret_hash, policy, enrollment_config) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET username = excluded.username, platform = excluded.platform, \
-             client_kind = excluded.client_kind, client_version = excluded.client_version, \
-             mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
-             registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
-             last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
-             cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy, \
-             previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0, \
-             enrollment_config = excluded.enrollment_config, reregister_required = 0",
+            "INSERT INTO est_tokens (id, token_hash, username, platform, device_uuid, created_at, \
+             expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
         )
-        .bind(&d.id)
-        .bind(&d.device_uuid)
-        .bind(&d.username)
-        .bind(d.platform.as_str())
-        .bind(d.client_kind.as_str())
-        .bind(&d.client_version)
-        .bind(d.mode.as_str())
-        .bind(d.listener.as_str())
-        .bind(device_status_str(d.status))
-        .bind(d.registered_with_ma)
-        .bind(d.registered_at)
-        .bind(&d.secret_hash)
-        .bind(&d.policy)
-        .bind(&d.enrollment_config)
-        .execute(&mut *tx)
+        .bind(&t.id)
+        .bind(&t.token_hash)
+        .bind(&t.username)
+        .bind(t.platform.as_str())
+        .bind(&t.device_uuid)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        if let Some(c) = &reg.cert {
-            let mut c = c.clone();
-            c.device_id = Some(d.id.clone());
-            insert_cert(&mut tx, &c).await?;
-            sqlx::query(
-                "UPDATE devices SET current_cert_serial = ?, cert_not_after = ? WHERE id = ?",
+        Ok(())
+    }
+
+    async fn est_token(&self, token_hash: &str) -> Result<Option<EstTokenRecord>> {
+        let row = sqlx::query(
+            "SELECT id, token_hash, username, platform, device_uuid, created_at, expires_at, \
+             used_at FROM est_tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| -> Result<EstTokenRecord> {
+            Ok(EstTokenRecord {
+                id: r.try_get("id").map_err(db_err)?,
+                token_hash: r.try_get("token_hash").map_err(db_err)?,
+                username: r.try_get("username").map_err(db_err)?,
+                platform: parse_enum::<Platform>(
+                    &r.try_get::<String, _>("platform").map_err(db_err)?,
+                )?,
+                device_uuid: r.try_get("device_uuid").map_err(db_err)?,
+                created_at: r.try_get("created_at").map_err(db_err)?,
+                expires_at: r.try_get("expires_at").map_err(db_err)?,
+                used_at: r.try_get("used_at").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply_est_enrollment(
+        &self,
+        reg: &Registration,
+        token_hash: Option<&str>,
+        at: i64,
+    ) -> Result<String> {
+        let mut tx = self.begin().await?;
+        if let Some(hash) = token_hash {
+            let serial = reg.cert.as_ref().map(|c| c.serial.clone());
+            let used = sqlx::query(
+                "UPDATE est_tokens SET used_at = ?, used_by_serial = ? \
+                 WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
             )
-            .bind(&c.serial)
-            .bind(c.not_after)
-            .bind(&d.id)
+            .bind(at)
+            .bind(serial)
+            .bind(hash)
+            .bind(at)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+            if used.rows_affected() != 1 {
+                return Err(CoreError::EstTokenInvalid);
+            }
         }
+        let id = registration_in(&mut tx, reg, at).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(device.id)
+        Ok(id)
     }
-
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
         let sql = format!(
             "SELECT c.serial AS cert_serial, c.status AS cert_status, c.revocation_reason, \
@@ -918,6 +924,26 @@ impl Store for SqliteStore {
         row.map(|r| cert_from_row(&r)).transpose()
     }
 
+    async fn cert_status(&self, serial: &str) -> Result<Option<CertStatusRow>> {
+        let row = sqlx::query(
+            "SELECT enrollment_config, status, revoked_at, revocation_reason FROM certificates \
+             WHERE serial = ?",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| -> Result<CertStatusRow> {
+            Ok(CertStatusRow {
+                enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
+                status: cert_status(&r.try_get::<String, _>("status").map_err(db_err)?)?,
+                revoked_at: r.try_get("revoked_at").map_err(db_err)?,
+                revocation_reason: r.try_get("revocation_reason").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
     async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         let status: Option<String> =
@@ -1096,6 +1122,80 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db_err)?;
         v.parse().map_err(CoreError::internal)
     }
+}
+
+/// A registration (device row, certificate, revocation of the previous identity) inside `tx`.
+async fn registration_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    reg: &Registration,
+    at: i64,
+) -> Result<String> {
+    // The device row is found by its uuid inside the transaction, so two registrations of
+    // one new device racing each other end as one device (the later identity wins) rather
+    // than a uniqueness failure.
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT id FROM devices WHERE device_uuid = ?")
+            .bind(&reg.device.device_uuid)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    let mut device = reg.device.clone();
+    if let Some(id) = existing {
+        device.id = id;
+    }
+    let d = &device;
+    let previous: Vec<String> = sqlx::query_scalar(
+        "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active'",
+    )
+    .bind(&d.id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    revoke_in(tx, &previous, "superseded", at).await?;
+    sqlx::query(
+            "INSERT INTO devices (id, device_uuid, username, platform, client_kind, client_version, \
+             mode, listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
+             current_cert_serial, cert_not_after, secret_hash, policy, enrollment_config) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?) \
+             ON CONFLICT(id) DO UPDATE SET username = excluded.username, platform = excluded.platform, \
+             client_kind = excluded.client_kind, client_version = excluded.client_version, \
+             mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
+             registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
+             last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
+             cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy, \
+             previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0, \
+             enrollment_config = excluded.enrollment_config, reregister_required = 0",
+        )
+        .bind(&d.id)
+        .bind(&d.device_uuid)
+        .bind(&d.username)
+        .bind(d.platform.as_str())
+        .bind(d.client_kind.as_str())
+        .bind(&d.client_version)
+        .bind(d.mode.as_str())
+        .bind(d.listener.as_str())
+        .bind(device_status_str(d.status))
+        .bind(d.registered_with_ma)
+        .bind(d.registered_at)
+        .bind(&d.secret_hash)
+        .bind(&d.policy)
+        .bind(&d.enrollment_config)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    if let Some(c) = &reg.cert {
+        let mut c = c.clone();
+        c.device_id = Some(d.id.clone());
+        insert_cert(tx, &c).await?;
+        sqlx::query("UPDATE devices SET current_cert_serial = ?, cert_not_after = ? WHERE id = ?")
+            .bind(&c.serial)
+            .bind(c.not_after)
+            .bind(&d.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(device.id)
 }
 
 async fn insert_cert(

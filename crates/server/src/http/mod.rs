@@ -6,7 +6,9 @@ pub mod admin;
 pub mod client_identity;
 pub mod device;
 pub mod error;
+pub mod est;
 pub mod json;
+pub mod ocsp;
 pub mod openapi;
 pub mod portal;
 pub mod storefront;
@@ -32,6 +34,8 @@ pub enum ListenerKind {
     SyncTls,
     Admin,
     Storefront,
+    /// Plain-HTTP PKI publication (OCSP, CRLs, CA certificates).
+    Pki,
 }
 
 impl ListenerKind {
@@ -48,6 +52,7 @@ impl ListenerKind {
             ListenerKind::SyncTls => "sync_tls",
             ListenerKind::Admin => "admin",
             ListenerKind::Storefront => "storefront",
+            ListenerKind::Pki => "pki",
         }
     }
 }
@@ -92,7 +97,9 @@ pub type SharedState = Arc<AppState>;
 pub fn device_router(state: SharedState) -> Router {
     device::routes()
         .merge(storefront::device_routes())
+        .merge(est::routes())
         .merge(pki_routes())
+        .merge(ocsp::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)
@@ -105,6 +112,15 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route(ferrocore_proto::paths::OPENAPI, get(openapi::document))
         .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// The plain-HTTP PKI listener (`listeners.pki`): OCSP, CRLs and CA certificates only.
+pub fn pki_router(state: SharedState) -> Router {
+    pki_routes()
+        .merge(ocsp::routes())
+        .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .with_state(state)
 }
