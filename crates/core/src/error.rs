@@ -92,6 +92,8 @@ pub enum CoreError {
     /// SCEP: no certificate was issued for this transaction.
     #[error("no certificate was issued for SCEP transaction {0:?}")]
     ScepTransactionUnknown(String),
+    #[error("the EST token is unknown, expired or already used")]
+    EstTokenInvalid,
 }
 
 impl CoreError {
@@ -135,6 +137,7 @@ impl CoreError {
             InvalidAppId(_) => codes::INVALID_APP_ID,
             ScepChallengeInvalid => codes::SCEP_CHALLENGE_INVALID,
             ScepTransactionUnknown(_) => codes::SCEP_TRANSACTION_UNKNOWN,
+            EstTokenInvalid => codes::EST_TOKEN_INVALID,
         }
     }
 

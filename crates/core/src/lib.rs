@@ -9,7 +9,9 @@
 pub mod clock;
 pub mod directory;
 pub mod error;
+pub mod est;
 pub mod issuance;
+pub mod ocsp;
 pub mod rules;
 pub mod service;
 pub mod store;

@@ -143,6 +143,9 @@ pub struct PkiPublication {
     pub local_crl_url: Option<String>,
     /// Directory CRLs are written to (`crl.der`, and `{config}/crl.der`).
     pub crl_dir: Option<PathBuf>,
+    /// OCSP responder URL written into issued certificates' AIA (every configuration's
+    /// responder answers at the same URL).
+    pub ocsp_url: Option<String>,
 }
 
 impl PkiPublication {
@@ -189,12 +192,14 @@ pub struct SelectionChange {
 }
 
 pub struct Core {
-    store: Arc<dyn Store>,
-    directory: Arc<dyn Directory>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) directory: Arc<dyn Directory>,
     /// The built-in `local` configuration (also in `issuers`).
     local: Arc<LocalIssuer>,
     /// Enrollment configurations by name; `local` always exists.
     issuers: ArcSwap<BTreeMap<String, Arc<LocalIssuer>>>,
+    /// Delegated OCSP responders by enrollment configuration ([`crate::ocsp`]).
+    pub(crate) ocsp: ArcSwap<BTreeMap<String, Arc<ferrocore_pki::OcspResponder>>>,
     clock: Arc<dyn Clock>,
     publication: PkiPublication,
     crls: ArcSwap<BTreeMap<String, Arc<PublishedCrl>>>,
@@ -216,6 +221,7 @@ impl Core {
             directory,
             local: local_ca,
             issuers: ArcSwap::from_pointee(issuers),
+            ocsp: ArcSwap::from_pointee(BTreeMap::new()),
             clock,
             publication,
             crls: ArcSwap::from_pointee(BTreeMap::new()),
@@ -243,6 +249,11 @@ impl Core {
             .ok_or_else(|| CoreError::NotFound(format!("enrollment configuration {name:?}")))
     }
 
+    /// Names of the installed enrollment configurations.
+    pub fn issuer_names(&self) -> Vec<String> {
+        self.issuers.load().keys().cloned().collect()
+    }
+
     /// Every configuration's CA certificate (DER), for the trust store.
     pub fn trusted_ca_ders(&self) -> Vec<Vec<u8>> {
         self.issuers
@@ -262,7 +273,7 @@ impl Core {
         map.insert(name.to_owned(), issuer);
         self.issuers.store(Arc::new(map));
     }
-    fn now(&self) -> OffsetDateTime {
+    pub(crate) fn now(&self) -> OffsetDateTime {
         self.clock.now()
     }
 
@@ -351,7 +362,7 @@ impl Core {
 
     /// Issues a registering device's first certificate (registration, SCEP enrollment) and
     /// makes it the device's current one; returns it with its record.
-    fn issue_registration_cert(
+    pub(crate) fn issue_registration_cert(
         &self,
         device: &mut DeviceRecord,
         policy: &PolicyRecord,
@@ -368,7 +379,7 @@ impl Core {
 
     /// After a registration committed: republish the CRL when an earlier identity was
     /// revoked, and log it.
-    async fn registered(
+    pub(crate) async fn registered(
         &self,
         had_identity: bool,
         reg: &Registration,
@@ -609,7 +620,7 @@ impl Core {
 
     /// The one issuance step every path (registration, renewal, migration) goes through:
     /// the device's enrollment configuration signs with the policy's lifetime.
-    fn issue_identity(
+    pub(crate) fn issue_identity(
         &self,
         device: &DeviceRecord,
         policy: &PolicyRecord,
@@ -625,7 +636,7 @@ impl Core {
             upn: None,
             lifetime: time::Duration::days(i64::from(policy.cert_lifetime_days)),
             crl_url: self.publication.crl_url(config),
-            ocsp_url: None,
+            ocsp_url: self.publication.ocsp_url.clone(),
         };
         issuer.issue(csr, &profile, now)
     }
@@ -863,8 +874,19 @@ impl Core {
     /// certificate over mutual TLS (or with one expired less than [`GRACE`] ago).
     pub async fn renew(&self, cert: &PresentedCert, csr_pem: &str) -> Result<Reissued> {
         let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
+        self.renew_with(cert, &csr, "renewal").await
+    }
+
+    /// An agent-style renewal (`/api/v1/renew`, EST simplereenroll): the renewal rules for a
+    /// verified CSR, recorded with `reason` (`renewal`, `est_renewal`).
+    pub(crate) async fn renew_with(
+        &self,
+        cert: &PresentedCert,
+        csr: &VerifiedCsr,
+        reason: &str,
+    ) -> Result<Reissued> {
         let (device, issued, record) = self
-            .prepare_renewal(cert, &csr, RenewalKind::Agent, "renewal")
+            .prepare_renewal(cert, csr, RenewalKind::Agent, reason)
             .await?;
         self.store
             .apply_renewal(&device.id, &record, &cert.serial, record.issued_at)
@@ -872,7 +894,7 @@ impl Core {
         self.renewed(cert, &device, issued).await
     }
 
-    /// The renewal checks and issuance shared by `/api/v1/renew` and SCEP RenewalReq: the
+    /// The renewal checks and issuance shared by `/api/v1/renew`, EST and SCEP RenewalReq: the
     /// presented certificate authenticates the device (grace rules) and the window is open.
     /// An agent renewal must come from a client version that renews and use a new key; a
     /// SCEP RenewalReq shows by itself that its client renews, and may keep its key (RFC 8894
@@ -1239,13 +1261,13 @@ impl Core {
         self.device(device_id).await
     }
 
-    async fn default_policy(&self) -> Result<PolicyRecord> {
+    pub(crate) async fn default_policy(&self) -> Result<PolicyRecord> {
         self.cached_policy(DEFAULT_POLICY)
             .await?
             .ok_or_else(|| CoreError::Internal("default policy missing".into()))
     }
 
-    async fn policy_of(&self, device: &DeviceRecord) -> Result<PolicyRecord> {
+    pub(crate) async fn policy_of(&self, device: &DeviceRecord) -> Result<PolicyRecord> {
         match self.cached_policy(&device.policy).await? {
             Some(p) => Ok(p),
             None => self.default_policy().await,
@@ -1418,22 +1440,26 @@ enum RenewalKind {
 }
 
 /// Who a registration is for (registration and SCEP enrollment).
-struct Enrollee {
-    device_uuid: String,
-    username: String,
-    platform: Platform,
-    client_kind: ClientKind,
-    client_version: String,
-    mutual: bool,
-    listener: Listener,
-    registered_with_ma: bool,
-    enrollment_config: String,
-    default_policy: String,
+pub(crate) struct Enrollee {
+    pub device_uuid: String,
+    pub username: String,
+    pub platform: Platform,
+    pub client_kind: ClientKind,
+    pub client_version: String,
+    pub mutual: bool,
+    pub listener: Listener,
+    pub registered_with_ma: bool,
+    pub enrollment_config: String,
+    pub default_policy: String,
 }
 
 /// The device row a registration writes: a new device, or the existing one (same id and
 /// policy) with a fresh identity.
-fn registration_device(existing: Option<&DeviceRecord>, e: Enrollee, at: i64) -> DeviceRecord {
+pub(crate) fn registration_device(
+    existing: Option<&DeviceRecord>,
+    e: Enrollee,
+    at: i64,
+) -> DeviceRecord {
     DeviceRecord {
         id: existing
             .map(|d| d.id.clone())
@@ -1468,7 +1494,7 @@ fn registration_device(existing: Option<&DeviceRecord>, e: Enrollee, at: i64) ->
     }
 }
 
-fn cert_record_of(
+pub(crate) fn cert_record_of(
     issued: &IssuedCert,
     device: &DeviceRecord,
     at: i64,
@@ -1504,7 +1530,7 @@ pub fn setting_state(ma: &crate::store::MutualAuthRow) -> SettingState {
     }
 }
 
-fn normalise_uuid(s: &str) -> Result<String> {
+pub(crate) fn normalise_uuid(s: &str) -> Result<String> {
     uuid::Uuid::parse_str(s.trim())
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| CoreError::InvalidDeviceUuid(s.chars().take(64).collect()))

@@ -166,6 +166,28 @@ pub struct Page<T> {
     pub total: u64,
 }
 
+/// A one-time EST enrollment token (only its SHA-256 is stored).
+#[derive(Debug, Clone)]
+pub struct EstTokenRecord {
+    pub id: String,
+    pub token_hash: String,
+    pub username: String,
+    pub platform: Platform,
+    pub device_uuid: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// What the OCSP responder needs to know about one certificate.
+#[derive(Debug, Clone)]
+pub struct CertStatusRow {
+    pub enrollment_config: String,
+    pub status: CertStatus,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RevokedRow {
     pub serial: String,
@@ -276,6 +298,20 @@ pub trait Store: Send + Sync + 'static {
         offset: u64,
     ) -> Result<Page<CertRecord>>;
     async fn certificate(&self, serial: &str) -> Result<Option<CertRecord>>;
+    // --- EST ---
+    async fn create_est_token(&self, token: &EstTokenRecord) -> Result<()>;
+    async fn est_token(&self, token_hash: &str) -> Result<Option<EstTokenRecord>>;
+    /// Applies an EST enrollment like [`Store::apply_registration`]; with `token_hash`, the
+    /// token is consumed in the same transaction (`EstTokenInvalid` when it is unknown, used
+    /// or expired at `at`, and then nothing is written).
+    async fn apply_est_enrollment(
+        &self,
+        reg: &Registration,
+        token_hash: Option<&str>,
+        at: i64,
+    ) -> Result<String>;
+    /// A certificate's issuing configuration and revocation state (one indexed read).
+    async fn cert_status(&self, serial: &str) -> Result<Option<CertStatusRow>>;
     async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()>;
     /// Revoked certificates of one enrollment configuration that have not expired by `now`
     /// (that CA's CRL content).

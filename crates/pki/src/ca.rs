@@ -31,6 +31,8 @@ use crate::{PkiError, VerifiedCsr};
 const OID_SUBJECT_SERIAL_NUMBER: [u64; 4] = [2, 5, 4, 5];
 const OID_UPN: [u64; 10] = [1, 3, 6, 1, 4, 1, 311, 20, 2, 3];
 const OID_AIA: [u64; 9] = [1, 3, 6, 1, 5, 5, 7, 1, 1];
+/// id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1): relying parties do not check the responder.
+const OID_OCSP_NOCHECK: [u64; 10] = [1, 3, 6, 1, 5, 5, 7, 48, 1, 5];
 
 /// Client certificate contents requested by the server for one device/user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,6 +383,45 @@ impl LocalCa {
             .signed_by(&spki, &self.issuer)
             .map_err(|e| PkiError::internal("signing client certificate", e))?;
         issued(cert.der().to_vec())
+    }
+
+    /// Issue the CA's delegated OCSP-signing certificate with a fresh P-256 key:
+    /// `CN=<CA CN> OCSP Responder, O=Ferrocore`, keyUsage digitalSignature, EKU
+    /// OCSPSigning only, id-pkix-ocsp-nocheck, AKI. Returns the certificate and the key
+    /// as PKCS#8 PEM (secret: store with [`crate::write_secret_file`]).
+    pub fn issue_ocsp_signer(
+        &self,
+        lifetime: Duration,
+        now: OffsetDateTime,
+    ) -> Result<(IssuedCert, String), PkiError> {
+        let mut params = self.leaf_params(lifetime, now)?;
+        let ca = parse_cert(&self.cert_der)?;
+        let ca_cn = ca
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or("Ferrocore CA")
+            .to_owned();
+        let mut dn = DistinguishedName::new();
+        let cn: String = format!("{ca_cn} OCSP Responder").chars().take(64).collect();
+        dn.push(DnType::CommonName, cn);
+        dn.push(DnType::OrganizationName, "Ferrocore");
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        params
+            .custom_extensions
+            .push(CustomExtension::from_oid_content(
+                &OID_OCSP_NOCHECK,
+                vec![0x05, 0x00],
+            ));
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| PkiError::internal("generating OCSP signing key", e))?;
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| PkiError::internal("signing OCSP signing certificate", e))?;
+        Ok((issued(cert.der().to_vec())?, key.serialize_pem()))
     }
 
     /// Issue a TLS server certificate for `hostnames` (DNS names, `*.` wildcards

@@ -43,6 +43,7 @@ pub struct VerifiedCsr {
     spki_der: Vec<u8>,
     key_algorithm: KeyAlgorithm,
     subject_cn: Option<String>,
+    subject_serial_number: Option<String>,
 }
 
 impl VerifiedCsr {
@@ -64,6 +65,10 @@ impl VerifiedCsr {
     /// The first subject commonName, when present and a string.
     pub fn subject_cn(&self) -> Option<String> {
         self.subject_cn.clone()
+    }
+    /// The first subject serialNumber (2.5.4.5), when present and a string.
+    pub fn subject_serial_number(&self) -> Option<String> {
+        self.subject_serial_number.clone()
     }
     /// The public key type.
     pub fn key_algorithm(&self) -> KeyAlgorithm {
@@ -134,7 +139,14 @@ pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, PkiError> {
         .next()
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_owned);
+    let subject_serial_number = info
+        .subject
+        .iter_by_oid(&x509_parser::oid_registry::OID_X509_SERIALNUMBER)
+        .next()
+        .and_then(|a| a.as_str().ok())
+        .map(str::to_owned);
     Ok(VerifiedCsr {
+        subject_serial_number,
         spki_der: spki.raw.to_vec(),
         key_algorithm,
         subject_cn,

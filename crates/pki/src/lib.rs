@@ -12,8 +12,10 @@ mod crl;
 mod csr;
 mod der;
 mod error;
+mod est;
 mod files;
 mod info;
+mod ocsp;
 pub mod scep;
 
 pub use ca::{ClientProfile, IssuedCert, LocalCa};
@@ -21,8 +23,14 @@ pub use cms::RsaKey;
 pub use crl::{RevocationReason, RevokedEntry};
 pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
 pub use error::PkiError;
+pub use est::{EST_BODY_MAX_BYTES, EstBodyError, base64_lines, csr_attrs_der, parse_est_body};
 pub use files::{write_public_file, write_secret_file};
 pub use info::{CertInfo, cert_info, pem_to_der_certs, serial_hex_from_bytes};
+pub use ocsp::{
+    OCSP_MAX_CERT_IDS, OCSP_REQUEST_MAX_BYTES, OcspAnswer, OcspCertRequest, OcspHash,
+    OcspResponder, OcspStatus, ParsedOcspRequest, build_ocsp_request, internal_error_response,
+    malformed_request_response, parse_ocsp_request,
+};
 
 #[cfg(test)]
 mod scep_tests;

@@ -551,3 +551,188 @@ fn pem_bundles_and_serials() {
     assert_eq!(serial_hex_from_bytes(&[0, 0, 0x8f, 1]), "8f01");
     assert_eq!(serial_hex_from_bytes(&[0]), "00");
 }
+
+fn serial_bytes(serial_hex: &str) -> Vec<u8> {
+    hex::decode(serial_hex).unwrap()
+}
+
+#[test]
+fn ocsp_responses_verify_with_openssl_for_every_hash_and_status() {
+    let dir = TempDir::new().unwrap();
+    let ca = LocalCa::generate("Ferrocore OCSP Test CA", now()).unwrap();
+    let csr = parse_csr(&rcgen_csr()).unwrap();
+    let dev = ca.issue_client(&csr, &profile(), now()).unwrap();
+    let (signer, signer_key) = ca.issue_ocsp_signer(Duration::days(90), now()).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
+    std::fs::write(dir.path().join("dev.pem"), &dev.pem).unwrap();
+    std::fs::write(dir.path().join("signer.pem"), &signer.pem).unwrap();
+    let text = openssl_ok(
+        dir.path(),
+        &["x509", "-in", "signer.pem", "-noout", "-text"],
+    );
+    assert!(text.contains("OCSP Signing"), "{text}");
+    assert!(text.contains("OCSP No Check"), "{text}");
+
+    let responder = OcspResponder::new(ca.cert_der(), &signer.der, &signer_key).unwrap();
+    let cases = [
+        (OcspHash::Sha1, "-sha1", OcspStatus::Good, "dev.pem: good"),
+        (
+            OcspHash::Sha256,
+            "-sha256",
+            OcspStatus::Revoked {
+                at: now() - Duration::hours(1),
+                reason: RevocationReason::KeyCompromise,
+            },
+            "Reason: keyCompromise",
+        ),
+        (
+            OcspHash::Sha512,
+            "-sha512",
+            OcspStatus::Unknown,
+            "dev.pem: unknown",
+        ),
+    ];
+    for (hash, digest, status, expect) in cases {
+        let req = build_ocsp_request(
+            ca.cert_der(),
+            &serial_bytes(&dev.serial_hex),
+            hash,
+            Some(b"0123456789abcdef"),
+        )
+        .unwrap();
+        let parsed = parse_ocsp_request(&req).unwrap();
+        assert_eq!(parsed.certs.len(), 1);
+        assert_eq!(parsed.certs[0].serial_hex, dev.serial_hex);
+        assert_eq!(parsed.certs[0].hash, Some(hash));
+        assert!(responder.matches(&parsed.certs[0]), "{hash:?}");
+        let answer = OcspAnswer {
+            cert_id: parsed.certs[0].cert_id.clone(),
+            status,
+            this_update: now(),
+            next_update: Some(now() + Duration::hours(1)),
+        };
+        let resp = responder
+            .sign(&[answer], parsed.nonce.as_ref(), now())
+            .unwrap();
+        std::fs::write(dir.path().join("req.der"), &req).unwrap();
+        std::fs::write(dir.path().join("resp.der"), &resp).unwrap();
+        let out = openssl_ok(
+            dir.path(),
+            &[
+                "ocsp",
+                "-reqin",
+                "req.der",
+                "-respin",
+                "resp.der",
+                digest,
+                "-issuer",
+                "ca.pem",
+                "-cert",
+                "dev.pem",
+                "-CAfile",
+                "ca.pem",
+                "-resp_text",
+                "-no_nonce",
+            ],
+        );
+        assert!(out.contains("Response verify OK"), "{hash:?}: {out}");
+        assert!(out.contains(expect), "{hash:?}: {out}");
+        assert!(out.contains("OCSP Nonce"), "{hash:?}: {out}");
+        assert!(!out.contains("WARNING: no nonce"), "{hash:?}: {out}");
+    }
+
+    // Another CA's CertID does not match this responder.
+    let other = LocalCa::generate("Other CA", now()).unwrap();
+    let req = build_ocsp_request(other.cert_der(), &[0x41; 16], OcspHash::Sha1, None).unwrap();
+    assert!(!responder.matches(&parse_ocsp_request(&req).unwrap().certs[0]));
+    // A signer from another CA, or a key that is not the signer's, is refused.
+    let (foreign, foreign_key) = other.issue_ocsp_signer(Duration::days(9), now()).unwrap();
+    assert!(OcspResponder::new(ca.cert_der(), &foreign.der, &foreign_key).is_err());
+    assert_eq!(
+        OcspResponder::new(ca.cert_der(), &signer.der, &foreign_key)
+            .unwrap_err()
+            .code(),
+        "key_mismatch"
+    );
+}
+
+#[test]
+fn malformed_ocsp_requests_are_refused() {
+    let ca = LocalCa::generate("Ferrocore OCSP Test CA", now()).unwrap();
+    let good = build_ocsp_request(ca.cert_der(), &[0x41; 16], OcspHash::Sha256, None).unwrap();
+    assert!(parse_ocsp_request(&good).is_ok());
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let truncated = &good[..good.len() - 3];
+    // OCSPRequest with an empty requestList.
+    let empty_list = [0x30, 0x04, 0x30, 0x02, 0x30, 0x00];
+    let huge = vec![0x30; OCSP_REQUEST_MAX_BYTES + 1];
+    for bad in [
+        &b""[..],
+        b"not an ocsp request",
+        &trailing,
+        truncated,
+        &empty_list,
+        &huge,
+        &[0x30, 0x80, 0x00, 0x00],
+    ] {
+        let err = parse_ocsp_request(bad).unwrap_err();
+        assert_eq!(err.code(), "invalid_input", "{bad:?}");
+    }
+    assert_eq!(malformed_request_response(), [0x30, 0x03, 0x0a, 0x01, 0x01]);
+}
+
+#[test]
+fn est_bodies_base64_with_line_breaks_and_garbage() {
+    let der = rcgen_csr();
+    let wrapped = base64_lines(&der);
+    assert!(wrapped.contains("\r\n"));
+    let csr = parse_est_body(wrapped.as_bytes()).unwrap();
+    assert_eq!(csr.subject_cn().as_deref(), Some("rcgen-device"));
+    let spaced = format!(
+        " \n{}\n",
+        wrapped.replace("\r\n", "\n  ").trim_end_matches('=')
+    );
+    assert!(parse_est_body(spaced.as_bytes()).is_ok());
+    for (body, not_base64) in [
+        (&b""[..], true),
+        (b" \r\n ", true),
+        (b"%%%% not base64 %%%%", true),
+        (b"aGVsbG8gd29ybGQ=", false), // base64 of "hello world": not a CSR
+        (b"MAMCAQE=", false),         // SEQUENCE { INTEGER 1 }
+    ] {
+        match parse_est_body(body) {
+            Err(EstBodyError::NotBase64(_)) => assert!(not_base64, "{body:?}"),
+            Err(EstBodyError::Csr(e)) => {
+                assert!(!not_base64, "{body:?}");
+                assert_eq!(e.code(), "invalid_csr", "{body:?}");
+            }
+            Ok(_) => panic!("{body:?} accepted"),
+        }
+    }
+    let huge = vec![b'A'; EST_BODY_MAX_BYTES + 1];
+    assert!(matches!(
+        parse_est_body(&huge),
+        Err(EstBodyError::NotBase64(_))
+    ));
+    assert_eq!(csr_attrs_der()[0], 0x30);
+}
+
+#[test]
+fn certs_only_pkcs7_prints_with_openssl() {
+    let dir = TempDir::new().unwrap();
+    let ca = LocalCa::generate("Ferrocore P7 CA", now()).unwrap();
+    let csr = parse_csr(&rcgen_csr()).unwrap();
+    let dev = ca.issue_client(&csr, &profile(), now()).unwrap();
+    let p7 = cms::certs_only(&[dev.der.clone(), ca.cert_der().to_vec()]).unwrap();
+    std::fs::write(dir.path().join("p7.der"), &p7).unwrap();
+    let out = openssl_ok(
+        dir.path(),
+        &["pkcs7", "-inform", "DER", "-in", "p7.der", "-print_certs"],
+    );
+    assert!(out.contains("CN = alice"), "{out}");
+    assert!(out.contains("CN = Ferrocore P7 CA"), "{out}");
+    // An empty set is a valid (degenerate) answer and reads back empty.
+    let empty = cms::certs_only(&[]).unwrap();
+    assert!(cms::parse_certs_only(&empty).unwrap().is_empty());
+}

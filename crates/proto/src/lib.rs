@@ -312,6 +312,8 @@ pub struct ErrorDetail {
 pub mod codes {
     pub const BAD_REQUEST: &str = "bad_request";
     pub const BODY_TOO_LARGE: &str = "body_too_large";
+    /// The request body has another media type than the endpoint takes.
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
     pub const INVALID_CSR: &str = "invalid_csr";
     pub const CSR_REQUIRED: &str = "csr_required";
@@ -370,6 +372,11 @@ pub mod codes {
     pub const SCEP_MALFORMED: &str = "scep_malformed";
     /// `operation=` missing or not one of GetCACaps, GetCACert, PKIOperation.
     pub const SCEP_UNKNOWN_OPERATION: &str = "scep_unknown_operation";
+    // EST (RFC 7030).
+    /// The EST token is unknown, expired or already used.
+    pub const EST_TOKEN_INVALID: &str = "est_token_invalid";
+    /// The EST body is not base64 (DER PKCS#10 is expected).
+    pub const EST_BODY_NOT_BASE64: &str = "est_body_not_base64";
 }
 
 // ---------- admin API ----------
@@ -478,7 +485,7 @@ pub struct Certificate {
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<String>,
     pub issued_at: i64,
-    /// registration | renewal | migration
+    /// registration | renewal | migration | est | est_renewal
     pub issue_reason: String,
     pub replaces_serial: Option<String>,
 }
@@ -562,6 +569,32 @@ pub struct EnrollmentConfig {
     pub created_at: i64,
     /// Whether new mutual-auth identities come from it.
     pub selected: bool,
+}
+
+/// `POST /api/v1/admin/est-tokens` body: a one-time EST enrollment token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EstTokenRequest {
+    pub username: String,
+    pub platform: Platform,
+    /// Device UUID the enrollment is bound to; without it the CSR subject or a new one.
+    #[serde(default)]
+    pub device_uuid: Option<String>,
+    /// Validity in seconds (default one day, at most 30 days).
+    #[serde(default)]
+    pub ttl_secs: Option<i64>,
+}
+
+/// A created EST token; `token` is shown this once (only its hash is stored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EstTokenCreated {
+    pub id: String,
+    pub token: String,
+    pub username: String,
+    pub platform: Platform,
+    pub device_uuid: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
 }
 
 /// `POST /api/v1/admin/enrollment-configs/{name}` body.

@@ -99,6 +99,11 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: PortalCertCommand,
     },
+    /// One-time EST enrollment tokens.
+    EstToken {
+        #[command(subcommand)]
+        command: EstTokenCommand,
+    },
     /// Apps published to the storefront.
     Apps {
         #[command(subcommand)]
@@ -142,22 +147,6 @@ pub enum ScepChallengeCommand {
         #[arg(long)]
         config: String,
     },
-}
-
-/// `3600`, `90s`, `30m`, `12h`, `7d` → seconds.
-fn parse_ttl(s: &str) -> Result<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86_400),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| anyhow::anyhow!("--ttl {s:?}: expected seconds or 30m, 12h, 7d"))
 }
 
 fn parse_platform(s: &str) -> Result<ferrocore_proto::Platform> {
@@ -209,6 +198,45 @@ pub enum PortalCertCommand {
     },
     /// Go back to the previous certificate (again: forward to the replaced one).
     Rollback,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EstTokenCommand {
+    /// Create a one-time token for EST simpleenroll (shown once; only its hash is stored).
+    Create {
+        #[arg(long)]
+        user: String,
+        /// android | ios | macos | windows
+        #[arg(long)]
+        platform: String,
+        /// Bind the enrollment to this device UUID.
+        #[arg(long)]
+        device_uuid: Option<String>,
+        /// Validity: seconds, or a number with s, m, h or d (default 24h, at most 30d).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+}
+
+/// `90`, `90s`, `15m`, `24h`, `7d` as seconds (SCEP challenges, EST tokens).
+fn parse_ttl(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("--ttl {s:?}: expected a number with s, m, h or d"))?;
+    let mult = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => anyhow::bail!("--ttl {s:?}: unit must be s, m, h or d"),
+    };
+    n.checked_mul(mult)
+        .with_context(|| format!("--ttl {s:?}: too large"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -837,6 +865,31 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .await?
                     .empty()?;
                 Value::Null
+            }
+        },
+        AdminCommand::EstToken { command } => match command {
+            EstTokenCommand::Create {
+                user,
+                platform,
+                device_uuid,
+                ttl,
+            } => {
+                let platform = parse_platform(&platform)?;
+                let ttl_secs = match ttl.as_deref().map(parse_ttl).transpose()? {
+                    Some(t) => Some(i64::try_from(t).context("--ttl: too large")?),
+                    None => None,
+                };
+                client
+                    .post_json(
+                        &format!("{base}/est-tokens"),
+                        &ferrocore_proto::EstTokenRequest {
+                            username: user,
+                            platform,
+                            device_uuid,
+                            ttl_secs,
+                        },
+                    )
+                    .await?
             }
         },
         AdminCommand::Sweep => {

@@ -39,6 +39,9 @@ pub struct ListenersSection {
     pub admin: String,
     /// App storefront; must differ from the admin port.
     pub storefront: String,
+    /// Plain-HTTP PKI publication (OCSP, CRLs, CA certificates) for relying parties that
+    /// fetch AIA / CRL distribution point URLs over HTTP; `""` (default) disables it.
+    pub pki: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -126,6 +129,7 @@ impl Default for ListenersSection {
             sync_tls: "0.0.0.0:9997".into(),
             admin: "0.0.0.0:8443".into(),
             storefront: "0.0.0.0:7443".into(),
+            pki: String::new(),
         }
     }
 }
@@ -137,6 +141,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("listeners", "sync_tls", false),
     ("listeners", "admin", false),
     ("listeners", "storefront", false),
+    ("listeners", "pki", false),
     ("pki", "crl_url", false),
     ("server", "public_device_port", false),
     ("front_ends", "trusted", true),
@@ -151,6 +156,7 @@ pub struct Addresses {
     pub sync_tls: Option<SocketAddr>,
     pub admin: SocketAddr,
     pub storefront: SocketAddr,
+    pub pki: Option<SocketAddr>,
 }
 
 impl Config {
@@ -237,6 +243,11 @@ impl Config {
         } else {
             Some(parse("sync_tls", &self.listeners.sync_tls)?)
         };
+        let pki = if self.listeners.pki.trim().is_empty() {
+            None
+        } else {
+            Some(parse("pki", &self.listeners.pki)?)
+        };
         if storefront.port() == admin.port() {
             return Err(format!(
                 "listeners.storefront: port {} is the admin port (listeners.admin); the storefront must use another port",
@@ -250,6 +261,9 @@ impl Config {
         ];
         if let Some(s) = sync_tls {
             all.push(("sync_tls", s));
+        }
+        if let Some(p) = pki {
+            all.push(("pki", p));
         }
         for (i, (ka, a)) in all.iter().enumerate() {
             for (kb, b) in &all[i + 1..] {
@@ -275,6 +289,7 @@ impl Config {
             sync_tls,
             admin,
             storefront,
+            pki,
         })
     }
 }
@@ -325,6 +340,7 @@ mod tests {
         assert_eq!(a.sync_tls.map(|s| s.port()), Some(9997));
         assert_eq!(a.admin.port(), 8443);
         assert_eq!(a.storefront.port(), 7443);
+        assert_eq!(a.pki, None);
     }
 
     #[test]
@@ -338,10 +354,12 @@ mod tests {
                 ("FERROCORE_LISTENERS_DEVICE", "127.0.0.1:2443"),
                 ("FERROCORE_SERVER_HOSTNAMES", "mdm.example.com, 127.0.0.1"),
                 ("FERROCORE_LISTENERS_SYNC_TLS", ""),
+                ("FERROCORE_LISTENERS_PKI", "127.0.0.1:8080"),
                 ("UNRELATED", "x"),
             ]),
         )
         .unwrap();
+        assert_eq!(a.pki.map(|p| p.port()), Some(8080));
         assert_eq!(a.device.port(), 2443);
         assert_eq!(a.sync_tls, None);
         assert_eq!(c.server.hostnames, vec!["mdm.example.com", "127.0.0.1"]);
@@ -372,6 +390,11 @@ mod tests {
                 "FERROCORE_LISTENERS_DEVISE",
             ),
             (&[("FERROCORE_PKI_CRL_URL", "ftp://x")], "pki.crl_url"),
+            (
+                &[("FERROCORE_LISTENERS_PKI", "0.0.0.0:443")],
+                "listeners.pki",
+            ),
+            (&[("FERROCORE_LISTENERS_PKI", "80")], "listeners.pki"),
             (
                 &[("FERROCORE_FRONT_ENDS_TRUSTED", "10.0.0.0/8,bogus")],
                 "front_ends.trusted",

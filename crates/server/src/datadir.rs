@@ -4,6 +4,8 @@
 //! DIR/ferrocore.db          SQLite database (migrations applied at open)
 //! DIR/ca/ca.pem, ca.key     local CA (ECDSA P-256), key 0600
 //! DIR/ca/crl.der            current CRL, rewritten on every revocation
+//! DIR/ca/ocsp.pem, ocsp.key the local CA's delegated OCSP-signing certificate, key 0600
+//! DIR/ca/NAME/...           another local-CA enrollment configuration (ca, crl, ocsp)
 //! DIR/tls/server.pem, .key  portal HTTPS certificate chain and key (0600)
 //! DIR/tls/auto-issued       present while the server certificate is the self-issued one
 //! DIR/tls/previous.pem, .key the portal certificate before the last upload (rollback; 0600 key)
@@ -133,6 +135,56 @@ impl DataDir {
                 dir.display()
             )
         })
+    }
+
+    /// Loads the delegated OCSP responder of an enrollment configuration's CA
+    /// (`DIR/ca/ocsp.pem` + `ocsp.key` for `local`, `DIR/ca/NAME/ocsp.*` otherwise), issuing a
+    /// new signing certificate and P-256 key (0600) when they are missing, do not load, were
+    /// not issued by this CA, or expire within `renew_before`. Returns whether it issued one.
+    pub fn load_or_issue_ocsp_responder(
+        &self,
+        config: &str,
+        ca: &LocalCa,
+        now: OffsetDateTime,
+        lifetime: time::Duration,
+        renew_before: time::Duration,
+    ) -> Result<(ferrocore_pki::OcspResponder, bool)> {
+        let dir = if config == ferrocore_core::service::LOCAL_CONFIG {
+            self.root.join("ca")
+        } else {
+            self.config_dir(config)
+        };
+        let (cert, key) = (dir.join("ocsp.pem"), dir.join("ocsp.key"));
+        if cert.exists() && key.exists() {
+            let loaded = read(&cert).and_then(|c| {
+                let der = ferrocore_pki::pem_to_der_certs(&c)?
+                    .into_iter()
+                    .next()
+                    .context("no certificate")?;
+                Ok(ferrocore_pki::OcspResponder::new(
+                    ca.cert_der(),
+                    &der,
+                    &read(&key)?,
+                )?)
+            });
+            match loaded {
+                Ok(r) if r.signer_not_after() - now > renew_before => return Ok((r, false)),
+                Ok(_) => tracing::info!(config, "OCSP signing certificate near expiry: re-issuing"),
+                Err(e) => {
+                    tracing::warn!(config, error = %format!("{e:#}"), "OCSP signing certificate unusable: re-issuing")
+                }
+            }
+        }
+        let (issued, key_pem) = ca.issue_ocsp_signer(lifetime, now)?;
+        write_secret_file(&key, key_pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", key.display()))?;
+        write_public_file(&cert, issued.pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", cert.display()))?;
+        tracing::info!(config, serial = %issued.serial_hex, "OCSP signing certificate issued");
+        Ok((
+            ferrocore_pki::OcspResponder::new(ca.cert_der(), &issued.der, &key_pem)?,
+            true,
+        ))
     }
 
     /// Loads the portal HTTPS certificate. While it is the self-issued one (no certificate

@@ -60,6 +60,10 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         Some(a) => Some(bind("sync_tls", a).await?),
         None => None,
     };
+    let pki_tcp = match addrs.pki {
+        Some(a) => Some(bind("pki", a).await?),
+        None => None,
+    };
     let ports = Ports {
         // Behind a front end, devices are told the front end's port.
         device: match config.server.public_device_port {
@@ -72,11 +76,20 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         },
     };
 
-    let base_url = format!(
-        "https://{}:{}",
-        url_host(&config.server.hostnames[0]),
-        ports.device
-    );
+    // Certificates point relying parties at the plain-HTTP PKI listener when there is one
+    // (CRL distribution point and OCSP), else at the device listener.
+    let base_url = match &pki_tcp {
+        Some(l) => format!(
+            "http://{}:{}",
+            url_host(&config.server.hostnames[0]),
+            l.local_addr()?.port()
+        ),
+        None => format!(
+            "https://{}:{}",
+            url_host(&config.server.hostnames[0]),
+            ports.device
+        ),
+    };
     let scep_ra = dir.load_or_issue_scep_ra(&ca, now)?;
     let ca_pem = ca.cert_pem();
     let issuer = Arc::new(LocalIssuer::new(ca));
@@ -86,6 +99,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         issuer,
         clock.clone(),
         PkiPublication {
+            ocsp_url: Some(format!("{base_url}/ocsp")),
             base_url: Some(base_url),
             local_crl_url: (!config.pki.crl_url.is_empty()).then(|| config.pki.crl_url.clone()),
             crl_dir: Some(dir.root().join("ca")),
@@ -102,6 +116,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         }
     }
     core.publish_crl().await?;
+    refresh_ocsp_responders(&core, &dir)?;
     let sync_enabled = core.sync_tls_enabled().await?;
 
     let trust = Arc::new(tls::TrustStore::new(&core.trusted_ca_ders())?);
@@ -136,58 +151,71 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    let mut spawn = |kind: ListenerKind, tcp: TcpListener, tls_cfg: Arc<ArcSwap<_>>, router| {
-        if let Ok(a) = tcp.local_addr() {
-            tracing::info!(listener = kind.name(), address = %a, "listening");
-        }
-        tasks.push(tokio::spawn(listener::serve(
-            listener::Listener {
-                kind,
-                tcp,
-                tls: tls_cfg,
-                router,
-            },
-            state.clone(),
-            shutdown_rx.clone(),
-        )));
-    };
+    let mut spawn =
+        |kind: ListenerKind, tcp: TcpListener, tls_cfg: Option<Arc<ArcSwap<_>>>, router| {
+            if let Ok(a) = tcp.local_addr() {
+                tracing::info!(listener = kind.name(), address = %a, "listening");
+            }
+            tasks.push(tokio::spawn(listener::serve(
+                listener::Listener {
+                    kind,
+                    tcp,
+                    tls: tls_cfg,
+                    router,
+                },
+                state.clone(),
+                shutdown_rx.clone(),
+            )));
+        };
     spawn(
         ListenerKind::Device,
         device_tcp,
-        device_tls.clone(),
+        Some(device_tls.clone()),
         http::device_router(state.clone()),
     );
     if let Some(tcp) = sync_tcp {
         spawn(
             ListenerKind::SyncTls,
             tcp,
-            plain_tls.clone(),
+            Some(plain_tls.clone()),
             http::device_router(state.clone()),
         );
     }
     spawn(
         ListenerKind::Admin,
         admin_tcp,
-        plain_tls.clone(),
+        Some(plain_tls.clone()),
         http::admin_router(state.clone()),
     );
     spawn(
         ListenerKind::Storefront,
         storefront_tcp,
-        storefront_tls,
+        Some(storefront_tls),
         http::storefront_router(state.clone()),
     );
+    if let Some(tcp) = pki_tcp {
+        spawn(
+            ListenerKind::Pki,
+            tcp,
+            None,
+            http::pki_router(state.clone()),
+        );
+    }
 
     // Housekeeping, hourly (and once at start): retire devices past the renewal grace, and
     // republish the CRL a day before its nextUpdate.
     let housekeeping = core.clone();
     let housekeeping_state = state.clone();
+    let housekeeping_dir = dir.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             tick.tick().await;
             if let Err(e) = housekeeping.sweep_expired().await {
                 tracing::error!(error = %e, "expiry sweep failed");
+            }
+            if let Err(e) = refresh_ocsp_responders(&housekeeping, &housekeeping_dir) {
+                tracing::error!(error = %format!("{e:#}"), "OCSP signing certificate renewal failed");
             }
             let due = housekeeping.crl().next_update - housekeeping.clock().now().unix_timestamp();
             if due < 86_400
@@ -226,6 +254,32 @@ fn renew_scep_ra(state: &http::SharedState) {
             Err(e) => tracing::error!(error = %e, "SCEP RA re-issue failed"),
         }
     }
+}
+
+/// Gives every enrollment configuration a delegated OCSP responder: loads its signing
+/// certificate from the data directory, or issues one when it is missing or near expiry.
+/// Run at start (existing data directories upgrade), hourly, and when a configuration is added.
+pub fn refresh_ocsp_responders(core: &Core, dir: &datadir::DataDir) -> Result<()> {
+    use ferrocore_core::ocsp::{OCSP_SIGNER_LIFETIME, OCSP_SIGNER_RENEW_BEFORE};
+    let now = core.clock().now();
+    for name in core.issuer_names() {
+        let fresh = core
+            .ocsp_responder(&name)
+            .is_some_and(|r| r.signer_not_after() - now > OCSP_SIGNER_RENEW_BEFORE);
+        if fresh {
+            continue;
+        }
+        let issuer = core.issuer(&name)?;
+        let (responder, _) = dir.load_or_issue_ocsp_responder(
+            &name,
+            issuer.ca(),
+            now,
+            OCSP_SIGNER_LIFETIME,
+            OCSP_SIGNER_RENEW_BEFORE,
+        )?;
+        core.install_ocsp_responder(&name, Arc::new(responder));
+    }
+    Ok(())
 }
 
 fn url_host(h: &str) -> String {

@@ -11,6 +11,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::server::ServerConfig;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,7 +27,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Listener {
     pub kind: ListenerKind,
     pub tcp: TcpListener,
-    pub tls: Arc<ArcSwap<ServerConfig>>,
+    /// `None`: plain HTTP (the PKI publication listener).
+    pub tls: Option<Arc<ArcSwap<ServerConfig>>>,
     pub router: Router,
 }
 
@@ -51,10 +53,20 @@ pub async fn serve(l: Listener, state: SharedState, mut shutdown: watch::Receive
             continue;
         }
         let _ = tcp.set_nodelay(true);
-        let acceptor = tokio_rustls::TlsAcceptor::from(l.tls.load_full());
         let router = l.router.clone();
-        let state = state.clone();
         let kind = l.kind;
+        let Some(tls) = &l.tls else {
+            let info = Arc::new(ConnInfo {
+                kind,
+                peer,
+                client_cert: ClientCert::None,
+                front_end_cert: false,
+            });
+            tokio::spawn(serve_http(TokioIo::new(tcp), info, router, peer));
+            continue;
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.load_full());
+        let state = state.clone();
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -83,18 +95,27 @@ pub async fn serve(l: Listener, state: SharedState, mut shutdown: watch::Receive
                 client_cert,
                 front_end_cert,
             });
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(info.clone());
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(listener = kind.name(), %peer, error = %e, "connection ended with error");
-            }
+            serve_http(TokioIo::new(stream), info, router, peer).await;
         });
+    }
+}
+
+/// HTTP/1.1 on an accepted (TLS or plain) connection, [`ConnInfo`] attached to each request.
+async fn serve_http<IO>(io: TokioIo<IO>, info: Arc<ConnInfo>, router: Router, peer: SocketAddr)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let kind = info.kind;
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(info.clone());
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .serve_connection(io, svc);
+    if let Err(e) = conn.await {
+        tracing::debug!(listener = kind.name(), %peer, error = %e, "connection ended with error");
     }
 }

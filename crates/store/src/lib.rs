@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
-    AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
-    EnrollmentConfigRecord, Identity, MutualAuthRow, Page, PolicyRecord, Registration, RevokedRow,
-    ScepChallengeRecord, ScepGrant, ScepRequestKey, Store, UserRecord,
+    AtRisk, CertRecord, CertStatusRow, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
+    EnrollmentConfigRecord, EstTokenRecord, Identity, MutualAuthRow, Page, PolicyRecord,
+    Registration, RevokedRow, ScepChallengeRecord, ScepGrant, ScepRequestKey, Store, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
@@ -410,6 +410,78 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
+    async fn create_est_token(&self, t: &EstTokenRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO est_tokens (id, token_hash, username, platform, device_uuid, created_at, \
+             expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+        )
+        .bind(&t.id)
+        .bind(&t.token_hash)
+        .bind(&t.username)
+        .bind(t.platform.as_str())
+        .bind(&t.device_uuid)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn est_token(&self, token_hash: &str) -> Result<Option<EstTokenRecord>> {
+        let row = sqlx::query(
+            "SELECT id, token_hash, username, platform, device_uuid, created_at, expires_at, \
+             used_at FROM est_tokens WHERE token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| -> Result<EstTokenRecord> {
+            Ok(EstTokenRecord {
+                id: r.try_get("id").map_err(db_err)?,
+                token_hash: r.try_get("token_hash").map_err(db_err)?,
+                username: r.try_get("username").map_err(db_err)?,
+                platform: parse_enum::<Platform>(
+                    &r.try_get::<String, _>("platform").map_err(db_err)?,
+                )?,
+                device_uuid: r.try_get("device_uuid").map_err(db_err)?,
+                created_at: r.try_get("created_at").map_err(db_err)?,
+                expires_at: r.try_get("expires_at").map_err(db_err)?,
+                used_at: r.try_get("used_at").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn apply_est_enrollment(
+        &self,
+        reg: &Registration,
+        token_hash: Option<&str>,
+        at: i64,
+    ) -> Result<String> {
+        let mut tx = self.begin().await?;
+        if let Some(hash) = token_hash {
+            let serial = reg.cert.as_ref().map(|c| c.serial.clone());
+            let used = sqlx::query(
+                "UPDATE est_tokens SET used_at = ?, used_by_serial = ? \
+                 WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+            )
+            .bind(at)
+            .bind(serial)
+            .bind(hash)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if used.rows_affected() != 1 {
+                return Err(CoreError::EstTokenInvalid);
+            }
+        }
+        let id = registration_in(&mut tx, reg, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(id)
+    }
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
         let sql = format!(
             "SELECT c.serial AS cert_serial, c.status AS cert_status, c.revocation_reason, \
@@ -831,6 +903,26 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         row.map(|r| cert_from_row(&r)).transpose()
+    }
+
+    async fn cert_status(&self, serial: &str) -> Result<Option<CertStatusRow>> {
+        let row = sqlx::query(
+            "SELECT enrollment_config, status, revoked_at, revocation_reason FROM certificates \
+             WHERE serial = ?",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(|r| -> Result<CertStatusRow> {
+            Ok(CertStatusRow {
+                enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
+                status: cert_status(&r.try_get::<String, _>("status").map_err(db_err)?)?,
+                revoked_at: r.try_get("revoked_at").map_err(db_err)?,
+                revocation_reason: r.try_get("revocation_reason").map_err(db_err)?,
+            })
+        })
+        .transpose()
     }
 
     async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()> {

@@ -224,6 +224,8 @@ pub struct Server {
     pub ports: Ports,
     log_path: PathBuf,
     child: Option<Child>,
+    /// The extra environment of `start_with_env`, kept for `restart`.
+    extra_env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -246,11 +248,15 @@ impl Server {
             ports: Ports::free(),
             log_path,
             child: None,
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         // Another process may grab a port between our probe and the server's bind: pick new
         // ports and try again (a few times) when that happens.
         for attempt in 0.. {
-            match server.spawn(extra_env) {
+            match server.spawn() {
                 Ok(()) => return server,
                 Err(log) if log.contains("Address already in use") && attempt < 4 => {
                     server.ports = Ports::free();
@@ -262,7 +268,7 @@ impl Server {
     }
 
     /// Spawns `serve` and waits for "ferrocore ready". `Err(log)` if it exits or times out.
-    fn spawn(&mut self, extra_env: &[(&str, &str)]) -> Result<(), String> {
+    fn spawn(&mut self) -> Result<(), String> {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -273,11 +279,7 @@ impl Server {
             .arg("--data-dir")
             .arg(&self.data_dir)
             .envs(self.ports.env())
-            .envs(
-                extra_env
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string())),
-            )
+            .envs(self.extra_env.iter().cloned())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -309,13 +311,13 @@ impl Server {
     }
 
     /// Stops the server (SIGTERM, then kill) and starts it again on the same ports with the
-    /// same data directory.
+    /// same data directory and extra environment.
     pub fn restart(&mut self) {
         self.stop();
         // The ports were ours a moment ago; retry briefly in case one is still being released.
         let mut last = String::new();
         for _ in 0..5 {
-            match self.spawn(&[]) {
+            match self.spawn() {
                 Ok(()) => return,
                 Err(log) => last = log,
             }

@@ -67,6 +67,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
             "/api/v1/admin/enrollment-configs/{name}",
             post(add_enrollment_config),
         )
+        .route("/api/v1/admin/est-tokens", post(create_est_token))
         .route("/api/v1/admin/certificates", get(list_certificates))
         .route(
             "/api/v1/admin/certificates/{serial}/revoke",
@@ -562,6 +563,8 @@ async fn add_enrollment_config(
         .map_err(|e| CoreError::internal(format!("{e:#}")))?;
     let issuer = std::sync::Arc::new(ferrocore_core::issuance::LocalIssuer::new(ca));
     state.core.add_local_ca_config(&name, issuer).await?;
+    crate::refresh_ocsp_responders(&state.core, &state.data_dir)
+        .map_err(|e| CoreError::internal(format!("{e:#}")))?;
     state
         .trust
         .set(&state.core.trusted_ca_ders())
@@ -572,6 +575,33 @@ async fn add_enrollment_config(
         .into_iter()
         .find(|c| c.name == name);
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn create_est_token(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<ferrocore_proto::EstTokenRequest>,
+) -> Result<(StatusCode, Json<ferrocore_proto::EstTokenCreated>), ApiError> {
+    let t = state
+        .core
+        .create_est_token(
+            &req.username,
+            req.platform,
+            req.device_uuid.as_deref(),
+            req.ttl_secs,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ferrocore_proto::EstTokenCreated {
+            id: t.record.id,
+            token: t.token,
+            username: t.record.username,
+            platform: t.record.platform,
+            device_uuid: t.record.device_uuid,
+            created_at: t.record.created_at,
+            expires_at: t.record.expires_at,
+        }),
+    ))
 }
 
 async fn select_enrollment(

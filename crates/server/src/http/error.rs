@@ -49,7 +49,7 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         | RenewalNotDue { .. } => StatusCode::CONFLICT,
         Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         PortalCert { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        StorefrontPasswordRequired => StatusCode::UNAUTHORIZED,
+        StorefrontPasswordRequired | EstTokenInvalid => StatusCode::UNAUTHORIZED,
         AppWrongPlatform { .. } => StatusCode::FORBIDDEN,
         InvalidAppId(_) => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_REQUEST,

@@ -6,7 +6,9 @@ pub mod admin;
 pub mod client_identity;
 pub mod device;
 pub mod error;
+pub mod est;
 pub mod json;
+pub mod ocsp;
 pub mod openapi;
 pub mod portal;
 pub mod scep;
@@ -33,6 +35,8 @@ pub enum ListenerKind {
     SyncTls,
     Admin,
     Storefront,
+    /// Plain-HTTP PKI publication (OCSP, CRLs, CA certificates).
+    Pki,
 }
 
 impl ListenerKind {
@@ -49,6 +53,7 @@ impl ListenerKind {
             ListenerKind::SyncTls => "sync_tls",
             ListenerKind::Admin => "admin",
             ListenerKind::Storefront => "storefront",
+            ListenerKind::Pki => "pki",
         }
     }
 }
@@ -95,8 +100,10 @@ pub type SharedState = Arc<AppState>;
 pub fn device_router(state: SharedState) -> Router {
     device::routes()
         .merge(storefront::device_routes())
+        .merge(est::routes())
         .merge(pki_routes())
         .merge(scep::routes())
+        .merge(ocsp::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)
@@ -109,6 +116,18 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route(ferrocore_proto::paths::OPENAPI, get(openapi::document))
         .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// The plain-HTTP PKI listener (`listeners.pki`): OCSP, CRLs and CA certificates only.
+pub fn pki_router(state: SharedState) -> Router {
+    pki_routes()
+        .merge(ocsp::routes())
+        // SCEP protects its messages itself (signed and encrypted CMS), so plain HTTP is its
+        // usual transport: clients that cannot trust the portal certificate yet enroll here.
+        .merge(scep::routes())
+        .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .with_state(state)
 }

@@ -1,0 +1,142 @@
+//! The OCSP responder's domain side: one delegated responder per enrollment configuration,
+//! and [`Core::ocsp_respond`], which answers a DER request from the store on every call (no
+//! cache), so a revocation is visible to the very next request.
+//!
+//! Statuses: `good` (ours, not revoked), `revoked` (time and reason from the store),
+//! `unknown` (serial not issued by the CA the CertID names, or a CertID naming none of our
+//! CAs). One response is signed by one responder: the CA of the first CertID that names one
+//! of ours (or the `local` one); CertIDs of other CAs in the same request answer `unknown`.
+
+use crate::Core;
+use crate::service::LOCAL_CONFIG;
+use ferrocore_pki::{
+    OcspAnswer, OcspResponder, OcspStatus, RevocationReason, internal_error_response,
+    malformed_request_response, parse_ocsp_request,
+};
+use ferrocore_proto::CertStatus;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// nextUpdate - thisUpdate of every answer (answers are made per request).
+pub const OCSP_VALIDITY: time::Duration = time::Duration::hours(1);
+/// Lifetime of a delegated OCSP-signing certificate.
+pub const OCSP_SIGNER_LIFETIME: time::Duration = time::Duration::days(90);
+/// A signing certificate closer than this to its notAfter is re-issued.
+pub const OCSP_SIGNER_RENEW_BEFORE: time::Duration = time::Duration::days(30);
+
+/// How a request was answered (for logs and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcspOutcome {
+    Answered,
+    Malformed,
+    InternalError,
+}
+
+/// A DER `OCSPResponse` and how it came about.
+#[derive(Debug, Clone)]
+pub struct OcspReply {
+    pub der: Vec<u8>,
+    pub outcome: OcspOutcome,
+}
+
+impl Core {
+    /// Installs (or replaces) the delegated responder of an enrollment configuration.
+    pub fn install_ocsp_responder(&self, config: &str, responder: Arc<OcspResponder>) {
+        let mut map = self.ocsp.load().as_ref().clone();
+        map.insert(config.to_owned(), responder);
+        self.ocsp.store(Arc::new(map));
+    }
+
+    /// The responder of a configuration, if one is installed.
+    pub fn ocsp_responder(&self, config: &str) -> Option<Arc<OcspResponder>> {
+        self.ocsp.load().get(config).cloned()
+    }
+
+    /// Answers a DER OCSP request. Never fails: a request that does not decode gets
+    /// `malformedRequest`, a store or signing failure `internalError` (both logged).
+    pub async fn ocsp_respond(&self, der: &[u8]) -> OcspReply {
+        let req = match parse_ocsp_request(der) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e, bytes = der.len(), "malformed OCSP request");
+                return OcspReply {
+                    der: malformed_request_response(),
+                    outcome: OcspOutcome::Malformed,
+                };
+            }
+        };
+        match self.ocsp_answer(&req).await {
+            Ok(der) => OcspReply {
+                der,
+                outcome: OcspOutcome::Answered,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "OCSP request failed");
+                OcspReply {
+                    der: internal_error_response(),
+                    outcome: OcspOutcome::InternalError,
+                }
+            }
+        }
+    }
+
+    async fn ocsp_answer(&self, req: &ferrocore_pki::ParsedOcspRequest) -> crate::Result<Vec<u8>> {
+        let responders = self.ocsp.load_full();
+        let config_of = |c: &ferrocore_pki::OcspCertRequest| {
+            responders
+                .iter()
+                .find(|(_, r)| r.matches(c))
+                .map(|(name, r)| (name.clone(), r.clone()))
+        };
+        let signer = req
+            .certs
+            .iter()
+            .find_map(config_of)
+            .or_else(|| {
+                responders
+                    .get(LOCAL_CONFIG)
+                    .map(|r| (LOCAL_CONFIG.to_owned(), r.clone()))
+            })
+            .ok_or_else(|| crate::CoreError::Internal("no OCSP responder installed".into()))?;
+        let now = self.now();
+        let mut answers = Vec::with_capacity(req.certs.len());
+        for c in &req.certs {
+            let status = match config_of(c) {
+                Some((config, _)) if config == signer.0 => self.ocsp_status(&config, c).await?,
+                _ => OcspStatus::Unknown,
+            };
+            answers.push(OcspAnswer {
+                cert_id: c.cert_id.clone(),
+                status,
+                this_update: now,
+                next_update: Some(now + OCSP_VALIDITY),
+            });
+        }
+        Ok(signer.1.sign(&answers, req.nonce.as_ref(), now)?)
+    }
+
+    async fn ocsp_status(
+        &self,
+        config: &str,
+        c: &ferrocore_pki::OcspCertRequest,
+    ) -> crate::Result<OcspStatus> {
+        let Some(row) = self.store.cert_status(&c.serial_hex).await? else {
+            return Ok(OcspStatus::Unknown);
+        };
+        if row.enrollment_config != config {
+            return Ok(OcspStatus::Unknown);
+        }
+        Ok(match row.status {
+            CertStatus::Active => OcspStatus::Good,
+            CertStatus::Revoked => OcspStatus::Revoked {
+                at: OffsetDateTime::from_unix_timestamp(row.revoked_at.unwrap_or(0))
+                    .map_err(crate::CoreError::internal)?,
+                reason: row
+                    .revocation_reason
+                    .as_deref()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(RevocationReason::Unspecified),
+            },
+        })
+    }
+}
