@@ -7,7 +7,7 @@
 use crate::clock::Clock;
 use crate::directory::{Directory, hash_password};
 use crate::error::{CoreError, Result};
-use crate::issuance::{Issuer, LocalIssuer, PublishedCrl};
+use crate::issuance::{Issuer, KIND_LOCAL_CA, LocalIssuer, PublishedCrl};
 use crate::rules::{self, Decision, History, SettingState, Version};
 use crate::store::{
     AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Page,
@@ -151,7 +151,7 @@ pub struct Core {
     /// The built-in `local` configuration (also in `issuers`).
     local: Arc<LocalIssuer>,
     /// Enrollment configurations by name; `local` always exists.
-    issuers: ArcSwap<BTreeMap<String, Arc<LocalIssuer>>>,
+    issuers: ArcSwap<BTreeMap<String, Arc<dyn Issuer>>>,
     clock: Arc<dyn Clock>,
     publication: PkiPublication,
     crls: ArcSwap<BTreeMap<String, Arc<PublishedCrl>>>,
@@ -166,7 +166,7 @@ impl Core {
         clock: Arc<dyn Clock>,
         publication: PkiPublication,
     ) -> Self {
-        let mut issuers = BTreeMap::new();
+        let mut issuers: BTreeMap<String, Arc<dyn Issuer>> = BTreeMap::new();
         issuers.insert(LOCAL_CONFIG.to_owned(), local_ca.clone());
         Core {
             store,
@@ -192,7 +192,7 @@ impl Core {
     }
 
     /// An enrollment configuration's issuer.
-    pub fn issuer(&self, name: &str) -> Result<Arc<LocalIssuer>> {
+    pub fn issuer(&self, name: &str) -> Result<Arc<dyn Issuer>> {
         self.issuers
             .load()
             .get(name)
@@ -202,16 +202,12 @@ impl Core {
 
     /// Every configuration's CA certificate (DER), for the trust store.
     pub fn trusted_ca_ders(&self) -> Vec<Vec<u8>> {
-        self.issuers
-            .load()
-            .values()
-            .map(|i| i.ca().cert_der().to_vec())
-            .collect()
+        self.issuers.load().values().map(|i| i.ca_der()).collect()
     }
 
     /// Makes an enrollment configuration usable (at start-up, or after it was created).
     /// The built-in `local` one cannot be replaced.
-    pub fn install_issuer(&self, name: &str, issuer: Arc<LocalIssuer>) {
+    pub fn install_issuer(&self, name: &str, issuer: Arc<dyn Issuer>) {
         if name == LOCAL_CONFIG {
             return;
         }
@@ -301,7 +297,8 @@ impl Core {
         let mut device_secret = None;
         if decision.mutual {
             let csr = csr.ok_or(CoreError::CsrRequired)?;
-            let issued = self.issue_identity(&device, &policy, &csr, now)?;
+            self.check_csr_for(&selected, &csr)?;
+            let issued = self.issue_identity(&device, &policy, &csr, now).await?;
             device.current_cert_serial = Some(issued.serial_hex.clone());
             device.cert_not_after = Some(issued.not_after.unix_timestamp());
             cert_record = Some(cert_record_of(&issued, &device, at, "registration", None));
@@ -338,7 +335,7 @@ impl Core {
 
     /// The one issuance step every path (registration, renewal, migration) goes through:
     /// the device's enrollment configuration signs with the policy's lifetime.
-    fn issue_identity(
+    async fn issue_identity(
         &self,
         device: &DeviceRecord,
         policy: &PolicyRecord,
@@ -356,7 +353,27 @@ impl Core {
             crl_url: self.publication.crl_url(config),
             ocsp_url: None,
         };
-        issuer.issue(csr, &profile, now)
+        issuer.issue(csr, &profile, now).await
+    }
+
+    /// Refuses a CSR the configuration cannot use before anything is sent or written.
+    fn check_csr_for(&self, config: &str, csr: &VerifiedCsr) -> Result<()> {
+        self.issuer(config)?
+            .csr_requirements()
+            .check(csr)
+            .map_err(CoreError::CsrAttributesRequired)
+    }
+
+    /// What an agent's CSR must carry for the configuration new identities come from,
+    /// answered to an authenticated user only (it may hold the external CA's challenge).
+    pub async fn csr_attributes(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<crate::issuance::CsrRequirements> {
+        self.directory.authenticate(username, password).await?;
+        let selected = self.store.mutual_auth().await?.enrollment_config;
+        Ok(self.issuer(&selected)?.csr_requirements())
     }
 
     fn decide_for(
@@ -611,7 +628,11 @@ impl Core {
         if old_info.spki_sha256_hex == csr.spki_sha256_hex() {
             return Err(CoreError::SameKey);
         }
-        let issued = self.issue_identity(&device, &policy, &csr, now)?;
+        self.check_csr_for(
+            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
+            &csr,
+        )?;
+        let issued = self.issue_identity(&device, &policy, &csr, now).await?;
         let at = now.unix_timestamp();
         let record = cert_record_of(&issued, &device, at, "renewal", Some(cert.serial.clone()));
         self.store
@@ -660,7 +681,11 @@ impl Core {
         let at = now.unix_timestamp();
         let mut device = device;
         device.enrollment_config = Some(self.store.mutual_auth().await?.enrollment_config);
-        let issued = self.issue_identity(&device, &policy, &csr, now)?;
+        self.check_csr_for(
+            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
+            &csr,
+        )?;
+        let issued = self.issue_identity(&device, &policy, &csr, now).await?;
         let record = cert_record_of(&issued, &device, at, "migration", None);
         self.store.apply_migration(&device.id, &record, at).await?;
         self.publish_crl().await?;
@@ -992,6 +1017,10 @@ impl Core {
         let issuers = self.issuers.load_full();
         let mut published = BTreeMap::new();
         for (name, issuer) in issuers.iter() {
+            // External CAs publish their own CRLs; Ferrocore signs only for CAs it holds.
+            let Some(ca) = issuer.local_ca() else {
+                continue;
+            };
             let rows = self
                 .store
                 .revoked_certificates(name, now.unix_timestamp())
@@ -1007,7 +1036,7 @@ impl Core {
             }
             let number = self.store.next_crl_number().await?;
             let next_update = now + CRL_VALIDITY;
-            let der = issuer.ca().crl(&entries, number, now, next_update)?;
+            let der = ca.crl(&entries, number, now, next_update)?;
             let pem = pem::encode(&pem::Pem::new("X509 CRL", der.clone()));
             if let Some(path) = self.publication.crl_path(name) {
                 if let Some(parent) = path.parent() {
@@ -1034,14 +1063,30 @@ impl Core {
 
     /// Registers a new local-CA enrollment configuration (its key was stored by the caller).
     pub async fn add_local_ca_config(&self, name: &str, issuer: Arc<LocalIssuer>) -> Result<()> {
+        let ca_pem = issuer.ca_pem();
+        self.add_config(name, KIND_LOCAL_CA, ca_pem, None, issuer)
+            .await
+    }
+
+    /// Registers a new enrollment configuration of any kind (its files were stored by the
+    /// caller, who removes them if this fails): recorded, then usable at once.
+    pub async fn add_config(
+        &self,
+        name: &str,
+        kind: &str,
+        ca_cert_pem: String,
+        scep: Option<crate::store::ScepParams>,
+        issuer: Arc<dyn Issuer>,
+    ) -> Result<()> {
         validate_config_name(name)?;
         self.store
-            .add_enrollment_config(
-                name,
-                "local_ca",
-                &issuer.ca_pem(),
-                self.now().unix_timestamp(),
-            )
+            .add_enrollment_config(&crate::store::EnrollmentConfigRecord {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                ca_cert_pem,
+                created_at: self.now().unix_timestamp(),
+                scep,
+            })
             .await?;
         self.install_issuer(name, issuer);
         self.publish_crl().await?;
@@ -1153,7 +1198,7 @@ fn normalise_uuid(s: &str) -> Result<String> {
         .map_err(|_| CoreError::InvalidDeviceUuid(s.chars().take(64).collect()))
 }
 
-fn validate_config_name(n: &str) -> Result<()> {
+pub fn validate_config_name(n: &str) -> Result<()> {
     let ok = !n.is_empty()
         && n.len() <= 64
         && n.chars()

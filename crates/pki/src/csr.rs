@@ -43,6 +43,8 @@ pub struct VerifiedCsr {
     spki_der: Vec<u8>,
     key_algorithm: KeyAlgorithm,
     subject_cn: Option<String>,
+    subject_der: Vec<u8>,
+    challenge_password: Option<String>,
 }
 
 impl VerifiedCsr {
@@ -68,6 +70,15 @@ impl VerifiedCsr {
     /// The public key type.
     pub fn key_algorithm(&self) -> KeyAlgorithm {
         self.key_algorithm
+    }
+    /// The subject Name, DER (compared with the subject of a certificate an external CA
+    /// issued for this request).
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
+    }
+    /// The PKCS#9 challengePassword attribute, when the request carries one.
+    pub fn challenge_password(&self) -> Option<&str> {
+        self.challenge_password.as_deref()
     }
 }
 
@@ -134,10 +145,20 @@ pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, PkiError> {
         .next()
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_owned);
+    let challenge_password = info
+        .iter_attributes()
+        .find_map(|a| match a.parsed_attribute() {
+            x509_parser::cri_attributes::ParsedCriAttribute::ChallengePassword(p) => {
+                Some(p.0.clone())
+            }
+            _ => None,
+        });
     Ok(VerifiedCsr {
         spki_der: spki.raw.to_vec(),
         key_algorithm,
         subject_cn,
+        subject_der: info.subject.as_raw().to_vec(),
+        challenge_password,
         der,
     })
 }

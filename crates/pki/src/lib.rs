@@ -13,6 +13,7 @@ mod der;
 mod error;
 mod files;
 mod info;
+mod ra;
 
 pub use ca::{ClientProfile, IssuedCert, LocalCa};
 pub use crl::{RevocationReason, RevokedEntry};
@@ -20,6 +21,7 @@ pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
 pub use error::PkiError;
 pub use files::{write_public_file, write_secret_file};
 pub use info::{CertInfo, cert_info, pem_to_der_certs, serial_hex_from_bytes};
+pub use ra::RaIdentity;
 
 #[cfg(test)]
 mod tests;

@@ -361,6 +361,13 @@ pub mod codes {
     pub const STOREFRONT_PASSWORD_REQUIRED: &str = "storefront_password_required";
     pub const APP_WRONG_PLATFORM: &str = "app_wrong_platform";
     pub const INVALID_APP_ID: &str = "invalid_app_id";
+    /// The selected enrollment configuration needs more in the CSR (see `/api/v1/csr-attributes`).
+    pub const CSR_ATTRIBUTES_REQUIRED: &str = "csr_attributes_required";
+    pub const EXTERNAL_CA_UNREACHABLE: &str = "external_ca_unreachable";
+    pub const EXTERNAL_CA_REFUSED: &str = "external_ca_refused";
+    pub const EXTERNAL_CA_PENDING: &str = "external_ca_pending";
+    pub const EXTERNAL_CA_BAD_CERTIFICATE: &str = "external_ca_bad_certificate";
+    pub const CA_FINGERPRINT_MISMATCH: &str = "ca_fingerprint_mismatch";
 }
 
 // ---------- admin API ----------

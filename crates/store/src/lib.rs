@@ -7,7 +7,7 @@ use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
     EnrollmentConfigRecord, Identity, MutualAuthRow, Page, PolicyRecord, Registration, RevokedRow,
-    Store, UserRecord,
+    ScepParams, Store, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
@@ -965,43 +965,54 @@ impl Store for SqliteStore {
 
     async fn enrollment_configs(&self) -> Result<Vec<EnrollmentConfigRecord>> {
         let rows = sqlx::query(
-            "SELECT name, kind, ca_cert_pem, created_at FROM enrollment_configs ORDER BY name",
+            "SELECT name, kind, ca_cert_pem, created_at, scep_url, scep_ca_sha256, \
+             scep_recipient_pem, scep_caps FROM enrollment_configs ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         rows.iter()
             .map(|r| -> Result<EnrollmentConfigRecord> {
+                let url: Option<String> = r.try_get("scep_url").map_err(db_err)?;
+                let scep = match url {
+                    Some(url) => Some(ScepParams {
+                        url,
+                        ca_sha256: r.try_get("scep_ca_sha256").map_err(db_err)?,
+                        recipient_cert_pem: r.try_get("scep_recipient_pem").map_err(db_err)?,
+                        caps: r.try_get("scep_caps").map_err(db_err)?,
+                    }),
+                    None => None,
+                };
                 Ok(EnrollmentConfigRecord {
                     name: r.try_get("name").map_err(db_err)?,
                     kind: r.try_get("kind").map_err(db_err)?,
                     ca_cert_pem: r.try_get("ca_cert_pem").map_err(db_err)?,
                     created_at: r.try_get("created_at").map_err(db_err)?,
+                    scep,
                 })
             })
             .collect()
     }
 
-    async fn add_enrollment_config(
-        &self,
-        name: &str,
-        kind: &str,
-        ca_cert_pem: &str,
-        at: i64,
-    ) -> Result<()> {
+    async fn add_enrollment_config(&self, c: &EnrollmentConfigRecord) -> Result<()> {
         let res = sqlx::query(
-            "INSERT INTO enrollment_configs (name, kind, ca_cert_pem, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO enrollment_configs (name, kind, ca_cert_pem, created_at, scep_url, \
+             scep_ca_sha256, scep_recipient_pem, scep_caps) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(name)
-        .bind(kind)
-        .bind(ca_cert_pem)
-        .bind(at)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(&c.ca_cert_pem)
+        .bind(c.created_at)
+        .bind(c.scep.as_ref().map(|p| p.url.as_str()))
+        .bind(c.scep.as_ref().map(|p| p.ca_sha256.as_str()))
+        .bind(c.scep.as_ref().map(|p| p.recipient_cert_pem.as_str()))
+        .bind(c.scep.as_ref().map(|p| p.caps.as_str()))
         .execute(&self.pool)
         .await;
         match res {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CoreError::Conflict(
-                format!("enrollment configuration {name:?} already exists"),
+                format!("enrollment configuration {:?} already exists", c.name),
             )),
             Err(e) => Err(db_err(e)),
         }
