@@ -30,6 +30,15 @@ pub enum PkiError {
     /// A caller-supplied value (profile field, hostname, serial, date) is unusable.
     #[error("invalid {field}: {reason}")]
     InvalidInput { field: &'static str, reason: String },
+    /// A CMS / PKCS#7 message could not be decoded or is structurally unusable.
+    #[error("invalid CMS message: {reason}")]
+    InvalidCms { reason: String },
+    /// A CMS signature (or its messageDigest) does not verify.
+    #[error("CMS signature does not verify: {reason}")]
+    CmsSignature { reason: String },
+    /// A CMS algorithm (digest, signature, key transport, cipher) we do not support.
+    #[error("unsupported algorithm: {algorithm}")]
+    UnsupportedAlgorithm { algorithm: String },
     /// Reading or writing a file failed.
     #[error("i/o error on {context}: {source}")]
     Io {
@@ -54,6 +63,9 @@ impl PkiError {
             PkiError::InvalidKey { .. } => "invalid_key",
             PkiError::KeyMismatch => "key_mismatch",
             PkiError::InvalidInput { .. } => "invalid_input",
+            PkiError::InvalidCms { .. } => "invalid_cms",
+            PkiError::CmsSignature { .. } => "cms_signature",
+            PkiError::UnsupportedAlgorithm { .. } => "unsupported_algorithm",
             PkiError::Io { .. } => "io",
             PkiError::Internal { .. } => "internal",
         }

@@ -135,3 +135,14 @@ pub fn pem_to_der_certs(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
     }
     Ok(certs)
 }
+
+/// The subjectKeyIdentifier extension's key identifier, when present.
+pub(crate) fn subject_key_id(der: &[u8]) -> Option<Vec<u8>> {
+    let cert = parse_cert(der).ok()?;
+    cert.extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        })
+}

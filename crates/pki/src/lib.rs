@@ -7,6 +7,7 @@
 //! read here: callers pass `now` in.
 
 mod ca;
+pub mod cms;
 mod crl;
 mod csr;
 mod der;
@@ -14,8 +15,10 @@ mod error;
 mod files;
 mod info;
 mod ra;
+pub mod scep;
 
 pub use ca::{ClientProfile, IssuedCert, LocalCa};
+pub use cms::RsaKey;
 pub use crl::{RevocationReason, RevokedEntry};
 pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
 pub use error::PkiError;
@@ -23,5 +26,7 @@ pub use files::{write_public_file, write_secret_file};
 pub use info::{CertInfo, cert_info, pem_to_der_certs, serial_hex_from_bytes};
 pub use ra::RaIdentity;
 
+#[cfg(test)]
+mod scep_tests;
 #[cfg(test)]
 mod tests;
