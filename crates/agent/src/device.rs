@@ -2,10 +2,10 @@
 
 use crate::state::{DeviceFiles, DeviceState, Registration, StateDir};
 use anyhow::{Context, Result, bail};
-use ferrocore_client::{ClientIdentity, ClientOptions, HttpsUrl, TlsClient};
+use ferrocore_client::{ClientError, ClientIdentity, ClientOptions, HttpsUrl, TlsClient};
 use ferrocore_proto::{
-    AuthMode, CheckinRequest, CheckinResponse, ClientKind, CsrRequest, IssuedIdentity, Platform,
-    RegisterRequest, RegisterResponse, paths,
+    AuthMode, CheckinRequest, CheckinResponse, ClientKind, CsrAttributes, CsrAttributesRequest,
+    CsrRequest, IssuedIdentity, Platform, RegisterRequest, RegisterResponse, codes, paths,
 };
 
 /// Inputs of a registration.
@@ -30,21 +30,66 @@ pub struct KeyAndCsr {
 
 /// Generate an ECDSA P-256 key and a CSR with `CN = device_uuid`.
 pub fn generate_key_and_csr(device_uuid: &str) -> Result<KeyAndCsr> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .context("generating the device key")?;
+    generate_key_and_csr_for(device_uuid, &CsrAttributes::default())
+}
+
+/// Generate a key and a CSR with `CN = device_uuid` carrying what the server's enrollment
+/// configuration asks for (`/api/v1/csr-attributes`): an RSA-2048 key instead of P-256, and
+/// the external CA's challengePassword attribute.
+pub fn generate_key_and_csr_for(device_uuid: &str, attrs: &CsrAttributes) -> Result<KeyAndCsr> {
+    let key = match attrs.key.as_deref() {
+        None => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        Some("rsa-2048") => {
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        }
+        Some(other) => {
+            anyhow::bail!("the server asks for a {other:?} key, which this agent cannot make")
+        }
+    }
+    .context("generating the device key")?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, device_uuid);
+    let mut extra = Vec::new();
+    if let Some(challenge) = &attrs.challenge_password {
+        extra.push(rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 7],
+            values: challenge_password_values(challenge)?,
+        });
+    }
     let csr_pem = params
-        .serialize_request(&key)
+        .serialize_request_with_attributes(&key, extra)
         .and_then(|csr| csr.pem())
         .context("building the CSR")?;
     Ok(KeyAndCsr {
         key_pem: key.serialize_pem(),
         csr_pem,
     })
+}
+
+/// `SET { PrintableString | UTF8String }` of a PKCS#9 challengePassword.
+fn challenge_password_values(c: &str) -> Result<Vec<u8>> {
+    let printable = c
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b));
+    let value = der_tlv(if printable { 0x13 } else { 0x0c }, c.as_bytes())?;
+    der_tlv(0x31, &value)
+}
+
+fn der_tlv(tag: u8, content: &[u8]) -> Result<Vec<u8>> {
+    let mut out = vec![tag];
+    match content.len() {
+        n @ 0..=127 => out.push(u8::try_from(n)?),
+        n @ 128..=255 => out.extend([0x81, u8::try_from(n)?]),
+        n => out.extend([0x82, u8::try_from(n >> 8)?, u8::try_from(n & 0xff)?]),
+    }
+    if content.len() > 0xffff {
+        anyhow::bail!("challenge password too long");
+    }
+    out.extend_from_slice(content);
+    Ok(out)
 }
 
 /// A client for registrations: trusts `ca_pem`, no client certificate.
@@ -70,7 +115,7 @@ pub async fn register(
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
     };
     let KeyAndCsr { key_pem, csr_pem } = generate_key_and_csr(&device_uuid)?;
-    let request = RegisterRequest {
+    let mut request = RegisterRequest {
         username: params.username.clone(),
         password: params.password.clone(),
         platform: params.platform,
@@ -79,8 +124,29 @@ pub async fn register(
         device_uuid: device_uuid.clone(),
         csr_pem: Some(csr_pem),
     };
-    let register_url = format!("{}{}", params.url.trim_end_matches('/'), paths::REGISTER);
-    let resp: RegisterResponse = client.post_json(&register_url, &request).await?;
+    let base = params.url.trim_end_matches('/');
+    let register_url = format!("{base}{}", paths::REGISTER);
+    let mut key_pem = key_pem;
+    let resp: RegisterResponse = match client.post_json(&register_url, &request).await {
+        // The selected enrollment configuration (an external SCEP CA) needs more in the CSR:
+        // ask what, make a new key and CSR with it, and register again.
+        Err(ClientError::Api { code, .. }) if code == codes::CSR_ATTRIBUTES_REQUIRED => {
+            let attrs: CsrAttributes = client
+                .post_json(
+                    &format!("{base}{}", paths::CSR_ATTRIBUTES),
+                    &CsrAttributesRequest {
+                        username: params.username.clone(),
+                        password: params.password.clone(),
+                    },
+                )
+                .await?;
+            let fresh = generate_key_and_csr_for(&device_uuid, &attrs)?;
+            key_pem = fresh.key_pem;
+            request.csr_pem = Some(fresh.csr_pem);
+            client.post_json(&register_url, &request).await?
+        }
+        other => other?,
+    };
 
     let (cert_pem, secret) = match resp.mode {
         AuthMode::Mutual => (

@@ -64,6 +64,7 @@ const OID_AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
 const OID_AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
 const OID_AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
 const OID_DES_EDE3_CBC: Oid = Oid::new_unwrap("1.2.840.113549.3.7");
+const OID_DES_CBC: Oid = Oid::new_unwrap("1.3.14.3.2.7");
 
 /// Content-encryption algorithm of an EnvelopedData.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +73,11 @@ pub enum ContentCipher {
     Aes192Cbc,
     Aes256Cbc,
     DesEde3Cbc,
+    /// Single DES: never used to encrypt, and decrypted only by
+    /// [`open_envelope_accepting_des`] (the CertRep of CAs that still send it, such as
+    /// micromdm's scepserver 2.1; the certificate inside is public, the reply's integrity
+    /// comes from the CA's signature).
+    DesCbc,
 }
 
 impl ContentCipher {
@@ -81,6 +87,7 @@ impl ContentCipher {
             ContentCipher::Aes192Cbc => OID_AES192_CBC,
             ContentCipher::Aes256Cbc => OID_AES256_CBC,
             ContentCipher::DesEde3Cbc => OID_DES_EDE3_CBC,
+            ContentCipher::DesCbc => OID_DES_CBC,
         }
     }
 
@@ -100,12 +107,13 @@ impl ContentCipher {
             ContentCipher::Aes128Cbc => 16,
             ContentCipher::Aes192Cbc | ContentCipher::DesEde3Cbc => 24,
             ContentCipher::Aes256Cbc => 32,
+            ContentCipher::DesCbc => 8,
         }
     }
 
     fn iv_len(self) -> usize {
         match self {
-            ContentCipher::DesEde3Cbc => 8,
+            ContentCipher::DesEde3Cbc | ContentCipher::DesCbc => 8,
             _ => 16,
         }
     }
@@ -117,6 +125,7 @@ impl ContentCipher {
             ContentCipher::Aes192Cbc => "aes192-cbc",
             ContentCipher::Aes256Cbc => "aes256-cbc",
             ContentCipher::DesEde3Cbc => "des-ede3-cbc",
+            ContentCipher::DesCbc => "des-cbc",
         }
     }
 }
@@ -470,7 +479,37 @@ pub fn open_envelope(
     recipient_cert_der: &[u8],
     key: &RsaKey,
 ) -> Result<(Vec<u8>, ContentCipher), PkiError> {
-    let ed: EnvelopedData = content_of(der, OID_ENVELOPED_DATA, "EnvelopedData")?;
+    open_envelope_with(der, recipient_cert_der, key, false)
+}
+
+/// [`open_envelope`] that also decrypts single DES-CBC: for a client reading a CertRep
+/// (public certificates, signed by the CA) from CAs that still encrypt with it.
+pub fn open_envelope_accepting_des(
+    der: &[u8],
+    recipient_cert_der: &[u8],
+    key: &RsaKey,
+) -> Result<(Vec<u8>, ContentCipher), PkiError> {
+    open_envelope_with(der, recipient_cert_der, key, true)
+}
+
+fn open_envelope_with(
+    der: &[u8],
+    recipient_cert_der: &[u8],
+    key: &RsaKey,
+    allow_des: bool,
+) -> Result<(Vec<u8>, ContentCipher), PkiError> {
+    let ed: EnvelopedData = match content_of(der, OID_ENVELOPED_DATA, "EnvelopedData") {
+        Ok(ed) => ed,
+        // Go's pkcs7 (micromdm's scepserver) writes encryptedContent as a definite-length
+        // constructed [0] holding one OCTET STRING, which `der`'s BER mode refuses: retry
+        // with those made primitive.
+        Err(first) => match primitive_implicit_octets(der) {
+            Some(fixed) => {
+                content_of(&fixed, OID_ENVELOPED_DATA, "EnvelopedData").map_err(|_| first)?
+            }
+            None => return Err(first),
+        },
+    };
     let cert = parse_cert(recipient_cert_der)?;
     let ours = IssuerAndSerialNumber {
         issuer: cert.tbs_certificate().issuer().clone(),
@@ -493,11 +532,12 @@ pub fn open_envelope(
         });
     }
     let eci = &ed.encrypted_content;
-    let cipher = ContentCipher::from_oid(&eci.content_enc_alg.oid).ok_or_else(|| {
-        PkiError::UnsupportedAlgorithm {
+    let oid = &eci.content_enc_alg.oid;
+    let cipher = ContentCipher::from_oid(oid)
+        .or_else(|| (allow_des && *oid == OID_DES_CBC).then_some(ContentCipher::DesCbc))
+        .ok_or_else(|| PkiError::UnsupportedAlgorithm {
             algorithm: format!("content encryption {}", eci.content_enc_alg.oid),
-        }
-    })?;
+        })?;
     let iv = match &eci.content_enc_alg.parameters {
         Some(p) => octets(p)?,
         None => return Err(cms_err("content-encryption algorithm without an IV")),
@@ -515,6 +555,86 @@ pub fn open_envelope(
     }
     let content = decrypt_content(cipher, &cek, &iv, ciphertext.as_bytes())?;
     Ok((content, cipher))
+}
+
+/// Re-encodes a definite-length BER tree with every constructed context-specific `[0]`
+/// whose children are all primitive OCTET STRINGs turned into a primitive `[0]` holding their
+/// concatenation (the BER form of an IMPLICIT `[0] OCTET STRING` in chunks). Only applied to
+/// EnvelopedData, where no EXPLICIT `[0]` wraps an OCTET STRING. `None` when the input is not
+/// such a tree (indefinite lengths, truncation) or nothing changed.
+fn primitive_implicit_octets(ber: &[u8]) -> Option<Vec<u8>> {
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = b.split_first()?;
+        if tag & 0x1f == 0x1f {
+            return None; // high tag numbers do not occur here
+        }
+        let (&l0, rest) = rest.split_first()?;
+        let (len, rest) = if l0 < 0x80 {
+            (usize::from(l0), rest)
+        } else {
+            let n = usize::from(l0 & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None; // indefinite or absurd length
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |a, &x| (a << 8) | usize::from(x));
+            (len, &rest[n..])
+        };
+        if rest.len() < len {
+            return None;
+        }
+        Some((tag, &rest[..len], &rest[len..]))
+    }
+    fn children(mut b: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let (t, v, rest) = tlv(b)?;
+            out.push((t, v));
+            b = rest;
+        }
+        Some(out)
+    }
+    fn encode(tag: u8, value: &[u8], out: &mut Vec<u8>) {
+        out.push(tag);
+        let len = value.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes = len.to_be_bytes();
+            let skip = bytes.iter().take_while(|&&b| b == 0).count();
+            out.push(0x80 | (bytes.len() - skip) as u8);
+            out.extend_from_slice(&bytes[skip..]);
+        }
+        out.extend_from_slice(value);
+    }
+    fn walk(tag: u8, value: &[u8], changed: &mut bool, out: &mut Vec<u8>) -> Option<()> {
+        if tag & 0x20 == 0 {
+            encode(tag, value, out);
+            return Some(());
+        }
+        let kids = children(value)?;
+        if tag == 0xa0 && !kids.is_empty() && kids.iter().all(|(t, _)| *t == 0x04) {
+            let joined: Vec<u8> = kids.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            encode(0x80, &joined, out);
+            *changed = true;
+            return Some(());
+        }
+        let mut inner = Vec::with_capacity(value.len());
+        for (t, v) in kids {
+            walk(t, v, changed, &mut inner)?;
+        }
+        encode(tag, &inner, out);
+        Some(())
+    }
+    let (tag, value, rest) = tlv(ber)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let mut changed = false;
+    let mut out = Vec::with_capacity(ber.len());
+    walk(tag, value, &mut changed, &mut out)?;
+    changed.then_some(out)
 }
 
 fn set_des_parity(key: &mut [u8]) {
@@ -544,6 +664,11 @@ fn encrypt_content(
         ContentCipher::DesEde3Cbc => cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv)
             .map_err(|e| bad(&e))?
             .encrypt_padded_vec_mut::<Pkcs7>(data),
+        ContentCipher::DesCbc => {
+            return Err(PkiError::UnsupportedAlgorithm {
+                algorithm: "DES-CBC is never used to encrypt".into(),
+            });
+        }
     })
 }
 
@@ -569,6 +694,10 @@ fn decrypt_content(
             .decrypt_padded_vec_mut::<Pkcs7>(data)
             .map_err(unpad),
         ContentCipher::DesEde3Cbc => cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
+            .map_err(|e| bad(&e))?
+            .decrypt_padded_vec_mut::<Pkcs7>(data)
+            .map_err(unpad),
+        ContentCipher::DesCbc => cbc::Decryptor::<des::Des>::new_from_slices(key, iv)
             .map_err(|e| bad(&e))?
             .decrypt_padded_vec_mut::<Pkcs7>(data)
             .map_err(unpad),

@@ -534,7 +534,7 @@ pub fn parse_cert_rep(
         if !v.has_content {
             return Err(bad("SUCCESS without content"));
         }
-        let (inner, _) = cms::open_envelope(&v.content, our_cert_der, our_key)?;
+        let (inner, _) = cms::open_envelope_accepting_des(&v.content, our_cert_der, our_key)?;
         cms::parse_certs_only(&inner)?
     } else {
         Vec::new()

@@ -13,12 +13,13 @@ pub mod front_ends;
 pub mod http;
 pub mod listener;
 pub mod portal_cert;
+pub mod scep_ca;
 pub mod tls;
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use ferrocore_core::directory::LocalDirectory;
-use ferrocore_core::issuance::LocalIssuer;
+use ferrocore_core::issuance::{KIND_LOCAL_CA, KIND_SCEP, LocalIssuer};
 use ferrocore_core::service::{LOCAL_CONFIG, PkiPublication};
 use ferrocore_core::store::Store as _;
 use ferrocore_core::{Clock, Core, SystemClock};
@@ -95,9 +96,23 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         .ensure_enrollment_config(LOCAL_CONFIG, "local_ca", &ca_pem, now.unix_timestamp())
         .await?;
     for c in store.enrollment_configs().await? {
-        if c.name != LOCAL_CONFIG && c.kind == "local_ca" {
-            let ca = dir.load_config_ca(&c.name)?;
-            core.install_issuer(&c.name, Arc::new(LocalIssuer::new(ca)));
+        if c.name == LOCAL_CONFIG {
+            continue;
+        }
+        match (c.kind.as_str(), &c.scep) {
+            (KIND_LOCAL_CA, _) => {
+                let ca = dir.load_config_ca(&c.name)?;
+                core.install_issuer(&c.name, Arc::new(LocalIssuer::new(ca)));
+            }
+            (KIND_SCEP, Some(params)) => {
+                let ca = scep_ca::ScepCa::load(dir.root(), &c.name, &c.ca_cert_pem, params)
+                    .with_context(|| format!("enrollment configuration {:?}", c.name))?;
+                core.install_issuer(&c.name, Arc::new(ca));
+            }
+            (kind, _) => anyhow::bail!(
+                "enrollment configuration {:?}: unknown kind {kind:?} (or missing parameters)",
+                c.name
+            ),
         }
     }
     core.publish_crl().await?;

@@ -15,8 +15,9 @@ use axum::{Extension, Json, Router};
 use ferrocore_core::CoreError;
 use ferrocore_core::service::DeviceCredential;
 use ferrocore_proto::{
-    AuthMode, CheckinEndpoint, CheckinRequest, CheckinResponse, CsrRequest, IssuedIdentity,
-    Listener, PolicyInfo, RegisterRequest, RegisterResponse, paths,
+    AuthMode, CheckinEndpoint, CheckinRequest, CheckinResponse, CsrAttributes,
+    CsrAttributesRequest, CsrRequest, IssuedIdentity, Listener, PolicyInfo, RegisterRequest,
+    RegisterResponse, paths,
 };
 use std::sync::Arc;
 
@@ -26,6 +27,23 @@ pub fn routes() -> Router<SharedState> {
         .route(paths::CHECKIN, post(checkin))
         .route(paths::RENEW, post(renew))
         .route(paths::MIGRATE, post(migrate))
+        .route(paths::CSR_ATTRIBUTES, post(csr_attributes))
+}
+
+/// What the agent's CSR must carry for the selected enrollment configuration; answered to
+/// a user whose credentials check out (it can hold an external CA's challenge).
+async fn csr_attributes(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<CsrAttributesRequest>,
+) -> Result<Json<CsrAttributes>, ApiError> {
+    let r = state
+        .core
+        .csr_attributes(&req.username, &req.password)
+        .await?;
+    Ok(Json(CsrAttributes {
+        key: r.rsa_min_bits.map(|b| format!("rsa-{b}")),
+        challenge_password: r.challenge_password,
+    }))
 }
 
 fn endpoint(state: &SharedState, listener: Listener) -> CheckinEndpoint {
