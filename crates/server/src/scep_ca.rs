@@ -654,6 +654,75 @@ mod tests {
         assert!(normalise_fingerprint(&"zz".repeat(32)).is_err());
     }
 
+    const UUID: &str = "514f17df-f7da-484e-a925-6c7114ac88dd";
+
+    fn csr_for(key: &rcgen::KeyPair, cn: &str) -> VerifiedCsr {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let der = p.serialize_request(key).unwrap().der().to_vec();
+        ferrocore_pki::parse_csr(&der).unwrap()
+    }
+
+    /// A CA (rcgen) and a certificate it issues for `key` with subject CN = `cn`, written as
+    /// a PrintableString (the CSR has a UTF8String, as Go re-encodes it).
+    fn external_ca(key: &rcgen::KeyPair, cn: &str) -> (Vec<u8>, Vec<u8>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "scep-ca");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let mut leaf = rcgen::CertificateParams::default();
+        leaf.distinguished_name = rcgen::DistinguishedName::new();
+        leaf.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            rcgen::DnValue::PrintableString(cn.try_into().unwrap()),
+        );
+        let cert = leaf.signed_by(key, &issuer).unwrap();
+        (ca_cert.der().to_vec(), cert.der().to_vec())
+    }
+
+    fn refusal(r: Result<IssuedCert, CoreError>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), "external_ca_bad_certificate", "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn issued_certificate_must_match_the_request() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = csr_for(&key, UUID);
+        let (ca, cert) = external_ca(&key, UUID);
+        let ok = check_issued(&cert, &csr, &ca).unwrap();
+        assert!(ok.subject.contains(UUID), "{}", ok.subject);
+        assert!(ok.pem.starts_with("-----BEGIN CERTIFICATE-----"));
+
+        // Another key: the device could not use it.
+        let other = rcgen::KeyPair::generate().unwrap();
+        let (ca2, cert2) = external_ca(&other, UUID);
+        assert!(refusal(check_issued(&cert2, &csr, &ca2)).contains("public key"));
+        // Another subject.
+        let (ca3, cert3) = external_ca(&key, "someone-else");
+        assert!(refusal(check_issued(&cert3, &csr, &ca3)).contains("subject"));
+        // Not signed by the configured CA (same name, another key).
+        assert!(refusal(check_issued(&cert, &csr, &ca3)).contains("signature"));
+        // Not a certificate at all.
+        assert!(refusal(check_issued(b"garbage", &csr, &ca)).contains("not a certificate"));
+    }
+
+    #[test]
+    fn the_ca_and_ra_certificates_of_a_getcacert_answer() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (ca, leaf) = external_ca(&key, "ra");
+        let both = split_ca_ra(vec![leaf.clone(), ca.clone()]).unwrap();
+        assert_eq!((both.ca_der, both.recipient_der), (ca.clone(), leaf));
+        let alone = split_ca_ra(vec![ca.clone()]).unwrap();
+        assert_eq!((alone.ca_der, alone.recipient_der), (ca.clone(), ca));
+    }
+
     #[test]
     fn query_messages_are_percent_encoded() {
         assert_eq!(percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
