@@ -257,6 +257,64 @@ fn scenario() {
     assert_eq!(dry["applied"], false, "{dry}");
     s.admin_ok(&["enrollment", "select", "ext", "--confirm"]);
 
+    // An EC CSR without the challenge (openssl-made) is refused before the CA is asked; the
+    // CSR attributes are told to an authenticated user only.
+    let uuid = "0f3c2a8e-5b1d-4c7e-9a2f-6d8e1b4c3a21";
+    openssl_ok(
+        tmp.path(),
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ec.key",
+            "-out",
+            "ec.csr",
+            "-subj",
+            &format!("/CN={uuid}"),
+        ],
+    );
+    let csr = std::fs::read_to_string(tmp.path().join("ec.csr")).unwrap();
+    let body = serde_json::json!({
+        "username": "alice", "password": common::PASSWORD, "platform": "android",
+        "client_kind": "agent", "client_version": "10.1.0", "device_uuid": uuid, "csr_pem": csr,
+    });
+    let r = s.curl_register(&body.to_string());
+    assert_eq!(
+        (r.status, r.error_code()),
+        (409, "csr_attributes_required"),
+        "{r:?}"
+    );
+    assert!(!r.body.contains(CHALLENGE), "{}", r.body);
+    let attrs_url = format!("{}/api/v1/csr-attributes", s.device_url());
+    let ask = |password: &str| {
+        let body = serde_json::json!({"username": "alice", "password": password});
+        s.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            &body.to_string(),
+            &attrs_url,
+        ])
+    };
+    let r = ask("wrong-password");
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, "invalid_credentials"),
+        "{r:?}"
+    );
+    let r = ask(common::PASSWORD);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json["key"], "rsa-2048", "{r:?}");
+    assert_eq!(r.json["challenge_password"], CHALLENGE, "{r:?}");
+    assert_eq!(s.device_total(), 0);
+
     // An agent registers: its certificate comes from the scepserver CA.
     let reg = s.register_ok(&phone, "alice", "android", "agent", "10.1.0");
     let device_id = reg["device_id"].as_str().unwrap().to_owned();
