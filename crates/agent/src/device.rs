@@ -135,8 +135,8 @@ pub async fn register(
                 .post_json(
                     &format!("{base}{}", paths::CSR_ATTRIBUTES),
                     &CsrAttributesRequest {
-                        username: params.username.clone(),
-                        password: params.password.clone(),
+                        username: Some(params.username.clone()),
+                        password: Some(params.password.clone()),
                     },
                 )
                 .await?;
@@ -323,21 +323,45 @@ pub async fn renew(dir: &StateDir) -> Result<IssuedIdentity> {
         bail!("only a device in mutual mode renews its certificate");
     }
     let client = TlsClient::new(&files.trust_pem(), creds.identity, ClientOptions::default())?;
-    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
-    let resp: IssuedIdentity = client
-        .post_json(
-            &files.state.endpoint_url(paths::RENEW),
-            &CsrRequest {
-                csr_pem: fresh.csr_pem,
-            },
-        )
-        .await?;
+    let (fresh, resp) = post_new_csr(&client, &files, paths::RENEW).await?;
     store_identity(dir, files, &fresh.key_pem, &resp)?;
     eprintln!(
         "note: certificate renewed (serial {}, expires {})",
         resp.serial, resp.not_after
     );
     Ok(resp)
+}
+
+/// Posts a CSR for a new key to `path` (renewal, migration). When the device's enrollment
+/// configuration needs more in the CSR (`csr_attributes_required`: an external SCEP CA), asks
+/// `/api/v1/csr-attributes` with the same credentials and posts a new one.
+async fn post_new_csr(
+    client: &TlsClient,
+    files: &DeviceFiles,
+    path: &str,
+) -> Result<(KeyAndCsr, IssuedIdentity)> {
+    let url = files.state.endpoint_url(path);
+    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
+    let request = CsrRequest {
+        csr_pem: fresh.csr_pem.clone(),
+    };
+    match client.post_json(&url, &request).await {
+        Err(ClientError::Api { code, .. }) if code == codes::CSR_ATTRIBUTES_REQUIRED => {
+            let attrs: CsrAttributes = client
+                .post_json(
+                    &files.state.endpoint_url(paths::CSR_ATTRIBUTES),
+                    &CsrAttributesRequest::default(),
+                )
+                .await?;
+            let fresh = generate_key_and_csr_for(&files.state.device_uuid, &attrs)?;
+            let request = CsrRequest {
+                csr_pem: fresh.csr_pem.clone(),
+            };
+            let resp = client.post_json(&url, &request).await?;
+            Ok((fresh, resp))
+        }
+        other => Ok((fresh, other?)),
+    }
 }
 
 /// Obtains a mutual-auth identity certificate for a legacy device (migration), then uses the
@@ -353,15 +377,7 @@ pub async fn migrate(dir: &StateDir) -> Result<IssuedIdentity> {
             ..ClientOptions::default()
         },
     )?;
-    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
-    let resp: IssuedIdentity = client
-        .post_json(
-            &files.state.endpoint_url(paths::MIGRATE),
-            &CsrRequest {
-                csr_pem: fresh.csr_pem,
-            },
-        )
-        .await?;
+    let (fresh, resp) = post_new_csr(&client, &files, paths::MIGRATE).await?;
     store_identity(dir, files, &fresh.key_pem, &resp)?;
     eprintln!(
         "note: migrated: check-ins now use mutual TLS on port {}",

@@ -376,6 +376,31 @@ impl Core {
         Ok(self.issuer(&selected)?.csr_requirements())
     }
 
+    /// [`Core::csr_attributes`] for a registered device: with its certificate, what its
+    /// configuration needs (renewal); with its device secret, what the selected one needs
+    /// (migration).
+    pub async fn csr_attributes_of_device(
+        &self,
+        credential: DeviceCredential,
+    ) -> Result<crate::issuance::CsrRequirements> {
+        let config = match credential {
+            DeviceCredential::Certificate(cert) => self
+                .authenticate_cert(&cert, Purpose::Renewal)
+                .await?
+                .enrollment_config
+                .unwrap_or_else(|| LOCAL_CONFIG.to_owned()),
+            DeviceCredential::Secret {
+                device_uuid,
+                secret,
+            } => {
+                self.authenticate_secret(&device_uuid, &secret).await?;
+                self.store.mutual_auth().await?.enrollment_config
+            }
+            DeviceCredential::None => return Err(CoreError::InvalidCredentials),
+        };
+        Ok(self.issuer(&config)?.csr_requirements())
+    }
+
     fn decide_for(
         &self,
         platform: Platform,

@@ -77,7 +77,8 @@ impl ScepServer {
             .arg("-depot")
             .arg(depot)
             .args(["-port", &port.to_string(), "-challenge", CHALLENGE])
-            .args(["-allowrenew", "0"])
+            // 30-day certificates: inside the default 60-day renewal window at once.
+            .args(["-allowrenew", "0", "-crtvalid", "30"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
@@ -366,9 +367,57 @@ fn scenario() {
     assert_eq!(rec["enrollment_config"], "ext", "{rec}");
     assert_eq!(s.device(&device_id)["enrollment_config"], "ext");
 
-    // Mutual TLS with the external CA's certificate, also after a restart.
+    // Mutual TLS with the external CA's certificate. It is inside the renewal window, so the
+    // check-in tells the agent to renew: the new certificate comes from the external CA too
+    // (the agent asks the CSR attributes with its certificate and sends an RSA CSR).
     let c = s.checkin_ok(&phone);
     assert_eq!(c["mode"], "mutual", "{c}");
+    assert!(
+        c["actions"].to_string().contains("renew"),
+        "no renewal asked: {c}"
+    );
+    let renewed = openssl_ok(
+        tmp.path(),
+        &[
+            "x509",
+            "-noout",
+            "-serial",
+            "-issuer",
+            "-in",
+            cert.to_str().unwrap(),
+        ],
+    )
+    .stdout
+    .to_lowercase();
+    assert!(
+        !renewed.contains(&format!("serial={serial}\n")),
+        "not renewed: {renewed}"
+    );
+    assert!(renewed.contains("scep-ca"), "{renewed}");
+    let certs = s.admin_ok(&["certificates", "list", "--device", &device_id]);
+    assert_eq!(certs["total"], 2, "{certs}");
+    assert!(
+        certs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["issue_reason"] == "renewal" && c["enrollment_config"] == "ext"),
+        "{certs}"
+    );
+    // With a 1-day window the new certificate is not due; checking in with it retires the
+    // old one (superseded).
+    s.admin_ok(&["policies", "set", "default", "--renewal-window-days", "1"]);
+    let c = s.checkin_ok(&phone);
+    assert_eq!(c["actions"], serde_json::json!([]), "{c}");
+    let certs = s.admin_ok(&["certificates", "list", "--device", &device_id]);
+    assert!(
+        certs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["status"] == "revoked" && c["issue_reason"] == "registration"),
+        "{certs}"
+    );
     s.restart();
     let listed = s.admin_ok(&["enrollment", "list"]);
     assert!(
@@ -392,7 +441,7 @@ fn scenario() {
     let out = s.register(&tablet, "alice", "android", "agent", "10.1.0");
     refused(&out, "external_ca_unreachable");
     assert_eq!(s.device_total(), before);
-    assert_eq!(s.admin_ok(&["certificates", "list"])["total"], 1);
+    assert_eq!(s.admin_ok(&["certificates", "list"])["total"], 2);
     assert!(!tablet.join("cert.pem").exists());
     let _ = scep.log();
 }

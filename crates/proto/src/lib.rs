@@ -590,12 +590,16 @@ pub struct NewEnrollmentConfig {
     pub ca_fingerprint: Option<String>,
 }
 
-/// `POST /api/v1/csr-attributes` body: the registering user's credentials.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST /api/v1/csr-attributes` body: the registering user's credentials. Empty for a
+/// registered device, which authenticates as for a check-in (its certificate over mutual TLS
+/// before a renewal, its device secret before a migration).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsrAttributesRequest {
-    pub username: String,
-    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// What the agent's CSR must carry for the selected enrollment configuration (nothing for

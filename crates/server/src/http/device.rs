@@ -30,16 +30,26 @@ pub fn routes() -> Router<SharedState> {
         .route(paths::CSR_ATTRIBUTES, post(csr_attributes))
 }
 
-/// What the agent's CSR must carry for the selected enrollment configuration; answered to
-/// a user whose credentials check out (it can hold an external CA's challenge).
+/// What the agent's CSR must carry; answered only to a user whose credentials check out
+/// (registration: the selected configuration) or to a registered device authenticated as for
+/// a check-in (renewal: its configuration; migration: the selected one). It can hold an
+/// external CA's challenge.
 async fn csr_attributes(
     State(state): State<SharedState>,
-    ApiJson(req): ApiJson<CsrAttributesRequest>,
+    identity: ClientIdentity,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<CsrAttributesRequest>,
 ) -> Result<Json<CsrAttributes>, ApiError> {
-    let r = state
-        .core
-        .csr_attributes(&req.username, &req.password)
-        .await?;
+    let r = match (req.username, req.password) {
+        (Some(u), Some(p)) => state.core.csr_attributes(&u, &p).await?,
+        (None, None) => {
+            let cred = credential(&identity, &headers)?;
+            state.core.csr_attributes_of_device(cred).await?
+        }
+        _ => {
+            return Err(CoreError::BadRequest("give username and password together".into()).into());
+        }
+    };
     Ok(Json(CsrAttributes {
         key: r.rsa_min_bits.map(|b| format!("rsa-{b}")),
         challenge_password: r.challenge_password,
