@@ -723,6 +723,143 @@ mod tests {
         assert_eq!((alone.ca_der, alone.recipient_der), (ca.clone(), ca));
     }
 
+    /// A stand-in SCEP responder for the answers micromdm's scepserver never gives (PENDING,
+    /// a certificate for another key): it decrypts the request with the codec and answers
+    /// `reply` (`None`: SUCCESS with its own certificate, which is not the requester's key)
+    /// signed by its CA key. The interop test (`extca_e2e`) uses the real peer.
+    async fn responder(reply: Option<ferrocore_pki::scep::CertRepBody>) -> (ScepUrl, Vec<u8>) {
+        use ferrocore_pki::scep::{RaKey, build_cert_rep, parse_request};
+        let now = OffsetDateTime::now_utc();
+        let key = RsaKey::generate_2048().unwrap();
+        let cert_der = ferrocore_pki::scep::self_signed_rsa(&key, "Stand-in CA", now).unwrap();
+        let reply = reply
+            .unwrap_or_else(|| ferrocore_pki::scep::CertRepBody::Success(vec![cert_der.clone()]));
+        let ca = std::sync::Arc::new(RaKey {
+            cert_der: cert_der.clone(),
+            key,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (ca, reply) = (ca.clone(), reply.clone());
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (ca, reply) = (ca.clone(), reply.clone());
+                        async move {
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let msg = parse_request(&body, &ca).unwrap();
+                            let rep = build_cert_rep(
+                                &ca,
+                                &msg.reply_to,
+                                &reply,
+                                CaCaps::parse("AES").cipher(),
+                            )
+                            .unwrap();
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from(rep),
+                            )))
+                        }
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc),
+                );
+            }
+        });
+        (
+            ScepUrl::parse(&format!("http://127.0.0.1:{port}/scep")).unwrap(),
+            cert_der,
+        )
+    }
+
+    fn scep_ca(url: ScepUrl, ca_der: Vec<u8>) -> ScepCa {
+        let ra = ferrocore_pki::RaIdentity::generate("RA", OffsetDateTime::now_utc()).unwrap();
+        ScepCa {
+            name: "ext".into(),
+            url,
+            challenge: "secret".into(),
+            ca_pem: der_to_pem(&ca_der),
+            recipient_der: ca_der.clone(),
+            ca_der,
+            ra_cert_der: ra.cert_der,
+            ra_key: RsaKey::from_pkcs8_der(&pem_contents(&ra.key_pem, "PRIVATE KEY").unwrap())
+                .unwrap(),
+            caps: CaCaps::parse("POSTPKIOperation\nAES"),
+            caps_text: String::new(),
+        }
+    }
+
+    async fn issue_via(ca: &ScepCa) -> Result<IssuedCert, CoreError> {
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let csr = csr_for(&key, UUID);
+        let profile = ClientProfile {
+            device_uuid: UUID.into(),
+            username: "alice".into(),
+            email: None,
+            upn: None,
+            lifetime: time::Duration::days(365),
+            crl_url: None,
+            ocsp_url: None,
+        };
+        ca.issue(&csr, &profile, OffsetDateTime::now_utc()).await
+    }
+
+    #[tokio::test]
+    async fn external_ca_answers_map_to_stable_codes() {
+        use ferrocore_pki::scep::{CertRepBody, FailInfo};
+        let (url, ca) = responder(Some(CertRepBody::Pending)).await;
+        let e = issue_via(&scep_ca(url, ca)).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_pending", "{e}");
+
+        let (url, ca) = responder(Some(CertRepBody::Failure(FailInfo::BadRequest))).await;
+        let e = issue_via(&scep_ca(url, ca)).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_refused", "{e}");
+        assert!(e.to_string().contains("badRequest"), "{e}");
+
+        // SUCCESS, but with a certificate for another key (the CA's own).
+        let (url, ca) = responder(None).await;
+        let e = issue_via(&scep_ca(url, ca)).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_bad_certificate", "{e}");
+        assert!(e.to_string().contains("public key"), "{e}");
+
+        // Nobody listening.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = ScepUrl::parse(&format!("http://127.0.0.1:{port}/scep")).unwrap();
+        let (_, some_ca) = responder(None).await;
+        let e = issue_via(&scep_ca(url, some_ca)).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_unreachable", "{e}");
+
+        // A CSR that does not name the device is not sent.
+        let (url, ca) = responder(Some(CertRepBody::Pending)).await;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let profile = ClientProfile {
+            device_uuid: UUID.into(),
+            username: "alice".into(),
+            email: None,
+            upn: None,
+            lifetime: time::Duration::days(1),
+            crl_url: None,
+            ocsp_url: None,
+        };
+        let e = scep_ca(url, ca)
+            .issue(
+                &csr_for(&key, "not-the-device"),
+                &profile,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_csr", "{e}");
+    }
+
     #[test]
     fn query_messages_are_percent_encoded() {
         assert_eq!(percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
