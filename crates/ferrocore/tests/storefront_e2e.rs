@@ -212,6 +212,11 @@ fn storefront_rule_every_row_through_the_listener() {
     // certificate / global off: iOS needs a certificate (a password is refused); Android
     // still uses the password.
     s.admin_ok(&["settings", "storefront-auth", "certificate"]);
+    // `settings show` lists it beside the mutual-auth setting.
+    assert_eq!(
+        s.admin_ok(&["settings", "show"])["storefront_auth"],
+        "certificate"
+    );
     refused(
         &with_password(&s, &ios_legacy, PASSWORD, "/storefront/v1/apps"),
         401,

@@ -388,6 +388,8 @@ pub struct Settings {
     /// Bound port of the sync-TLS listener, `None` when it is not configured.
     pub sync_tls_port: Option<u16>,
     pub device_port: u16,
+    /// How storefront clients authenticate (`password` or `certificate`).
+    pub storefront_auth: StorefrontAuth,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -118,6 +118,7 @@ async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
         sync_tls_enabled: state.core.sync_tls_enabled().await?,
         sync_tls_port: state.ports.sync_tls,
         device_port: state.ports.device,
+        storefront_auth: state.storefront.auth_setting().await?,
     })
 }
 
