@@ -52,6 +52,10 @@ pub fn renewal_window_days(p: &PolicyRecord) -> u32 {
 pub struct PresentedCert {
     pub serial: String,
     pub not_after: i64,
+    /// SHA-256 (hex) of the certificate's DER. When set (the server layer always sets it) it
+    /// must be the recorded certificate's: serials are unique per CA only, and external CAs
+    /// count from small numbers.
+    pub sha256: Option<String>,
 }
 
 /// How a request authenticates a device.
@@ -571,6 +575,14 @@ impl Core {
             .identity_by_serial(&cert.serial)
             .await?
             .ok_or_else(|| CoreError::CertUnknown(cert.serial.clone()))?;
+        if let Some(h) = &cert.sha256
+            && *h != sha256_hex(&identity.cert_der)
+        {
+            return Err(CoreError::CertUnknown(format!(
+                "{}: another certificate with this serial is recorded",
+                cert.serial
+            )));
+        }
         if identity.device.status == DeviceStatus::Retired {
             return Err(CoreError::DeviceRetired);
         }

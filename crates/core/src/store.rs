@@ -144,6 +144,8 @@ pub struct CheckinEffects {
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub cert_serial: String,
+    /// The recorded certificate (DER).
+    pub cert_der: Vec<u8>,
     pub cert_status: CertStatus,
     pub revocation_reason: Option<String>,
     pub device: DeviceRecord,

@@ -477,7 +477,8 @@ impl Store for SqliteStore {
 
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
         let sql = format!(
-            "SELECT c.serial AS cert_serial, c.status AS cert_status, c.revocation_reason, \
+            "SELECT c.serial AS cert_serial, c.der AS cert_der, c.status AS cert_status, \
+             c.revocation_reason, \
              {DEVICE_COLUMNS} FROM certificates c JOIN devices d ON d.id = c.device_id \
              WHERE c.serial = ?"
         );
@@ -489,6 +490,7 @@ impl Store for SqliteStore {
         row.map(|r| -> Result<Identity> {
             Ok(Identity {
                 cert_serial: r.try_get("cert_serial").map_err(db_err)?,
+                cert_der: r.try_get("cert_der").map_err(db_err)?,
                 cert_status: cert_status(&r.try_get::<String, _>("cert_status").map_err(db_err)?)?,
                 revocation_reason: r.try_get("revocation_reason").map_err(db_err)?,
                 device: device_from_row(&r)?,
