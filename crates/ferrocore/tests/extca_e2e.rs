@@ -11,9 +11,12 @@
 //! configuration whose challenge the CA refuses makes registration fail with
 //! `external_ca_refused` and records nothing; with the right one, an agent registers
 //! (it asks for the CSR attributes, makes an RSA key and a CSR with the challenge), gets a
-//! certificate issued by the scepserver CA, checks in over mutual TLS; the configuration
-//! survives a restart; retiring the device refuses its next check-in; with scepserver down
-//! registration fails with `external_ca_unreachable` and nothing is recorded.
+//! certificate issued by the scepserver CA, checks in over mutual TLS, renews through the CA
+//! (30-day certificates are inside the renewal window) and a legacy device migrates through
+//! it; the configuration survives a restart; retiring the device refuses its next check-in;
+//! with scepserver down registration fails with `external_ca_unreachable` and nothing is
+//! recorded. An EC CSR without the challenge is refused (`csr_attributes_required`) before
+//! the CA is asked.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -157,6 +160,12 @@ fn scenario() {
 
     let mut s = Server::start();
     s.add_user("alice");
+    // A legacy device (registered before mutual authentication) migrates later.
+    let legacy = tmp.path().join("legacy");
+    let legacy_id = s.register_ok(&legacy, "alice", "android", "agent", "10.1.0")["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     s.admin_ok(&["settings", "mutual-auth", "enable"]);
     let url = scep.url();
     let add = |name: &str, url: &str, challenge: &str, fp: &str| {
@@ -245,7 +254,7 @@ fn scenario() {
     let phone = tmp.path().join("phone");
     let out = s.register(&phone, "alice", "android", "agent", "10.1.0");
     refused(&out, "external_ca_refused");
-    assert_eq!(s.device_total(), 0);
+    assert_eq!(s.device_total(), 1);
     assert_eq!(
         s.admin_ok(&["certificates", "list"])["total"],
         0,
@@ -314,7 +323,7 @@ fn scenario() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.json["key"], "rsa-2048", "{r:?}");
     assert_eq!(r.json["challenge_password"], CHALLENGE, "{r:?}");
-    assert_eq!(s.device_total(), 0);
+    assert_eq!(s.device_total(), 1);
 
     // An agent registers: its certificate comes from the scepserver CA.
     let reg = s.register_ok(&phone, "alice", "android", "agent", "10.1.0");
@@ -418,6 +427,29 @@ fn scenario() {
             .any(|c| c["status"] == "revoked" && c["issue_reason"] == "registration"),
         "{certs}"
     );
+
+    // Migration of the legacy device goes through the external CA as well (the agent asks
+    // the CSR attributes with its device secret).
+    s.admin_ok(&["policies", "set", "default", "--migrate-client", "true"]);
+    let out = s.checkin(&legacy);
+    assert_eq!(out.code, 0, "{out:?}\n{}", s.log());
+    assert_eq!(out.json["actions"][0]["type"], "migrate", "{}", out.stdout);
+    let migrated = openssl_ok(
+        tmp.path(),
+        &[
+            "x509",
+            "-noout",
+            "-issuer",
+            "-in",
+            legacy.join("cert.pem").to_str().unwrap(),
+        ],
+    )
+    .stdout;
+    assert!(migrated.contains("scep-ca"), "{migrated}");
+    assert_eq!(s.checkin_ok(&legacy)["mode"], "mutual");
+    assert_eq!(s.device(&legacy_id)["migration_status"], "success");
+    assert_eq!(s.device(&legacy_id)["enrollment_config"], "ext");
+
     s.restart();
     let listed = s.admin_ok(&["enrollment", "list"]);
     assert!(
@@ -441,7 +473,7 @@ fn scenario() {
     let out = s.register(&tablet, "alice", "android", "agent", "10.1.0");
     refused(&out, "external_ca_unreachable");
     assert_eq!(s.device_total(), before);
-    assert_eq!(s.admin_ok(&["certificates", "list"])["total"], 2);
+    assert_eq!(s.admin_ok(&["certificates", "list"])["total"], 3);
     assert!(!tablet.join("cert.pem").exists());
     let _ = scep.log();
 }
