@@ -4,6 +4,8 @@
 //! DIR/ferrocore.db          SQLite database (migrations applied at open)
 //! DIR/ca/ca.pem, ca.key     local CA (ECDSA P-256), key 0600
 //! DIR/ca/crl.der            current CRL, rewritten on every revocation
+//! DIR/ca/NAME/              a local-CA configuration (ca.pem, ca.key 0600, crl.der) or an
+//!                           external SCEP CA's (ca.pem, ra.pem, ra.key 0600, challenge 0600)
 //! DIR/tls/server.pem, .key  portal HTTPS certificate chain and key (0600)
 //! DIR/tls/auto-issued       present while the server certificate is the self-issued one
 //! DIR/tls/previous.pem, .key the portal certificate before the last upload (rollback; 0600 key)

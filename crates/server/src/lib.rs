@@ -4,7 +4,8 @@
 //! Code map: [`config`] (TOML + env), [`datadir`] (first-start initialisation), [`tls`]
 //! (server configs, client-certificate verification), [`listener`] (accept loop),
 //! [`http`] (routers, handlers, error mapping, OpenAPI), [`cli`] (clap commands),
-//! [`front_ends`] (trusted TLS-terminating proxies and their forwarded-certificate forms).
+//! [`front_ends`] (trusted TLS-terminating proxies and their forwarded-certificate forms),
+//! [`scep_ca`] (external SCEP CAs as enrollment configurations: Ferrocore as their RA).
 
 pub mod cli;
 pub mod config;

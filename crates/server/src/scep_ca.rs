@@ -404,7 +404,10 @@ impl ScepCa {
         };
         let ra_cert_pem = read("ra.pem")?;
         let ra_key_pem = read("ra.key")?;
-        let challenge = read("challenge")?;
+        let challenge = read("challenge")?.trim_end_matches(['\n', '\r']).to_owned();
+        if challenge.is_empty() {
+            anyhow::bail!("{}: empty challenge", dir.join("challenge").display());
+        }
         let first = |pem: &str| -> anyhow::Result<Vec<u8>> {
             ferrocore_pki::pem_to_der_certs(pem)?
                 .into_iter()
