@@ -750,7 +750,19 @@ mod tests {
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let (ca, reply) = (ca.clone(), reply.clone());
                         async move {
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            // PKIOperation by POST (body) or GET (`message`: percent-encoded
+                            // base64).
+                            let query = req.uri().query().unwrap_or_default().to_owned();
+                            let mut body =
+                                req.into_body().collect().await.unwrap().to_bytes().to_vec();
+                            if let Some(m) =
+                                query.split('&').find_map(|kv| kv.strip_prefix("message="))
+                            {
+                                use base64::Engine;
+                                body = base64::engine::general_purpose::STANDARD
+                                    .decode(percent_decode(m))
+                                    .unwrap();
+                            }
                             let msg = parse_request(&body, &ca).unwrap();
                             let rep = build_cert_rep(
                                 &ca,
@@ -775,6 +787,22 @@ mod tests {
             ScepUrl::parse(&format!("http://127.0.0.1:{port}/scep")).unwrap(),
             cert_der,
         )
+    }
+
+    fn percent_decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
     }
 
     fn scep_ca(url: ScepUrl, ca_der: Vec<u8>) -> ScepCa {
@@ -815,7 +843,14 @@ mod tests {
     async fn external_ca_answers_map_to_stable_codes() {
         use ferrocore_pki::scep::{CertRepBody, FailInfo};
         let (url, ca) = responder(Some(CertRepBody::Pending)).await;
-        let e = issue_via(&scep_ca(url, ca)).await.unwrap_err();
+        let e = issue_via(&scep_ca(url.clone(), ca.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "external_ca_pending", "{e}");
+        // A CA that does not offer POSTPKIOperation is asked by GET.
+        let mut by_get = scep_ca(url, ca);
+        by_get.caps = CaCaps::parse("AES");
+        let e = issue_via(&by_get).await.unwrap_err();
         assert_eq!(e.code(), "external_ca_pending", "{e}");
 
         let (url, ca) = responder(Some(CertRepBody::Failure(FailInfo::BadRequest))).await;
