@@ -109,6 +109,12 @@ pub enum CoreError {
         "the CA certificate at the SCEP URL has SHA-256 {actual}, not the configured {expected}"
     )]
     CaFingerprintMismatch { expected: String, actual: String },
+    /// SCEP: the challenge password is unknown, expired or already used.
+    #[error("SCEP challenge password unknown, expired or already used")]
+    ScepChallengeInvalid,
+    /// SCEP: no certificate was issued for this transaction.
+    #[error("no certificate was issued for SCEP transaction {0:?}")]
+    ScepTransactionUnknown(String),
 }
 
 impl CoreError {
@@ -156,6 +162,8 @@ impl CoreError {
             ExternalCaPending => codes::EXTERNAL_CA_PENDING,
             ExternalCaBadCertificate(_) => codes::EXTERNAL_CA_BAD_CERTIFICATE,
             CaFingerprintMismatch { .. } => codes::CA_FINGERPRINT_MISMATCH,
+            ScepChallengeInvalid => codes::SCEP_CHALLENGE_INVALID,
+            ScepTransactionUnknown(_) => codes::SCEP_TRANSACTION_UNKNOWN,
         }
     }
 

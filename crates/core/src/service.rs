@@ -11,7 +11,7 @@ use crate::issuance::{Issuer, KIND_LOCAL_CA, LocalIssuer, PublishedCrl};
 use crate::rules::{self, Decision, History, SettingState, Version};
 use crate::store::{
     AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Page,
-    PolicyRecord, Registration, Store, UserRecord,
+    PolicyRecord, Registration, ScepChallengeRecord, ScepRequestKey, Store, UserRecord,
 };
 use arc_swap::ArcSwap;
 use aws_lc_rs::{constant_time, digest, rand as lc_rand};
@@ -75,6 +75,49 @@ pub struct Registered {
     pub ca_pem: String,
     pub policy: PolicyRecord,
 }
+
+/// A SCEP enrollment request, decrypted and verified by the server layer.
+#[derive(Debug, Clone)]
+pub struct ScepEnrollment {
+    pub csr_der: Vec<u8>,
+    /// The CSR's challengePassword attribute.
+    pub challenge: Option<String>,
+    pub transaction_id: String,
+    /// The certificate that signed the request (self-signed for a first enrollment).
+    pub signer_cert_der: Vec<u8>,
+}
+
+/// The key under which a SCEP request is recorded: a retransmission (same transactionID,
+/// signer and CSR) is answered with the same certificate.
+fn scep_request_key(
+    transaction_id: &str,
+    signer_cert_der: &[u8],
+    csr_der: &[u8],
+) -> ScepRequestKey {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for part in [transaction_id.as_bytes(), signer_cert_der, csr_der] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    ScepRequestKey {
+        transaction_id: transaction_id.to_owned(),
+        request_hash: hex::encode(ctx.finish().as_ref()),
+    }
+}
+
+/// A certificate issued (or found for a transaction) through SCEP.
+#[derive(Debug, Clone)]
+pub struct ScepIssued {
+    pub cert_der: Vec<u8>,
+    /// The issuing CA's certificate.
+    pub ca_der: Vec<u8>,
+    pub device_id: String,
+}
+
+/// Default lifetime of a one-time SCEP challenge.
+pub const SCEP_CHALLENGE_TTL_SECS: u64 = 3600;
+/// Client version recorded for a device first seen through SCEP.
+pub const SCEP_CLIENT_VERSION: &str = "1.0";
 
 /// Result of a check-in.
 #[derive(Debug, Clone)]
@@ -256,44 +299,24 @@ impl Core {
         let now = self.now();
         let at = now.unix_timestamp();
 
-        let selected = self.store.mutual_auth().await?.enrollment_config;
+        let selected = ma.enrollment_config.clone();
         let existing = self.store.device_by_uuid(&device_uuid).await?;
-        let id = existing
-            .as_ref()
-            .map(|d| d.id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-
-        let mut device = DeviceRecord {
-            id,
-            device_uuid: device_uuid.clone(),
-            username: user.username.clone(),
-            platform: req.platform,
-            client_kind: req.client_kind,
-            client_version: version.to_string(),
-            mode: if decision.mutual {
-                AuthMode::Mutual
-            } else {
-                AuthMode::Legacy
+        let mut device = registration_device(
+            existing.as_ref(),
+            Enrollee {
+                device_uuid,
+                username: user.username.clone(),
+                platform: req.platform,
+                client_kind: req.client_kind,
+                client_version: version.to_string(),
+                mutual: decision.mutual,
+                listener: decision.listener,
+                registered_with_ma: ma.enabled_at.is_some(),
+                enrollment_config: selected.clone(),
+                default_policy: policy.name.clone(),
             },
-            listener: decision.listener,
-            status: DeviceStatus::Active,
-            registered_with_ma: ma.enabled_at.is_some(),
-            registered_at: at,
-            last_checkin_at: None,
-            retired_at: None,
-            current_cert_serial: None,
-            cert_not_after: None,
-            secret_hash: None,
-            policy: existing
-                .as_ref()
-                .map(|d| d.policy.clone())
-                .unwrap_or_else(|| policy.name.clone()),
-            previous_cert_serial: None,
-            migration_status: MigrationStatus::None,
-            renewal_count: 0,
-            enrollment_config: decision.mutual.then(|| selected.clone()),
-            reregister_required: false,
-        };
+            at,
+        );
         let policy = self.policy_of(&device).await?;
 
         let mut cert_record = None;
@@ -302,10 +325,10 @@ impl Core {
         if decision.mutual {
             let csr = csr.ok_or(CoreError::CsrRequired)?;
             self.check_csr_for(&selected, &csr)?;
-            let issued = self.issue_identity(&device, &policy, &csr, now).await?;
-            device.current_cert_serial = Some(issued.serial_hex.clone());
-            device.cert_not_after = Some(issued.not_after.unix_timestamp());
-            cert_record = Some(cert_record_of(&issued, &device, at, "registration", None));
+            let (issued, record) = self
+                .issue_registration_cert(&mut device, &policy, &csr, now, "registration")
+                .await?;
+            cert_record = Some(record);
             certificate_pem = Some(issued.pem);
         } else {
             let secret = random_secret()?;
@@ -313,21 +336,12 @@ impl Core {
             device_secret = Some(secret);
         }
 
-        let had_identity = existing.is_some();
         let reg = Registration {
             device: device.clone(),
             cert: cert_record,
         };
         device.id = self.store.apply_registration(&reg, at).await?;
-        if had_identity || device.id != reg.device.id {
-            // The previous identity's certificates were revoked: republish.
-            self.publish_crl().await?;
-        }
-        tracing::info!(
-            device = %device.id, uuid = %device.device_uuid, user = %device.username,
-            platform = %device.platform, kind = %device.client_kind, mode = %device.mode,
-            "device registered"
-        );
+        self.registered(existing.is_some(), &reg, &device).await?;
         Ok(Registered {
             device,
             certificate_pem,
@@ -335,6 +349,265 @@ impl Core {
             ca_pem: self.issuer(&selected)?.ca_pem(),
             policy,
         })
+    }
+
+    /// Issues a registering device's first certificate (registration, SCEP enrollment) and
+    /// makes it the device's current one; returns it with its record.
+    async fn issue_registration_cert(
+        &self,
+        device: &mut DeviceRecord,
+        policy: &PolicyRecord,
+        csr: &VerifiedCsr,
+        now: OffsetDateTime,
+        reason: &str,
+    ) -> Result<(IssuedCert, CertRecord)> {
+        let issued = self.issue_identity(device, policy, csr, now).await?;
+        device.current_cert_serial = Some(issued.serial_hex.clone());
+        device.cert_not_after = Some(issued.not_after.unix_timestamp());
+        let record = cert_record_of(&issued, device, now.unix_timestamp(), reason, None);
+        Ok((issued, record))
+    }
+
+    /// After a registration committed: republish the CRL when an earlier identity was
+    /// revoked, and log it.
+    async fn registered(
+        &self,
+        had_identity: bool,
+        reg: &Registration,
+        device: &DeviceRecord,
+    ) -> Result<()> {
+        if had_identity || device.id != reg.device.id {
+            // The previous identity's certificates were revoked: republish.
+            self.publish_crl().await?;
+        }
+        tracing::info!(
+            device = %device.id, uuid = %device.device_uuid, user = %device.username,
+            platform = %device.platform, kind = %device.client_kind, mode = %device.mode,
+            source = reg.cert.as_ref().map(|c| c.issue_reason.as_str()).unwrap_or("registration"),
+            "device registered"
+        );
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ SCEP
+
+    /// SCEP PKCSReq: enrolls a device with a challenge password instead of user credentials.
+    /// The challenge (one-time, or the static one of an enrollment configuration) names the
+    /// user, the platform and optionally the device UUID (else a new device); the device is
+    /// recorded in mutual mode on the device listener (client kind `mdm` unless the device
+    /// exists), its certificate comes from `issue_identity` with reason `scep`, and the
+    /// one-time challenge is consumed in the transaction that records it. A retransmission
+    /// (same transaction ID) is answered with the certificate already issued.
+    pub async fn scep_enroll(&self, req: &ScepEnrollment) -> Result<ScepIssued> {
+        let key = scep_request_key(&req.transaction_id, &req.signer_cert_der, &req.csr_der);
+        if let Some(done) = self.store.scep_request(&key.request_hash).await? {
+            return self.scep_issued(done).await;
+        }
+        let csr = ferrocore_pki::parse_csr(&req.csr_der)?;
+        let now = self.now();
+        let at = now.unix_timestamp();
+        let challenge = req
+            .challenge
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(CoreError::ScepChallengeInvalid)?;
+        let grant = self
+            .store
+            .scep_grant(&sha256_hex(challenge.as_bytes()), at)
+            .await?
+            .ok_or(CoreError::ScepChallengeInvalid)?;
+        let ma = self.store.mutual_auth().await?;
+        let config = grant
+            .static_config
+            .clone()
+            .unwrap_or_else(|| ma.enrollment_config.clone());
+        let device_uuid = match &grant.device_uuid {
+            Some(u) => normalise_uuid(u)?,
+            None => uuid::Uuid::new_v4().hyphenated().to_string(),
+        };
+        let existing = self.store.device_by_uuid(&device_uuid).await?;
+        let policy = self.default_policy().await?;
+        let mut device = registration_device(
+            existing.as_ref(),
+            Enrollee {
+                device_uuid,
+                username: grant.username.clone(),
+                platform: grant.platform,
+                client_kind: existing
+                    .as_ref()
+                    .map(|d| d.client_kind)
+                    .unwrap_or(ClientKind::Mdm),
+                client_version: existing
+                    .as_ref()
+                    .map(|d| d.client_version.clone())
+                    .unwrap_or_else(|| SCEP_CLIENT_VERSION.to_owned()),
+                mutual: true,
+                listener: Listener::Device,
+                registered_with_ma: ma.enabled_at.is_some(),
+                enrollment_config: config,
+                default_policy: policy.name.clone(),
+            },
+            at,
+        );
+        let policy = self.policy_of(&device).await?;
+        let (issued, record) = self
+            .issue_registration_cert(&mut device, &policy, &csr, now, "scep")
+            .await?;
+        let reg = Registration {
+            device: device.clone(),
+            cert: Some(record),
+        };
+        device.id = self
+            .store
+            .apply_scep_enrollment(&reg, &grant, &key, at)
+            .await?;
+        self.registered(existing.is_some(), &reg, &device).await?;
+        Ok(ScepIssued {
+            cert_der: issued.der,
+            ca_der: self.issuer_of(&device)?.ca_der(),
+            device_id: device.id,
+        })
+    }
+
+    /// SCEP RenewalReq: signed with the device's current certificate (verified by the server
+    /// layer into `cert`); the lifecycle rules of [`Core::renew`] apply. Recorded with reason
+    /// `scep_renewal`; a retransmission gets the same certificate.
+    pub async fn scep_renew(
+        &self,
+        cert: &PresentedCert,
+        signer_cert_der: &[u8],
+        csr_der: &[u8],
+        transaction_id: &str,
+    ) -> Result<ScepIssued> {
+        let key = scep_request_key(transaction_id, signer_cert_der, csr_der);
+        if let Some(done) = self.store.scep_request(&key.request_hash).await? {
+            return self.scep_issued(done).await;
+        }
+        let csr = ferrocore_pki::parse_csr(csr_der)?;
+        let (device, issued, record) = self
+            .prepare_renewal(cert, &csr, RenewalKind::Scep, "scep_renewal")
+            .await?;
+        self.store
+            .apply_scep_renewal(&device.id, &record, &cert.serial, &key, record.issued_at)
+            .await?;
+        let done = self.renewed(cert, &device, issued).await?;
+        Ok(ScepIssued {
+            cert_der: done.issued.der,
+            ca_der: self.issuer_of(&done.device)?.ca_der(),
+            device_id: done.device.id,
+        })
+    }
+
+    /// SCEP GetCertInitial (CertPoll): certificates are issued synchronously, so a poll is
+    /// answered with the certificate recorded for the transaction, else
+    /// [`CoreError::ScepTransactionUnknown`].
+    pub async fn scep_poll(&self, transaction_id: &str) -> Result<ScepIssued> {
+        match self.store.scep_transaction(transaction_id).await? {
+            Some(done) => self.scep_issued(done).await,
+            None => Err(CoreError::ScepTransactionUnknown(
+                transaction_id.chars().take(128).collect(),
+            )),
+        }
+    }
+
+    async fn scep_issued(&self, done: CertRecord) -> Result<ScepIssued> {
+        let issuer = self.issuer(&done.enrollment_config)?;
+        Ok(ScepIssued {
+            cert_der: done.der,
+            ca_der: issuer.ca_der(),
+            device_id: done.device_id.unwrap_or_default(),
+        })
+    }
+
+    fn issuer_of(&self, device: &DeviceRecord) -> Result<Arc<dyn Issuer>> {
+        self.issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))
+    }
+
+    /// Creates a one-time SCEP challenge for one registration of `username`'s device.
+    pub async fn create_scep_challenge(
+        &self,
+        req: &ferrocore_proto::NewScepChallenge,
+    ) -> Result<ferrocore_proto::ScepChallenge> {
+        let ttl = req.ttl_secs.unwrap_or(SCEP_CHALLENGE_TTL_SECS);
+        if !(60..=30 * 86_400).contains(&ttl) {
+            return Err(CoreError::BadRequest(format!(
+                "ttl_secs {ttl}: must be 60 to 2592000"
+            )));
+        }
+        let device_uuid = req.device_uuid.as_deref().map(normalise_uuid).transpose()?;
+        self.existing_user(&req.username).await?;
+        let challenge = random_challenge()?;
+        let at = self.now().unix_timestamp();
+        let expires_at = at + i64::try_from(ttl).map_err(CoreError::internal)?;
+        self.store
+            .create_scep_challenge(&ScepChallengeRecord {
+                hash: sha256_hex(challenge.as_bytes()),
+                username: req.username.clone(),
+                platform: req.platform,
+                device_uuid: device_uuid.clone(),
+                created_at: at,
+                expires_at,
+            })
+            .await?;
+        tracing::info!(user = %req.username, platform = %req.platform, "SCEP challenge created");
+        Ok(ferrocore_proto::ScepChallenge {
+            challenge,
+            username: req.username.clone(),
+            platform: req.platform,
+            device_uuid,
+            expires_at: Some(expires_at),
+            config: None,
+        })
+    }
+
+    /// Sets (replacing any) the static SCEP challenge of an enrollment configuration: every
+    /// enrollment with it becomes a new device of `username` on `platform`.
+    pub async fn set_static_scep_challenge(
+        &self,
+        config: &str,
+        req: &ferrocore_proto::StaticScepChallenge,
+    ) -> Result<ferrocore_proto::ScepChallenge> {
+        self.issuer(config)?;
+        self.existing_user(&req.username).await?;
+        let challenge = random_challenge()?;
+        let at = self.now().unix_timestamp();
+        self.store
+            .set_static_scep_challenge(
+                config,
+                Some(&ScepChallengeRecord {
+                    hash: sha256_hex(challenge.as_bytes()),
+                    username: req.username.clone(),
+                    platform: req.platform,
+                    device_uuid: None,
+                    created_at: at,
+                    expires_at: i64::MAX,
+                }),
+            )
+            .await?;
+        tracing::warn!(config, user = %req.username, "static SCEP challenge set");
+        Ok(ferrocore_proto::ScepChallenge {
+            challenge,
+            username: req.username.clone(),
+            platform: req.platform,
+            device_uuid: None,
+            expires_at: None,
+            config: Some(config.to_owned()),
+        })
+    }
+
+    /// Removes the static SCEP challenge of an enrollment configuration.
+    pub async fn clear_static_scep_challenge(&self, config: &str) -> Result<()> {
+        self.issuer(config)?;
+        self.store.set_static_scep_challenge(config, None).await?;
+        tracing::warn!(config, "static SCEP challenge cleared");
+        Ok(())
+    }
+
+    async fn existing_user(&self, username: &str) -> Result<()> {
+        match self.store.user(username).await? {
+            Some(_) => Ok(()),
+            None => Err(CoreError::NotFound(format!("user {username:?}"))),
+        }
     }
 
     /// The one issuance step every path (registration, renewal, migration) goes through:
@@ -646,8 +919,29 @@ impl Core {
     /// certificate over mutual TLS (or with one expired less than [`GRACE`] ago).
     pub async fn renew(&self, cert: &PresentedCert, csr_pem: &str) -> Result<Reissued> {
         let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
+        let (device, issued, record) = self
+            .prepare_renewal(cert, &csr, RenewalKind::Agent, "renewal")
+            .await?;
+        self.store
+            .apply_renewal(&device.id, &record, &cert.serial, record.issued_at)
+            .await?;
+        self.renewed(cert, &device, issued).await
+    }
+
+    /// The renewal checks and issuance shared by `/api/v1/renew` and SCEP RenewalReq: the
+    /// presented certificate authenticates the device (grace rules) and the window is open.
+    /// An agent renewal must come from a client version that renews and use a new key; a
+    /// SCEP RenewalReq shows by itself that its client renews, and may keep its key (RFC 8894
+    /// allows it; micromdm's `scepclient` renews with the same key).
+    async fn prepare_renewal(
+        &self,
+        cert: &PresentedCert,
+        csr: &VerifiedCsr,
+        kind: RenewalKind,
+        reason: &str,
+    ) -> Result<(DeviceRecord, IssuedCert, CertRecord)> {
         let device = self.authenticate_cert(cert, Purpose::Renewal).await?;
-        if !supports_renewal(&device) {
+        if kind == RenewalKind::Agent && !supports_renewal(&device) {
             return Err(CoreError::RenewalNotSupported);
         }
         let policy = self.policy_of(&device).await?;
@@ -662,19 +956,25 @@ impl Core {
             .await?
             .ok_or_else(|| CoreError::CertUnknown(cert.serial.clone()))?;
         let old_info = ferrocore_pki::cert_info(&old.der)?;
-        if old_info.spki_sha256_hex == csr.spki_sha256_hex() {
+        if kind == RenewalKind::Agent && old_info.spki_sha256_hex == csr.spki_sha256_hex() {
             return Err(CoreError::SameKey);
         }
         self.check_csr_for(
             device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
-            &csr,
+            csr,
         )?;
-        let issued = self.issue_identity(&device, &policy, &csr, now).await?;
+        let issued = self.issue_identity(&device, &policy, csr, now).await?;
         let at = now.unix_timestamp();
-        let record = cert_record_of(&issued, &device, at, "renewal", Some(cert.serial.clone()));
-        self.store
-            .apply_renewal(&device.id, &record, &cert.serial, at)
-            .await?;
+        let record = cert_record_of(&issued, &device, at, reason, Some(cert.serial.clone()));
+        Ok((device, issued, record))
+    }
+
+    async fn renewed(
+        &self,
+        cert: &PresentedCert,
+        device: &DeviceRecord,
+        issued: IssuedCert,
+    ) -> Result<Reissued> {
         // A renewal that replaced an unconfirmed earlier renewal revoked it.
         self.publish_crl().await?;
         tracing::info!(device = %device.id, old = %cert.serial, new = %issued.serial_hex, "certificate renewed");
@@ -1193,6 +1493,65 @@ pub fn supports_renewal(d: &DeviceRecord) -> bool {
         .unwrap_or(false)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RenewalKind {
+    /// `/api/v1/renew` from an agent.
+    Agent,
+    /// SCEP RenewalReq.
+    Scep,
+}
+
+/// Who a registration is for (registration and SCEP enrollment).
+struct Enrollee {
+    device_uuid: String,
+    username: String,
+    platform: Platform,
+    client_kind: ClientKind,
+    client_version: String,
+    mutual: bool,
+    listener: Listener,
+    registered_with_ma: bool,
+    enrollment_config: String,
+    default_policy: String,
+}
+
+/// The device row a registration writes: a new device, or the existing one (same id and
+/// policy) with a fresh identity.
+fn registration_device(existing: Option<&DeviceRecord>, e: Enrollee, at: i64) -> DeviceRecord {
+    DeviceRecord {
+        id: existing
+            .map(|d| d.id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        device_uuid: e.device_uuid,
+        username: e.username,
+        platform: e.platform,
+        client_kind: e.client_kind,
+        client_version: e.client_version,
+        mode: if e.mutual {
+            AuthMode::Mutual
+        } else {
+            AuthMode::Legacy
+        },
+        listener: e.listener,
+        status: DeviceStatus::Active,
+        registered_with_ma: e.registered_with_ma,
+        registered_at: at,
+        last_checkin_at: None,
+        retired_at: None,
+        current_cert_serial: None,
+        cert_not_after: None,
+        secret_hash: None,
+        policy: existing
+            .map(|d| d.policy.clone())
+            .unwrap_or(e.default_policy),
+        previous_cert_serial: None,
+        migration_status: MigrationStatus::None,
+        renewal_count: 0,
+        enrollment_config: e.mutual.then_some(e.enrollment_config),
+        reregister_required: false,
+    }
+}
+
 fn cert_record_of(
     issued: &IssuedCert,
     device: &DeviceRecord,
@@ -1262,6 +1621,14 @@ fn validate_username(u: &str) -> Result<()> {
             u.chars().take(64).collect::<String>()
         )))
     }
+}
+
+/// A SCEP challenge: 160 random bits as hex (a valid PrintableString, which CSR
+/// challengePassword attributes usually are).
+fn random_challenge() -> Result<String> {
+    let mut bytes = [0u8; 20];
+    lc_rand::fill(&mut bytes).map_err(|_| CoreError::Internal("rng failure".into()))?;
+    Ok(hex::encode(bytes))
 }
 
 fn random_secret() -> Result<String> {

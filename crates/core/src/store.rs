@@ -192,6 +192,36 @@ pub struct RevokedRow {
     pub reason: String,
 }
 
+/// A one-time or static SCEP challenge as stored (the challenge itself only as its SHA-256).
+#[derive(Debug, Clone)]
+pub struct ScepChallengeRecord {
+    pub hash: String,
+    pub username: String,
+    pub platform: Platform,
+    pub device_uuid: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What a presented SCEP challenge grants: found by its hash, unexpired and unused
+/// (one-time) or the static challenge of `static_config`.
+#[derive(Debug, Clone)]
+pub struct ScepGrant {
+    pub hash: String,
+    pub username: String,
+    pub platform: Platform,
+    pub device_uuid: Option<String>,
+    pub static_config: Option<String>,
+}
+
+/// Identifies a SCEP request: its transactionID and the hash over transactionID, signer
+/// certificate and CSR (equal for retransmissions).
+#[derive(Debug, Clone)]
+pub struct ScepRequestKey {
+    pub transaction_id: String,
+    pub request_hash: String,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // --- settings ---
@@ -294,4 +324,38 @@ pub trait Store: Send + Sync + 'static {
     async fn select_enrollment_config(&self, config: &str, at: i64) -> Result<()>;
     /// Allocates the next CRL number.
     async fn next_crl_number(&self) -> Result<u64>;
+
+    // --- SCEP ---
+    async fn create_scep_challenge(&self, challenge: &ScepChallengeRecord) -> Result<()>;
+    /// Sets (`Some`) or clears (`None`) the static challenge of an enrollment configuration.
+    async fn set_static_scep_challenge(
+        &self,
+        config: &str,
+        challenge: Option<&ScepChallengeRecord>,
+    ) -> Result<()>;
+    /// The grant of an unused, unexpired one-time challenge or of a static one.
+    async fn scep_grant(&self, hash: &str, now: i64) -> Result<Option<ScepGrant>>;
+    /// One transaction: consumes a one-time challenge (`CoreError::ScepChallengeInvalid`
+    /// when it was used or expired meanwhile), applies the registration and records the
+    /// SCEP request. Returns the device id.
+    async fn apply_scep_enrollment(
+        &self,
+        reg: &Registration,
+        grant: &ScepGrant,
+        request: &ScepRequestKey,
+        at: i64,
+    ) -> Result<String>;
+    /// The certificate issued for a SCEP request (by its hash), if any.
+    async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>>;
+    /// The latest certificate issued under a SCEP transactionID, if any.
+    async fn scep_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>>;
+    /// [`Store::apply_renewal`] plus the SCEP request record, in one transaction.
+    async fn apply_scep_renewal(
+        &self,
+        device_id: &str,
+        new: &CertRecord,
+        authenticated_with: &str,
+        request: &ScepRequestKey,
+        at: i64,
+    ) -> Result<()>;
 }

@@ -416,4 +416,35 @@ impl LocalCa {
             .map_err(|e| PkiError::internal("signing server certificate", e))?;
         Ok((issued(cert.der().to_vec())?, key.serialize_pem()))
     }
+
+    /// Issue the SCEP RA certificate for an RSA public key (SubjectPublicKeyInfo
+    /// DER): subject `CN=<common_name>, O=Ferrocore`, keyUsage digitalSignature
+    /// + keyEncipherment (it decrypts requests and signs replies), no EKU.
+    pub fn issue_ra(
+        &self,
+        spki_der: &[u8],
+        common_name: &str,
+        lifetime: Duration,
+        now: OffsetDateTime,
+    ) -> Result<IssuedCert, PkiError> {
+        check_text("common_name", common_name, 64)?;
+        let mut params = self.leaf_params(lifetime, now)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        dn.push(DnType::OrganizationName, "Ferrocore");
+        params.distinguished_name = dn;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| {
+            PkiError::UnsupportedKey {
+                reason: e.to_string(),
+            }
+        })?;
+        let cert = params
+            .signed_by(&spki, &self.issuer)
+            .map_err(|e| PkiError::internal("signing RA certificate", e))?;
+        issued(cert.der().to_vec())
+    }
 }

@@ -30,10 +30,7 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::{digest, rand::SecureRandom, rand::SystemRandom, signature};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
-};
+use cms::enveloped_data::{EnvelopedData, RecipientIdentifier, RecipientInfo};
 use cms::signed_data::{
     CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
 };
@@ -73,10 +70,8 @@ pub enum ContentCipher {
     Aes192Cbc,
     Aes256Cbc,
     DesEde3Cbc,
-    /// Single DES: never used to encrypt, and decrypted only by
-    /// [`open_envelope_accepting_des`] (the CertRep of CAs that still send it, such as
-    /// micromdm's scepserver 2.1; the certificate inside is public, the reply's integrity
-    /// comes from the CA's signature).
+    /// Single DES: only ever decrypted (micromdm's `scepclient` sends nothing else); never
+    /// used for anything Ferrocore encrypts.
     DesCbc,
 }
 
@@ -97,6 +92,7 @@ impl ContentCipher {
             ContentCipher::Aes192Cbc,
             ContentCipher::Aes256Cbc,
             ContentCipher::DesEde3Cbc,
+            ContentCipher::DesCbc,
         ]
         .into_iter()
         .find(|c| c.oid() == *oid)
@@ -305,7 +301,8 @@ where
     T: for<'a> der::DecodeValue<'a, Error = der::Error> + der::FixedTag,
 {
     check_size(der)?;
-    let ci = ContentInfo::from_ber(der).map_err(der_err("not a CMS ContentInfo"))?;
+    let normalised = ber_to_der(der)?;
+    let ci = ContentInfo::from_ber(&normalised).map_err(der_err("not a CMS ContentInfo"))?;
     if ci.content_type != expected {
         return Err(cms_err(format!(
             "content type {} is not {what}",
@@ -315,6 +312,168 @@ where
     ci.content
         .decode_as_encoding::<T>(EncodingRules::Ber)
         .map_err(der_err(what))
+}
+
+/// Re-encodes BER as DER the way CMS needs it: definite lengths, constructed OCTET
+/// STRINGs joined, and the constructed `[0] IMPLICIT OCTET STRING` of an
+/// EncryptedContentInfo (`SEQUENCE { OID, AlgorithmIdentifier, [0] }`, as OpenSSL's
+/// streaming and Go's pkcs7 write it) made primitive. Content octets are unchanged,
+/// so signatures and digests over them still verify.
+fn ber_to_der(input: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (tlv, rest) = ber_tlv(input, 0)?;
+    if !rest.is_empty() {
+        return Err(cms_err("trailing bytes after the message"));
+    }
+    Ok(tlv.encode())
+}
+
+struct BerTlv {
+    tag: u8,
+    /// Primitive content, or the children of a constructed value.
+    value: BerValue,
+}
+
+enum BerValue {
+    Primitive(Vec<u8>),
+    Constructed(Vec<BerTlv>),
+}
+
+impl BerTlv {
+    fn encode(&self) -> Vec<u8> {
+        let content = match &self.value {
+            BerValue::Primitive(v) => v.clone(),
+            BerValue::Constructed(children) => children.iter().flat_map(|c| c.encode()).collect(),
+        };
+        let mut out = vec![self.tag];
+        let n = content.len();
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let bytes: Vec<u8> = n
+                .to_be_bytes()
+                .iter()
+                .copied()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend_from_slice(&bytes);
+        }
+        out.extend_from_slice(&content);
+        out
+    }
+
+    /// The octets of a (possibly constructed) OCTET STRING-like value.
+    fn octets(&self) -> Option<Vec<u8>> {
+        match &self.value {
+            BerValue::Primitive(v) => Some(v.clone()),
+            BerValue::Constructed(children) => {
+                let mut out = Vec::new();
+                for c in children {
+                    if c.tag & 0xdf != 0x04 {
+                        return None;
+                    }
+                    out.extend(c.octets()?);
+                }
+                Some(out)
+            }
+        }
+    }
+}
+
+const BER_MAX_DEPTH: usize = 32;
+
+fn ber_tlv(input: &[u8], depth: usize) -> Result<(BerTlv, &[u8]), PkiError> {
+    if depth > BER_MAX_DEPTH {
+        return Err(cms_err("nested too deeply"));
+    }
+    let short = || cms_err("truncated");
+    let (&tag, rest) = input.split_first().ok_or_else(short)?;
+    if tag & 0x1f == 0x1f {
+        return Err(cms_err("multi-byte tags are not used in CMS"));
+    }
+    let (&first, mut rest) = rest.split_first().ok_or_else(short)?;
+    let constructed = tag & 0x20 != 0;
+    let len = if first == 0x80 {
+        None
+    } else if first < 0x80 {
+        Some(usize::from(first))
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n > 4 || rest.len() < n {
+            return Err(cms_err("bad length"));
+        }
+        let mut l = 0usize;
+        for b in &rest[..n] {
+            l = (l << 8) | usize::from(*b);
+        }
+        rest = &rest[n..];
+        Some(l)
+    };
+    if !constructed {
+        let l = len.ok_or_else(|| cms_err("indefinite length on a primitive value"))?;
+        if rest.len() < l {
+            return Err(short());
+        }
+        let tlv = BerTlv {
+            tag,
+            value: BerValue::Primitive(rest[..l].to_vec()),
+        };
+        return Ok((tlv, &rest[l..]));
+    }
+    let mut children = Vec::new();
+    let after = match len {
+        Some(l) => {
+            if rest.len() < l {
+                return Err(short());
+            }
+            let (mut inner, after) = rest.split_at(l);
+            while !inner.is_empty() {
+                let (c, r) = ber_tlv(inner, depth + 1)?;
+                children.push(c);
+                inner = r;
+            }
+            after
+        }
+        None => loop {
+            if rest.starts_with(&[0, 0]) {
+                break &rest[2..];
+            }
+            if rest.is_empty() {
+                return Err(short());
+            }
+            let (c, r) = ber_tlv(rest, depth + 1)?;
+            children.push(c);
+            rest = r;
+        },
+    };
+    let mut tlv = BerTlv {
+        tag,
+        value: BerValue::Constructed(children),
+    };
+    if tag == 0x24 {
+        // Constructed OCTET STRING: join the chunks.
+        let joined = tlv
+            .octets()
+            .ok_or_else(|| cms_err("bad constructed OCTET STRING"))?;
+        tlv = BerTlv {
+            tag: 0x04,
+            value: BerValue::Primitive(joined),
+        };
+    } else if tag == 0x30
+        && let BerValue::Constructed(children) = &mut tlv.value
+        && children.len() == 3
+        && children[0].tag == 0x06
+        && children[1].tag == 0x30
+        && children[2].tag == 0xa0
+        && let Some(joined) = children[2].octets()
+    {
+        // EncryptedContentInfo with a constructed [0] IMPLICIT OCTET STRING.
+        children[2] = BerTlv {
+            tag: 0x80,
+            value: BerValue::Primitive(joined),
+        };
+    }
+    Ok((tlv, after))
 }
 
 fn content_info(
@@ -347,43 +506,40 @@ fn octets(any: &Any) -> Result<Vec<u8>, PkiError> {
 /// A degenerate SignedData ("certs-only", RFC 8894 section 3.4 / RFC 5652)
 /// carrying `certs_der` in order.
 pub fn certs_only(certs_der: &[Vec<u8>]) -> Result<Vec<u8>, PkiError> {
-    let mut set = Vec::with_capacity(certs_der.len());
+    // Written by hand: a DER SET OF would be sorted, and SCEP clients take the first
+    // certificate as the issued one, so the caller's order (leaf first) is kept, as
+    // OpenSSL does.
+    let mut certs = Vec::new();
     for c in certs_der {
-        set.push(CertificateChoices::Certificate(parse_cert(c)?));
+        parse_cert(c)?;
+        certs.extend_from_slice(c);
     }
-    let sd = SignedData {
-        version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::new(),
-        encap_content_info: EncapsulatedContentInfo {
-            econtent_type: OID_DATA,
-            econtent: None,
-        },
-        certificates: Some(CertificateSet(
-            SetOfVec::try_from(set).map_err(|e| PkiError::internal("certificate set", e))?,
-        )),
-        crls: None,
-        signer_infos: SignerInfos(SetOfVec::new()),
-    };
-    content_info(OID_SIGNED_DATA, &sd)
+    let data_oid = enc("OID", &OID_DATA)?;
+    let signed_data_oid = enc("OID", &OID_SIGNED_DATA)?;
+    let mut sd = tlv(0x02, &[1]); // version 1
+    sd.extend(tlv(0x31, &[])); // digestAlgorithms
+    sd.extend(tlv(0x30, &data_oid)); // encapContentInfo without eContent
+    sd.extend(tlv(0xa0, &certs)); // [0] IMPLICIT certificates
+    sd.extend(tlv(0x31, &[])); // signerInfos
+    let mut ci = signed_data_oid;
+    ci.extend(tlv(0xa0, &tlv(0x30, &sd)));
+    Ok(tlv(0x30, &ci))
+}
+
+/// One DER TLV with a single-byte tag.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    BerTlv {
+        tag,
+        value: BerValue::Primitive(content.to_vec()),
+    }
+    .encode()
 }
 
 /// The certificates (DER) of a SignedData, in their order in the message.
 /// Accepts DER and BER; signatures, if any, are not checked.
 pub fn parse_certs_only(der: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
-    let sd: SignedData = content_of(der, OID_SIGNED_DATA, "SignedData")?;
-    certs_of(&sd)
-}
-
-fn certs_of(sd: &SignedData) -> Result<Vec<Vec<u8>>, PkiError> {
-    let mut out = Vec::new();
-    if let Some(set) = &sd.certificates {
-        for choice in set.0.iter() {
-            if let CertificateChoices::Certificate(c) = choice {
-                out.push(enc("certificate encoding", c)?);
-            }
-        }
-    }
-    Ok(out)
+    let sd = signed_data_tlv(der)?;
+    Ok(signed_parts(&sd)?.certs)
 }
 
 // ----------------------------------------------------------------- enveloped
@@ -395,22 +551,9 @@ pub fn envelope(
     recipient_cert_der: &[u8],
     cipher: ContentCipher,
 ) -> Result<Vec<u8>, PkiError> {
-    let cert = parse_cert(recipient_cert_der)?;
-    let spki = enc(
-        "SPKI encoding",
-        cert.tbs_certificate().subject_public_key_info(),
-    )?;
-    if cert
-        .tbs_certificate()
-        .subject_public_key_info()
-        .algorithm
-        .oid
-        != OID_RSA_ENCRYPTION
-    {
-        return Err(PkiError::UnsupportedKey {
-            reason: "the recipient certificate's key is not RSA".into(),
-        });
-    }
+    let (spki, _) = rsa_spki(recipient_cert_der).map_err(|_| PkiError::UnsupportedKey {
+        reason: "the recipient certificate's key is not RSA".into(),
+    })?;
     let rng = SystemRandom::new();
     let mut key = vec![0u8; cipher.key_len()];
     let mut iv = vec![0u8; cipher.iv_len()];
@@ -433,43 +576,35 @@ pub fn envelope(
         .map_err(|e| PkiError::internal("RSA key transport", e))?
         .to_vec();
 
-    let ktri = KeyTransRecipientInfo {
-        version: CmsVersion::V0,
-        rid: RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: cert.tbs_certificate().issuer().clone(),
-            serial_number: cert.tbs_certificate().serial_number().clone(),
-        }),
-        key_enc_alg: AlgorithmIdentifierOwned {
-            oid: OID_RSA_ENCRYPTION,
-            parameters: Some(Any::null()),
-        },
-        enc_key: OctetString::new(wrapped).map_err(|e| PkiError::internal("CMS", e))?,
-    };
-    let ed = EnvelopedData {
-        version: CmsVersion::V0,
-        originator_info: None,
-        recip_infos: RecipientInfos(
-            SetOfVec::try_from(vec![RecipientInfo::Ktri(ktri)])
-                .map_err(|e| PkiError::internal("CMS", e))?,
-        ),
-        encrypted_content: EncryptedContentInfo {
-            content_type: OID_DATA,
-            content_enc_alg: AlgorithmIdentifierOwned {
-                oid: cipher.oid(),
-                parameters: Some(
-                    Any::encode_from(
-                        &OctetString::new(iv).map_err(|e| PkiError::internal("CMS", e))?,
-                    )
-                    .map_err(|e| PkiError::internal("CMS", e))?,
-                ),
-            },
-            encrypted_content: Some(
-                OctetString::new(ciphertext).map_err(|e| PkiError::internal("CMS", e))?,
-            ),
-        },
-        unprotected_attrs: None,
-    };
-    content_info(OID_ENVELOPED_DATA, &ed)
+    // Written by hand (not with the `cms` types) so recipients whose certificates carry
+    // serials longer than 20 octets (certmonger's) can be addressed.
+    let (issuer_der, serial_der) = issuer_and_serial_raw(recipient_cert_der)?;
+    let mut ias = issuer_der;
+    ias.extend(serial_der);
+    let mut rsa_alg = enc("OID", &OID_RSA_ENCRYPTION)?;
+    rsa_alg.extend([0x05, 0x00]);
+    let mut ktri = tlv(0x02, &[0]);
+    ktri.extend(tlv(0x30, &ias));
+    ktri.extend(tlv(0x30, &rsa_alg));
+    ktri.extend(tlv(0x04, &wrapped));
+    let mut cipher_alg = enc("OID", &cipher.oid())?;
+    cipher_alg.extend(tlv(0x04, &iv));
+    let mut eci = enc("OID", &OID_DATA)?;
+    eci.extend(tlv(0x30, &cipher_alg));
+    eci.extend(tlv(0x80, &ciphertext));
+    let mut ed = tlv(0x02, &[0]);
+    ed.extend(tlv(0x31, &tlv(0x30, &ktri)));
+    ed.extend(tlv(0x30, &eci));
+    let mut ci = enc("OID", &OID_ENVELOPED_DATA)?;
+    ci.extend(tlv(0xa0, &tlv(0x30, &ed)));
+    Ok(tlv(0x30, &ci))
+}
+
+/// The issuer Name DER and the serial INTEGER DER of a certificate, as encoded.
+fn issuer_and_serial_raw(cert_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+    let cert = crate::info::parse_cert(cert_der)?;
+    let issuer = cert.tbs_certificate.issuer.as_raw().to_vec();
+    Ok((issuer, tlv(0x02, cert.tbs_certificate.raw_serial())))
 }
 
 /// Decrypts an EnvelopedData (ContentInfo, DER or BER) addressed to
@@ -479,37 +614,7 @@ pub fn open_envelope(
     recipient_cert_der: &[u8],
     key: &RsaKey,
 ) -> Result<(Vec<u8>, ContentCipher), PkiError> {
-    open_envelope_with(der, recipient_cert_der, key, false)
-}
-
-/// [`open_envelope`] that also decrypts single DES-CBC: for a client reading a CertRep
-/// (public certificates, signed by the CA) from CAs that still encrypt with it.
-pub fn open_envelope_accepting_des(
-    der: &[u8],
-    recipient_cert_der: &[u8],
-    key: &RsaKey,
-) -> Result<(Vec<u8>, ContentCipher), PkiError> {
-    open_envelope_with(der, recipient_cert_der, key, true)
-}
-
-fn open_envelope_with(
-    der: &[u8],
-    recipient_cert_der: &[u8],
-    key: &RsaKey,
-    allow_des: bool,
-) -> Result<(Vec<u8>, ContentCipher), PkiError> {
-    let ed: EnvelopedData = match content_of(der, OID_ENVELOPED_DATA, "EnvelopedData") {
-        Ok(ed) => ed,
-        // Go's pkcs7 (micromdm's scepserver) writes encryptedContent as a definite-length
-        // constructed [0] holding one OCTET STRING, which `der`'s BER mode refuses: retry
-        // with those made primitive.
-        Err(first) => match primitive_implicit_octets(der) {
-            Some(fixed) => {
-                content_of(&fixed, OID_ENVELOPED_DATA, "EnvelopedData").map_err(|_| first)?
-            }
-            None => return Err(first),
-        },
-    };
+    let ed: EnvelopedData = content_of(der, OID_ENVELOPED_DATA, "EnvelopedData")?;
     let cert = parse_cert(recipient_cert_der)?;
     let ours = IssuerAndSerialNumber {
         issuer: cert.tbs_certificate().issuer().clone(),
@@ -532,12 +637,11 @@ fn open_envelope_with(
         });
     }
     let eci = &ed.encrypted_content;
-    let oid = &eci.content_enc_alg.oid;
-    let cipher = ContentCipher::from_oid(oid)
-        .or_else(|| (allow_des && *oid == OID_DES_CBC).then_some(ContentCipher::DesCbc))
-        .ok_or_else(|| PkiError::UnsupportedAlgorithm {
+    let cipher = ContentCipher::from_oid(&eci.content_enc_alg.oid).ok_or_else(|| {
+        PkiError::UnsupportedAlgorithm {
             algorithm: format!("content encryption {}", eci.content_enc_alg.oid),
-        })?;
+        }
+    })?;
     let iv = match &eci.content_enc_alg.parameters {
         Some(p) => octets(p)?,
         None => return Err(cms_err("content-encryption algorithm without an IV")),
@@ -555,86 +659,6 @@ fn open_envelope_with(
     }
     let content = decrypt_content(cipher, &cek, &iv, ciphertext.as_bytes())?;
     Ok((content, cipher))
-}
-
-/// Re-encodes a definite-length BER tree with every constructed context-specific `[0]`
-/// whose children are all primitive OCTET STRINGs turned into a primitive `[0]` holding their
-/// concatenation (the BER form of an IMPLICIT `[0] OCTET STRING` in chunks). Only applied to
-/// EnvelopedData, where no EXPLICIT `[0]` wraps an OCTET STRING. `None` when the input is not
-/// such a tree (indefinite lengths, truncation) or nothing changed.
-fn primitive_implicit_octets(ber: &[u8]) -> Option<Vec<u8>> {
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = b.split_first()?;
-        if tag & 0x1f == 0x1f {
-            return None; // high tag numbers do not occur here
-        }
-        let (&l0, rest) = rest.split_first()?;
-        let (len, rest) = if l0 < 0x80 {
-            (usize::from(l0), rest)
-        } else {
-            let n = usize::from(l0 & 0x7f);
-            if n == 0 || n > 4 || rest.len() < n {
-                return None; // indefinite or absurd length
-            }
-            let len = rest[..n]
-                .iter()
-                .fold(0usize, |a, &x| (a << 8) | usize::from(x));
-            (len, &rest[n..])
-        };
-        if rest.len() < len {
-            return None;
-        }
-        Some((tag, &rest[..len], &rest[len..]))
-    }
-    fn children(mut b: &[u8]) -> Option<Vec<(u8, &[u8])>> {
-        let mut out = Vec::new();
-        while !b.is_empty() {
-            let (t, v, rest) = tlv(b)?;
-            out.push((t, v));
-            b = rest;
-        }
-        Some(out)
-    }
-    fn encode(tag: u8, value: &[u8], out: &mut Vec<u8>) {
-        out.push(tag);
-        let len = value.len();
-        if len < 0x80 {
-            out.push(len as u8);
-        } else {
-            let bytes = len.to_be_bytes();
-            let skip = bytes.iter().take_while(|&&b| b == 0).count();
-            out.push(0x80 | (bytes.len() - skip) as u8);
-            out.extend_from_slice(&bytes[skip..]);
-        }
-        out.extend_from_slice(value);
-    }
-    fn walk(tag: u8, value: &[u8], changed: &mut bool, out: &mut Vec<u8>) -> Option<()> {
-        if tag & 0x20 == 0 {
-            encode(tag, value, out);
-            return Some(());
-        }
-        let kids = children(value)?;
-        if tag == 0xa0 && !kids.is_empty() && kids.iter().all(|(t, _)| *t == 0x04) {
-            let joined: Vec<u8> = kids.iter().flat_map(|(_, v)| v.iter().copied()).collect();
-            encode(0x80, &joined, out);
-            *changed = true;
-            return Some(());
-        }
-        let mut inner = Vec::with_capacity(value.len());
-        for (t, v) in kids {
-            walk(t, v, changed, &mut inner)?;
-        }
-        encode(tag, &inner, out);
-        Some(())
-    }
-    let (tag, value, rest) = tlv(ber)?;
-    if !rest.is_empty() {
-        return None;
-    }
-    let mut changed = false;
-    let mut out = Vec::with_capacity(ber.len());
-    walk(tag, value, &mut changed, &mut out)?;
-    changed.then_some(out)
 }
 
 fn set_des_parity(key: &mut [u8]) {
@@ -666,7 +690,7 @@ fn encrypt_content(
             .encrypt_padded_vec_mut::<Pkcs7>(data),
         ContentCipher::DesCbc => {
             return Err(PkiError::UnsupportedAlgorithm {
-                algorithm: "DES-CBC is never used to encrypt".into(),
+                algorithm: "des-cbc".into(),
             });
         }
     })
@@ -845,107 +869,267 @@ pub fn inspect_signed(der: &[u8]) -> Result<Verified, PkiError> {
     decode_signed(der, false)
 }
 
+// SignedData is read at the TLV level, not with the `cms` types: those refuse
+// certificate serial numbers longer than 20 octets (x509-cert's RFC 5280 profile),
+// and certmonger's self-signed request certificates carry 32-octet serials.
+
+fn children(t: &BerTlv) -> &[BerTlv] {
+    match &t.value {
+        BerValue::Constructed(c) => c,
+        BerValue::Primitive(_) => &[],
+    }
+}
+
+fn primitive(t: &BerTlv) -> &[u8] {
+    match &t.value {
+        BerValue::Primitive(v) => v,
+        BerValue::Constructed(_) => &[],
+    }
+}
+
+fn oid_of(t: &BerTlv) -> Result<Oid, PkiError> {
+    if t.tag != 0x06 {
+        return Err(cms_err("expected an OBJECT IDENTIFIER"));
+    }
+    Oid::from_der(&t.encode()).map_err(der_err("OBJECT IDENTIFIER"))
+}
+
+/// The SignedData inside a ContentInfo, as a TLV tree.
+fn signed_data_tlv(der: &[u8]) -> Result<BerTlv, PkiError> {
+    check_size(der)?;
+    let (ci, rest) = ber_tlv(der, 0)?;
+    if !rest.is_empty() {
+        return Err(cms_err("trailing bytes after the message"));
+    }
+    let parts = children(&ci);
+    if ci.tag != 0x30 || parts.len() != 2 || parts[1].tag != 0xa0 {
+        return Err(cms_err("not a CMS ContentInfo"));
+    }
+    let ct = oid_of(&parts[0])?;
+    if ct != OID_SIGNED_DATA {
+        return Err(cms_err(format!("content type {ct} is not SignedData")));
+    }
+    let mut inner = match &parts[1].value {
+        BerValue::Constructed(c) if c.len() == 1 && c[0].tag == 0x30 => c.iter(),
+        _ => return Err(cms_err("SignedData: bad content")),
+    };
+    inner
+        .next()
+        .map(|t| BerTlv {
+            tag: t.tag,
+            value: match &t.value {
+                BerValue::Constructed(c) => {
+                    BerValue::Constructed(c.iter().map(clone_tlv).collect())
+                }
+                BerValue::Primitive(v) => BerValue::Primitive(v.clone()),
+            },
+        })
+        .ok_or_else(|| cms_err("SignedData: bad content"))
+}
+
+fn clone_tlv(t: &BerTlv) -> BerTlv {
+    BerTlv {
+        tag: t.tag,
+        value: match &t.value {
+            BerValue::Constructed(c) => BerValue::Constructed(c.iter().map(clone_tlv).collect()),
+            BerValue::Primitive(v) => BerValue::Primitive(v.clone()),
+        },
+    }
+}
+
+struct SignedParts<'a> {
+    econtent_type: Oid,
+    econtent: Option<Vec<u8>>,
+    certs: Vec<Vec<u8>>,
+    signer_infos: &'a [BerTlv],
+}
+
+fn signed_parts(sd: &BerTlv) -> Result<SignedParts<'_>, PkiError> {
+    let f = children(sd);
+    let bad = |what: &str| cms_err(format!("SignedData: {what}"));
+    if sd.tag != 0x30 || f.len() < 4 || f[0].tag != 0x02 || f[1].tag != 0x31 || f[2].tag != 0x30 {
+        return Err(bad("unexpected structure"));
+    }
+    let eci = children(&f[2]);
+    let econtent_type = oid_of(eci.first().ok_or_else(|| bad("empty encapContentInfo"))?)?;
+    let econtent = match eci.get(1) {
+        None => None,
+        Some(t) if t.tag == 0xa0 => {
+            let os = children(t).first().ok_or_else(|| bad("empty eContent"))?;
+            Some(
+                os.octets()
+                    .ok_or_else(|| bad("eContent is not an OCTET STRING"))?,
+            )
+        }
+        Some(_) => return Err(bad("bad eContent")),
+    };
+    let mut certs = Vec::new();
+    let mut idx = 3;
+    while idx < f.len() - 1 {
+        match f[idx].tag {
+            0xa0 => {
+                for c in children(&f[idx]) {
+                    if c.tag == 0x30 {
+                        certs.push(c.encode());
+                    }
+                }
+            }
+            0xa1 => {}
+            _ => return Err(bad("unexpected field")),
+        }
+        idx += 1;
+    }
+    let last = &f[f.len() - 1];
+    if last.tag != 0x31 {
+        return Err(bad("no signerInfos"));
+    }
+    Ok(SignedParts {
+        econtent_type,
+        econtent,
+        certs,
+        signer_infos: children(last),
+    })
+}
+
 fn decode_signed(der: &[u8], check: bool) -> Result<Verified, PkiError> {
-    let sd: SignedData = content_of(der, OID_SIGNED_DATA, "SignedData")?;
-    let certs = certs_of(&sd)?;
-    let si = match sd.signer_infos.0.as_slice() {
+    let sd = signed_data_tlv(der)?;
+    let parts = signed_parts(&sd)?;
+    let si = match parts.signer_infos {
         [si] => si,
         [] => return Err(cms_err("SignedData has no signer")),
         _ => return Err(cms_err("SignedData has more than one signer")),
     };
-    let signer_cert_der = find_signer(&sd, si)?
-        .ok_or_else(|| cms_err("the signer's certificate is not in the message"))?;
+    let bad = |what: &str| cms_err(format!("SignerInfo: {what}"));
+    let sf = children(si);
+    if si.tag != 0x30 || sf.len() < 5 || sf[0].tag != 0x02 {
+        return Err(bad("unexpected structure"));
+    }
+    let sid = &sf[1];
+    let digest_oid = oid_of(
+        children(&sf[2])
+            .first()
+            .ok_or_else(|| bad("digestAlgorithm"))?,
+    )?;
     let digest =
-        DigestAlg::from_oid(&si.digest_alg.oid).ok_or_else(|| PkiError::UnsupportedAlgorithm {
-            algorithm: format!("digest {}", si.digest_alg.oid),
+        DigestAlg::from_oid(&digest_oid).ok_or_else(|| PkiError::UnsupportedAlgorithm {
+            algorithm: format!("digest {digest_oid}"),
         })?;
-    let (content, has_content) = match &sd.encap_content_info.econtent {
-        Some(any) => (octets(any)?, true),
-        None => (Vec::new(), false),
-    };
-    let signed = si
-        .signed_attrs
-        .as_ref()
+    let signed = sf
+        .get(3)
+        .filter(|t| t.tag == 0xa0)
         .ok_or_else(|| cms_err("SignedData without signed attributes"))?;
+    let sig_alg = oid_of(
+        children(&sf[4])
+            .first()
+            .ok_or_else(|| bad("signatureAlgorithm"))?,
+    )?;
+    let signature = sf
+        .get(5)
+        .filter(|t| t.tag == 0x04)
+        .ok_or_else(|| bad("signature"))?;
+    let signer_cert_der = find_signer(&parts.certs, sid)?
+        .ok_or_else(|| cms_err("the signer's certificate is not in the message"))?;
+
     let mut signed_attrs = Vec::new();
-    for a in signed.iter() {
-        let mut values = Vec::new();
-        for v in a.values.iter() {
-            values.push(enc("attribute", v)?);
+    for a in children(signed) {
+        let af = children(a);
+        if a.tag != 0x30 || af.len() != 2 || af[1].tag != 0x31 {
+            return Err(bad("malformed attribute"));
         }
         signed_attrs.push(SignedAttr {
-            oid: a.oid.to_string(),
-            values,
+            oid: oid_of(&af[0])?.to_string(),
+            values: children(&af[1]).iter().map(BerTlv::encode).collect(),
         });
     }
-    let get = |oid: Oid| {
-        signed
-            .iter()
-            .find(|a| a.oid == oid)
-            .and_then(|a| a.values.get(0))
+    let single = |oid: Oid| -> Option<&BerTlv> {
+        children(signed).iter().find_map(|a| {
+            let af = children(a);
+            (af.len() == 2 && oid_of(&af[0]).ok() == Some(oid))
+                .then(|| children(&af[1]).first())
+                .flatten()
+        })
     };
-    let md = get(OID_ATTR_MESSAGE_DIGEST)
-        .ok_or_else(|| cms_err("no messageDigest attribute"))?
-        .decode_as::<OctetString>()
-        .map_err(der_err("messageDigest"))?;
-    let ct = get(OID_ATTR_CONTENT_TYPE)
-        .ok_or_else(|| cms_err("no contentType attribute"))?
-        .decode_as::<Oid>()
-        .map_err(der_err("contentType"))?;
-    if check && ct != sd.encap_content_info.econtent_type {
-        return Err(PkiError::CmsSignature {
-            reason: "contentType attribute differs from eContentType".into(),
-        });
-    }
-    if check && md.as_bytes() != digest.digest(&content).as_slice() {
-        return Err(PkiError::CmsSignature {
-            reason: "messageDigest does not match the content".into(),
-        });
-    }
-    let to_verify = signed.to_der().map_err(|e| PkiError::internal("CMS", e))?;
+    let md = single(OID_ATTR_MESSAGE_DIGEST)
+        .filter(|t| t.tag == 0x04)
+        .ok_or_else(|| cms_err("no messageDigest attribute"))?;
+    let ct =
+        oid_of(single(OID_ATTR_CONTENT_TYPE).ok_or_else(|| cms_err("no contentType attribute"))?)?;
+    let has_content = parts.econtent.is_some();
+    let content = parts.econtent.unwrap_or_default();
     if check {
+        if ct != parts.econtent_type {
+            return Err(PkiError::CmsSignature {
+                reason: "contentType attribute differs from eContentType".into(),
+            });
+        }
+        if primitive(md) != digest.digest(&content).as_slice() {
+            return Err(PkiError::CmsSignature {
+                reason: "messageDigest does not match the content".into(),
+            });
+        }
+        // The signature covers the DER of the attributes as a SET.
+        let mut to_verify = signed.encode();
+        to_verify[0] = 0x31;
         verify_rsa(
             &signer_cert_der,
-            &si.signature_algorithm.oid,
+            &sig_alg,
             digest,
             &to_verify,
-            si.signature.as_bytes(),
+            primitive(signature),
         )?;
     }
     Ok(Verified {
-        content_type: sd.encap_content_info.econtent_type.to_string(),
+        content_type: parts.econtent_type.to_string(),
         content,
         has_content,
         signer_cert_der,
         digest,
         signed_attrs,
-        certs,
+        certs: parts.certs,
     })
 }
 
-fn find_signer(sd: &SignedData, si: &SignerInfo) -> Result<Option<Vec<u8>>, PkiError> {
-    let Some(set) = &sd.certificates else {
-        return Ok(None);
-    };
-    for choice in set.0.iter() {
-        let CertificateChoices::Certificate(c) = choice else {
+/// The certificate `sid` names: IssuerAndSerialNumber (issuer DER and serial INTEGER
+/// compared as encoded) or `[0]` subjectKeyIdentifier.
+fn find_signer(certs: &[Vec<u8>], sid: &BerTlv) -> Result<Option<Vec<u8>>, PkiError> {
+    for c in certs {
+        let Ok(cert) = crate::info::parse_cert(c) else {
             continue;
         };
-        let hit = match &si.sid {
-            SignerIdentifier::IssuerAndSerialNumber(ias) => {
-                ias.issuer == *c.tbs_certificate().issuer()
-                    && ias.serial_number == *c.tbs_certificate().serial_number()
+        let hit = match sid.tag {
+            0x30 => {
+                let f = children(sid);
+                f.len() == 2
+                    && f[0].encode() == cert.tbs_certificate.issuer.as_raw()
+                    && strip_sign(primitive(&f[1])) == strip_sign(cert.tbs_certificate.raw_serial())
             }
-            SignerIdentifier::SubjectKeyIdentifier(ski) => {
-                let der = enc("certificate", c)?;
-                crate::info::subject_key_id(&der).as_deref() == Some(ski.0.as_bytes())
-            }
+            0x80 => crate::info::subject_key_id(c).as_deref() == Some(primitive(sid)),
+            _ => false,
         };
         if hit {
-            return Ok(Some(enc("certificate", c)?));
+            return Ok(Some(c.clone()));
         }
     }
     Ok(None)
+}
+
+fn strip_sign(b: &[u8]) -> &[u8] {
+    let skip = b.iter().take_while(|x| **x == 0).count();
+    &b[skip..]
+}
+
+/// (SubjectPublicKeyInfo DER, RSAPublicKey DER) of a certificate with an RSA key
+/// (x509-parser: no limit on serial lengths).
+fn rsa_spki(cert_der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+    let cert = crate::info::parse_cert(cert_der)?;
+    let spki = &cert.tbs_certificate.subject_pki;
+    let alg = spki.algorithm.algorithm.to_id_string();
+    if alg != OID_RSA_ENCRYPTION.to_string() {
+        return Err(PkiError::UnsupportedAlgorithm {
+            algorithm: format!("signer key {alg}"),
+        });
+    }
+    Ok((spki.raw.to_vec(), spki.subject_public_key.data.to_vec()))
 }
 
 fn verify_rsa(
@@ -955,13 +1139,7 @@ fn verify_rsa(
     msg: &[u8],
     sig: &[u8],
 ) -> Result<(), PkiError> {
-    let cert = parse_cert(cert_der)?;
-    let spki = cert.tbs_certificate().subject_public_key_info();
-    if spki.algorithm.oid != OID_RSA_ENCRYPTION {
-        return Err(PkiError::UnsupportedAlgorithm {
-            algorithm: format!("signer key {}", spki.algorithm.oid),
-        });
-    }
+    let (_, pk) = rsa_spki(cert_der)?;
     // rsaEncryption (digest named by digestAlgorithm) or the combined OID.
     let digest = match *sig_oid {
         o if o == OID_RSA_ENCRYPTION => digest,
@@ -979,7 +1157,6 @@ fn verify_rsa(
         DigestAlg::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         DigestAlg::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
     };
-    let pk = spki.subject_public_key.raw_bytes();
     signature::UnparsedPublicKey::new(alg, pk)
         .verify(msg, sig)
         .map_err(|_| PkiError::CmsSignature {

@@ -319,19 +319,18 @@ pub fn build_cert_rep(
         octet_string_attr(OID_SENDER_NONCE, &nonce()?)?,
         octet_string_attr(OID_RECIPIENT_NONCE, &to.sender_nonce)?,
     ];
+    // FAILURE and PENDING carry an empty eContent rather than none: OpenSSL's
+    // PKCS7_verify (certmonger) refuses a SignedData without content ("no content").
     let (status, content) = match body {
         CertRepBody::Success(certs) => {
             let inner = cms::certs_only(certs)?;
-            (
-                "0",
-                Some(cms::envelope(&inner, &to.signer_cert_der, cipher)?),
-            )
+            ("0", cms::envelope(&inner, &to.signer_cert_der, cipher)?)
         }
         CertRepBody::Failure(fi) => {
             attrs.push(printable_attr(OID_FAIL_INFO, &fi.number().to_string())?);
-            ("2", None)
+            ("2", Vec::new())
         }
-        CertRepBody::Pending => ("3", None),
+        CertRepBody::Pending => ("3", Vec::new()),
     };
     attrs.push(printable_attr(OID_PKI_STATUS, status)?);
     let digest = match to.digest {
@@ -339,7 +338,7 @@ pub fn build_cert_rep(
         _ => DigestAlg::Sha256,
     };
     cms::sign(
-        content.as_deref(),
+        Some(&content),
         &ra.cert_der,
         &ra.key,
         digest,
@@ -531,10 +530,10 @@ pub fn parse_cert_rep(
         .and_then(printable)
         .and_then(|f| FailInfo::from_number(&f));
     let certs = if status == PkiStatus::Success {
-        if !v.has_content {
+        if v.content.is_empty() {
             return Err(bad("SUCCESS without content"));
         }
-        let (inner, _) = cms::open_envelope_accepting_des(&v.content, our_cert_der, our_key)?;
+        let (inner, _) = cms::open_envelope(&v.content, our_cert_der, our_key)?;
         cms::parse_certs_only(&inner)?
     } else {
         Vec::new()

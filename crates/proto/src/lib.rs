@@ -22,6 +22,8 @@ pub mod paths {
     pub const CRL_DER: &str = "/pki/crl.der";
     pub const CRL_PEM: &str = "/pki/crl.pem";
     pub const CA_PEM: &str = "/pki/ca.pem";
+    /// SCEP (RFC 8894): `?operation=GetCACaps|GetCACert|PKIOperation` (device and sync-TLS listeners).
+    pub const SCEP: &str = "/scep";
     /// Admin API prefix (admin listener only).
     pub const ADMIN: &str = "/api/v1/admin";
     pub const OPENAPI: &str = "/api/v1/openapi.json";
@@ -370,6 +372,13 @@ pub mod codes {
     pub const EXTERNAL_CA_PENDING: &str = "external_ca_pending";
     pub const EXTERNAL_CA_BAD_CERTIFICATE: &str = "external_ca_bad_certificate";
     pub const CA_FINGERPRINT_MISMATCH: &str = "ca_fingerprint_mismatch";
+    // SCEP (answered as HTTP errors only when no CertRep can be built).
+    pub const SCEP_CHALLENGE_INVALID: &str = "scep_challenge_invalid";
+    pub const SCEP_TRANSACTION_UNKNOWN: &str = "scep_transaction_unknown";
+    /// Not a SCEP PKIOperation message we can answer (undecodable CMS, no transactionID).
+    pub const SCEP_MALFORMED: &str = "scep_malformed";
+    /// `operation=` missing or not one of GetCACaps, GetCACert, PKIOperation.
+    pub const SCEP_UNKNOWN_OPERATION: &str = "scep_unknown_operation";
 }
 
 // ---------- admin API ----------
@@ -614,6 +623,41 @@ pub struct CsrAttributes {
     /// The PKCS#9 challengePassword attribute the CSR must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_password: Option<String>,
+}
+
+/// `POST /api/v1/admin/scep/challenges` body: a one-time SCEP challenge for one registration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewScepChallenge {
+    pub username: String,
+    pub platform: Platform,
+    /// The device the enrollment is for; a new device when absent.
+    #[serde(default)]
+    pub device_uuid: Option<String>,
+    /// Lifetime in seconds (60 to 30 days; default 1 hour).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// `PUT /api/v1/admin/scep/static-challenges/{config}` body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticScepChallenge {
+    pub username: String,
+    pub platform: Platform,
+}
+
+/// A created SCEP challenge: shown once, stored only as its hash.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScepChallenge {
+    pub challenge: String,
+    pub username: String,
+    pub platform: Platform,
+    pub device_uuid: Option<String>,
+    /// Unix time; `None` for a static challenge.
+    pub expires_at: Option<i64>,
+    /// The enrollment configuration of a static challenge.
+    pub config: Option<String>,
 }
 
 /// `PUT /api/v1/admin/settings/mutual-auth/enrollment` body: without `confirm` a dry run.

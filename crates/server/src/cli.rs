@@ -104,6 +104,65 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: AppsCommand,
     },
+    /// SCEP challenge passwords.
+    ScepChallenge {
+        #[command(subcommand)]
+        command: ScepChallengeCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScepChallengeCommand {
+    /// A one-time challenge for one SCEP enrollment of USER's device (printed once, stored hashed).
+    Create {
+        #[arg(long)]
+        user: String,
+        /// android | ios | macos | windows
+        #[arg(long)]
+        platform: String,
+        /// Enroll this existing (or new) device UUID; a new device when absent.
+        #[arg(long)]
+        device_uuid: Option<String>,
+        /// Lifetime: seconds, or with a unit (30m, 12h, 7d); default 1h.
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// Set (replace) the static challenge of an enrollment configuration: each enrollment
+    /// with it is a new device of USER on PLATFORM.
+    SetStatic {
+        #[arg(long)]
+        config: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        platform: String,
+    },
+    /// Remove the static challenge of an enrollment configuration.
+    ClearStatic {
+        #[arg(long)]
+        config: String,
+    },
+}
+
+/// `3600`, `90s`, `30m`, `12h`, `7d` → seconds.
+fn parse_ttl(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86_400),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or_else(|| anyhow::anyhow!("--ttl {s:?}: expected seconds or 30m, 12h, 7d"))
+}
+
+fn parse_platform(s: &str) -> Result<ferrocore_proto::Platform> {
+    s.parse()
+        .map_err(|e: String| anyhow::anyhow!("--platform {s:?}: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -697,6 +756,51 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                         },
                     )
                     .await?
+            }
+        },
+        AdminCommand::ScepChallenge { command } => match command {
+            ScepChallengeCommand::Create {
+                user,
+                platform,
+                device_uuid,
+                ttl,
+            } => {
+                client
+                    .post_json(
+                        &format!("{base}/scep/challenges"),
+                        &ferrocore_proto::NewScepChallenge {
+                            username: user,
+                            platform: parse_platform(&platform)?,
+                            device_uuid,
+                            ttl_secs: ttl.as_deref().map(parse_ttl).transpose()?,
+                        },
+                    )
+                    .await?
+            }
+            ScepChallengeCommand::SetStatic {
+                config,
+                user,
+                platform,
+            } => {
+                client
+                    .put_json(
+                        &format!("{base}/scep/static-challenges/{}", path_escape(&config)),
+                        &ferrocore_proto::StaticScepChallenge {
+                            username: user,
+                            platform: parse_platform(&platform)?,
+                        },
+                    )
+                    .await?
+            }
+            ScepChallengeCommand::ClearStatic { config } => {
+                client
+                    .delete(&format!(
+                        "{base}/scep/static-challenges/{}",
+                        path_escape(&config)
+                    ))
+                    .await?
+                    .empty()?;
+                serde_json::json!({ "cleared": config })
             }
         },
         AdminCommand::PortalCert { command } => match command {

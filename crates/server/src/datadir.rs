@@ -10,6 +10,7 @@
 //! DIR/tls/auto-issued       present while the server certificate is the self-issued one
 //! DIR/tls/previous.pem, .key the portal certificate before the last upload (rollback; 0600 key)
 //! DIR/apps/<id>             app packages published to the storefront
+//! DIR/scep/ra.pem, ra.key    SCEP RA certificate (RSA-2048, issued by the local CA) and key (0600)
 //! DIR/admin-token           admin API bearer token (0600)
 //! ```
 
@@ -17,6 +18,11 @@ use anyhow::{Context, Result};
 use ferrocore_pki::{LocalCa, write_public_file, write_secret_file};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
+
+/// Lifetime of the SCEP RA certificate; it is re-issued when less than
+/// [`RA_RENEW_BEFORE`] remains.
+const RA_CERT_LIFETIME: time::Duration = time::Duration::days(365);
+pub const RA_RENEW_BEFORE: time::Duration = time::Duration::days(30);
 
 /// Lifetime of the self-issued portal certificate.
 const SERVER_CERT_LIFETIME: time::Duration = time::Duration::days(397);
@@ -160,6 +166,48 @@ impl DataDir {
         write_public_file(&self.auto_marker(), b"self-issued from the local CA\n")?;
         tracing::info!(hostnames = ?hostnames, "portal HTTPS certificate issued from the local CA");
         Ok(ServerIdentity { chain_pem, key_pem })
+    }
+
+    /// Loads the SCEP RA (certificate and RSA key). Created with a fresh RSA-2048 key when
+    /// missing (first start, or a data directory from before SCEP), re-issued when it expires
+    /// within [`RA_RENEW_BEFORE`] or no longer chains to `ca`.
+    pub fn load_or_issue_scep_ra(
+        &self,
+        ca: &LocalCa,
+        now: OffsetDateTime,
+    ) -> Result<ferrocore_pki::scep::RaKey> {
+        let dir = self.root.join("scep");
+        let (cert, key) = (dir.join("ra.pem"), dir.join("ra.key"));
+        if cert.exists() && key.exists() {
+            let ders = ferrocore_pki::pem_to_der_certs(&read(&cert)?)?;
+            let key_der = pem::parse(read(&key)?)
+                .with_context(|| format!("{}: not PEM", key.display()))?
+                .into_contents();
+            if let Some(cert_der) = ders.into_iter().next() {
+                let info = ferrocore_pki::cert_info(&cert_der)?;
+                let ca_info = ferrocore_pki::cert_info(ca.cert_der())?;
+                if info.not_after - now > RA_RENEW_BEFORE && info.issuer == ca_info.subject {
+                    let key = ferrocore_pki::RsaKey::from_pkcs8_der(&key_der)
+                        .with_context(|| format!("{}: RA key does not load", key.display()))?;
+                    return Ok(ferrocore_pki::scep::RaKey { cert_der, key });
+                }
+            }
+        }
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        set_mode(&dir, 0o700)?;
+        let rsa = ferrocore_pki::RsaKey::generate_2048()?;
+        let issued = ca.issue_ra(rsa.spki_der(), "Ferrocore SCEP RA", RA_CERT_LIFETIME, now)?;
+        let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", rsa.pkcs8_der().to_vec()));
+        write_secret_file(&key, key_pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", key.display()))?;
+        write_public_file(&cert, issued.pem.as_bytes())
+            .with_context(|| format!("{}: cannot write", cert.display()))?;
+        tracing::info!(path = %cert.display(), serial = %issued.serial_hex, "SCEP RA certificate issued");
+        Ok(ferrocore_pki::scep::RaKey {
+            cert_der: issued.der,
+            key: rsa,
+        })
     }
 
     /// Reads the admin token, creating it on first start.

@@ -79,6 +79,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         url_host(&config.server.hostnames[0]),
         ports.device
     );
+    let scep_ra = dir.load_or_issue_scep_ra(&ca, now)?;
     let ca_pem = ca.cert_pem();
     let issuer = Arc::new(LocalIssuer::new(ca));
     let core = Arc::new(Core::new(
@@ -146,6 +147,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
             hostnames: config.server.hostnames.clone(),
         },
         storefront: storefront.clone(),
+        scep_ra: ArcSwap::from_pointee(scep_ra),
     });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -195,6 +197,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     // Housekeeping, hourly (and once at start): retire devices past the renewal grace, and
     // republish the CRL a day before its nextUpdate.
     let housekeeping = core.clone();
+    let housekeeping_state = state.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
@@ -208,6 +211,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
             {
                 tracing::error!(error = %e, "CRL republication failed");
             }
+            renew_scep_ra(&housekeeping_state);
         }
     });
 
@@ -221,6 +225,23 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     }
     store.pool().close().await;
     Ok(())
+}
+
+/// Re-issues the SCEP RA certificate when it is about to expire (hourly check).
+fn renew_scep_ra(state: &http::SharedState) {
+    let now = state.core.clock().now();
+    let due = ferrocore_pki::cert_info(&state.scep_ra.load().cert_der)
+        .map(|i| i.not_after - now <= datadir::RA_RENEW_BEFORE)
+        .unwrap_or(true);
+    if due {
+        match state
+            .data_dir
+            .load_or_issue_scep_ra(state.core.local_ca().ca(), now)
+        {
+            Ok(ra) => state.scep_ra.store(Arc::new(ra)),
+            Err(e) => tracing::error!(error = %e, "SCEP RA re-issue failed"),
+        }
+    }
 }
 
 fn url_host(h: &str) -> String {

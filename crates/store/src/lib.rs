@@ -7,7 +7,7 @@ use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
     EnrollmentConfigRecord, Identity, MutualAuthRow, Page, PolicyRecord, Registration, RevokedRow,
-    ScepParams, Store, UserRecord,
+    ScepChallengeRecord, ScepGrant, ScepParams, ScepRequestKey, Store, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
@@ -21,6 +21,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod scep;
 mod storefront;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -404,75 +405,9 @@ impl Store for SqliteStore {
 
     async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String> {
         let mut tx = self.begin().await?;
-        // The device row is found by its uuid inside the transaction, so two registrations of
-        // one new device racing each other end as one device (the later identity wins) rather
-        // than a uniqueness failure.
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT id FROM devices WHERE device_uuid = ?")
-                .bind(&reg.device.device_uuid)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        let mut device = reg.device.clone();
-        if let Some(id) = existing {
-            device.id = id;
-        }
-        let d = &device;
-        let previous: Vec<String> = sqlx::query_scalar(
-            "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active'",
-        )
-        .bind(&d.id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        revoke_in(&mut tx, &previous, "superseded", at).await?;
-        sqlx::query(
-            "INSERT INTO devices (id, device_uuid, username, platform, client_kind, client_version, \
-             mode, listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
-             current_cert_serial, cert_not_after, secret_hash, policy, enrollment_config) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?) \
-             ON CONFLICT(id) DO UPDATE SET username = excluded.username, platform = excluded.platform, \
-             client_kind = excluded.client_kind, client_version = excluded.client_version, \
-             mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
-             registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
-             last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
-             cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy, \
-             previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0, \
-             enrollment_config = excluded.enrollment_config, reregister_required = 0",
-        )
-        .bind(&d.id)
-        .bind(&d.device_uuid)
-        .bind(&d.username)
-        .bind(d.platform.as_str())
-        .bind(d.client_kind.as_str())
-        .bind(&d.client_version)
-        .bind(d.mode.as_str())
-        .bind(d.listener.as_str())
-        .bind(device_status_str(d.status))
-        .bind(d.registered_with_ma)
-        .bind(d.registered_at)
-        .bind(&d.secret_hash)
-        .bind(&d.policy)
-        .bind(&d.enrollment_config)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if let Some(c) = &reg.cert {
-            let mut c = c.clone();
-            c.device_id = Some(d.id.clone());
-            insert_cert(&mut tx, &c).await?;
-            sqlx::query(
-                "UPDATE devices SET current_cert_serial = ?, cert_not_after = ? WHERE id = ?",
-            )
-            .bind(&c.serial)
-            .bind(c.not_after)
-            .bind(&d.id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
+        let id = registration_in(&mut tx, reg, at).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(device.id)
+        Ok(id)
     }
 
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
@@ -561,27 +496,7 @@ impl Store for SqliteStore {
         at: i64,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let others: Vec<String> = sqlx::query_scalar(
-            "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active' AND serial <> ?",
-        )
-        .bind(device_id)
-        .bind(authenticated_with)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        revoke_in(&mut tx, &others, "superseded", at).await?;
-        insert_cert(&mut tx, new).await?;
-        sqlx::query(
-            "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
-             previous_cert_serial = ?, renewal_count = renewal_count + 1 WHERE id = ?",
-        )
-        .bind(&new.serial)
-        .bind(new.not_after)
-        .bind(authenticated_with)
-        .bind(device_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        renewal_in(&mut tx, device_id, new, authenticated_with, at).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -1109,6 +1024,52 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db_err)?;
         v.parse().map_err(CoreError::internal)
     }
+
+    async fn create_scep_challenge(&self, challenge: &ScepChallengeRecord) -> Result<()> {
+        self.scep_create_challenge(challenge).await
+    }
+
+    async fn set_static_scep_challenge(
+        &self,
+        config: &str,
+        challenge: Option<&ScepChallengeRecord>,
+    ) -> Result<()> {
+        self.scep_set_static(config, challenge).await
+    }
+
+    async fn scep_grant(&self, hash: &str, now: i64) -> Result<Option<ScepGrant>> {
+        self.scep_grant_of(hash, now).await
+    }
+
+    async fn apply_scep_enrollment(
+        &self,
+        reg: &Registration,
+        grant: &ScepGrant,
+        request: &ScepRequestKey,
+        at: i64,
+    ) -> Result<String> {
+        self.scep_enroll(reg, grant, request, at).await
+    }
+
+    async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>> {
+        self.scep_request_cert(request_hash).await
+    }
+
+    async fn scep_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>> {
+        self.scep_transaction_cert(transaction_id).await
+    }
+
+    async fn apply_scep_renewal(
+        &self,
+        device_id: &str,
+        new: &CertRecord,
+        authenticated_with: &str,
+        request: &ScepRequestKey,
+        at: i64,
+    ) -> Result<()> {
+        self.scep_renew(device_id, new, authenticated_with, request, at)
+            .await
+    }
 }
 
 async fn insert_cert(
@@ -1162,6 +1123,112 @@ fn user_from_row(r: &SqliteRow) -> Result<UserRecord> {
         email: r.try_get("email").map_err(db_err)?,
         created_at: r.try_get("created_at").map_err(db_err)?,
     })
+}
+
+/// The registration steps inside a caller's transaction (registration and SCEP enrollment).
+pub(crate) async fn registration_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    reg: &Registration,
+    at: i64,
+) -> Result<String> {
+    // The device row is found by its uuid inside the transaction, so two registrations of
+    // one new device racing each other end as one device (the later identity wins) rather
+    // than a uniqueness failure.
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT id FROM devices WHERE device_uuid = ?")
+            .bind(&reg.device.device_uuid)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    let mut device = reg.device.clone();
+    if let Some(id) = existing {
+        device.id = id;
+    }
+    let d = &device;
+    let previous: Vec<String> = sqlx::query_scalar(
+        "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active'",
+    )
+    .bind(&d.id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    revoke_in(tx, &previous, "superseded", at).await?;
+    sqlx::query(
+        "INSERT INTO devices (id, device_uuid, username, platform, client_kind, client_version, \
+         mode, listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
+         current_cert_serial, cert_not_after, secret_hash, policy, enrollment_config) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?) \
+         ON CONFLICT(id) DO UPDATE SET username = excluded.username, platform = excluded.platform, \
+         client_kind = excluded.client_kind, client_version = excluded.client_version, \
+         mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
+         registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
+         last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
+         cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy, \
+         previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0, \
+         enrollment_config = excluded.enrollment_config, reregister_required = 0",
+    )
+    .bind(&d.id)
+    .bind(&d.device_uuid)
+    .bind(&d.username)
+    .bind(d.platform.as_str())
+    .bind(d.client_kind.as_str())
+    .bind(&d.client_version)
+    .bind(d.mode.as_str())
+    .bind(d.listener.as_str())
+    .bind(device_status_str(d.status))
+    .bind(d.registered_with_ma)
+    .bind(d.registered_at)
+    .bind(&d.secret_hash)
+    .bind(&d.policy)
+    .bind(&d.enrollment_config)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if let Some(c) = &reg.cert {
+        let mut c = c.clone();
+        c.device_id = Some(d.id.clone());
+        insert_cert(tx, &c).await?;
+        sqlx::query("UPDATE devices SET current_cert_serial = ?, cert_not_after = ? WHERE id = ?")
+            .bind(&c.serial)
+            .bind(c.not_after)
+            .bind(&d.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(device.id)
+}
+
+/// The renewal steps inside a caller's transaction (renewal and SCEP RenewalReq).
+pub(crate) async fn renewal_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    device_id: &str,
+    new: &CertRecord,
+    authenticated_with: &str,
+    at: i64,
+) -> Result<()> {
+    let others: Vec<String> = sqlx::query_scalar(
+        "SELECT serial FROM certificates WHERE device_id = ? AND status = 'active' AND serial <> ?",
+    )
+    .bind(device_id)
+    .bind(authenticated_with)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    revoke_in(tx, &others, "superseded", at).await?;
+    insert_cert(tx, new).await?;
+    sqlx::query(
+        "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
+         previous_cert_serial = ?, renewal_count = renewal_count + 1 WHERE id = ?",
+    )
+    .bind(&new.serial)
+    .bind(new.not_after)
+    .bind(authenticated_with)
+    .bind(device_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 #[cfg(test)]

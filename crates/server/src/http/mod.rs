@@ -9,6 +9,7 @@ pub mod error;
 pub mod json;
 pub mod openapi;
 pub mod portal;
+pub mod scep;
 pub mod storefront;
 
 use crate::tls::{ClientCert, TrustStore};
@@ -85,6 +86,8 @@ pub struct AppState {
     pub portal: portal::PortalState,
     /// The app storefront and AppConnect check-ins.
     pub storefront: Arc<ferrocore_core::storefront::Storefront>,
+    /// The SCEP RA (certificate and RSA key), swapped when re-issued.
+    pub scep_ra: arc_swap::ArcSwap<ferrocore_pki::scep::RaKey>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -93,6 +96,7 @@ pub fn device_router(state: SharedState) -> Router {
     device::routes()
         .merge(storefront::device_routes())
         .merge(pki_routes())
+        .merge(scep::routes())
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)

@@ -1,0 +1,491 @@
+//! SCEP (RFC 8894) at `/scep` against real clients: micromdm's `scepclient` (enrollment,
+//! RenewalReq with its current certificate, reused challenge), certmonger's daemon
+//! (`getcert request`, reused challenge), PyScep (GetCACaps; its GetCACert check only
+//! knows RSA CAs), and curl for the HTTP-level refusals. The SCEP-issued certificate is
+//! listed on its device, works for a mutual-TLS check-in and is refused after retirement.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Server, clean_command, openssl_ok, run};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn challenge(server: &Server, user: &str, platform: &str) -> String {
+    let v = server.admin_ok(&[
+        "scep-challenge",
+        "create",
+        "--user",
+        user,
+        "--platform",
+        platform,
+    ]);
+    let c = v["challenge"].as_str().expect("challenge").to_owned();
+    assert!(v["expires_at"].as_i64().is_some(), "{v}");
+    c
+}
+
+fn scep_url(server: &Server) -> String {
+    format!("{}/scep", server.device_url())
+}
+
+/// SHA-256 of the RA certificate: scepclient encrypts to every GetCACert certificate
+/// unless told which one (our CA is ECDSA, so it must pick the RSA RA).
+fn ra_fingerprint(server: &Server) -> String {
+    let ra = server.data_dir.join("scep").join("ra.pem");
+    let der = server.path("ra.der");
+    openssl_ok(
+        &server.path(""),
+        &[
+            "x509",
+            "-in",
+            ra.to_str().unwrap(),
+            "-outform",
+            "DER",
+            "-out",
+            der.to_str().unwrap(),
+        ],
+    );
+    let mut cmd = Command::new("sha256sum");
+    cmd.arg(&der);
+    let out = run(cmd, None);
+    assert_eq!(out.code, 0, "{out:?}");
+    out.stdout
+        .split_whitespace()
+        .next()
+        .expect("hash")
+        .to_owned()
+}
+
+/// Runs micromdm's scepclient (key and certificate in `dir`; an existing certificate makes
+/// it send a RenewalReq signed with it).
+fn scepclient(server: &Server, dir: &Path, challenge: Option<&str>) -> common::Out {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut cmd = clean_command("scepclient");
+    cmd.env("SSL_CERT_FILE", server.ca_pem())
+        .arg("-server-url")
+        .arg(scep_url(server))
+        .arg("-private-key")
+        .arg(dir.join("key.pem"))
+        .arg("-certificate")
+        .arg(dir.join("cert.pem"))
+        .args(["-cn", "scep-device", "-ca-fingerprint"])
+        .arg(ra_fingerprint(server));
+    if let Some(c) = challenge {
+        cmd.args(["-challenge", c]);
+    }
+    run(cmd, None)
+}
+
+fn serial_of(dir: &Path, cert: &str) -> String {
+    let out = openssl_ok(dir, &["x509", "-in", cert, "-noout", "-serial"]);
+    out.stdout
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+fn checkin_with(server: &Server, dir: &Path) -> common::Http {
+    let url = format!("{}/api/v1/checkin", server.device_url());
+    server.curl(&[
+        "--cert",
+        dir.join("cert.pem").to_str().unwrap(),
+        "--key",
+        dir.join("key.pem").to_str().unwrap(),
+        "-X",
+        "POST",
+        &url,
+    ])
+}
+
+fn device_by_serial(server: &Server, serial: &str) -> Value {
+    let list = server.devices();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["current_cert_serial"] == serial)
+        .cloned()
+        .unwrap_or_else(|| panic!("no device with certificate {serial}: {list}"))
+}
+
+#[test]
+fn scepclient_enrolls_renews_checks_in_and_is_refused_after_retire() {
+    let server = Server::start();
+    server.add_user("alice");
+    // Lifetime 30 days, window 60: a new certificate is already inside its renewal window.
+    server.admin_ok(&["policies", "set", "default", "--cert-lifetime-days", "30"]);
+    let c = challenge(&server, "alice", "ios");
+    let dev = server.path("scepclient");
+    let out = scepclient(&server, &dev, Some(&c));
+    assert_eq!(out.code, 0, "{out:?}\n{}", server.log());
+    assert!(
+        out.stdout.contains("SUCCESS") || out.stderr.contains("SUCCESS"),
+        "{out:?}"
+    );
+
+    // Issued by the local CA, a client identity for alice, recorded on an mdm device.
+    let ca = server.ca_pem();
+    openssl_ok(
+        &dev,
+        &["verify", "-CAfile", ca.to_str().unwrap(), "cert.pem"],
+    );
+    let first = serial_of(&dev, "cert.pem");
+    let d = device_by_serial(&server, &first);
+    assert_eq!(d["client_kind"], "mdm", "{d}");
+    assert_eq!(d["platform"], "ios", "{d}");
+    assert_eq!(d["mode"], "mutual", "{d}");
+    assert_eq!(d["username"], "alice", "{d}");
+    let certs = server.admin_ok(&[
+        "certificates",
+        "list",
+        "--device",
+        d["device_id"].as_str().unwrap(),
+    ]);
+    assert_eq!(certs["items"][0]["issue_reason"], "scep", "{certs}");
+
+    // The same challenge again (new key): refused with a SCEP failInfo, nothing recorded.
+    let total = server.device_total();
+    let again = scepclient(&server, &server.path("scepclient-again"), Some(&c));
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stdout.contains("badRequest"),
+        "reused challenge: {again:?}"
+    );
+    assert_eq!(server.device_total(), total);
+    assert!(server.log().contains("scep_challenge_invalid"));
+    // An unknown challenge likewise.
+    let bogus = scepclient(&server, &server.path("scepclient-bogus"), Some("0123abcd"));
+    assert!(bogus.stdout.contains("badRequest"), "{bogus:?}");
+
+    // Mutual-TLS check-in with the SCEP certificate.
+    let r = checkin_with(&server, &dev);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json["device_id"], d["device_id"]);
+
+    // RenewalReq: scepclient signs with its current certificate (and keeps its key).
+    let before = std::fs::read(dev.join("cert.pem")).unwrap();
+    let out = scepclient(&server, &dev, None);
+    assert_eq!(out.code, 0, "renewal: {out:?}\n{}", server.log());
+    let renewed = serial_of(&dev, "cert.pem");
+    assert_ne!(renewed, first);
+    assert_ne!(std::fs::read(dev.join("cert.pem")).unwrap(), before);
+    let d2 = device_by_serial(&server, &renewed);
+    assert_eq!(
+        d2["device_id"], d["device_id"],
+        "one identity through renewal"
+    );
+    assert_eq!(d2["renewal_count"], 1, "{d2}");
+    let r = checkin_with(&server, &dev);
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // Retired: the certificate no longer works.
+    server.admin_ok(&["devices", "retire", d["device_id"].as_str().unwrap()]);
+    let r = checkin_with(&server, &dev);
+    assert_eq!(r.status, 403, "{r:?}");
+    assert_eq!(r.error_code(), "device_retired");
+    // And a RenewalReq with it is answered with a FAILURE.
+    let out = scepclient(&server, &dev, None);
+    assert_ne!(out.code, 0);
+    assert!(out.stdout.contains("failInfo"), "{out:?}");
+}
+
+struct Certmonger {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Certmonger {
+    /// certmonger without D-Bus (PEERS.md), its state in `dir`. Its SCEP helper ignores
+    /// `-R` when submitting (only GetCACaps/GetCACert use it), so the daemon runs in a
+    /// private mount namespace whose system CA bundle also holds our CA.
+    fn start(dir: &Path, ca: &Path) -> Certmonger {
+        for d in ["s/requests", "s/cas", "s/local", "s/tmp"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let mut bundle = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+        bundle.extend(std::fs::read(ca).unwrap());
+        std::fs::write(dir.join("bundle.pem"), bundle).unwrap();
+        let script = format!(
+            "mount --bind {b} /etc/ssl/certs/ca-certificates.crt && exec certmonger -n -L -P {s} -d 2 -p {p}",
+            b = dir.join("bundle.pem").display(),
+            s = dir.join("cm.sock").display(),
+            p = dir.join("cm.pid").display(),
+        );
+        let log = std::fs::File::create(dir.join("certmonger.log")).unwrap();
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "sh", "-c", &script])
+            .envs(Self::env_of(dir))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log));
+        let mut child = cmd.spawn().expect("spawn certmonger");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !dir.join("cm.sock").exists() {
+            if Instant::now() > deadline {
+                common::terminate(&mut child);
+                panic!(
+                    "certmonger did not start (another instance holding its system lock?): {}",
+                    std::fs::read_to_string(dir.join("certmonger.log")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Certmonger {
+            child,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn env_of(dir: &Path) -> Vec<(String, String)> {
+        let s = dir.join("s");
+        vec![
+            ("CERTMONGER_CONFIG_DIR".into(), s.display().to_string()),
+            (
+                "CERTMONGER_REQUESTS_DIR".into(),
+                s.join("requests").display().to_string(),
+            ),
+            (
+                "CERTMONGER_CAS_DIR".into(),
+                s.join("cas").display().to_string(),
+            ),
+            (
+                "CERTMONGER_LOCAL_CA_DIR".into(),
+                s.join("local").display().to_string(),
+            ),
+            (
+                "CERTMONGER_TMPDIR".into(),
+                s.join("tmp").display().to_string(),
+            ),
+            (
+                "CERTMONGER_PVT_ADDRESS".into(),
+                format!("unix:path={}", dir.join("cm.sock").display()),
+            ),
+        ]
+    }
+
+    fn getcert(&self, args: &[&str]) -> common::Out {
+        let mut cmd = clean_command("getcert");
+        cmd.envs(Self::env_of(&self.dir)).args(args);
+        run(cmd, None)
+    }
+
+    /// `getcert list -i ID` until the status is one of `want` (or 40 s pass).
+    fn wait_status(&self, id: &str, want: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let out = self.getcert(&["list", "-i", id]);
+            if want
+                .iter()
+                .any(|w| out.stdout.contains(&format!("status: {w}\n")))
+                || Instant::now() > deadline
+            {
+                return out.stdout;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+impl Drop for Certmonger {
+    fn drop(&mut self) {
+        common::terminate(&mut self.child);
+    }
+}
+
+#[test]
+fn certmonger_enrolls_and_a_reused_challenge_is_refused() {
+    let server = Server::start();
+    server.add_user("bob");
+    let cm = Certmonger::start(&server.path("certmonger"), &server.ca_pem());
+    let ca = server.ca_pem();
+    let add = cm.getcert(&[
+        "add-scep-ca",
+        "-c",
+        "FERRO",
+        "-u",
+        &scep_url(&server),
+        "-R",
+        ca.to_str().unwrap(),
+    ]);
+    assert_eq!(add.code, 0, "{add:?}");
+
+    let c = challenge(&server, "bob", "macos");
+    let key = cm.dir.join("dev1.key");
+    let crt = cm.dir.join("dev1.crt");
+    let req = cm.getcert(&[
+        "request",
+        "-c",
+        "FERRO",
+        "-k",
+        key.to_str().unwrap(),
+        "-f",
+        crt.to_str().unwrap(),
+        "-N",
+        "CN=dev1",
+        "-L",
+        &c,
+        "-I",
+        "dev1",
+    ]);
+    assert_eq!(req.code, 0, "{req:?}");
+    let status = cm.wait_status("dev1", &["MONITORING", "CA_REJECTED", "CA_UNREACHABLE"]);
+    assert!(
+        status.contains("status: MONITORING"),
+        "{status}\n{}",
+        server.log()
+    );
+    let out = openssl_ok(&cm.dir, &["x509", "-in", "dev1.crt", "-noout", "-subject"]);
+    assert!(out.stdout.contains("CN = bob"), "{out:?}");
+    let serial = serial_of(&cm.dir, "dev1.crt");
+    let d = device_by_serial(&server, &serial);
+    assert_eq!(d["platform"], "macos");
+
+    // The same challenge for another key: refused (CertRep FAILURE).
+    let key2 = cm.dir.join("dev2.key");
+    let crt2 = cm.dir.join("dev2.crt");
+    let req = cm.getcert(&[
+        "request",
+        "-c",
+        "FERRO",
+        "-k",
+        key2.to_str().unwrap(),
+        "-f",
+        crt2.to_str().unwrap(),
+        "-N",
+        "CN=dev2",
+        "-L",
+        &c,
+        "-I",
+        "dev2",
+    ]);
+    assert_eq!(req.code, 0, "{req:?}");
+    let status = cm.wait_status("dev2", &["MONITORING", "CA_REJECTED"]);
+    assert!(status.contains("status: CA_REJECTED"), "{status}");
+    assert!(!crt2.exists());
+}
+
+fn pyscep(server: &Server, args: &[&str]) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/scep/pyscep_client.py"
+    ))
+    .args(args)
+    .env("REQUESTS_CA_BUNDLE", server.ca_pem());
+    let out = run(cmd, None);
+    assert_eq!(out.code, 0, "pyscep {args:?}: {out:?}");
+    out.json
+}
+
+#[test]
+fn pyscep_reads_the_capabilities() {
+    let server = Server::start();
+    let url = scep_url(&server);
+    let caps = pyscep(&server, &["caps", &url]);
+    assert_eq!(caps["cipher"], "aes256", "{caps}");
+    assert_eq!(caps["digest"], "sha512", "{caps}");
+    assert_eq!(caps["post"], true, "{caps}");
+    assert_eq!(caps["renewal"], true, "{caps}");
+    // PyScep checks the RA's signature with RSA PKCS#1 v1.5 only; our CA is ECDSA P-256,
+    // so its GetCACert check refuses before it would enroll (a PyScep limitation).
+    server.add_user("carol");
+    let c = challenge(&server, "carol", "android");
+    let res = pyscep(&server, &["enroll", &url, &c, "py-device"]);
+    assert_eq!(res["ca_certs_error"], "RA is not issued by CA", "{res}");
+}
+
+#[test]
+fn bad_scep_requests_get_stable_errors() {
+    let server = Server::start();
+    let url = scep_url(&server);
+    // GetCACaps as certmonger sends it, and GetCACert with the RA and the CA.
+    let caps = server.curl(&[&format!("{url}?operation=GetCACaps&message=0")]);
+    assert_eq!(caps.status, 200);
+    for cap in [
+        "AES",
+        "POSTPKIOperation",
+        "Renewal",
+        "SHA-256",
+        "SCEPStandard",
+    ] {
+        assert!(caps.body.lines().any(|l| l == cap), "{cap}: {}", caps.body);
+    }
+    let p7 = server.path("cacert.p7");
+    let got = server.curl(&[
+        "-o",
+        p7.to_str().unwrap(),
+        &format!("{url}?operation=GetCACert"),
+    ]);
+    assert_eq!(got.status, 200);
+    let certs = openssl_ok(
+        p7.parent().unwrap(),
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "cacert.p7",
+            "-print_certs",
+            "-noout",
+        ],
+    );
+    assert!(certs.stdout.contains("Ferrocore SCEP RA"), "{certs:?}");
+    assert!(certs.stdout.contains("Ferrocore Local CA"), "{certs:?}");
+
+    let no_op = server.curl(&[&url]);
+    assert_eq!(
+        (no_op.status, no_op.error_code()),
+        (400, "scep_unknown_operation")
+    );
+    let bad_op = server.curl(&[&format!("{url}?operation=Nope")]);
+    assert_eq!(bad_op.error_code(), "scep_unknown_operation");
+    let not_b64 = server.curl(&[&format!("{url}?operation=PKIOperation&message=%%%%")]);
+    assert_eq!(
+        (not_b64.status, not_b64.error_code()),
+        (400, "scep_malformed")
+    );
+    let garbage = server.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/x-pki-message",
+        "--data-binary",
+        "0\u{1}garbage",
+        &format!("{url}?operation=PKIOperation"),
+    ]);
+    assert_eq!(
+        (garbage.status, garbage.error_code()),
+        (400, "scep_malformed")
+    );
+    // A certs-only message is CMS but not a PKIOperation.
+    let certs_only = server.path("certs-only.p7");
+    std::fs::copy(&p7, &certs_only).unwrap();
+    let wrong = server.curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", certs_only.display()),
+        &format!("{url}?operation=PKIOperation"),
+    ]);
+    assert_eq!((wrong.status, wrong.error_code()), (400, "scep_malformed"));
+    let big = server.path("big.bin");
+    std::fs::write(&big, vec![0x30u8; 100 * 1024]).unwrap();
+    let too_big = server.curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &format!("{url}?operation=PKIOperation"),
+    ]);
+    assert_eq!(
+        (too_big.status, too_big.error_code()),
+        (413, "body_too_large")
+    );
+    // Reachable through the sync-TLS listener too.
+    let sync = server.curl(&[&format!("{}/scep?operation=GetCACaps", server.sync_url())]);
+    assert_eq!(sync.status, 200);
+    assert!(sync.body.contains("AES"));
+}

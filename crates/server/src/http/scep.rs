@@ -1,0 +1,429 @@
+//! SCEP (RFC 8894) at `/scep` on the device and sync-TLS listeners.
+//!
+//! - `GET ?operation=GetCACaps` (any `message`, certmonger sends `message=0`): the
+//!   capabilities, one per line.
+//! - `GET ?operation=GetCACert`: `application/x-x509-ca-ra-cert`, a certs-only SignedData
+//!   with the RA certificate and the CA certificate of the selected enrollment configuration
+//!   (plus the local CA that issued the RA when another configuration is selected).
+//! - `GET ?operation=PKIOperation&message=<url-escaped base64>` and `POST
+//!   ?operation=PKIOperation` (body: the DER message): PKCSReq → [`Core::scep_enroll`],
+//!   RenewalReq → [`Core::scep_renew`] (its signer certificate verified by
+//!   [`crate::tls::TrustStore::verify`] like a TLS client certificate), GetCertInitial →
+//!   [`Core::scep_poll`]. Answered with a CertRep (`application/x-pki-message`): SUCCESS
+//!   (issued certificate + CA, encrypted to the requester with AES: the request's AES
+//!   variant, AES-128 for 3DES requests), or FAILURE with failInfo: badRequest (challenge
+//!   unknown, expired or reused; CSR refused; lifecycle refusals), badMessageCheck (signature
+//!   or envelope does not verify/open), badAlg (unsupported algorithm), badCertId (unknown
+//!   transaction).
+//! - Where no CertRep can be built (no operation, undecodable message, no transactionID,
+//!   oversize body), the answer is the JSON error body: `scep_unknown_operation`,
+//!   `scep_malformed`, `body_too_large`.
+//!
+//! RSA work (decrypt, sign) runs on the blocking pool.
+
+use super::error::ApiError;
+use super::error::error_response;
+use super::json::ApiJson;
+use super::{ConnInfo, SharedState};
+use crate::tls::ClientCert;
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use ferrocore_core::CoreError;
+use ferrocore_core::service::{LOCAL_CONFIG, ScepEnrollment, ScepIssued};
+use ferrocore_pki::cms::ContentCipher;
+use ferrocore_pki::scep::{self, CertRepBody, FailInfo, MessageType, RaKey, ReplyTo, ScepError};
+use ferrocore_proto::{NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths};
+use std::sync::Arc;
+
+/// The capabilities this server announces.
+pub const CAPABILITIES: &[&str] = &[
+    "AES",
+    "DES3",
+    "GetNextCACert",
+    "POSTPKIOperation",
+    "Renewal",
+    "SHA-1",
+    "SHA-256",
+    "SHA-512",
+    "SCEPStandard",
+];
+
+pub fn routes() -> axum::Router<SharedState> {
+    axum::Router::new().route(paths::SCEP, get(scep_get).post(scep_post))
+}
+
+/// Admin routes (merged into the token-protected admin router): one-time challenges and
+/// the static challenge of an enrollment configuration.
+pub fn admin_routes() -> axum::Router<SharedState> {
+    axum::Router::new()
+        .route(
+            "/api/v1/admin/scep/challenges",
+            axum::routing::post(create_challenge),
+        )
+        .route(
+            "/api/v1/admin/scep/static-challenges/{config}",
+            axum::routing::put(set_static_challenge).delete(clear_static_challenge),
+        )
+}
+
+async fn create_challenge(
+    State(state): State<SharedState>,
+    ApiJson(req): ApiJson<NewScepChallenge>,
+) -> Result<(StatusCode, Json<ScepChallenge>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.core.create_scep_challenge(&req).await?),
+    ))
+}
+
+async fn set_static_challenge(
+    State(state): State<SharedState>,
+    Path(config): Path<String>,
+    ApiJson(req): ApiJson<StaticScepChallenge>,
+) -> Result<Json<ScepChallenge>, ApiError> {
+    Ok(Json(
+        state.core.set_static_scep_challenge(&config, &req).await?,
+    ))
+}
+
+async fn clear_static_challenge(
+    State(state): State<SharedState>,
+    Path(config): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.core.clear_static_scep_challenge(&config).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `key=value` pairs of a query string, percent-decoded. `+` stays `+`: SCEP messages are
+/// base64 and some clients do not escape it.
+fn query_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn operation(q: &[(String, String)]) -> Option<&str> {
+    q.iter()
+        .find(|(k, _)| k == "operation")
+        .map(|(_, v)| v.as_str())
+}
+
+fn unknown_operation(op: Option<&str>) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        codes::SCEP_UNKNOWN_OPERATION,
+        match op {
+            Some(op) => format!(
+                "unknown SCEP operation {:?}: use GetCACaps, GetCACert or PKIOperation",
+                op.chars().take(64).collect::<String>()
+            ),
+            None => "missing operation= (GetCACaps, GetCACert or PKIOperation)".into(),
+        },
+    )
+}
+
+fn malformed(message: String) -> Response {
+    error_response(StatusCode::BAD_REQUEST, codes::SCEP_MALFORMED, message)
+}
+
+async fn scep_get(
+    State(state): State<SharedState>,
+    Extension(info): Extension<Arc<ConnInfo>>,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = query_pairs(q.as_deref().unwrap_or(""));
+    match operation(&q) {
+        Some("GetCACaps") => ([(header::CONTENT_TYPE, "text/plain")], caps_text()).into_response(),
+        Some("GetCACert") | Some("GetNextCACert") => ca_certs(&state).await,
+        Some("PKIOperation") => {
+            let Some((_, msg)) = q.iter().find(|(k, _)| k == "message") else {
+                return malformed("PKIOperation by GET needs message=<base64>".into());
+            };
+            let cleaned: String = msg
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace() || *c == ' ')
+                .map(|c| if c == ' ' { '+' } else { c })
+                .collect();
+            if cleaned.len() > scep::SCEP_MAX_BYTES * 4 / 3 + 4 {
+                return error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    codes::BODY_TOO_LARGE,
+                    "SCEP message too large".into(),
+                );
+            }
+            match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
+                Ok(der) => pki_operation(state, info, der).await,
+                Err(e) => malformed(format!("message is not base64: {e}")),
+            }
+        }
+        other => unknown_operation(other),
+    }
+}
+
+async fn scep_post(
+    State(state): State<SharedState>,
+    Extension(info): Extension<Arc<ConnInfo>>,
+    RawQuery(q): RawQuery,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let q = query_pairs(q.as_deref().unwrap_or(""));
+    match operation(&q) {
+        Some("PKIOperation") => {}
+        other => return unknown_operation(other),
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                codes::BODY_TOO_LARGE,
+                "SCEP message too large".into(),
+            );
+        }
+        Err(r) => return malformed(r.body_text()),
+    };
+    // Some clients post base64 instead of DER.
+    let der = if body.first() == Some(&0x30) {
+        body.to_vec()
+    } else {
+        let text: Vec<u8> = body
+            .iter()
+            .copied()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        match base64::engine::general_purpose::STANDARD.decode(&text) {
+            Ok(d) => d,
+            Err(_) => return malformed("the body is neither DER nor base64".into()),
+        }
+    };
+    pki_operation(state, info, der).await
+}
+
+fn caps_text() -> String {
+    let mut s = CAPABILITIES.join("\n");
+    s.push('\n');
+    s
+}
+
+/// The RA certificate first, then the CA certificates (selected configuration, and the
+/// local CA that issued the RA when different).
+fn ca_chain(state: &SharedState, selected: &str) -> Vec<Vec<u8>> {
+    let ra = state.scep_ra.load();
+    let mut certs = vec![ra.cert_der.clone()];
+    if let Ok(i) = state.core.issuer(selected) {
+        certs.push(i.ca_der());
+    }
+    if selected != LOCAL_CONFIG {
+        certs.push(state.core.local_ca().ca().cert_der().to_vec());
+    }
+    certs
+}
+
+async fn ca_certs(state: &SharedState) -> Response {
+    let selected = match state.core.mutual_auth().await {
+        Ok(ma) => ma.enrollment_config,
+        Err(e) => return internal(e),
+    };
+    match ferrocore_pki::cms::certs_only(&ca_chain(state, &selected)) {
+        Ok(der) => (
+            [(header::CONTENT_TYPE, "application/x-x509-ca-ra-cert")],
+            der,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "GetCACert: cannot build the certs-only message");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                "internal error".into(),
+            )
+        }
+    }
+}
+
+fn pki_message(der: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/x-pki-message")], der).into_response()
+}
+
+fn internal(detail: impl std::fmt::Display) -> Response {
+    tracing::error!(%detail, "SCEP internal error");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        codes::INTERNAL,
+        "internal error".into(),
+    )
+}
+
+/// Builds and signs the CertRep on the blocking pool.
+async fn reply(ra: Arc<RaKey>, to: ReplyTo, body: CertRepBody, cipher: ContentCipher) -> Response {
+    match tokio::task::spawn_blocking(move || scep::build_cert_rep(&ra, &to, &body, cipher)).await {
+        Ok(Ok(der)) => pki_message(der),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
+/// failInfo for a refusal by the domain.
+fn fail_info_of(e: &CoreError) -> Option<FailInfo> {
+    use CoreError::*;
+    Some(match e {
+        ScepTransactionUnknown(_) => FailInfo::BadCertId,
+        Internal(_) => return None,
+        CertUnknown(_)
+        | CertRevoked { .. }
+        | CertSuperseded
+        | DeviceRetired
+        | ReregistrationRequired => FailInfo::BadCertId,
+        CertExpired { .. } => FailInfo::BadTime,
+        _ => FailInfo::BadRequest,
+    })
+}
+
+async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) -> Response {
+    if der.len() > scep::SCEP_MAX_BYTES {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+            "SCEP message too large".into(),
+        );
+    }
+    let ra = state.scep_ra.load_full();
+    let ra2 = ra.clone();
+    let parsed = match tokio::task::spawn_blocking(move || scep::parse_request(&der, &ra2)).await {
+        Ok(p) => p,
+        Err(e) => return internal(e),
+    };
+    let msg = match parsed {
+        Ok(m) => m,
+        Err(ScepError::Malformed(e)) => {
+            tracing::info!(peer = %info.peer, error = %e, "SCEP message refused (malformed)");
+            return malformed(format!("not a SCEP PKIOperation message: {e}"));
+        }
+        Err(ScepError::Refused {
+            fail_info,
+            reason,
+            reply_to,
+        }) => {
+            tracing::warn!(peer = %info.peer, transaction = %reply_to.transaction_id,
+                fail_info = fail_info.name(), %reason, "SCEP request refused");
+            return reply(
+                ra,
+                *reply_to,
+                CertRepBody::Failure(fail_info),
+                ContentCipher::Aes128Cbc,
+            )
+            .await;
+        }
+    };
+    let cipher = match msg.cipher {
+        ContentCipher::DesEde3Cbc | ContentCipher::DesCbc => ContentCipher::Aes128Cbc,
+        aes => aes,
+    };
+    let tx = msg.transaction_id().to_owned();
+    let outcome: Result<ScepIssued, CoreError> = match msg.message_type {
+        MessageType::PkcsReq => {
+            state
+                .core
+                .scep_enroll(&ScepEnrollment {
+                    challenge: scep::csr_challenge_password(&msg.content),
+                    csr_der: msg.content.clone(),
+                    transaction_id: tx.clone(),
+                    signer_cert_der: msg.reply_to.signer_cert_der.clone(),
+                })
+                .await
+        }
+        MessageType::RenewalReq => {
+            let chain = [rustls_pki_types::CertificateDer::from(
+                msg.reply_to.signer_cert_der.clone(),
+            )];
+            match state.trust.verify(&chain, state.core.clock().now()) {
+                ClientCert::Verified(presented) => {
+                    state
+                        .core
+                        .scep_renew(&presented, &msg.reply_to.signer_cert_der, &msg.content, &tx)
+                        .await
+                }
+                ClientCert::Rejected(e) => Err(CoreError::CertUnknown(e.to_string())),
+                ClientCert::None => Err(CoreError::ClientCertRequired),
+            }
+        }
+        MessageType::CertPoll => state.core.scep_poll(&tx).await,
+        MessageType::GetCert | MessageType::GetCrl | MessageType::CertRep => Err(
+            CoreError::BadRequest("only PKCSReq, RenewalReq and GetCertInitial are served".into()),
+        ),
+    };
+    match outcome {
+        Ok(issued) => {
+            tracing::info!(transaction = %tx, device = %issued.device_id,
+                kind = ?msg.message_type, cipher = msg.cipher.name(), "SCEP certificate issued");
+            reply(
+                ra,
+                msg.reply_to,
+                CertRepBody::Success(vec![issued.cert_der, issued.ca_der]),
+                cipher,
+            )
+            .await
+        }
+        Err(e) => match fail_info_of(&e) {
+            Some(fi) => {
+                tracing::warn!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
+                    fail_info = fi.name(), code = e.code(), error = %e, "SCEP request refused");
+                reply(ra, msg.reply_to, CertRepBody::Failure(fi), cipher).await
+            }
+            None => internal(e),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keeps_plus_and_decodes_escapes() {
+        let q = query_pairs("operation=PKIOperation&message=ab%2Bc+d%3D%3D&x");
+        assert_eq!(operation(&q), Some("PKIOperation"));
+        assert_eq!(q[1].1, "ab+c+d==");
+        assert_eq!(q[2], ("x".to_owned(), String::new()));
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}
