@@ -483,6 +483,42 @@ mod tests {
     use x509_parser::prelude::FromDer;
 
     #[test]
+    fn csr_for_an_external_ca_has_an_rsa_key_and_the_challenge() {
+        use x509_parser::cri_attributes::ParsedCriAttribute;
+        let uuid = "0b7e6c1a-1f2d-4e3c-9a8b-7c6d5e4f3a2b";
+        for challenge in ["secret", "not printable: ü & *"] {
+            let attrs = CsrAttributes {
+                key: Some("rsa-2048".into()),
+                challenge_password: Some(challenge.into()),
+            };
+            let k = generate_key_and_csr_for(uuid, &attrs).unwrap();
+            let (_, pem) = x509_parser::pem::parse_x509_pem(k.csr_pem.as_bytes()).unwrap();
+            let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(
+                &pem.contents,
+            )
+            .unwrap();
+            csr.verify_signature().unwrap();
+            let info = &csr.certification_request_info;
+            assert_eq!(
+                info.subject_pki.algorithm.algorithm.to_id_string(),
+                "1.2.840.113549.1.1.1"
+            );
+            let found = info
+                .iter_attributes()
+                .find_map(|a| match a.parsed_attribute() {
+                    ParsedCriAttribute::ChallengePassword(p) => Some(p.0.clone()),
+                    _ => None,
+                });
+            assert_eq!(found.as_deref(), Some(challenge));
+        }
+        let odd = CsrAttributes {
+            key: Some("ed25519".into()),
+            challenge_password: None,
+        };
+        assert!(generate_key_and_csr_for(uuid, &odd).is_err());
+    }
+
+    #[test]
     fn csr_has_device_uuid_as_cn_and_p256_key() {
         let uuid = "0b7e6c1a-1f2d-4e3c-9a8b-7c6d5e4f3a2b";
         let k = generate_key_and_csr(uuid).unwrap();
