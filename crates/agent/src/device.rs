@@ -2,10 +2,10 @@
 
 use crate::state::{DeviceFiles, DeviceState, Registration, StateDir};
 use anyhow::{Context, Result, bail};
-use ferrocore_client::{ClientIdentity, ClientOptions, HttpsUrl, TlsClient};
+use ferrocore_client::{ClientError, ClientIdentity, ClientOptions, HttpsUrl, TlsClient};
 use ferrocore_proto::{
-    AuthMode, CheckinRequest, CheckinResponse, ClientKind, CsrRequest, IssuedIdentity, Platform,
-    RegisterRequest, RegisterResponse, paths,
+    AuthMode, CheckinRequest, CheckinResponse, ClientKind, CsrAttributes, CsrAttributesRequest,
+    CsrRequest, IssuedIdentity, Platform, RegisterRequest, RegisterResponse, codes, paths,
 };
 
 /// Inputs of a registration.
@@ -30,21 +30,66 @@ pub struct KeyAndCsr {
 
 /// Generate an ECDSA P-256 key and a CSR with `CN = device_uuid`.
 pub fn generate_key_and_csr(device_uuid: &str) -> Result<KeyAndCsr> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-        .context("generating the device key")?;
+    generate_key_and_csr_for(device_uuid, &CsrAttributes::default())
+}
+
+/// Generate a key and a CSR with `CN = device_uuid` carrying what the server's enrollment
+/// configuration asks for (`/api/v1/csr-attributes`): an RSA-2048 key instead of P-256, and
+/// the external CA's challengePassword attribute.
+pub fn generate_key_and_csr_for(device_uuid: &str, attrs: &CsrAttributes) -> Result<KeyAndCsr> {
+    let key = match attrs.key.as_deref() {
+        None => rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        Some("rsa-2048") => {
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        }
+        Some(other) => {
+            anyhow::bail!("the server asks for a {other:?} key, which this agent cannot make")
+        }
+    }
+    .context("generating the device key")?;
     let mut params = rcgen::CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, device_uuid);
+    let mut extra = Vec::new();
+    if let Some(challenge) = &attrs.challenge_password {
+        extra.push(rcgen::Attribute {
+            oid: &[1, 2, 840, 113549, 1, 9, 7],
+            values: challenge_password_values(challenge)?,
+        });
+    }
     let csr_pem = params
-        .serialize_request(&key)
+        .serialize_request_with_attributes(&key, extra)
         .and_then(|csr| csr.pem())
         .context("building the CSR")?;
     Ok(KeyAndCsr {
         key_pem: key.serialize_pem(),
         csr_pem,
     })
+}
+
+/// `SET { PrintableString | UTF8String }` of a PKCS#9 challengePassword.
+fn challenge_password_values(c: &str) -> Result<Vec<u8>> {
+    let printable = c
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b" '()+,-./:=?".contains(&b));
+    let value = der_tlv(if printable { 0x13 } else { 0x0c }, c.as_bytes())?;
+    der_tlv(0x31, &value)
+}
+
+fn der_tlv(tag: u8, content: &[u8]) -> Result<Vec<u8>> {
+    let mut out = vec![tag];
+    match content.len() {
+        n @ 0..=127 => out.push(u8::try_from(n)?),
+        n @ 128..=255 => out.extend([0x81, u8::try_from(n)?]),
+        n => out.extend([0x82, u8::try_from(n >> 8)?, u8::try_from(n & 0xff)?]),
+    }
+    if content.len() > 0xffff {
+        anyhow::bail!("challenge password too long");
+    }
+    out.extend_from_slice(content);
+    Ok(out)
 }
 
 /// A client for registrations: trusts `ca_pem`, no client certificate.
@@ -70,7 +115,7 @@ pub async fn register(
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
     };
     let KeyAndCsr { key_pem, csr_pem } = generate_key_and_csr(&device_uuid)?;
-    let request = RegisterRequest {
+    let mut request = RegisterRequest {
         username: params.username.clone(),
         password: params.password.clone(),
         platform: params.platform,
@@ -79,8 +124,29 @@ pub async fn register(
         device_uuid: device_uuid.clone(),
         csr_pem: Some(csr_pem),
     };
-    let register_url = format!("{}{}", params.url.trim_end_matches('/'), paths::REGISTER);
-    let resp: RegisterResponse = client.post_json(&register_url, &request).await?;
+    let base = params.url.trim_end_matches('/');
+    let register_url = format!("{base}{}", paths::REGISTER);
+    let mut key_pem = key_pem;
+    let resp: RegisterResponse = match client.post_json(&register_url, &request).await {
+        // The selected enrollment configuration (an external SCEP CA) needs more in the CSR:
+        // ask what, make a new key and CSR with it, and register again.
+        Err(ClientError::Api { code, .. }) if code == codes::CSR_ATTRIBUTES_REQUIRED => {
+            let attrs: CsrAttributes = client
+                .post_json(
+                    &format!("{base}{}", paths::CSR_ATTRIBUTES),
+                    &CsrAttributesRequest {
+                        username: Some(params.username.clone()),
+                        password: Some(params.password.clone()),
+                    },
+                )
+                .await?;
+            let fresh = generate_key_and_csr_for(&device_uuid, &attrs)?;
+            key_pem = fresh.key_pem;
+            request.csr_pem = Some(fresh.csr_pem);
+            client.post_json(&register_url, &request).await?
+        }
+        other => other?,
+    };
 
     let (cert_pem, secret) = match resp.mode {
         AuthMode::Mutual => (
@@ -257,21 +323,45 @@ pub async fn renew(dir: &StateDir) -> Result<IssuedIdentity> {
         bail!("only a device in mutual mode renews its certificate");
     }
     let client = TlsClient::new(&files.trust_pem(), creds.identity, ClientOptions::default())?;
-    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
-    let resp: IssuedIdentity = client
-        .post_json(
-            &files.state.endpoint_url(paths::RENEW),
-            &CsrRequest {
-                csr_pem: fresh.csr_pem,
-            },
-        )
-        .await?;
+    let (fresh, resp) = post_new_csr(&client, &files, paths::RENEW).await?;
     store_identity(dir, files, &fresh.key_pem, &resp)?;
     eprintln!(
         "note: certificate renewed (serial {}, expires {})",
         resp.serial, resp.not_after
     );
     Ok(resp)
+}
+
+/// Posts a CSR for a new key to `path` (renewal, migration). When the device's enrollment
+/// configuration needs more in the CSR (`csr_attributes_required`: an external SCEP CA), asks
+/// `/api/v1/csr-attributes` with the same credentials and posts a new one.
+async fn post_new_csr(
+    client: &TlsClient,
+    files: &DeviceFiles,
+    path: &str,
+) -> Result<(KeyAndCsr, IssuedIdentity)> {
+    let url = files.state.endpoint_url(path);
+    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
+    let request = CsrRequest {
+        csr_pem: fresh.csr_pem.clone(),
+    };
+    match client.post_json(&url, &request).await {
+        Err(ClientError::Api { code, .. }) if code == codes::CSR_ATTRIBUTES_REQUIRED => {
+            let attrs: CsrAttributes = client
+                .post_json(
+                    &files.state.endpoint_url(paths::CSR_ATTRIBUTES),
+                    &CsrAttributesRequest::default(),
+                )
+                .await?;
+            let fresh = generate_key_and_csr_for(&files.state.device_uuid, &attrs)?;
+            let request = CsrRequest {
+                csr_pem: fresh.csr_pem.clone(),
+            };
+            let resp = client.post_json(&url, &request).await?;
+            Ok((fresh, resp))
+        }
+        other => Ok((fresh, other?)),
+    }
 }
 
 /// Obtains a mutual-auth identity certificate for a legacy device (migration), then uses the
@@ -287,15 +377,7 @@ pub async fn migrate(dir: &StateDir) -> Result<IssuedIdentity> {
             ..ClientOptions::default()
         },
     )?;
-    let fresh = generate_key_and_csr(&files.state.device_uuid)?;
-    let resp: IssuedIdentity = client
-        .post_json(
-            &files.state.endpoint_url(paths::MIGRATE),
-            &CsrRequest {
-                csr_pem: fresh.csr_pem,
-            },
-        )
-        .await?;
+    let (fresh, resp) = post_new_csr(&client, &files, paths::MIGRATE).await?;
     store_identity(dir, files, &fresh.key_pem, &resp)?;
     eprintln!(
         "note: migrated: check-ins now use mutual TLS on port {}",
@@ -399,6 +481,42 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use x509_parser::prelude::FromDer;
+
+    #[test]
+    fn csr_for_an_external_ca_has_an_rsa_key_and_the_challenge() {
+        use x509_parser::cri_attributes::ParsedCriAttribute;
+        let uuid = "0b7e6c1a-1f2d-4e3c-9a8b-7c6d5e4f3a2b";
+        for challenge in ["secret", "not printable: ü & *"] {
+            let attrs = CsrAttributes {
+                key: Some("rsa-2048".into()),
+                challenge_password: Some(challenge.into()),
+            };
+            let k = generate_key_and_csr_for(uuid, &attrs).unwrap();
+            let (_, pem) = x509_parser::pem::parse_x509_pem(k.csr_pem.as_bytes()).unwrap();
+            let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(
+                &pem.contents,
+            )
+            .unwrap();
+            csr.verify_signature().unwrap();
+            let info = &csr.certification_request_info;
+            assert_eq!(
+                info.subject_pki.algorithm.algorithm.to_id_string(),
+                "1.2.840.113549.1.1.1"
+            );
+            let found = info
+                .iter_attributes()
+                .find_map(|a| match a.parsed_attribute() {
+                    ParsedCriAttribute::ChallengePassword(p) => Some(p.0.clone()),
+                    _ => None,
+                });
+            assert_eq!(found.as_deref(), Some(challenge));
+        }
+        let odd = CsrAttributes {
+            key: Some("ed25519".into()),
+            challenge_password: None,
+        };
+        assert!(generate_key_and_csr_for(uuid, &odd).is_err());
+    }
 
     #[test]
     fn csr_has_device_uuid_as_cn_and_p256_key() {

@@ -86,6 +86,29 @@ pub enum CoreError {
         "invalid app identifier {0:?}: reverse-DNS form like com.example.app, at most 255 characters"
     )]
     InvalidAppId(String),
+    /// The selected enrollment configuration needs the CSR to carry more (an RSA key, the
+    /// external CA's challenge): the agent asks `/api/v1/csr-attributes` and sends a new CSR.
+    #[error("{0}")]
+    CsrAttributesRequired(String),
+    /// The external CA could not be reached or answered something that is not SCEP.
+    #[error("the external CA is unreachable: {0}")]
+    ExternalCaUnreachable(String),
+    /// The external CA answered FAILURE (or a request Ferrocore refuses to send).
+    #[error("the external CA refused the request: {0}")]
+    ExternalCaRefused(String),
+    /// The external CA answered PENDING: manual approval is not supported.
+    #[error(
+        "the external CA put the request on hold (PENDING); configure it to issue automatically"
+    )]
+    ExternalCaPending,
+    /// The external CA issued a certificate that does not match the request.
+    #[error("the external CA's certificate was refused: {0}")]
+    ExternalCaBadCertificate(String),
+    /// At creation: the CA certificate the SCEP URL serves is not the configured one.
+    #[error(
+        "the CA certificate at the SCEP URL has SHA-256 {actual}, not the configured {expected}"
+    )]
+    CaFingerprintMismatch { expected: String, actual: String },
     /// SCEP: the challenge password is unknown, expired or already used.
     #[error("SCEP challenge password unknown, expired or already used")]
     ScepChallengeInvalid,
@@ -135,6 +158,12 @@ impl CoreError {
             StorefrontPasswordRequired => codes::STOREFRONT_PASSWORD_REQUIRED,
             AppWrongPlatform { .. } => codes::APP_WRONG_PLATFORM,
             InvalidAppId(_) => codes::INVALID_APP_ID,
+            CsrAttributesRequired(_) => codes::CSR_ATTRIBUTES_REQUIRED,
+            ExternalCaUnreachable(_) => codes::EXTERNAL_CA_UNREACHABLE,
+            ExternalCaRefused(_) => codes::EXTERNAL_CA_REFUSED,
+            ExternalCaPending => codes::EXTERNAL_CA_PENDING,
+            ExternalCaBadCertificate(_) => codes::EXTERNAL_CA_BAD_CERTIFICATE,
+            CaFingerprintMismatch { .. } => codes::CA_FINGERPRINT_MISMATCH,
             ScepChallengeInvalid => codes::SCEP_CHALLENGE_INVALID,
             ScepTransactionUnknown(_) => codes::SCEP_TRANSACTION_UNKNOWN,
             EstTokenInvalid => codes::EST_TOKEN_INVALID,

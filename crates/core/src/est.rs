@@ -174,8 +174,9 @@ impl Core {
             at,
         );
         let policy = self.policy_of(&device).await?;
-        let (issued, record) =
-            self.issue_registration_cert(&mut device, &policy, csr, now, "est")?;
+        let (issued, record) = self
+            .issue_registration_cert(&mut device, &policy, csr, now, "est")
+            .await?;
         let reg = Registration {
             cert: Some(record),
             device: device.clone(),
@@ -190,7 +191,7 @@ impl Core {
             platform = %device.platform, serial = %issued.serial_hex,
             token = token_hash.is_some(), "EST enrollment"
         );
-        let ca_der = self.issuer(&ma.enrollment_config)?.ca().cert_der().to_vec();
+        let ca_der = self.issuer(&ma.enrollment_config)?.ca_der();
         Ok(EstEnrolled {
             device,
             issued,

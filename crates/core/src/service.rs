@@ -7,7 +7,7 @@
 use crate::clock::Clock;
 use crate::directory::{Directory, hash_password};
 use crate::error::{CoreError, Result};
-use crate::issuance::{Issuer, LocalIssuer, PublishedCrl};
+use crate::issuance::{Issuer, KIND_LOCAL_CA, LocalIssuer, PublishedCrl};
 use crate::rules::{self, Decision, History, SettingState, Version};
 use crate::store::{
     AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Page,
@@ -52,6 +52,10 @@ pub fn renewal_window_days(p: &PolicyRecord) -> u32 {
 pub struct PresentedCert {
     pub serial: String,
     pub not_after: i64,
+    /// SHA-256 (hex) of the certificate's DER. When set (the server layer always sets it) it
+    /// must be the recorded certificate's: serials are unique per CA only, and external CAs
+    /// count from small numbers.
+    pub sha256: Option<String>,
 }
 
 /// How a request authenticates a device.
@@ -197,7 +201,7 @@ pub struct Core {
     /// The built-in `local` configuration (also in `issuers`).
     local: Arc<LocalIssuer>,
     /// Enrollment configurations by name; `local` always exists.
-    issuers: ArcSwap<BTreeMap<String, Arc<LocalIssuer>>>,
+    issuers: ArcSwap<BTreeMap<String, Arc<dyn Issuer>>>,
     /// Delegated OCSP responders by enrollment configuration ([`crate::ocsp`]).
     pub(crate) ocsp: ArcSwap<BTreeMap<String, Arc<ferrocore_pki::OcspResponder>>>,
     clock: Arc<dyn Clock>,
@@ -214,7 +218,7 @@ impl Core {
         clock: Arc<dyn Clock>,
         publication: PkiPublication,
     ) -> Self {
-        let mut issuers = BTreeMap::new();
+        let mut issuers: BTreeMap<String, Arc<dyn Issuer>> = BTreeMap::new();
         issuers.insert(LOCAL_CONFIG.to_owned(), local_ca.clone());
         Core {
             store,
@@ -241,7 +245,7 @@ impl Core {
     }
 
     /// An enrollment configuration's issuer.
-    pub fn issuer(&self, name: &str) -> Result<Arc<LocalIssuer>> {
+    pub fn issuer(&self, name: &str) -> Result<Arc<dyn Issuer>> {
         self.issuers
             .load()
             .get(name)
@@ -256,16 +260,12 @@ impl Core {
 
     /// Every configuration's CA certificate (DER), for the trust store.
     pub fn trusted_ca_ders(&self) -> Vec<Vec<u8>> {
-        self.issuers
-            .load()
-            .values()
-            .map(|i| i.ca().cert_der().to_vec())
-            .collect()
+        self.issuers.load().values().map(|i| i.ca_der()).collect()
     }
 
     /// Makes an enrollment configuration usable (at start-up, or after it was created).
     /// The built-in `local` one cannot be replaced.
-    pub fn install_issuer(&self, name: &str, issuer: Arc<LocalIssuer>) {
+    pub fn install_issuer(&self, name: &str, issuer: Arc<dyn Issuer>) {
         if name == LOCAL_CONFIG {
             return;
         }
@@ -335,8 +335,10 @@ impl Core {
         let mut device_secret = None;
         if decision.mutual {
             let csr = csr.ok_or(CoreError::CsrRequired)?;
-            let (issued, record) =
-                self.issue_registration_cert(&mut device, &policy, &csr, now, "registration")?;
+            self.check_csr_for(&selected, &csr)?;
+            let (issued, record) = self
+                .issue_registration_cert(&mut device, &policy, &csr, now, "registration")
+                .await?;
             cert_record = Some(record);
             certificate_pem = Some(issued.pem);
         } else {
@@ -362,7 +364,7 @@ impl Core {
 
     /// Issues a registering device's first certificate (registration, SCEP enrollment) and
     /// makes it the device's current one; returns it with its record.
-    pub(crate) fn issue_registration_cert(
+    pub(crate) async fn issue_registration_cert(
         &self,
         device: &mut DeviceRecord,
         policy: &PolicyRecord,
@@ -370,7 +372,7 @@ impl Core {
         now: OffsetDateTime,
         reason: &str,
     ) -> Result<(IssuedCert, CertRecord)> {
-        let issued = self.issue_identity(device, policy, csr, now)?;
+        let issued = self.issue_identity(device, policy, csr, now).await?;
         device.current_cert_serial = Some(issued.serial_hex.clone());
         device.cert_not_after = Some(issued.not_after.unix_timestamp());
         let record = cert_record_of(&issued, device, now.unix_timestamp(), reason, None);
@@ -459,8 +461,9 @@ impl Core {
             at,
         );
         let policy = self.policy_of(&device).await?;
-        let (issued, record) =
-            self.issue_registration_cert(&mut device, &policy, &csr, now, "scep")?;
+        let (issued, record) = self
+            .issue_registration_cert(&mut device, &policy, &csr, now, "scep")
+            .await?;
         let reg = Registration {
             device: device.clone(),
             cert: Some(record),
@@ -472,7 +475,7 @@ impl Core {
         self.registered(existing.is_some(), &reg, &device).await?;
         Ok(ScepIssued {
             cert_der: issued.der,
-            ca_der: self.issuer_of(&device)?.ca().cert_der().to_vec(),
+            ca_der: self.issuer_of(&device)?.ca_der(),
             device_id: device.id,
         })
     }
@@ -501,7 +504,7 @@ impl Core {
         let done = self.renewed(cert, &device, issued).await?;
         Ok(ScepIssued {
             cert_der: done.issued.der,
-            ca_der: self.issuer_of(&done.device)?.ca().cert_der().to_vec(),
+            ca_der: self.issuer_of(&done.device)?.ca_der(),
             device_id: done.device.id,
         })
     }
@@ -522,12 +525,12 @@ impl Core {
         let issuer = self.issuer(&done.enrollment_config)?;
         Ok(ScepIssued {
             cert_der: done.der,
-            ca_der: issuer.ca().cert_der().to_vec(),
+            ca_der: issuer.ca_der(),
             device_id: done.device_id.unwrap_or_default(),
         })
     }
 
-    fn issuer_of(&self, device: &DeviceRecord) -> Result<Arc<LocalIssuer>> {
+    fn issuer_of(&self, device: &DeviceRecord) -> Result<Arc<dyn Issuer>> {
         self.issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))
     }
 
@@ -620,7 +623,7 @@ impl Core {
 
     /// The one issuance step every path (registration, renewal, migration) goes through:
     /// the device's enrollment configuration signs with the policy's lifetime.
-    pub(crate) fn issue_identity(
+    pub(crate) async fn issue_identity(
         &self,
         device: &DeviceRecord,
         policy: &PolicyRecord,
@@ -638,7 +641,52 @@ impl Core {
             crl_url: self.publication.crl_url(config),
             ocsp_url: self.publication.ocsp_url.clone(),
         };
-        issuer.issue(csr, &profile, now)
+        issuer.issue(csr, &profile, now).await
+    }
+
+    /// Refuses a CSR the configuration cannot use before anything is sent or written.
+    fn check_csr_for(&self, config: &str, csr: &VerifiedCsr) -> Result<()> {
+        self.issuer(config)?
+            .csr_requirements()
+            .check(csr)
+            .map_err(CoreError::CsrAttributesRequired)
+    }
+
+    /// What an agent's CSR must carry for the configuration new identities come from,
+    /// answered to an authenticated user only (it may hold the external CA's challenge).
+    pub async fn csr_attributes(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<crate::issuance::CsrRequirements> {
+        self.directory.authenticate(username, password).await?;
+        let selected = self.store.mutual_auth().await?.enrollment_config;
+        Ok(self.issuer(&selected)?.csr_requirements())
+    }
+
+    /// [`Core::csr_attributes`] for a registered device: with its certificate, what its
+    /// configuration needs (renewal); with its device secret, what the selected one needs
+    /// (migration).
+    pub async fn csr_attributes_of_device(
+        &self,
+        credential: DeviceCredential,
+    ) -> Result<crate::issuance::CsrRequirements> {
+        let config = match credential {
+            DeviceCredential::Certificate(cert) => self
+                .authenticate_cert(&cert, Purpose::Renewal)
+                .await?
+                .enrollment_config
+                .unwrap_or_else(|| LOCAL_CONFIG.to_owned()),
+            DeviceCredential::Secret {
+                device_uuid,
+                secret,
+            } => {
+                self.authenticate_secret(&device_uuid, &secret).await?;
+                self.store.mutual_auth().await?.enrollment_config
+            }
+            DeviceCredential::None => return Err(CoreError::InvalidCredentials),
+        };
+        Ok(self.issuer(&config)?.csr_requirements())
     }
 
     fn decide_for(
@@ -811,6 +859,14 @@ impl Core {
             .identity_by_serial(&cert.serial)
             .await?
             .ok_or_else(|| CoreError::CertUnknown(cert.serial.clone()))?;
+        if let Some(h) = &cert.sha256
+            && *h != sha256_hex(&identity.cert_der)
+        {
+            return Err(CoreError::CertUnknown(format!(
+                "{}: another certificate with this serial is recorded",
+                cert.serial
+            )));
+        }
         if identity.device.status == DeviceStatus::Retired {
             return Err(CoreError::DeviceRetired);
         }
@@ -925,7 +981,11 @@ impl Core {
         if kind == RenewalKind::Agent && old_info.spki_sha256_hex == csr.spki_sha256_hex() {
             return Err(CoreError::SameKey);
         }
-        let issued = self.issue_identity(&device, &policy, csr, now)?;
+        self.check_csr_for(
+            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
+            csr,
+        )?;
+        let issued = self.issue_identity(&device, &policy, csr, now).await?;
         let at = now.unix_timestamp();
         let record = cert_record_of(&issued, &device, at, reason, Some(cert.serial.clone()));
         Ok((device, issued, record))
@@ -980,7 +1040,11 @@ impl Core {
         let at = now.unix_timestamp();
         let mut device = device;
         device.enrollment_config = Some(self.store.mutual_auth().await?.enrollment_config);
-        let issued = self.issue_identity(&device, &policy, &csr, now)?;
+        self.check_csr_for(
+            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
+            &csr,
+        )?;
+        let issued = self.issue_identity(&device, &policy, &csr, now).await?;
         let record = cert_record_of(&issued, &device, at, "migration", None);
         self.store.apply_migration(&device.id, &record, at).await?;
         self.publish_crl().await?;
@@ -1312,6 +1376,10 @@ impl Core {
         let issuers = self.issuers.load_full();
         let mut published = BTreeMap::new();
         for (name, issuer) in issuers.iter() {
+            // External CAs publish their own CRLs; Ferrocore signs only for CAs it holds.
+            let Some(ca) = issuer.local_ca() else {
+                continue;
+            };
             let rows = self
                 .store
                 .revoked_certificates(name, now.unix_timestamp())
@@ -1327,7 +1395,7 @@ impl Core {
             }
             let number = self.store.next_crl_number().await?;
             let next_update = now + CRL_VALIDITY;
-            let der = issuer.ca().crl(&entries, number, now, next_update)?;
+            let der = ca.crl(&entries, number, now, next_update)?;
             let pem = pem::encode(&pem::Pem::new("X509 CRL", der.clone()));
             if let Some(path) = self.publication.crl_path(name) {
                 if let Some(parent) = path.parent() {
@@ -1354,14 +1422,30 @@ impl Core {
 
     /// Registers a new local-CA enrollment configuration (its key was stored by the caller).
     pub async fn add_local_ca_config(&self, name: &str, issuer: Arc<LocalIssuer>) -> Result<()> {
+        let ca_pem = issuer.ca_pem();
+        self.add_config(name, KIND_LOCAL_CA, ca_pem, None, issuer)
+            .await
+    }
+
+    /// Registers a new enrollment configuration of any kind (its files were stored by the
+    /// caller, who removes them if this fails): recorded, then usable at once.
+    pub async fn add_config(
+        &self,
+        name: &str,
+        kind: &str,
+        ca_cert_pem: String,
+        scep: Option<crate::store::ScepParams>,
+        issuer: Arc<dyn Issuer>,
+    ) -> Result<()> {
         validate_config_name(name)?;
         self.store
-            .add_enrollment_config(
-                name,
-                "local_ca",
-                &issuer.ca_pem(),
-                self.now().unix_timestamp(),
-            )
+            .add_enrollment_config(&crate::store::EnrollmentConfigRecord {
+                name: name.to_owned(),
+                kind: kind.to_owned(),
+                ca_cert_pem,
+                created_at: self.now().unix_timestamp(),
+                scep,
+            })
             .await?;
         self.install_issuer(name, issuer);
         self.publish_crl().await?;
@@ -1536,7 +1620,7 @@ pub(crate) fn normalise_uuid(s: &str) -> Result<String> {
         .map_err(|_| CoreError::InvalidDeviceUuid(s.chars().take(64).collect()))
 }
 
-fn validate_config_name(n: &str) -> Result<()> {
+pub fn validate_config_name(n: &str) -> Result<()> {
     let ok = !n.is_empty()
         && n.len() <= 64
         && n.chars()

@@ -21,9 +21,26 @@ pub struct MutualAuthRow {
 #[derive(Debug, Clone)]
 pub struct EnrollmentConfigRecord {
     pub name: String,
+    /// `local_ca` or `scep`.
     pub kind: String,
     pub ca_cert_pem: String,
     pub created_at: i64,
+    /// Set for `scep` configurations (the challenge is a file in the data directory, not here).
+    pub scep: Option<ScepParams>,
+}
+
+/// Where and how an external SCEP CA is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScepParams {
+    /// The CA's SCEP URL (`http://host:port/scep`).
+    pub url: String,
+    /// SHA-256 of the CA certificate (lowercase hex), checked at creation.
+    pub ca_sha256: String,
+    /// The certificate requests are encrypted to (the RA certificate of a CA+RA answer, or
+    /// the CA certificate), PEM.
+    pub recipient_cert_pem: String,
+    /// The GetCACaps answer at creation, one capability a line.
+    pub caps: String,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +144,8 @@ pub struct CheckinEffects {
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub cert_serial: String,
+    /// The recorded certificate (DER).
+    pub cert_der: Vec<u8>,
     pub cert_status: CertStatus,
     pub revocation_reason: Option<String>,
     pub device: DeviceRecord,
@@ -320,13 +339,7 @@ pub trait Store: Send + Sync + 'static {
     // --- enrollment configurations ---
     async fn enrollment_configs(&self) -> Result<Vec<EnrollmentConfigRecord>>;
     /// Adds a configuration; `Conflict` if the name exists.
-    async fn add_enrollment_config(
-        &self,
-        name: &str,
-        kind: &str,
-        ca_cert_pem: &str,
-        at: i64,
-    ) -> Result<()>;
+    async fn add_enrollment_config(&self, config: &EnrollmentConfigRecord) -> Result<()>;
     /// Records the built-in configuration at start-up (insert or update its CA).
     async fn ensure_enrollment_config(
         &self,

@@ -83,7 +83,7 @@ impl std::fmt::Debug for LocalCa {
     }
 }
 
-fn random_serial() -> Result<SerialNumber, PkiError> {
+pub(crate) fn random_serial() -> Result<SerialNumber, PkiError> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|e| PkiError::internal("random serial", e))?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;

@@ -44,6 +44,8 @@ pub struct VerifiedCsr {
     key_algorithm: KeyAlgorithm,
     subject_cn: Option<String>,
     subject_serial_number: Option<String>,
+    subject_der: Vec<u8>,
+    challenge_password: Option<String>,
 }
 
 impl VerifiedCsr {
@@ -73,6 +75,15 @@ impl VerifiedCsr {
     /// The public key type.
     pub fn key_algorithm(&self) -> KeyAlgorithm {
         self.key_algorithm
+    }
+    /// The subject Name, DER (compared with the subject of a certificate an external CA
+    /// issued for this request).
+    pub fn subject_der(&self) -> &[u8] {
+        &self.subject_der
+    }
+    /// The PKCS#9 challengePassword attribute, when the request carries one.
+    pub fn challenge_password(&self) -> Option<&str> {
+        self.challenge_password.as_deref()
     }
 }
 
@@ -145,11 +156,21 @@ pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, PkiError> {
         .next()
         .and_then(|a| a.as_str().ok())
         .map(str::to_owned);
+    let challenge_password = info
+        .iter_attributes()
+        .find_map(|a| match a.parsed_attribute() {
+            x509_parser::cri_attributes::ParsedCriAttribute::ChallengePassword(p) => {
+                Some(p.0.clone())
+            }
+            _ => None,
+        });
     Ok(VerifiedCsr {
         subject_serial_number,
         spki_der: spki.raw.to_vec(),
         key_algorithm,
         subject_cn,
+        subject_der: info.subject.as_raw().to_vec(),
+        challenge_password,
         der,
     })
 }

@@ -16,6 +16,7 @@ mod est;
 mod files;
 mod info;
 mod ocsp;
+mod ra;
 pub mod scep;
 
 pub use ca::{ClientProfile, IssuedCert, LocalCa};
@@ -31,6 +32,7 @@ pub use ocsp::{
     OcspResponder, OcspStatus, ParsedOcspRequest, build_ocsp_request, internal_error_response,
     malformed_request_response, parse_ocsp_request,
 };
+pub use ra::RaIdentity;
 
 #[cfg(test)]
 mod scep_tests;

@@ -17,6 +17,8 @@ pub mod paths {
     pub const RENEW: &str = "/api/v1/renew";
     /// Migration of a legacy device to mutual authentication (sync-TLS listener, device secret).
     pub const MIGRATE: &str = "/api/v1/migrate";
+    /// What the agent's CSR must carry for the selected enrollment configuration.
+    pub const CSR_ATTRIBUTES: &str = "/api/v1/csr-attributes";
     pub const CRL_DER: &str = "/pki/crl.der";
     pub const CRL_PEM: &str = "/pki/crl.pem";
     pub const CA_PEM: &str = "/pki/ca.pem";
@@ -365,6 +367,13 @@ pub mod codes {
     pub const STOREFRONT_PASSWORD_REQUIRED: &str = "storefront_password_required";
     pub const APP_WRONG_PLATFORM: &str = "app_wrong_platform";
     pub const INVALID_APP_ID: &str = "invalid_app_id";
+    /// The selected enrollment configuration needs more in the CSR (see `/api/v1/csr-attributes`).
+    pub const CSR_ATTRIBUTES_REQUIRED: &str = "csr_attributes_required";
+    pub const EXTERNAL_CA_UNREACHABLE: &str = "external_ca_unreachable";
+    pub const EXTERNAL_CA_REFUSED: &str = "external_ca_refused";
+    pub const EXTERNAL_CA_PENDING: &str = "external_ca_pending";
+    pub const EXTERNAL_CA_BAD_CERTIFICATE: &str = "external_ca_bad_certificate";
+    pub const CA_FINGERPRINT_MISMATCH: &str = "ca_fingerprint_mismatch";
     // SCEP (answered as HTTP errors only when no CertRep can be built).
     pub const SCEP_CHALLENGE_INVALID: &str = "scep_challenge_invalid";
     pub const SCEP_TRANSACTION_UNKNOWN: &str = "scep_transaction_unknown";
@@ -488,6 +497,10 @@ pub struct Certificate {
     /// registration | renewal | migration | est | est_renewal
     pub issue_reason: String,
     pub replaces_serial: Option<String>,
+    /// The enrollment configuration that issued it (`local`, a local CA's or an external
+    /// SCEP CA's name).
+    #[serde(default)]
+    pub enrollment_config: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -563,12 +576,21 @@ pub struct RenewalRisk {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrollmentConfig {
     pub name: String,
-    /// `local_ca`
+    /// `local_ca` or `scep`
     pub kind: String,
     pub ca_pem: String,
     pub created_at: i64,
     /// Whether new mutual-auth identities come from it.
     pub selected: bool,
+    /// `scep`: the external CA's SCEP URL (the challenge is never shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `scep`: SHA-256 of the CA certificate (lowercase hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_sha256: Option<String>,
+    /// `scep`: the GetCACaps answer at creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caps: Option<Vec<String>>,
 }
 
 /// `POST /api/v1/admin/est-tokens` body: a one-time EST enrollment token.
@@ -597,11 +619,43 @@ pub struct EstTokenCreated {
     pub expires_at: i64,
 }
 
-/// `POST /api/v1/admin/enrollment-configs/{name}` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `POST /api/v1/admin/enrollment-configs/{name}` body. `kind` `local_ca` takes nothing
+/// else; `scep` needs `url`, `challenge` and `ca_fingerprint`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnrollmentConfig {
     pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
+    /// SHA-256 of the external CA certificate, hex (colons allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_fingerprint: Option<String>,
+}
+
+/// `POST /api/v1/csr-attributes` body: the registering user's credentials. Empty for a
+/// registered device, which authenticates as for a check-in (its certificate over mutual TLS
+/// before a renewal, its device secret before a migration).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsrAttributesRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// What the agent's CSR must carry for the selected enrollment configuration (nothing for
+/// a local CA).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CsrAttributes {
+    /// `rsa-2048` when the key must be RSA (at least 2048 bits); absent: any supported key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The PKCS#9 challengePassword attribute the CSR must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge_password: Option<String>,
 }
 
 /// `POST /api/v1/admin/scep/challenges` body: a one-time SCEP challenge for one registration.

@@ -246,6 +246,23 @@ pub enum EnrollmentCommand {
     Add {
         name: String,
     },
+    /// Create an external SCEP CA configuration: Ferrocore forwards devices' CSRs to it as a
+    /// registration authority. The CA certificate it serves must have this SHA-256.
+    AddScep {
+        name: String,
+        /// The CA's SCEP URL, e.g. http://ca.example:8080/scep
+        #[arg(long)]
+        url: String,
+        /// The CA's challenge password (visible in the process list: prefer --challenge-stdin).
+        #[arg(long, conflicts_with = "challenge_stdin")]
+        challenge: Option<String>,
+        /// Read the challenge password from standard input.
+        #[arg(long)]
+        challenge_stdin: bool,
+        /// SHA-256 fingerprint of the CA certificate (hex, colons allowed).
+        #[arg(long)]
+        ca_fingerprint: String,
+    },
     /// Select the configuration mutual-auth identities come from. Without --confirm this is a
     /// dry run listing the devices that would have to register again.
     Select {
@@ -724,6 +741,35 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                         &format!("{base}/enrollment-configs/{}", path_escape(&name)),
                         &NewEnrollmentConfig {
                             kind: "local_ca".into(),
+                            ..NewEnrollmentConfig::default()
+                        },
+                    )
+                    .await?
+            }
+            EnrollmentCommand::AddScep {
+                name,
+                url,
+                challenge,
+                challenge_stdin,
+                ca_fingerprint,
+            } => {
+                let challenge = match (challenge, challenge_stdin) {
+                    (Some(c), _) => c,
+                    (None, true) => {
+                        let mut s = String::new();
+                        std::io::stdin().read_to_string(&mut s)?;
+                        s.trim_end_matches(['\n', '\r']).to_owned()
+                    }
+                    (None, false) => anyhow::bail!("give --challenge or --challenge-stdin"),
+                };
+                client
+                    .post_json(
+                        &format!("{base}/enrollment-configs/{}", path_escape(&name)),
+                        &NewEnrollmentConfig {
+                            kind: "scep".into(),
+                            url: Some(url),
+                            challenge: Some(challenge),
+                            ca_fingerprint: Some(ca_fingerprint),
                         },
                     )
                     .await?

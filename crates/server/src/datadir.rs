@@ -5,7 +5,8 @@
 //! DIR/ca/ca.pem, ca.key     local CA (ECDSA P-256), key 0600
 //! DIR/ca/crl.der            current CRL, rewritten on every revocation
 //! DIR/ca/ocsp.pem, ocsp.key the local CA's delegated OCSP-signing certificate, key 0600
-//! DIR/ca/NAME/...           another local-CA enrollment configuration (ca, crl, ocsp)
+//! DIR/ca/NAME/              a local-CA configuration (ca.pem, ca.key 0600, crl.der, ocsp.pem/.key) or an
+//!                           external SCEP CA's (ca.pem, ra.pem, ra.key 0600, challenge 0600)
 //! DIR/tls/server.pem, .key  portal HTTPS certificate chain and key (0600)
 //! DIR/tls/auto-issued       present while the server certificate is the self-issued one
 //! DIR/tls/previous.pem, .key the portal certificate before the last upload (rollback; 0600 key)
@@ -376,12 +377,12 @@ fn read(path: &Path) -> Result<String> {
 }
 
 #[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> Result<()> {
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("{}: cannot set permissions", path.display()))
 }
 #[cfg(not(unix))]
-fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
+pub(crate) fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
     Ok(())
 }

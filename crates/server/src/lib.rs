@@ -4,7 +4,8 @@
 //! Code map: [`config`] (TOML + env), [`datadir`] (first-start initialisation), [`tls`]
 //! (server configs, client-certificate verification), [`listener`] (accept loop),
 //! [`http`] (routers, handlers, error mapping, OpenAPI), [`cli`] (clap commands),
-//! [`front_ends`] (trusted TLS-terminating proxies and their forwarded-certificate forms).
+//! [`front_ends`] (trusted TLS-terminating proxies and their forwarded-certificate forms),
+//! [`scep_ca`] (external SCEP CAs as enrollment configurations: Ferrocore as their RA).
 
 pub mod cli;
 pub mod config;
@@ -13,12 +14,13 @@ pub mod front_ends;
 pub mod http;
 pub mod listener;
 pub mod portal_cert;
+pub mod scep_ca;
 pub mod tls;
 
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use ferrocore_core::directory::LocalDirectory;
-use ferrocore_core::issuance::LocalIssuer;
+use ferrocore_core::issuance::{KIND_LOCAL_CA, KIND_SCEP, LocalIssuer};
 use ferrocore_core::service::{LOCAL_CONFIG, PkiPublication};
 use ferrocore_core::store::Store as _;
 use ferrocore_core::{Clock, Core, SystemClock};
@@ -110,9 +112,23 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         .ensure_enrollment_config(LOCAL_CONFIG, "local_ca", &ca_pem, now.unix_timestamp())
         .await?;
     for c in store.enrollment_configs().await? {
-        if c.name != LOCAL_CONFIG && c.kind == "local_ca" {
-            let ca = dir.load_config_ca(&c.name)?;
-            core.install_issuer(&c.name, Arc::new(LocalIssuer::new(ca)));
+        if c.name == LOCAL_CONFIG {
+            continue;
+        }
+        match (c.kind.as_str(), &c.scep) {
+            (KIND_LOCAL_CA, _) => {
+                let ca = dir.load_config_ca(&c.name)?;
+                core.install_issuer(&c.name, Arc::new(LocalIssuer::new(ca)));
+            }
+            (KIND_SCEP, Some(params)) => {
+                let ca = scep_ca::ScepCa::load(dir.root(), &c.name, &c.ca_cert_pem, params)
+                    .with_context(|| format!("enrollment configuration {:?}", c.name))?;
+                core.install_issuer(&c.name, Arc::new(ca));
+            }
+            (kind, _) => anyhow::bail!(
+                "enrollment configuration {:?}: unknown kind {kind:?} (or missing parameters)",
+                c.name
+            ),
         }
     }
     core.publish_crl().await?;
@@ -270,9 +286,13 @@ pub fn refresh_ocsp_responders(core: &Core, dir: &datadir::DataDir) -> Result<()
             continue;
         }
         let issuer = core.issuer(&name)?;
+        // Only CAs Ferrocore holds get a responder: an external CA answers for itself.
+        let Some(ca) = issuer.local_ca() else {
+            continue;
+        };
         let (responder, _) = dir.load_or_issue_ocsp_responder(
             &name,
-            issuer.ca(),
+            ca,
             now,
             OCSP_SIGNER_LIFETIME,
             OCSP_SIGNER_RENEW_BEFORE,

@@ -123,6 +123,7 @@ impl TrustStore {
             Ok(_) => ClientCert::Verified(PresentedCert {
                 serial: info.serial_hex,
                 not_after: info.not_after.unix_timestamp(),
+                sha256: Some(ferrocore_core::service::sha256_hex(ee.as_ref())),
             }),
             Err(webpki::Error::CertExpired { .. }) => reject(CoreError::CertExpired {
                 not_after: info.not_after.unix_timestamp(),

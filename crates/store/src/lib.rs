@@ -7,7 +7,8 @@ use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     AtRisk, CertRecord, CertStatusRow, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
     EnrollmentConfigRecord, EstTokenRecord, Identity, MutualAuthRow, Page, PolicyRecord,
-    Registration, RevokedRow, ScepChallengeRecord, ScepGrant, ScepRequestKey, Store, UserRecord,
+    Registration, RevokedRow, ScepChallengeRecord, ScepGrant, ScepParams, ScepRequestKey, Store,
+    UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
@@ -484,7 +485,8 @@ impl Store for SqliteStore {
     }
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
         let sql = format!(
-            "SELECT c.serial AS cert_serial, c.status AS cert_status, c.revocation_reason, \
+            "SELECT c.serial AS cert_serial, c.der AS cert_der, c.status AS cert_status, \
+             c.revocation_reason, \
              {DEVICE_COLUMNS} FROM certificates c JOIN devices d ON d.id = c.device_id \
              WHERE c.serial = ?"
         );
@@ -496,6 +498,7 @@ impl Store for SqliteStore {
         row.map(|r| -> Result<Identity> {
             Ok(Identity {
                 cert_serial: r.try_get("cert_serial").map_err(db_err)?,
+                cert_der: r.try_get("cert_der").map_err(db_err)?,
                 cert_status: cert_status(&r.try_get::<String, _>("cert_status").map_err(db_err)?)?,
                 revocation_reason: r.try_get("revocation_reason").map_err(db_err)?,
                 device: device_from_row(&r)?,
@@ -972,43 +975,54 @@ impl Store for SqliteStore {
 
     async fn enrollment_configs(&self) -> Result<Vec<EnrollmentConfigRecord>> {
         let rows = sqlx::query(
-            "SELECT name, kind, ca_cert_pem, created_at FROM enrollment_configs ORDER BY name",
+            "SELECT name, kind, ca_cert_pem, created_at, scep_url, scep_ca_sha256, \
+             scep_recipient_pem, scep_caps FROM enrollment_configs ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         rows.iter()
             .map(|r| -> Result<EnrollmentConfigRecord> {
+                let url: Option<String> = r.try_get("scep_url").map_err(db_err)?;
+                let scep = match url {
+                    Some(url) => Some(ScepParams {
+                        url,
+                        ca_sha256: r.try_get("scep_ca_sha256").map_err(db_err)?,
+                        recipient_cert_pem: r.try_get("scep_recipient_pem").map_err(db_err)?,
+                        caps: r.try_get("scep_caps").map_err(db_err)?,
+                    }),
+                    None => None,
+                };
                 Ok(EnrollmentConfigRecord {
                     name: r.try_get("name").map_err(db_err)?,
                     kind: r.try_get("kind").map_err(db_err)?,
                     ca_cert_pem: r.try_get("ca_cert_pem").map_err(db_err)?,
                     created_at: r.try_get("created_at").map_err(db_err)?,
+                    scep,
                 })
             })
             .collect()
     }
 
-    async fn add_enrollment_config(
-        &self,
-        name: &str,
-        kind: &str,
-        ca_cert_pem: &str,
-        at: i64,
-    ) -> Result<()> {
+    async fn add_enrollment_config(&self, c: &EnrollmentConfigRecord) -> Result<()> {
         let res = sqlx::query(
-            "INSERT INTO enrollment_configs (name, kind, ca_cert_pem, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO enrollment_configs (name, kind, ca_cert_pem, created_at, scep_url, \
+             scep_ca_sha256, scep_recipient_pem, scep_caps) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(name)
-        .bind(kind)
-        .bind(ca_cert_pem)
-        .bind(at)
+        .bind(&c.name)
+        .bind(&c.kind)
+        .bind(&c.ca_cert_pem)
+        .bind(c.created_at)
+        .bind(c.scep.as_ref().map(|p| p.url.as_str()))
+        .bind(c.scep.as_ref().map(|p| p.ca_sha256.as_str()))
+        .bind(c.scep.as_ref().map(|p| p.recipient_cert_pem.as_str()))
+        .bind(c.scep.as_ref().map(|p| p.caps.as_str()))
         .execute(&self.pool)
         .await;
         match res {
             Ok(_) => Ok(()),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CoreError::Conflict(
-                format!("enrollment configuration {name:?} already exists"),
+                format!("enrollment configuration {:?} already exists", c.name),
             )),
             Err(e) => Err(db_err(e)),
         }

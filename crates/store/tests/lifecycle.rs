@@ -103,6 +103,7 @@ impl World {
                 .map(|serial| PresentedCert {
                     serial,
                     not_after: r.device.cert_not_after.unwrap(),
+                    sha256: None,
                 }),
             secret: r.device_secret,
         }
@@ -131,6 +132,7 @@ impl World {
         d.cert = Some(PresentedCert {
             serial: r.issued.serial_hex.clone(),
             not_after: r.issued.not_after.unix_timestamp(),
+            sha256: None,
         });
         Ok(())
     }
@@ -506,6 +508,7 @@ async fn bad_renewal_input_is_refused() {
     let cert = PresentedCert {
         serial: r.device.current_cert_serial.clone().unwrap(),
         not_after: r.device.cert_not_after.unwrap(),
+        sha256: None,
     };
     w.set(OffsetDateTime::from_unix_timestamp(cert.not_after).unwrap() - DAY);
     assert!(matches!(
@@ -521,11 +524,38 @@ async fn bad_renewal_input_is_refused() {
     let foreign = PresentedCert {
         serial: "7f00".into(),
         not_after: cert.not_after,
+        sha256: None,
     };
     assert!(matches!(
         w.core.renew(&foreign, &good).await,
         Err(CoreError::CertUnknown(_))
     ));
+    // The recorded serial on another certificate (another CA counting the same numbers).
+    let recorded = w
+        .core
+        .store()
+        .certificate(&cert.serial)
+        .await
+        .unwrap()
+        .unwrap();
+    let same_serial = PresentedCert {
+        sha256: Some("00".repeat(32)),
+        ..cert.clone()
+    };
+    assert!(matches!(
+        w.core
+            .authenticate_cert(&same_serial, Purpose::Checkin)
+            .await,
+        Err(CoreError::CertUnknown(_))
+    ));
+    let exact = PresentedCert {
+        sha256: Some(ferrocore_core::service::sha256_hex(&recorded.der)),
+        ..cert.clone()
+    };
+    w.core
+        .authenticate_cert(&exact, Purpose::Checkin)
+        .await
+        .unwrap();
     w.core
         .revoke_certificate(&cert.serial, Some("key_compromise"))
         .await
@@ -603,6 +633,7 @@ async fn migration_pending_then_success() {
         cert: Some(PresentedCert {
             serial: r.issued.serial_hex.clone(),
             not_after: r.issued.not_after.unix_timestamp(),
+            sha256: None,
         }),
         secret: None,
     };

@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use ferrocore_core::CoreError;
+use ferrocore_core::issuance::{KIND_LOCAL_CA, KIND_SCEP};
+use ferrocore_core::service::validate_config_name;
 use ferrocore_core::store::{CertRecord, CheckinRecord, DeviceQuery, DeviceRecord, UserRecord};
 use ferrocore_proto::{
     AssignPolicy, AuthMode, CertStatus, Certificate, Checkin, ClientKind, Device, DeviceDetail,
@@ -227,6 +229,7 @@ fn cert_out(c: CertRecord) -> Certificate {
         issued_at: c.issued_at,
         issue_reason: c.issue_reason,
         replaces_serial: c.replaces_serial,
+        enrollment_config: c.enrollment_config,
     }
 }
 
@@ -515,6 +518,12 @@ async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentCon
             kind: c.kind,
             ca_pem: c.ca_cert_pem,
             created_at: c.created_at,
+            url: c.scep.as_ref().map(|p| p.url.clone()),
+            ca_sha256: c.scep.as_ref().map(|p| p.ca_sha256.clone()),
+            caps: c
+                .scep
+                .as_ref()
+                .map(|p| p.caps.lines().map(str::to_owned).collect()),
         })
         .collect())
 }
@@ -525,16 +534,18 @@ async fn list_enrollment_configs(
     Ok(Json(enrollment_configs_out(&state).await?))
 }
 
-/// Creates a local-CA enrollment configuration: a new CA in `DIR/ca/NAME/`, trusted for
-/// mutual TLS at once (the device listener's TLS configuration is swapped).
+/// Creates an enrollment configuration, trusted for mutual TLS at once (the device
+/// listener's TLS configuration is swapped): `local_ca` makes a new CA in `DIR/ca/NAME/`;
+/// `scep` checks the external CA (GetCACaps, GetCACert, the CA certificate's fingerprint)
+/// before anything is written, then stores Ferrocore's RA key and the challenge (0600).
 async fn add_enrollment_config(
     State(state): State<SharedState>,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<NewEnrollmentConfig>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if req.kind != "local_ca" {
+    if req.kind != KIND_LOCAL_CA && req.kind != KIND_SCEP {
         return Err(CoreError::BadRequest(format!(
-            "unknown enrollment configuration kind {:?} (supported: local_ca)",
+            "unknown enrollment configuration kind {:?} (supported: local_ca, scep)",
             req.kind
         ))
         .into());
@@ -546,23 +557,51 @@ async fn add_enrollment_config(
         .into());
     }
     // Validate the name before touching the disk.
-    if name.is_empty()
-        || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-    {
-        return Err(CoreError::BadRequest(format!(
-            "invalid configuration name {name:?}: 1-64 characters of a-z, 0-9, - and _"
-        ))
-        .into());
+    validate_config_name(&name)?;
+    let now = state.core.clock().now();
+    if req.kind == KIND_SCEP {
+        let field = |v: &Option<String>, key: &str| {
+            v.clone()
+                .ok_or_else(|| CoreError::BadRequest(format!("a scep configuration needs {key:?}")))
+        };
+        let url = field(&req.url, "url")?;
+        let challenge = field(&req.challenge, "challenge")?;
+        let fingerprint = field(&req.ca_fingerprint, "ca_fingerprint")?;
+        let root = state.data_dir.root().to_path_buf();
+        let ca = crate::scep_ca::ScepCa::create(&root, &name, &url, &challenge, &fingerprint, now)
+            .await?;
+        let ca_pem = ferrocore_core::issuance::Issuer::ca_pem(&ca);
+        let params = ca.params();
+        if let Err(e) = state
+            .core
+            .add_config(
+                &name,
+                KIND_SCEP,
+                ca_pem,
+                Some(params),
+                std::sync::Arc::new(ca),
+            )
+            .await
+        {
+            crate::scep_ca::ScepCa::remove_files(&root, &name);
+            return Err(e.into());
+        }
+        tracing::info!(config = %name, url = %url, "external SCEP CA configuration created");
+    } else {
+        if req.url.is_some() || req.challenge.is_some() || req.ca_fingerprint.is_some() {
+            return Err(CoreError::BadRequest(
+                "url, challenge and ca_fingerprint belong to scep configurations".into(),
+            )
+            .into());
+        }
+        let ca = state
+            .data_dir
+            .create_config_ca(&name, now)
+            .map_err(|e| CoreError::internal(format!("{e:#}")))?;
+        let issuer = std::sync::Arc::new(ferrocore_core::issuance::LocalIssuer::new(ca));
+        state.core.add_local_ca_config(&name, issuer).await?;
     }
-    let ca = state
-        .data_dir
-        .create_config_ca(&name, state.core.clock().now())
-        .map_err(|e| CoreError::internal(format!("{e:#}")))?;
-    let issuer = std::sync::Arc::new(ferrocore_core::issuance::LocalIssuer::new(ca));
-    state.core.add_local_ca_config(&name, issuer).await?;
+    // Local configurations get their delegated OCSP signer (external CAs answer for themselves).
     crate::refresh_ocsp_responders(&state.core, &state.data_dir)
         .map_err(|e| CoreError::internal(format!("{e:#}")))?;
     state

@@ -15,8 +15,9 @@ use axum::{Extension, Json, Router};
 use ferrocore_core::CoreError;
 use ferrocore_core::service::DeviceCredential;
 use ferrocore_proto::{
-    AuthMode, CheckinEndpoint, CheckinRequest, CheckinResponse, CsrRequest, IssuedIdentity,
-    Listener, PolicyInfo, RegisterRequest, RegisterResponse, paths,
+    AuthMode, CheckinEndpoint, CheckinRequest, CheckinResponse, CsrAttributes,
+    CsrAttributesRequest, CsrRequest, IssuedIdentity, Listener, PolicyInfo, RegisterRequest,
+    RegisterResponse, paths,
 };
 use std::sync::Arc;
 
@@ -26,6 +27,33 @@ pub fn routes() -> Router<SharedState> {
         .route(paths::CHECKIN, post(checkin))
         .route(paths::RENEW, post(renew))
         .route(paths::MIGRATE, post(migrate))
+        .route(paths::CSR_ATTRIBUTES, post(csr_attributes))
+}
+
+/// What the agent's CSR must carry; answered only to a user whose credentials check out
+/// (registration: the selected configuration) or to a registered device authenticated as for
+/// a check-in (renewal: its configuration; migration: the selected one). It can hold an
+/// external CA's challenge.
+async fn csr_attributes(
+    State(state): State<SharedState>,
+    identity: ClientIdentity,
+    headers: HeaderMap,
+    OptionalJson(req): OptionalJson<CsrAttributesRequest>,
+) -> Result<Json<CsrAttributes>, ApiError> {
+    let r = match (req.username, req.password) {
+        (Some(u), Some(p)) => state.core.csr_attributes(&u, &p).await?,
+        (None, None) => {
+            let cred = credential(&identity, &headers)?;
+            state.core.csr_attributes_of_device(cred).await?
+        }
+        _ => {
+            return Err(CoreError::BadRequest("give username and password together".into()).into());
+        }
+    };
+    Ok(Json(CsrAttributes {
+        key: r.rsa_min_bits.map(|b| format!("rsa-{b}")),
+        challenge_password: r.challenge_password,
+    }))
 }
 
 fn endpoint(state: &SharedState, listener: Listener) -> CheckinEndpoint {

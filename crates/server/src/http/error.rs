@@ -52,6 +52,12 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         StorefrontPasswordRequired | EstTokenInvalid => StatusCode::UNAUTHORIZED,
         AppWrongPlatform { .. } => StatusCode::FORBIDDEN,
         InvalidAppId(_) => StatusCode::BAD_REQUEST,
+        CsrAttributesRequired(_) => StatusCode::CONFLICT,
+        ExternalCaUnreachable(_) => StatusCode::BAD_GATEWAY,
+        ExternalCaRefused(_) | ExternalCaPending | ExternalCaBadCertificate(_) => {
+            StatusCode::BAD_GATEWAY
+        }
+        CaFingerprintMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -116,8 +116,7 @@ fn pkcs7_response(p7: Vec<u8>) -> Response {
 async fn cacerts(State(state): State<SharedState>) -> Result<Response, EstError> {
     let selected = state.core.mutual_auth().await?.enrollment_config;
     let issuer = state.core.issuer(&selected)?;
-    let p7 = ferrocore_pki::cms::certs_only(&[issuer.ca().cert_der().to_vec()])
-        .map_err(CoreError::from)?;
+    let p7 = ferrocore_pki::cms::certs_only(&[issuer.ca_der()]).map_err(CoreError::from)?;
     Ok(pkcs7_response(p7))
 }
 

@@ -250,7 +250,7 @@ fn ca_chain(state: &SharedState, selected: &str) -> Vec<Vec<u8>> {
     let ra = state.scep_ra.load();
     let mut certs = vec![ra.cert_der.clone()];
     if let Ok(i) = state.core.issuer(selected) {
-        certs.push(i.ca().cert_der().to_vec());
+        certs.push(i.ca_der());
     }
     if selected != LOCAL_CONFIG {
         certs.push(state.core.local_ca().ca().cert_der().to_vec());

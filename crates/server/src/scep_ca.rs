@@ -1,0 +1,905 @@
+//! External SCEP CA as an enrollment configuration (kind `scep`, "decentralized").
+//!
+//! Ferrocore is a registration authority on the device's CSR: the device keeps its key and
+//! sends its CSR to Ferrocore as for any configuration; [`ScepCa::issue`] wraps that CSR,
+//! unchanged, in a PKCSReq signed with Ferrocore's RA key (RSA-2048, `DIR/ca/NAME/ra.key`,
+//! 0600) and encrypted to the CA, sends it to the CA's SCEP URL, decrypts the CertRep with
+//! the RA key and checks the certificate (public key and subject those of the CSR) before the
+//! domain records it. The SCEP messages themselves are built and parsed by
+//! `ferrocore_pki::scep` (the codec shared with Ferrocore's own SCEP server).
+//!
+//! ```text
+//! DIR/ca/NAME/ca.pem        the external CA certificate (fingerprint checked at creation)
+//! DIR/ca/NAME/ra.pem, ra.key Ferrocore's RA certificate and key (0600)
+//! DIR/ca/NAME/challenge     the CA's challenge password (0600)
+//! ```
+//!
+//! Only this module talks to the external CA (plain HTTP: SCEP protects its messages itself).
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use ferrocore_core::CoreError;
+use ferrocore_core::issuance::{CsrRequirements, Issuer, KIND_SCEP};
+use ferrocore_core::store::ScepParams;
+use ferrocore_pki::scep::CaCaps;
+use ferrocore_pki::{
+    ClientProfile, IssuedCert, RsaKey, VerifiedCsr, write_public_file, write_secret_file,
+};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Limit for one exchange with the external CA (connect, request, answer).
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest answer read from the external CA.
+const MAX_ANSWER: usize = 1024 * 1024;
+/// Devices' keys for an external SCEP CA are RSA (many SCEP CAs, micromdm's scepserver among
+/// them, sign with the CSR's signature algorithm and cannot issue for EC keys).
+const RSA_MIN_BITS: usize = 2048;
+
+/// An `http://host:port/path` URL of a SCEP service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScepUrl {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    original: String,
+}
+
+impl ScepUrl {
+    pub fn parse(url: &str) -> Result<Self, CoreError> {
+        let bad = |why: &str| CoreError::BadRequest(format!("SCEP URL {url:?}: {why}"));
+        let rest = match url.get(..7) {
+            Some(s) if s.eq_ignore_ascii_case("http://") => &url[7..],
+            _ => {
+                return Err(bad(
+                    "only http:// URLs are supported (SCEP protects its messages)",
+                ));
+            }
+        };
+        if rest.contains(['?', '#', '@', ' ']) {
+            return Err(bad("no query, fragment, userinfo or spaces"));
+        }
+        let split = rest.find('/').unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
+                h.trim_start_matches('[').trim_end_matches(']'),
+                p.parse::<u16>().map_err(|_| bad("invalid port"))?,
+            ),
+            _ => (authority, 80),
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        Ok(ScepUrl {
+            host: host.to_owned(),
+            port,
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
+            original: url.to_owned(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.original
+    }
+
+    fn host_header(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One HTTP answer of the external CA.
+struct Answer {
+    status: u16,
+    content_type: String,
+    body: Bytes,
+}
+
+fn unreachable(url: &ScepUrl, e: impl std::fmt::Display) -> CoreError {
+    CoreError::ExternalCaUnreachable(format!("{}: {e}", url.as_str()))
+}
+
+/// One request on a new connection (`Connection: close`), bounded by [`TIMEOUT`].
+async fn exchange(
+    url: &ScepUrl,
+    method: hyper::Method,
+    path_and_query: String,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Result<Answer, CoreError> {
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(|e| unreachable(url, e))?;
+        let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp))
+            .await
+            .map_err(|e| unreachable(url, e))?;
+        let conn = tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(hyper::header::HOST, url.host_header())
+            .header(hyper::header::CONNECTION, "close");
+        if let Some(ct) = content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| unreachable(url, e))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(url, e))?;
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let body = Limited::new(resp.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| unreachable(url, format!("reading the answer: {e}")))?
+            .to_bytes();
+        drop(sender);
+        conn.abort();
+        Ok(Answer {
+            status,
+            content_type,
+            body,
+        })
+    };
+    match tokio::time::timeout(TIMEOUT, work).await {
+        Ok(r) => r,
+        Err(_) => Err(unreachable(url, format!("no answer within {TIMEOUT:?}"))),
+    }
+}
+
+fn query_path(url: &ScepUrl, operation: &str, message: Option<&str>) -> String {
+    let mut p = format!("{}?operation={operation}", url.path);
+    if let Some(m) = message {
+        p.push_str("&message=");
+        p.push_str(&percent_encode(m));
+    }
+    p
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GetCACaps`: the capabilities, one a line (an empty answer is allowed by RFC 8894).
+pub async fn get_ca_caps(url: &ScepUrl) -> Result<String, CoreError> {
+    let a = exchange(
+        url,
+        hyper::Method::GET,
+        query_path(url, "GetCACaps", None),
+        None,
+        Vec::new(),
+    )
+    .await?;
+    if a.status != 200 {
+        return Err(unreachable(
+            url,
+            format!("GetCACaps answered HTTP {}", a.status),
+        ));
+    }
+    let caps = String::from_utf8_lossy(&a.body);
+    Ok(caps
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+/// The CA certificate and the certificate requests are encrypted to (an RA certificate when
+/// the CA answers CA + RA, else the CA certificate), DER.
+pub struct CaCerts {
+    pub ca_der: Vec<u8>,
+    pub recipient_der: Vec<u8>,
+}
+
+/// `GetCACert`.
+pub async fn get_ca_cert(url: &ScepUrl) -> Result<CaCerts, CoreError> {
+    let a = exchange(
+        url,
+        hyper::Method::GET,
+        query_path(url, "GetCACert", Some("ferrocore")),
+        None,
+        Vec::new(),
+    )
+    .await?;
+    if a.status != 200 {
+        return Err(unreachable(
+            url,
+            format!("GetCACert answered HTTP {}", a.status),
+        ));
+    }
+    let certs = ferrocore_pki::scep::parse_get_ca_cert(&a.content_type, &a.body)
+        .map_err(|e| unreachable(url, format!("GetCACert answer: {e}")))?;
+    split_ca_ra(certs).map_err(|e| unreachable(url, format!("GetCACert answer: {e}")))
+}
+
+/// The CA certificate of a GetCACert answer (the one with basicConstraints CA) and the
+/// certificate requests are encrypted to: the RA certificate (not a CA) when the answer has
+/// one, else the CA certificate.
+pub fn split_ca_ra(certs: Vec<Vec<u8>>) -> Result<CaCerts, String> {
+    let is_ca = |d: &Vec<u8>| {
+        ferrocore_pki::cert_info(d)
+            .map(|i| i.is_ca)
+            .unwrap_or(false)
+    };
+    let ca_der = match certs.len() {
+        1 => certs[0].clone(),
+        _ => certs
+            .iter()
+            .find(|c| is_ca(c))
+            .cloned()
+            .ok_or("no CA certificate among the certificates")?,
+    };
+    let recipient_der = certs
+        .iter()
+        .find(|c| !is_ca(c))
+        .cloned()
+        .unwrap_or_else(|| ca_der.clone());
+    Ok(CaCerts {
+        ca_der,
+        recipient_der,
+    })
+}
+
+/// SHA-256 of DER, lowercase hex.
+pub fn sha256_hex(der: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
+}
+
+/// Normalises an administrator's fingerprint (`AB:CD:..`, spaces, any case) to lowercase hex.
+pub fn normalise_fingerprint(s: &str) -> Result<String, CoreError> {
+    let hex: String = s
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(CoreError::BadRequest(
+            "ca_fingerprint: the CA certificate's SHA-256 as 64 hex digits (colons allowed)".into(),
+        ));
+    }
+    Ok(hex)
+}
+
+/// An external SCEP CA Ferrocore is a registration authority for.
+pub struct ScepCa {
+    name: String,
+    url: ScepUrl,
+    challenge: String,
+    ca_der: Vec<u8>,
+    ca_pem: String,
+    recipient_der: Vec<u8>,
+    ra_cert_der: Vec<u8>,
+    ra_key: RsaKey,
+    caps: CaCaps,
+    caps_text: String,
+}
+
+impl ScepCa {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The row recorded for this configuration.
+    pub fn params(&self) -> ScepParams {
+        ScepParams {
+            url: self.url.as_str().to_owned(),
+            ca_sha256: sha256_hex(&self.ca_der),
+            recipient_cert_pem: der_to_pem(&self.recipient_der),
+            caps: self.caps_text.clone(),
+        }
+    }
+
+    fn directory(data_dir: &Path, name: &str) -> PathBuf {
+        data_dir.join("ca").join(name)
+    }
+
+    /// Validates a new configuration against the CA (GetCACaps, GetCACert, fingerprint) and
+    /// writes its files (RA key and challenge 0600). Nothing is written when a check fails;
+    /// the caller removes the directory ([`ScepCa::remove_files`]) if recording fails.
+    pub async fn create(
+        data_dir: &Path,
+        name: &str,
+        url: &str,
+        challenge: &str,
+        ca_fingerprint: &str,
+        now: OffsetDateTime,
+    ) -> Result<ScepCa, CoreError> {
+        let url = ScepUrl::parse(url)?;
+        let expected = normalise_fingerprint(ca_fingerprint)?;
+        if challenge.is_empty() || challenge.len() > 255 || challenge.contains(['\n', '\r']) {
+            return Err(CoreError::BadRequest(
+                "challenge: 1-255 characters on one line".into(),
+            ));
+        }
+        let caps = get_ca_caps(&url).await?;
+        let certs = get_ca_cert(&url).await?;
+        let actual = sha256_hex(&certs.ca_der);
+        if actual != expected {
+            return Err(CoreError::CaFingerprintMismatch { expected, actual });
+        }
+        let dir = Self::directory(data_dir, name);
+        if dir.exists() {
+            return Err(CoreError::Conflict(format!(
+                "enrollment configuration {name:?} already exists"
+            )));
+        }
+        let ra = ferrocore_pki::RaIdentity::generate(&format!("Ferrocore RA {name}"), now)?;
+        let ca_pem = der_to_pem(&certs.ca_der);
+        let written = (|| -> anyhow::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            crate::datadir::set_mode(&dir, 0o700)?;
+            write_public_file(&dir.join("ca.pem"), ca_pem.as_bytes())?;
+            write_public_file(&dir.join("ra.pem"), ra.cert_pem.as_bytes())?;
+            write_secret_file(&dir.join("ra.key"), ra.key_pem.as_bytes())?;
+            write_secret_file(&dir.join("challenge"), challenge.as_bytes())?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(CoreError::internal(format!("{}: {e:#}", dir.display())));
+        }
+        Ok(ScepCa {
+            name: name.to_owned(),
+            url,
+            challenge: challenge.to_owned(),
+            ca_der: certs.ca_der,
+            ca_pem,
+            recipient_der: certs.recipient_der,
+            ra_cert_der: ra.cert_der,
+            ra_key: RsaKey::from_pkcs8_der(
+                &pem_contents(&ra.key_pem, "PRIVATE KEY").map_err(CoreError::internal)?,
+            )?,
+            caps: CaCaps::parse(&caps),
+            caps_text: caps,
+        })
+    }
+
+    /// Removes the files of a configuration whose creation failed after [`ScepCa::create`].
+    pub fn remove_files(data_dir: &Path, name: &str) {
+        let _ = std::fs::remove_dir_all(Self::directory(data_dir, name));
+    }
+
+    /// Loads a recorded configuration at start-up.
+    pub fn load(
+        data_dir: &Path,
+        name: &str,
+        ca_cert_pem: &str,
+        params: &ScepParams,
+    ) -> anyhow::Result<ScepCa> {
+        let dir = Self::directory(data_dir, name);
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f))
+                .with_context(|| format!("{}: cannot read", dir.join(f).display()))
+        };
+        let ra_cert_pem = read("ra.pem")?;
+        let ra_key_pem = read("ra.key")?;
+        let challenge = read("challenge")?.trim_end_matches(['\n', '\r']).to_owned();
+        if challenge.is_empty() {
+            anyhow::bail!("{}: empty challenge", dir.join("challenge").display());
+        }
+        let first = |pem: &str| -> anyhow::Result<Vec<u8>> {
+            ferrocore_pki::pem_to_der_certs(pem)?
+                .into_iter()
+                .next()
+                .context("no certificate")
+        };
+        Ok(ScepCa {
+            name: name.to_owned(),
+            url: ScepUrl::parse(&params.url).map_err(|e| anyhow::anyhow!("{e}"))?,
+            challenge,
+            ca_der: first(ca_cert_pem).context("CA certificate")?,
+            ca_pem: ca_cert_pem.to_owned(),
+            recipient_der: first(&params.recipient_cert_pem).context("recipient certificate")?,
+            ra_cert_der: first(&ra_cert_pem).context("RA certificate")?,
+            ra_key: RsaKey::from_pkcs8_der(&pem_contents(&ra_key_pem, "PRIVATE KEY")?)?,
+            caps: CaCaps::parse(&params.caps),
+            caps_text: params.caps.clone(),
+        })
+    }
+
+    /// Sends a PKIOperation message: POST when the CA offers it, else GET.
+    async fn pki_operation(&self, message: Vec<u8>) -> Result<Answer, CoreError> {
+        if self.caps.has("POSTPKIOperation") {
+            exchange(
+                &self.url,
+                hyper::Method::POST,
+                format!("{}?operation=PKIOperation", self.url.path),
+                Some("application/x-pki-message"),
+                message,
+            )
+            .await
+        } else {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&message);
+            exchange(
+                &self.url,
+                hyper::Method::GET,
+                query_path(&self.url, "PKIOperation", Some(&b64)),
+                None,
+                Vec::new(),
+            )
+            .await
+        }
+    }
+}
+
+#[async_trait]
+impl Issuer for ScepCa {
+    fn kind(&self) -> &'static str {
+        KIND_SCEP
+    }
+
+    /// PKCSReq with the device's CSR, unchanged (the CA reads the subject, key and
+    /// challengePassword from it; the lifetime and extensions are the CA's policy).
+    async fn issue(
+        &self,
+        csr: &VerifiedCsr,
+        profile: &ClientProfile,
+        _now: OffsetDateTime,
+    ) -> Result<IssuedCert, CoreError> {
+        // The certificate must name the device: the agent's CSR has CN = device UUID.
+        let cn = csr.subject_cn().unwrap_or_default();
+        if !cn.eq_ignore_ascii_case(&profile.device_uuid) {
+            return Err(CoreError::InvalidCsr(format!(
+                "for an external CA the CSR's subject CN must be the device UUID {}",
+                profile.device_uuid
+            )));
+        }
+        let transaction_id = ferrocore_pki::scep::transaction_id_for(csr.spki_der());
+        let (request, sender_nonce) = ferrocore_pki::scep::build_pkcs_req(
+            csr.der(),
+            &transaction_id,
+            &self.ra_cert_der,
+            &self.ra_key,
+            &self.recipient_der,
+            self.caps.cipher(),
+            false,
+        )
+        .map_err(CoreError::internal)?;
+        let answer = self.pki_operation(request).await?;
+        if answer.status != 200 {
+            let text = String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+                .trim()
+                .to_owned();
+            return Err(CoreError::ExternalCaRefused(format!(
+                "PKIOperation answered HTTP {} {text}",
+                answer.status
+            )));
+        }
+        let rep = ferrocore_pki::scep::parse_cert_rep(
+            &answer.body,
+            &self.ra_cert_der,
+            &self.ra_key,
+            &transaction_id,
+            &[self.recipient_der.clone(), self.ca_der.clone()],
+            Some(&sender_nonce),
+        )
+        .map_err(|e| CoreError::ExternalCaBadCertificate(format!("CertRep: {e}")))?;
+        let der = match rep.status {
+            ferrocore_pki::scep::PkiStatus::Success => rep
+                .certs
+                .into_iter()
+                .find(|c| {
+                    ferrocore_pki::cert_info(c)
+                        .map(|i| !i.is_ca)
+                        .unwrap_or(false)
+                })
+                .ok_or_else(|| {
+                    CoreError::ExternalCaBadCertificate("SUCCESS without a certificate".into())
+                })?,
+            ferrocore_pki::scep::PkiStatus::Pending => return Err(CoreError::ExternalCaPending),
+            ferrocore_pki::scep::PkiStatus::Failure => {
+                return Err(CoreError::ExternalCaRefused(format!(
+                    "FAILURE ({})",
+                    rep.fail_info.map(|f| f.name()).unwrap_or("no failInfo")
+                )));
+            }
+        };
+        let issued = check_issued(&der, csr, &self.ca_der)?;
+        tracing::info!(config = %self.name, serial = %issued.serial_hex, "certificate issued by the external CA");
+        Ok(issued)
+    }
+
+    fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    fn ca_der(&self) -> Vec<u8> {
+        self.ca_der.clone()
+    }
+
+    fn csr_requirements(&self) -> CsrRequirements {
+        CsrRequirements {
+            rsa_min_bits: Some(RSA_MIN_BITS),
+            challenge_password: Some(self.challenge.clone()),
+        }
+    }
+}
+
+/// Accepts the certificate the external CA issued only if it is for the CSR's key and
+/// subject, issued by the configured CA, and usable for client authentication.
+pub fn check_issued(der: &[u8], csr: &VerifiedCsr, ca_der: &[u8]) -> Result<IssuedCert, CoreError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let bad = |m: String| CoreError::ExternalCaBadCertificate(m);
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| bad(format!("not a certificate: {e}")))?;
+    let (_, ca) =
+        X509Certificate::from_der(ca_der).map_err(|e| bad(format!("CA certificate: {e}")))?;
+    if cert.public_key().raw != csr.spki_der() {
+        return Err(bad("its public key is not the CSR's".into()));
+    }
+    if !same_name(cert.subject(), csr.subject_der()) {
+        return Err(bad(format!(
+            "its subject {} is not the CSR's",
+            cert.subject()
+        )));
+    }
+    if cert.issuer().as_raw() != ca.subject().as_raw() {
+        return Err(bad(format!(
+            "issued by {}, not by the configured CA",
+            cert.issuer()
+        )));
+    }
+    cert.verify_signature(Some(ca.public_key()))
+        .map_err(|_| bad("its signature does not verify with the CA's key".into()))?;
+    let info = ferrocore_pki::cert_info(der)?;
+    Ok(IssuedCert {
+        der: der.to_vec(),
+        pem: der_to_pem(der),
+        serial_hex: info.serial_hex,
+        not_before: info.not_before,
+        not_after: info.not_after,
+        subject: info.subject,
+    })
+}
+
+/// Whether a certificate's subject names what the CSR's subject names: the same attributes
+/// with the same string values in the same order (CAs re-encode strings, e.g. Go writes
+/// PrintableString where the CSR had UTF8String, so the DER may differ).
+fn same_name(name: &x509_parser::x509::X509Name<'_>, csr_subject_der: &[u8]) -> bool {
+    use x509_parser::prelude::FromDer;
+    let Ok((_, other)) = x509_parser::x509::X509Name::from_der(csr_subject_der) else {
+        return false;
+    };
+    let flat = |n: &x509_parser::x509::X509Name<'_>| -> Option<Vec<(String, String)>> {
+        n.iter_attributes()
+            .map(|a| {
+                a.as_str()
+                    .ok()
+                    .map(|v| (a.attr_type().to_id_string(), v.to_owned()))
+            })
+            .collect()
+    };
+    matches!((flat(name), flat(&other)), (Some(a), Some(b)) if a == b)
+}
+
+pub fn der_to_pem(der: &[u8]) -> String {
+    pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec()))
+}
+
+fn pem_contents(text: &str, tag: &str) -> anyhow::Result<Vec<u8>> {
+    let p = pem::parse(text).context("bad PEM")?;
+    if p.tag() != tag {
+        anyhow::bail!("expected PEM {tag}, found {}", p.tag());
+    }
+    Ok(p.into_contents())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scep_urls() {
+        let u = ScepUrl::parse("http://127.0.0.1:8080/scep").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8080, "/scep")
+        );
+        let u = ScepUrl::parse("http://ca.example").unwrap();
+        assert_eq!((u.port, u.path.as_str()), (80, "/"));
+        let u = ScepUrl::parse("http://[::1]:9/x").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 9));
+        for bad in [
+            "https://ca/scep",
+            "ftp://x",
+            "http://",
+            "http://h:99999/",
+            "http://u@h/",
+        ] {
+            assert_eq!(
+                ScepUrl::parse(bad).unwrap_err().code(),
+                "bad_request",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn fingerprints_normalise() {
+        let hex = "9B:56:EE:C1:09:03:6E:35:59:25:0D:CA:3D:99:CB:6E:0A:00:47:65:0A:61:46:86:47:A6:C7:E3:0D:2B:72:EB";
+        assert_eq!(
+            normalise_fingerprint(hex).unwrap(),
+            "9b56eec109036e3559250dca3d99cb6e0a0047650a61468647a6c7e30d2b72eb"
+        );
+        assert!(normalise_fingerprint("abcd").is_err());
+        assert!(normalise_fingerprint(&"zz".repeat(32)).is_err());
+    }
+
+    const UUID: &str = "514f17df-f7da-484e-a925-6c7114ac88dd";
+
+    fn csr_for(key: &rcgen::KeyPair, cn: &str) -> VerifiedCsr {
+        let mut p = rcgen::CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        let der = p.serialize_request(key).unwrap().der().to_vec();
+        ferrocore_pki::parse_csr(&der).unwrap()
+    }
+
+    /// A CA (rcgen) and a certificate it issues for `key` with subject CN = `cn`, written as
+    /// a PrintableString (the CSR has a UTF8String, as Go re-encodes it).
+    fn external_ca(key: &rcgen::KeyPair, cn: &str) -> (Vec<u8>, Vec<u8>) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name = rcgen::DistinguishedName::new();
+        ca.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "scep-ca");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let mut leaf = rcgen::CertificateParams::default();
+        leaf.distinguished_name = rcgen::DistinguishedName::new();
+        leaf.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            rcgen::DnValue::PrintableString(cn.try_into().unwrap()),
+        );
+        let cert = leaf.signed_by(key, &issuer).unwrap();
+        (ca_cert.der().to_vec(), cert.der().to_vec())
+    }
+
+    fn refusal(r: Result<IssuedCert, CoreError>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), "external_ca_bad_certificate", "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn issued_certificate_must_match_the_request() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = csr_for(&key, UUID);
+        let (ca, cert) = external_ca(&key, UUID);
+        let ok = check_issued(&cert, &csr, &ca).unwrap();
+        assert!(ok.subject.contains(UUID), "{}", ok.subject);
+        assert!(ok.pem.starts_with("-----BEGIN CERTIFICATE-----"));
+
+        // Another key: the device could not use it.
+        let other = rcgen::KeyPair::generate().unwrap();
+        let (ca2, cert2) = external_ca(&other, UUID);
+        assert!(refusal(check_issued(&cert2, &csr, &ca2)).contains("public key"));
+        // Another subject.
+        let (ca3, cert3) = external_ca(&key, "someone-else");
+        assert!(refusal(check_issued(&cert3, &csr, &ca3)).contains("subject"));
+        // Not signed by the configured CA (same name, another key).
+        assert!(refusal(check_issued(&cert, &csr, &ca3)).contains("signature"));
+        // Not a certificate at all.
+        assert!(refusal(check_issued(b"garbage", &csr, &ca)).contains("not a certificate"));
+    }
+
+    #[test]
+    fn the_ca_and_ra_certificates_of_a_getcacert_answer() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let (ca, leaf) = external_ca(&key, "ra");
+        let both = split_ca_ra(vec![leaf.clone(), ca.clone()]).unwrap();
+        assert_eq!((both.ca_der, both.recipient_der), (ca.clone(), leaf));
+        let alone = split_ca_ra(vec![ca.clone()]).unwrap();
+        assert_eq!((alone.ca_der, alone.recipient_der), (ca.clone(), ca));
+    }
+
+    /// A stand-in SCEP responder for the answers micromdm's scepserver never gives (PENDING,
+    /// a certificate for another key): it decrypts the request with the codec and answers
+    /// `reply` (`None`: SUCCESS with its own certificate, which is not the requester's key)
+    /// signed by its CA key. The interop test (`extca_e2e`) uses the real peer.
+    async fn responder(reply: Option<ferrocore_pki::scep::CertRepBody>) -> (ScepUrl, Vec<u8>) {
+        use ferrocore_pki::scep::{RaKey, build_cert_rep, parse_request};
+        let now = OffsetDateTime::now_utc();
+        let key = RsaKey::generate_2048().unwrap();
+        let cert_der = ferrocore_pki::scep::self_signed_rsa(&key, "Stand-in CA", now).unwrap();
+        let reply = reply
+            .unwrap_or_else(|| ferrocore_pki::scep::CertRepBody::Success(vec![cert_der.clone()]));
+        let ca = std::sync::Arc::new(RaKey {
+            cert_der: cert_der.clone(),
+            key,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (ca, reply) = (ca.clone(), reply.clone());
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (ca, reply) = (ca.clone(), reply.clone());
+                        async move {
+                            // PKIOperation by POST (body) or GET (`message`: percent-encoded
+                            // base64).
+                            let query = req.uri().query().unwrap_or_default().to_owned();
+                            let mut body =
+                                req.into_body().collect().await.unwrap().to_bytes().to_vec();
+                            if let Some(m) =
+                                query.split('&').find_map(|kv| kv.strip_prefix("message="))
+                            {
+                                use base64::Engine;
+                                body = base64::engine::general_purpose::STANDARD
+                                    .decode(percent_decode(m))
+                                    .unwrap();
+                            }
+                            let msg = parse_request(&body, &ca).unwrap();
+                            let rep = build_cert_rep(
+                                &ca,
+                                &msg.reply_to,
+                                &reply,
+                                CaCaps::parse("AES").cipher(),
+                            )
+                            .unwrap();
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::from(rep),
+                            )))
+                        }
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc),
+                );
+            }
+        });
+        (
+            ScepUrl::parse(&format!("http://127.0.0.1:{port}/scep")).unwrap(),
+            cert_der,
+        )
+    }
+
+    fn percent_decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn scep_ca(url: ScepUrl, ca_der: Vec<u8>) -> ScepCa {
+        let ra = ferrocore_pki::RaIdentity::generate("RA", OffsetDateTime::now_utc()).unwrap();
+        ScepCa {
+            name: "ext".into(),
+            url,
+            challenge: "secret".into(),
+            ca_pem: der_to_pem(&ca_der),
+            recipient_der: ca_der.clone(),
+            ca_der,
+            ra_cert_der: ra.cert_der,
+            ra_key: RsaKey::from_pkcs8_der(&pem_contents(&ra.key_pem, "PRIVATE KEY").unwrap())
+                .unwrap(),
+            caps: CaCaps::parse("POSTPKIOperation\nAES"),
+            caps_text: String::new(),
+        }
+    }
+
+    async fn issue_via(ca: &ScepCa) -> Result<IssuedCert, CoreError> {
+        let key =
+            rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                .unwrap();
+        let csr = csr_for(&key, UUID);
+        let profile = ClientProfile {
+            device_uuid: UUID.into(),
+            username: "alice".into(),
+            email: None,
+            upn: None,
+            lifetime: time::Duration::days(365),
+            crl_url: None,
+            ocsp_url: None,
+        };
+        ca.issue(&csr, &profile, OffsetDateTime::now_utc()).await
+    }
+
+    #[tokio::test]
+    async fn external_ca_answers_map_to_stable_codes() {
+        use ferrocore_pki::scep::{CertRepBody, FailInfo};
+        let (url, ca) = responder(Some(CertRepBody::Pending)).await;
+        let e = issue_via(&scep_ca(url.clone(), ca.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "external_ca_pending", "{e}");
+        // A CA that does not offer POSTPKIOperation is asked by GET.
+        let mut by_get = scep_ca(url, ca);
+        by_get.caps = CaCaps::parse("AES");
+        let e = issue_via(&by_get).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_pending", "{e}");
+
+        let (url, ca) = responder(Some(CertRepBody::Failure(FailInfo::BadRequest))).await;
+        let e = issue_via(&scep_ca(url, ca)).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_refused", "{e}");
+        assert!(e.to_string().contains("badRequest"), "{e}");
+
+        // SUCCESS, but with a certificate for another key (the CA's own).
+        let (url, ca) = responder(None).await;
+        let e = issue_via(&scep_ca(url, ca)).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_bad_certificate", "{e}");
+        assert!(e.to_string().contains("public key"), "{e}");
+
+        // Nobody listening.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = ScepUrl::parse(&format!("http://127.0.0.1:{port}/scep")).unwrap();
+        let (_, some_ca) = responder(None).await;
+        let e = issue_via(&scep_ca(url, some_ca)).await.unwrap_err();
+        assert_eq!(e.code(), "external_ca_unreachable", "{e}");
+
+        // A CSR that does not name the device is not sent.
+        let (url, ca) = responder(Some(CertRepBody::Pending)).await;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let profile = ClientProfile {
+            device_uuid: UUID.into(),
+            username: "alice".into(),
+            email: None,
+            upn: None,
+            lifetime: time::Duration::days(1),
+            crl_url: None,
+            ocsp_url: None,
+        };
+        let e = scep_ca(url, ca)
+            .issue(
+                &csr_for(&key, "not-the-device"),
+                &profile,
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_csr", "{e}");
+    }
+
+    #[test]
+    fn query_messages_are_percent_encoded() {
+        assert_eq!(percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+    }
+}
