@@ -310,6 +310,8 @@ pub trait Store: Send + Sync + 'static {
     async fn checkins(&self, device_id: &str, limit: u32) -> Result<Vec<CheckinRecord>>;
     /// Retires the device and revokes all its active certificates; returns their serials.
     async fn retire_device(&self, id: &str, at: i64) -> Result<Vec<String>>;
+    /// Certificates (all, or one device's) in the order they were issued (insertion order
+    /// breaks ties within one second), so a device's newest certificate is the last one.
     async fn certificates(
         &self,
         device_id: Option<&str>,

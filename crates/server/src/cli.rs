@@ -218,6 +218,20 @@ pub enum EstTokenCommand {
     },
 }
 
+/// A secret given as `--NAME VALUE` or read from standard input with `--NAME-stdin` (one
+/// line; the trailing newline dropped), so it need not appear in the process list.
+fn secret_arg(value: Option<String>, from_stdin: bool, name: &str) -> Result<String> {
+    match (value, from_stdin) {
+        (Some(v), _) => Ok(v),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            Ok(s.trim_end_matches(['\n', '\r']).to_owned())
+        }
+        (None, false) => anyhow::bail!("give --{name} or --{name}-stdin"),
+    }
+}
+
 /// `90`, `90s`, `15m`, `24h`, `7d` as seconds (SCEP challenges, EST tokens).
 fn parse_ttl(s: &str) -> Result<u64> {
     let s = s.trim();
@@ -562,15 +576,7 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 password_stdin,
                 email,
             } => {
-                let password = match (password, password_stdin) {
-                    (Some(p), _) => p,
-                    (None, true) => {
-                        let mut s = String::new();
-                        std::io::stdin().read_to_string(&mut s)?;
-                        s.trim_end_matches(['\n', '\r']).to_owned()
-                    }
-                    (None, false) => anyhow::bail!("give --password or --password-stdin"),
-                };
+                let password = secret_arg(password, password_stdin, "password")?;
                 client
                     .post_json(
                         &format!("{base}/users"),
@@ -753,15 +759,7 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 challenge_stdin,
                 ca_fingerprint,
             } => {
-                let challenge = match (challenge, challenge_stdin) {
-                    (Some(c), _) => c,
-                    (None, true) => {
-                        let mut s = String::new();
-                        std::io::stdin().read_to_string(&mut s)?;
-                        s.trim_end_matches(['\n', '\r']).to_owned()
-                    }
-                    (None, false) => anyhow::bail!("give --challenge or --challenge-stdin"),
-                };
+                let challenge = secret_arg(challenge, challenge_stdin, "challenge")?;
                 client
                     .post_json(
                         &format!("{base}/enrollment-configs/{}", path_escape(&name)),

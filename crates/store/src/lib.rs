@@ -882,7 +882,7 @@ impl Store for SqliteStore {
         }
         let total = cq.fetch_one(&self.pool).await.map_err(db_err)?;
         let mut lq = sqlx::query(AssertSqlSafe(format!(
-            "SELECT * FROM certificates {where_} ORDER BY issued_at, serial LIMIT ? OFFSET ?"
+            "SELECT * FROM certificates {where_} ORDER BY issued_at, rowid LIMIT ? OFFSET ?"
         )));
         if let Some(b) = &bind {
             lq = lq.bind(b.clone());
