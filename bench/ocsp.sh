@@ -73,24 +73,45 @@ serial="$(openssl x509 -in "$W/dev.pem" -noout -serial | cut -d= -f2)"
 expiry="$(date -u -d "$(openssl x509 -in "$W/dev.pem" -noout -enddate | cut -d= -f2)" +%y%m%d%H%M%SZ)"
 subject="$(openssl x509 -in "$W/dev.pem" -noout -subject -nameopt compat | sed 's/^subject=//')"
 printf 'V\t%s\t\t%s\tunknown\t%s\n' "$expiry" "$serial" "$subject" > "$W/index.txt"
-declare -A URL
+declare -A URL PORT
 URL[ferrocore]="http://127.0.0.1:18080/ocsp"
 port=19080
 for m in $PEER_MULTI; do
-    args=(-index "$W/index.txt" -port "$port" -rsigner "$W/data/ca/ocsp.pem" -rkey "$W/data/ca/ocsp.key"
-          -CA "$CA" -nmin 60 -ignore_err)
-    [ "$m" -gt 1 ] && args+=(-multi "$m")
-    openssl ocsp "${args[@]}" > "$W/peer$m.log" 2>&1 &
-    PIDS+=("$!")
+    PORT["openssl-multi$m"]=$port
     URL["openssl-multi$m"]="http://127.0.0.1:$port/ocsp"
     port=$((port + 1))
 done
-sleep 1
+# openssl ocsp (3.0) spins forever on a connection the client closes without sending a request
+# (what every load generator does at the end of a run), so each peer run gets a fresh responder.
+PEER_PID=""
+start_peer() { # TARGET
+    local t="$1" m="${1#openssl-multi}"
+    local args=(-index "$W/index.txt" -port "${PORT[$t]}" -rsigner "$W/data/ca/ocsp.pem"
+                -rkey "$W/data/ca/ocsp.key" -CA "$CA" -nmin 60 -ignore_err)
+    [ "$m" -gt 1 ] && args+=(-multi "$m")
+    openssl ocsp "${args[@]}" >> "$W/$t.log" 2>&1 &
+    PEER_PID=$!
+    PIDS+=("$PEER_PID")
+    for _ in $(seq 50); do
+        curl -s -o /dev/null -H 'Content-Type: application/ocsp-request' --data-binary @"$W/req.der" \
+            "${URL[$t]}" && return 0
+        sleep 0.1
+    done
+    die "$t did not start"
+}
+stop_peer() {
+    [ -n "$PEER_PID" ] || return 0
+    pkill -TERM -P "$PEER_PID" 2>/dev/null || true
+    kill "$PEER_PID" 2>/dev/null || true
+    wait "$PEER_PID" 2>/dev/null || true
+    PEER_PID=""
+}
 TARGETS=(ferrocore)
 for m in $PEER_MULTI; do TARGETS+=("openssl-multi$m"); done
 
 # Both answer the same request with a verified "good".
 for t in "${TARGETS[@]}"; do
+    [ "$t" = ferrocore ] || start_peer "$t"
     curl -sS --fail -H 'Content-Type: application/ocsp-request' --data-binary @"$W/req.der" \
         "${URL[$t]}" -o "$W/resp-$t.der"
     out="$(openssl ocsp -respin "$W/resp-$t.der" -reqin "$W/req.der" -no_nonce -issuer "$CA" \
@@ -98,6 +119,7 @@ for t in "${TARGETS[@]}"; do
     echo "$out" | grep -q "Response verify OK" && echo "$out" | grep -q ": good" \
         || die "$t: unexpected answer: $out"
     echo "$t: $(stat -c %s "$W/resp-$t.der")-byte answer, verified good"
+    stop_peer
 done
 
 cat > "$W/post.lua" <<'LUA'
@@ -125,8 +147,10 @@ for r in $(seq "$ROUNDS"); do
     for mode in close keepalive; do
         for t in "${TARGETS[@]}"; do
             close=0; [ "$mode" = close ] && close=1
+            [ "$t" = ferrocore ] || start_peer "$t"
             out="$(REQ_DER="$W/req.der" CLOSE=$close wrk -t"$WRK_THREADS" -c"$CONNECTIONS" \
                 -d"${DURATION}s" -s "$W/post.lua" "${URL[$t]}" 2>&1)"
+            stop_peer
             rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
             errs="$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ';' || true)"
             echo "round $r $mode $t: $rps req/s ${errs}"
