@@ -1,6 +1,11 @@
 //! The OCSP responder's domain side: one delegated responder per enrollment configuration,
-//! and [`Core::ocsp_respond`], which answers a DER request from the store on every call (no
-//! cache), so a revocation is visible to the very next request.
+//! and [`Core::ocsp_respond`], which signs a fresh answer for every request from the
+//! certificate's status in the store. Statuses read are kept in a [`StatusCache`] that every
+//! revocation empties ([`Core::publish_crl`] runs after each one has committed, before the
+//! revoking call returns), so a revocation is visible to the very next request; an entry read
+//! before a revocation is never stored after it (epoch check). Only found certificates are
+//! cached (a serial issued later is read from the store). The cache assumes this process makes
+//! every revocation (one server per database, as with SQLite).
 //!
 //! Statuses: `good` (ours, not revoked), `revoked` (time and reason from the store),
 //! `unknown` (serial not issued by the CA the CertID names, or a CertID naming none of our
@@ -9,13 +14,60 @@
 
 use crate::Core;
 use crate::service::LOCAL_CONFIG;
+use crate::store::CertStatusRow;
 use ferrocore_pki::{
     OcspAnswer, OcspResponder, OcspStatus, RevocationReason, internal_error_response,
     malformed_request_response, parse_ocsp_request,
 };
 use ferrocore_proto::CertStatus;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
+
+/// Most statuses kept; the cache starts over when full.
+const STATUS_CACHE_MAX: usize = 100_000;
+
+/// Certificate statuses read by the OCSP responder, emptied by every revocation.
+#[derive(Default)]
+pub struct StatusCache {
+    inner: RwLock<(u64, HashMap<String, CertStatusRow>)>,
+}
+
+impl StatusCache {
+    /// The cached row and the epoch to store a fresh read under.
+    fn get(&self, serial: &str) -> (Option<CertStatusRow>, u64) {
+        match self.inner.read() {
+            Ok(g) => (g.1.get(serial).cloned(), g.0),
+            Err(_) => (None, u64::MAX),
+        }
+    }
+    /// Stores a row read from the store, unless a revocation happened since `epoch`.
+    fn put(&self, serial: &str, row: &CertStatusRow, epoch: u64) {
+        if let Ok(mut g) = self.inner.write()
+            && g.0 == epoch
+        {
+            if g.1.len() >= STATUS_CACHE_MAX {
+                g.1.clear();
+            }
+            g.1.insert(serial.to_owned(), row.clone());
+        }
+    }
+    /// Forgets everything (a revocation committed).
+    pub fn invalidate(&self) {
+        match self.inner.write() {
+            Ok(mut g) => {
+                g.0 = g.0.wrapping_add(1);
+                g.1.clear();
+            }
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                g.0 = g.0.wrapping_add(1);
+                g.1.clear();
+                self.inner.clear_poison();
+            }
+        }
+    }
+}
 
 /// nextUpdate - thisUpdate of every answer (answers are made per request).
 pub const OCSP_VALIDITY: time::Duration = time::Duration::hours(1);
@@ -120,8 +172,16 @@ impl Core {
         config: &str,
         c: &ferrocore_pki::OcspCertRequest,
     ) -> crate::Result<OcspStatus> {
-        let Some(row) = self.store.cert_status(&c.serial_hex).await? else {
-            return Ok(OcspStatus::Unknown);
+        let (cached, epoch) = self.ocsp_cache.get(&c.serial_hex);
+        let row = match cached {
+            Some(row) => row,
+            None => {
+                let Some(row) = self.store.cert_status(&c.serial_hex).await? else {
+                    return Ok(OcspStatus::Unknown);
+                };
+                self.ocsp_cache.put(&c.serial_hex, &row, epoch);
+                row
+            }
         };
         if row.enrollment_config != config {
             return Ok(OcspStatus::Unknown);

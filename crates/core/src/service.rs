@@ -204,6 +204,9 @@ pub struct Core {
     issuers: ArcSwap<BTreeMap<String, Arc<dyn Issuer>>>,
     /// Delegated OCSP responders by enrollment configuration ([`crate::ocsp`]).
     pub(crate) ocsp: ArcSwap<BTreeMap<String, Arc<ferrocore_pki::OcspResponder>>>,
+    /// Certificate statuses the OCSP responder read, cleared by every revocation
+    /// ([`crate::ocsp::StatusCache`]).
+    pub(crate) ocsp_cache: crate::ocsp::StatusCache,
     clock: Arc<dyn Clock>,
     publication: PkiPublication,
     crls: ArcSwap<BTreeMap<String, Arc<PublishedCrl>>>,
@@ -226,6 +229,7 @@ impl Core {
             local: local_ca,
             issuers: ArcSwap::from_pointee(issuers),
             ocsp: ArcSwap::from_pointee(BTreeMap::new()),
+            ocsp_cache: crate::ocsp::StatusCache::default(),
             clock,
             publication,
             crls: ArcSwap::from_pointee(BTreeMap::new()),
@@ -1372,6 +1376,8 @@ impl Core {
     /// Rebuilds and publishes every configuration's CRL from the store (every revocation
     /// calls this). Returns the `local` one.
     pub async fn publish_crl(&self) -> Result<Arc<PublishedCrl>> {
+        // Every revocation comes through here after it committed: OCSP reads the store again.
+        self.ocsp_cache.invalidate();
         let now = self.now();
         let issuers = self.issuers.load_full();
         let mut published = BTreeMap::new();

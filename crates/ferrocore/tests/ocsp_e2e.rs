@@ -101,6 +101,40 @@ fn openssl_ocsp_good_then_revoked_get_nonce_unknown_and_malformed() {
         "{t}"
     );
 
+    // Re-registration replaces the identity: the old certificate is revoked (superseded) at
+    // once, the new one is good.
+    let old = s.path("old-cert.pem");
+    fs::copy(&cert, &old).unwrap();
+    s.register_ok(&phone, "alice", "android", "agent", "10.1.0");
+    let t = text(&ocsp_query(&s, &old, &url, &[]));
+    assert!(
+        t.contains("old-cert.pem: revoked") && t.contains("Reason: superseded"),
+        "{t}"
+    );
+    let t = text(&ocsp_query(&s, &cert, &url, &[]));
+    assert!(t.contains("cert.pem: good"), "{t}");
+
+    // An administrator's revocation with a reason.
+    let other = s.path("other");
+    let st_other = s.register_ok(&other, "alice", "android", "agent", "10.1.0");
+    let serial = s.admin_ok(&["devices", "show", st_other["device_id"].as_str().unwrap()])
+        ["current_cert_serial"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no serial"));
+    s.admin_ok(&[
+        "certificates",
+        "revoke",
+        &serial,
+        "--reason",
+        "key_compromise",
+    ]);
+    let t = text(&ocsp_query(&s, &other.join("cert.pem"), &url, &[]));
+    assert!(
+        t.contains("cert.pem: revoked") && t.contains("Reason: keyCompromise"),
+        "{t}"
+    );
+
     // Retire: the very next request says revoked, with the reason and time.
     s.admin_ok(&["devices", "retire", st["device_id"].as_str().expect("id")]);
     let t = text(&ocsp_query(&s, &cert, &url, &[]));
@@ -180,6 +214,68 @@ fn openssl_ocsp_good_then_revoked_get_nonce_unknown_and_malformed() {
     ));
     assert!(t.contains(": unknown"), "{t}");
     assert!(t.contains("Response verify OK"), "{t}");
+
+    // A CA that is not ours: unknown. Another enrollment configuration's CA: its own
+    // delegated responder signs (verified against that CA).
+    openssl_ok(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "foreign.key",
+            "-out",
+            "foreign.pem",
+            "-subj",
+            "/CN=Foreign CA",
+            "-days",
+            "2",
+        ],
+    );
+    let t = text(&openssl(
+        &dir,
+        &[
+            "ocsp",
+            "-issuer",
+            "foreign.pem",
+            "-serial",
+            "0x41",
+            "-url",
+            &url,
+            "-resp_text",
+            "-noverify",
+        ],
+    ));
+    assert!(t.contains(": unknown"), "{t}");
+    s.admin_ok(&["enrollment", "add", "second"]);
+    let second = s.data_dir.join("ca/second/ca.pem");
+    let second_s = second.to_str().unwrap();
+    assert_eq!(mode_of(&s.data_dir.join("ca/second/ocsp.key")), 0o600);
+    let t = text(&openssl(
+        &dir,
+        &[
+            "ocsp",
+            "-issuer",
+            second_s,
+            "-serial",
+            "0x41",
+            "-url",
+            &url,
+            "-CAfile",
+            second_s,
+            "-resp_text",
+        ],
+    ));
+    assert!(
+        t.contains(": unknown") && t.contains("Response verify OK"),
+        "{t}"
+    );
 
     // Garbage: malformedRequest (an OCSP answer, HTTP 200) and a log line.
     let bad = dir.join("bad.der");

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# OCSP responses per second: Ferrocore's responder (plain-HTTP PKI listener, POST /ocsp) vs
+# the `openssl ocsp` responder, same request bytes, same signing certificate and key (the
+# delegated P-256 OCSP signer Ferrocore created), same load generator (wrk + a Lua script
+# POSTing the DER), alternating runs; with a new connection per request (`Connection:
+# close`) and with keep-alive.
+#
+# Usage: bench/ocsp.sh [--no-build]
+#   --no-build  use target/release (or $BIN_DIR) as built.
+# Knobs (environment, defaults in brackets):
+#   ROUNDS [3]          rounds; each round runs every target in every mode once, in order
+#   DURATION [10]       seconds per run
+#   CONNECTIONS [16]    wrk connections;  WRK_THREADS [1] wrk threads
+#   PEER_MULTI ["1 2"]  openssl ocsp responders to compare, one per -multi value (worker processes)
+#   KEEP [0]            1: keep the temp dir
+#
+# `openssl ocsp` binds every interface, so the script re-runs itself in a loopback-only
+# network namespace (`unshare -n`) after building: both responders and wrk run inside it.
+# Requires: cargo, openssl, wrk (apt-get install -y wrk), curl, unshare/ip (util-linux, iproute2).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-16}"
+WRK_THREADS="${WRK_THREADS:-1}"
+PEER_MULTI="${PEER_MULTI:-1 2}"
+KEEP="${KEEP:-0}"
+die() { echo "ocsp.sh: $*" >&2; exit 1; }
+
+if [ -z "${OCSP_BENCH_IN_NS:-}" ]; then
+    for c in openssl wrk curl unshare ip; do command -v "$c" >/dev/null || die "$c is not installed"; done
+    if [ "${1:-}" != "--no-build" ] && [ -z "${BIN_DIR:-}" ]; then
+        (cd "$REPO" && cargo build --release --locked -p ferrocore)
+    fi
+    BIN_DIR="${BIN_DIR:-${CARGO_TARGET_DIR:-$REPO/target}/release}"
+    [ -x "$BIN_DIR/ferrocore" ] || die "no $BIN_DIR/ferrocore (build first)"
+    export BIN_DIR OCSP_BENCH_IN_NS=1
+    exec unshare -n bash "$0" "$@"
+fi
+
+ip link set lo up
+W="$(mktemp -d /tmp/ocsp-bench.XXXXXX)"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ "$KEEP" = 1 ] && echo "kept $W" || rm -rf "$W"
+}
+trap cleanup EXIT
+
+# --- Ferrocore, with one enrolled device certificate (EST, curl) ---
+export FERROCORE_LISTENERS_DEVICE=127.0.0.1:18443 FERROCORE_LISTENERS_SYNC_TLS="" \
+       FERROCORE_LISTENERS_ADMIN=127.0.0.1:18444 FERROCORE_LISTENERS_STOREFRONT=127.0.0.1:18445 \
+       FERROCORE_LISTENERS_PKI=127.0.0.1:18080 FERROCORE_SERVER_HOSTNAMES=127.0.0.1 RUST_LOG=warn
+"$BIN_DIR/ferrocore" serve --data-dir "$W/data" > "$W/ferrocore.out" 2> "$W/ferrocore.log" &
+FC_PID=$!; PIDS+=("$FC_PID")
+for _ in $(seq 100); do grep -q "ferrocore ready" "$W/ferrocore.out" 2>/dev/null && break; sleep 0.1; done
+grep -q "ferrocore ready" "$W/ferrocore.out" || { cat "$W/ferrocore.log"; die "ferrocore did not start"; }
+ADMIN=("$BIN_DIR/ferrocore" admin --url https://127.0.0.1:18444 --data-dir "$W/data")
+"${ADMIN[@]}" users add bench --password 'Bench-pass1' > /dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dev.key" \
+    -subj /CN=bench-device -outform DER -out "$W/dev.csr" 2>/dev/null
+openssl base64 -in "$W/dev.csr" > "$W/dev.b64"
+curl -sS --fail --cacert "$W/data/ca/ca.pem" -u bench:Bench-pass1 -H 'Content-Type: application/pkcs10' \
+    --data-binary @"$W/dev.b64" https://127.0.0.1:18443/.well-known/est/simpleenroll > "$W/dev.p7.b64"
+openssl base64 -d -in "$W/dev.p7.b64" | openssl pkcs7 -inform DER -print_certs -out "$W/dev.pem"
+CA="$W/data/ca/ca.pem"
+openssl ocsp -issuer "$CA" -cert "$W/dev.pem" -reqout "$W/req.der" -no_nonce > /dev/null
+
+# --- the peer: openssl ocsp with an index naming the same certificate as valid ---
+serial="$(openssl x509 -in "$W/dev.pem" -noout -serial | cut -d= -f2)"
+expiry="$(date -u -d "$(openssl x509 -in "$W/dev.pem" -noout -enddate | cut -d= -f2)" +%y%m%d%H%M%SZ)"
+subject="$(openssl x509 -in "$W/dev.pem" -noout -subject -nameopt compat | sed 's/^subject=//')"
+printf 'V\t%s\t\t%s\tunknown\t%s\n' "$expiry" "$serial" "$subject" > "$W/index.txt"
+declare -A URL PORT
+URL[ferrocore]="http://127.0.0.1:18080/ocsp"
+port=19080
+for m in $PEER_MULTI; do
+    PORT["openssl-multi$m"]=$port
+    URL["openssl-multi$m"]="http://127.0.0.1:$port/ocsp"
+    port=$((port + 1))
+done
+# openssl ocsp (3.0) spins forever on a connection the client closes without sending a request
+# (what every load generator does at the end of a run), so each peer run gets a fresh responder.
+PEER_PID=""
+start_peer() { # TARGET
+    local t="$1" m="${1#openssl-multi}"
+    local args=(-index "$W/index.txt" -port "${PORT[$t]}" -rsigner "$W/data/ca/ocsp.pem"
+                -rkey "$W/data/ca/ocsp.key" -CA "$CA" -nmin 60 -ignore_err)
+    [ "$m" -gt 1 ] && args+=(-multi "$m")
+    openssl ocsp "${args[@]}" >> "$W/$t.log" 2>&1 &
+    PEER_PID=$!
+    PIDS+=("$PEER_PID")
+    for _ in $(seq 50); do
+        curl -s -o /dev/null -H 'Content-Type: application/ocsp-request' --data-binary @"$W/req.der" \
+            "${URL[$t]}" && return 0
+        sleep 0.1
+    done
+    die "$t did not start"
+}
+stop_peer() {
+    [ -n "$PEER_PID" ] || return 0
+    pkill -TERM -P "$PEER_PID" 2>/dev/null || true
+    kill "$PEER_PID" 2>/dev/null || true
+    wait "$PEER_PID" 2>/dev/null || true
+    PEER_PID=""
+}
+TARGETS=(ferrocore)
+for m in $PEER_MULTI; do TARGETS+=("openssl-multi$m"); done
+
+# Both answer the same request with a verified "good".
+for t in "${TARGETS[@]}"; do
+    [ "$t" = ferrocore ] || start_peer "$t"
+    curl -sS --fail -H 'Content-Type: application/ocsp-request' --data-binary @"$W/req.der" \
+        "${URL[$t]}" -o "$W/resp-$t.der"
+    out="$(openssl ocsp -respin "$W/resp-$t.der" -reqin "$W/req.der" -no_nonce -issuer "$CA" \
+        -cert "$W/dev.pem" -CAfile "$CA" 2>&1)"
+    echo "$out" | grep -q "Response verify OK" && echo "$out" | grep -q ": good" \
+        || die "$t: unexpected answer: $out"
+    echo "$t: $(stat -c %s "$W/resp-$t.der")-byte answer, verified good"
+    stop_peer
+done
+
+cat > "$W/post.lua" <<'LUA'
+-- No probe connection: wrk's default resolve() opens and closes a connection to test the
+-- address, and `openssl ocsp` (3.0) then spins on that connection's EOF and serves nobody.
+function wrk.resolve(host, service)
+   wrk.addrs = wrk.lookup(host, service)
+end
+local f = assert(io.open(os.getenv("REQ_DER"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/ocsp-request"
+if os.getenv("CLOSE") == "1" then
+   wrk.headers["Connection"] = "close"
+else
+   -- `openssl ocsp` keeps a connection open only when asked to (HTTP/1.0 style).
+   wrk.headers["Connection"] = "keep-alive"
+end
+LUA
+
+echo "rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS wrk-threads=$WRK_THREADS nproc=$(nproc)"
+declare -A RES
+for r in $(seq "$ROUNDS"); do
+    for mode in close keepalive; do
+        for t in "${TARGETS[@]}"; do
+            close=0; [ "$mode" = close ] && close=1
+            [ "$t" = ferrocore ] || start_peer "$t"
+            out="$(REQ_DER="$W/req.der" CLOSE=$close wrk -t"$WRK_THREADS" -c"$CONNECTIONS" \
+                -d"${DURATION}s" -s "$W/post.lua" "${URL[$t]}" 2>&1)"
+            stop_peer
+            rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
+            errs="$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ';' || true)"
+            echo "round $r $mode $t: $rps req/s ${errs}"
+            RES["$t $mode"]+="$rps "
+        done
+    done
+done
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo
+echo "| responder | new connection per request (median req/s) | keep-alive (median req/s) |"
+echo "|---|---:|---:|"
+for t in "${TARGETS[@]}"; do
+    echo "| $t | $(echo "${RES["$t close"]}" | median) | $(echo "${RES["$t keepalive"]}" | median) |"
+done
+fc_close="$(echo "${RES["ferrocore close"]}" | median)"
+fc_keep="$(echo "${RES["ferrocore keepalive"]}" | median)"
+for m in $PEER_MULTI; do
+    pc="$(echo "${RES["openssl-multi$m close"]}" | median)"
+    pk="$(echo "${RES["openssl-multi$m keepalive"]}" | median)"
+    awk -v a="$fc_close" -v b="$pc" -v c="$fc_keep" -v d="$pk" -v m="$m" \
+        'BEGIN {printf "ratio ferrocore / openssl-multi%s: new connection %s, keep-alive %s\n", m, (b > 0 ? sprintf("%.2fx", a/b) : "n/a"), (d > 0 ? sprintf("%.2fx", c/d) : "n/a")}'
+done
