@@ -54,6 +54,27 @@ pub enum Command {
     /// Many devices: enrolment and load generation.
     #[command(subcommand)]
     Swarm(SwarmCommand),
+    /// SCEP enrollments per second against a SCEP server (requests prepared up front; JSON).
+    ScepBench(ScepBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScepBenchArgs {
+    /// SCEP endpoint, `http(s)://HOST:PORT/scep`.
+    #[arg(long)]
+    pub url: String,
+    /// CA (PEM) of an https:// server.
+    #[arg(long, value_name = "CA.pem")]
+    pub ca: Option<PathBuf>,
+    /// Challenge password put in every CSR (a static challenge).
+    #[arg(long)]
+    pub challenge: String,
+    /// Parallel connections.
+    #[arg(short = 'c', long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Enrollments.
+    #[arg(short = 'n', long, default_value_t = 200)]
+    pub requests: usize,
 }
 
 /// Server and account arguments shared by `register` and `swarm enroll`.
@@ -207,6 +228,18 @@ fn read_pem(path: &Path) -> Result<String> {
 
 /// Run a parsed command line.
 pub fn execute(cli: Cli) -> Result<ExitCode> {
+    if let Command::ScepBench(args) = &cli.command {
+        let opts = crate::scep_bench::BenchOptions {
+            url: args.url.clone(),
+            ca_pem: args.ca.as_deref().map(read_pem).transpose()?,
+            challenge: args.challenge.clone(),
+            concurrency: args.concurrency,
+            requests: args.requests,
+        };
+        let report = runtime(None, true)?.block_on(crate::scep_bench::run(opts))?;
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let state = state_dir(&cli.state)?;
     match cli.command {
         Command::Register(args) => {
@@ -292,6 +325,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 (_, false) => ExitCode::from(1),
             })
         }
+        Command::ScepBench(_) => unreachable!("handled above"),
         Command::Swarm(SwarmCommand::Run(args)) => {
             let limit = match (args.requests, args.duration) {
                 (Some(n), _) => Limit::Requests(n),

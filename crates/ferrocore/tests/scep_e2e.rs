@@ -227,7 +227,7 @@ impl Certmonger {
             if Instant::now() > deadline {
                 common::terminate(&mut child);
                 panic!(
-                    "certmonger did not start (another instance holding its system lock?): {}",
+                    "certmonger did not start: {}",
                     std::fs::read_to_string(dir.join("certmonger.log")).unwrap_or_default()
                 );
             }
@@ -258,6 +258,11 @@ impl Certmonger {
             (
                 "CERTMONGER_TMPDIR".into(),
                 s.join("tmp").display().to_string(),
+            ),
+            // Its own lock file: other certmonger instances on the machine do not block it.
+            (
+                "CERTMONGER_SYSTEM_LOCK_FILE".into(),
+                dir.join("lock").display().to_string(),
             ),
             (
                 "CERTMONGER_PVT_ADDRESS".into(),

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# SCEP enrollments per second: Ferrocore against micromdm's scepserver, in one run, with the
+# same client (`ferrocore-agent scep-bench`: RSA-2048 keys, CSRs and PKCSReq messages built
+# before the clock starts) and alternating runs.
+#   bench/scep.sh [runs=3] [requests=300] [concurrency=8]
+# Needs root (network namespace), `scep` (Debian) and a release build (done here).
+# scepserver binds every interface, so both servers and the client run inside one
+# loopback-only network namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-3}" n="${2:-300}" c="${3:-8}"
+cargo build --release --locked --bin ferrocore --bin ferrocore-agent >&2
+B="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)"
+W="$(mktemp -d)"
+trap 'rm -rf "$W"' EXIT
+export B W runs n c
+unshare -n bash -euo pipefail -c '
+ip link set lo up
+export FERROCORE_LISTENERS_DEVICE=127.0.0.1:18443 FERROCORE_LISTENERS_SYNC_TLS=127.0.0.1:19997 \
+       FERROCORE_LISTENERS_ADMIN=127.0.0.1:18444 FERROCORE_LISTENERS_STOREFRONT=127.0.0.1:17443 \
+       FERROCORE_SERVER_HOSTNAMES=127.0.0.1 RUST_LOG=warn
+"$B/ferrocore" serve --data-dir "$W/data" > "$W/ferrocore.out" 2> "$W/ferrocore.log" &
+fpid=$!
+for _ in $(seq 100); do grep -q "ferrocore ready" "$W/ferrocore.out" 2>/dev/null && break; sleep 0.1; done
+A=("$B/ferrocore" admin --url https://127.0.0.1:18444 --data-dir "$W/data")
+"${A[@]}" users add bench --password Bench-pass1 > /dev/null
+ch=$("${A[@]}" scep-challenge set-static --config local --user bench --platform ios \
+     | python3 -c "import json,sys; print(json.load(sys.stdin)[\"challenge\"])")
+scepserver ca -init -depot "$W/depot" -keySize 2048 > /dev/null 2>&1
+scepserver -depot "$W/depot" -port 18080 -challenge secret -allowrenew 0 > "$W/scepserver.log" 2>&1 &
+spid=$!
+sleep 1
+for i in $(seq "$runs"); do
+  "$B/ferrocore-agent" scep-bench --url https://127.0.0.1:18443/scep --ca "$W/data/ca/ca.pem" \
+      --challenge "$ch" -c "$c" -n "$n" | sed "s/^/ferrocore run $i: /"
+  "$B/ferrocore-agent" scep-bench --url http://127.0.0.1:18080/scep \
+      --challenge secret -c "$c" -n "$n" | sed "s/^/scepserver run $i: /"
+done
+kill "$fpid" "$spid"; wait 2>/dev/null || true
+'

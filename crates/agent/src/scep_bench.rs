@@ -1,0 +1,307 @@
+//! `ferrocore-agent scep-bench`: SCEP enrollments per second against any SCEP server
+//! (Ferrocore, micromdm's `scepserver`), built on Ferrocore's SCEP client codec.
+//!
+//! Before the clock starts it fetches GetCACaps and GetCACert, then builds every PKCSReq
+//! up front (RSA-2048 key, CSR with the challenge, self-signed signer, envelope to the RA
+//! or CA): the timed part is only the server's work. `concurrency` workers each keep one
+//! HTTP/1.1 connection (plain `http://` or `https://` with `--ca`) and POST the prepared
+//! messages; an enrollment counts when the answer is a CertRep with pkiStatus SUCCESS.
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use ferrocore_pki::RsaKey;
+use ferrocore_pki::cms::{self, ContentCipher};
+use ferrocore_pki::scep::{self, CaCaps};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// `http(s)://HOST:PORT/path` of the SCEP endpoint.
+    pub url: String,
+    /// CA (PEM) of an `https://` server.
+    pub ca_pem: Option<String>,
+    pub challenge: String,
+    pub concurrency: usize,
+    pub requests: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub url: String,
+    pub requests: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub concurrency: usize,
+    pub cipher: &'static str,
+    pub elapsed_secs: f64,
+    pub enrollments_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub prepare_secs: f64,
+}
+
+struct Target {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str, ca_pem: Option<&str>) -> Result<Target> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            bail!("--url must start with http:// or https://");
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].to_owned()),
+            None => (rest, "/".to_owned()),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_owned(), p.parse().context("port")?),
+            None => (authority.to_owned(), if tls { 443 } else { 80 }),
+        };
+        let tls = if tls {
+            let mut roots = rustls::RootCertStore::empty();
+            let pem = ca_pem.context("an https:// URL needs --ca")?;
+            for der in ferrocore_pki::pem_to_der_certs(pem)? {
+                roots.add(der.into())?;
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            Some(Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth(),
+            ))
+        } else {
+            None
+        };
+        Ok(Target {
+            tls,
+            host,
+            port,
+            path,
+        })
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
+        tcp.set_nodelay(true)?;
+        if let Some(cfg) = &self.tls {
+            let name = rustls_pki_types::ServerName::try_from(self.host.clone())?;
+            let stream = tokio_rustls::TlsConnector::from(cfg.clone())
+                .connect(name, tcp)
+                .await?;
+            let (send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            Ok(send)
+        } else {
+            let (send, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+            tokio::spawn(conn);
+            Ok(send)
+        }
+    }
+
+    async fn call(
+        &self,
+        send: &mut SendRequest<Full<Bytes>>,
+        method: hyper::Method,
+        query: &str,
+        body: Bytes,
+    ) -> Result<(u16, String, Bytes)> {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}?{query}", self.path))
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+            .header(hyper::header::CONTENT_TYPE, "application/x-pki-message")
+            .body(Full::new(body))?;
+        send.ready().await?;
+        let resp = send.send_request(req).await?;
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, ct, body))
+    }
+}
+
+/// Picks the certificate requests are encrypted to: an RSA RA (not a CA) when offered,
+/// else the first RSA certificate (an RSA CA acting as its own RA).
+fn recipient(certs: &[Vec<u8>]) -> Result<Vec<u8>> {
+    let rsa = |c: &Vec<u8>| cms::envelope(b"x", c, ContentCipher::Aes128Cbc).is_ok();
+    let ca = |c: &Vec<u8>| ferrocore_pki::cert_info(c).map(|i| i.is_ca).unwrap_or(true);
+    certs
+        .iter()
+        .find(|c| rsa(c) && !ca(c))
+        .or_else(|| certs.iter().find(|c| rsa(c)))
+        .cloned()
+        .context("GetCACert offered no RSA certificate to encrypt to")
+}
+
+fn succeeded(body: &[u8]) -> bool {
+    cms::inspect_signed(body)
+        .ok()
+        .and_then(|v| {
+            v.attr("2.16.840.1.113733.1.9.3")
+                .and_then(|a| a.single_value().map(<[u8]>::to_vec))
+        })
+        .is_some_and(|v| v.ends_with(b"0") && v.len() == 3)
+}
+
+pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
+    let target = Arc::new(Target::parse(&opts.url, opts.ca_pem.as_deref())?);
+    let mut conn = target.connect().await?;
+    let (_, _, caps) = target
+        .call(
+            &mut conn,
+            hyper::Method::GET,
+            "operation=GetCACaps",
+            Bytes::new(),
+        )
+        .await?;
+    let caps = CaCaps::parse(&String::from_utf8_lossy(&caps));
+    let (status, ct, body) = target
+        .call(
+            &mut conn,
+            hyper::Method::GET,
+            "operation=GetCACert",
+            Bytes::new(),
+        )
+        .await?;
+    if status != 200 {
+        bail!("GetCACert answered {status}");
+    }
+    let certs = scep::parse_get_ca_cert(&ct, &body)?;
+    let ra = Arc::new(recipient(&certs)?);
+    let cipher = match caps.cipher() {
+        ContentCipher::Aes256Cbc if !caps.has("AES") => ContentCipher::Aes128Cbc,
+        c => c,
+    };
+
+    // Every request prepared before the clock starts.
+    let started = Instant::now();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let (next, ra, challenge, n) = (
+            next.clone(),
+            ra.clone(),
+            opts.challenge.clone(),
+            opts.requests,
+        );
+        handles.push(std::thread::spawn(
+            move || -> Result<Vec<(usize, Vec<u8>)>> {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok(out);
+                    }
+                    let key = RsaKey::generate_2048()?;
+                    let cn = format!("bench-{i}");
+                    let csr = scep::rsa_csr(&key, &cn, Some(&challenge))?;
+                    let signer = scep::self_signed_rsa(&key, &cn, time::OffsetDateTime::now_utc())?;
+                    let tx = scep::transaction_id_for(key.spki_der());
+                    let (msg, _) =
+                        scep::build_pkcs_req(&csr, &tx, &signer, &key, &ra, cipher, false)?;
+                    out.push((i, msg));
+                }
+            },
+        ));
+    }
+    let mut messages = vec![Bytes::new(); opts.requests];
+    for h in handles {
+        let part = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a preparation thread panicked"))??;
+        for (i, m) in part {
+            messages[i] = Bytes::from(m);
+        }
+    }
+    let prepare_secs = started.elapsed().as_secs_f64();
+    let messages = Arc::new(messages);
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let clock = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..opts.concurrency.max(1) {
+        let (target, messages, next) = (target.clone(), messages.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut failed = 0usize;
+            let mut conn = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= messages.len() {
+                    return (lat, failed);
+                }
+                if conn.is_none() {
+                    conn = target.connect().await.ok();
+                }
+                let Some(c) = conn.as_mut() else {
+                    failed += 1;
+                    continue;
+                };
+                let t = Instant::now();
+                match target
+                    .call(
+                        c,
+                        hyper::Method::POST,
+                        "operation=PKIOperation",
+                        messages[i].clone(),
+                    )
+                    .await
+                {
+                    Ok((200, _, body)) if succeeded(&body) => lat.push(t.elapsed()),
+                    Ok(_) => failed += 1,
+                    Err(_) => {
+                        failed += 1;
+                        conn = None;
+                    }
+                }
+            }
+        }));
+    }
+    let mut lat: Vec<Duration> = Vec::new();
+    let mut failed = 0;
+    for w in workers {
+        let (l, f) = w.await?;
+        lat.extend(l);
+        failed += f;
+    }
+    let elapsed = clock.elapsed().as_secs_f64();
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    Ok(BenchReport {
+        url: opts.url,
+        requests: opts.requests,
+        succeeded: lat.len(),
+        failed,
+        concurrency: opts.concurrency,
+        cipher: cipher.name(),
+        elapsed_secs: elapsed,
+        enrollments_per_sec: lat.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        prepare_secs,
+    })
+}

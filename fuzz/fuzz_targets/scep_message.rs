@@ -1,0 +1,32 @@
+//! The SCEP server's parser of untrusted PKIOperation bodies (`scep::parse_request`: BER
+//! normalisation, SignedData reading and verification, EnvelopedData decryption with the
+//! RA key), and the client-side readers of GetCACert answers and CMS certs-only messages.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use ferrocore_pki::RsaKey;
+use ferrocore_pki::scep::{self, RaKey, ScepError};
+use libfuzzer_sys::fuzz_target;
+
+fn ra() -> &'static RaKey {
+    static RA: OnceLock<RaKey> = OnceLock::new();
+    RA.get_or_init(|| {
+        let key = RsaKey::generate_2048().expect("RSA key");
+        let cert_der =
+            scep::self_signed_rsa(&key, "fuzz RA", time::OffsetDateTime::now_utc()).expect("cert");
+        RaKey { cert_der, key }
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    match scep::parse_request(data, ra()) {
+        Ok(msg) => assert!(!msg.transaction_id().is_empty()),
+        Err(ScepError::Refused { reply_to, .. }) => {
+            assert!(!reply_to.transaction_id.is_empty());
+        }
+        Err(ScepError::Malformed(_)) => {}
+    }
+    let _ = ferrocore_pki::cms::parse_certs_only(data);
+    let _ = scep::parse_get_ca_cert("application/x-x509-ca-ra-cert", data);
+});
