@@ -3,6 +3,8 @@
 # same client (`ferrocore-agent scep-bench`: RSA-2048 keys, CSRs and PKCSReq messages built
 # before the clock starts) and alternating runs.
 #   bench/scep.sh [runs=3] [requests=300] [concurrency=8]
+# Each round: Ferrocore over plain HTTP (the `listeners.pki` listener: like for like with
+# scepserver, which speaks plain HTTP), scepserver, then Ferrocore over HTTPS (device listener).
 # Needs root (network namespace), `scep` (Debian) and a release build (done here).
 # scepserver binds every interface, so both servers and the client run inside one
 # loopback-only network namespace.
@@ -18,7 +20,7 @@ unshare -n bash -euo pipefail -c '
 ip link set lo up
 export FERROCORE_LISTENERS_DEVICE=127.0.0.1:18443 FERROCORE_LISTENERS_SYNC_TLS=127.0.0.1:19997 \
        FERROCORE_LISTENERS_ADMIN=127.0.0.1:18444 FERROCORE_LISTENERS_STOREFRONT=127.0.0.1:17443 \
-       FERROCORE_SERVER_HOSTNAMES=127.0.0.1 RUST_LOG=warn
+       FERROCORE_LISTENERS_PKI=127.0.0.1:18081 FERROCORE_SERVER_HOSTNAMES=127.0.0.1 RUST_LOG=warn
 "$B/ferrocore" serve --data-dir "$W/data" > "$W/ferrocore.out" 2> "$W/ferrocore.log" &
 fpid=$!
 for _ in $(seq 100); do grep -q "ferrocore ready" "$W/ferrocore.out" 2>/dev/null && break; sleep 0.1; done
@@ -31,10 +33,12 @@ scepserver -depot "$W/depot" -port 18080 -challenge secret -allowrenew 0 > "$W/s
 spid=$!
 sleep 1
 for i in $(seq "$runs"); do
-  "$B/ferrocore-agent" scep-bench --url https://127.0.0.1:18443/scep --ca "$W/data/ca/ca.pem" \
-      --challenge "$ch" -c "$c" -n "$n" | sed "s/^/ferrocore run $i: /"
+  "$B/ferrocore-agent" scep-bench --url http://127.0.0.1:18081/scep \
+      --challenge "$ch" -c "$c" -n "$n" | sed "s/^/ferrocore-http run $i: /"
   "$B/ferrocore-agent" scep-bench --url http://127.0.0.1:18080/scep \
       --challenge secret -c "$c" -n "$n" | sed "s/^/scepserver run $i: /"
+  "$B/ferrocore-agent" scep-bench --url https://127.0.0.1:18443/scep --ca "$W/data/ca/ca.pem" \
+      --challenge "$ch" -c "$c" -n "$n" | sed "s/^/ferrocore-https run $i: /"
 done
 kill "$fpid" "$spid"; wait 2>/dev/null || true
 '
