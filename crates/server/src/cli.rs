@@ -118,20 +118,9 @@ pub enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ScepChallengeCommand {
-    /// A one-time challenge for one SCEP enrollment of USER's device (printed once, stored hashed).
-    Create {
-        #[arg(long)]
-        user: String,
-        /// android | ios | macos | windows
-        #[arg(long)]
-        platform: String,
-        /// Enroll this existing (or new) device UUID; a new device when absent.
-        #[arg(long)]
-        device_uuid: Option<String>,
-        /// Lifetime: seconds, or with a unit (30m, 12h, 7d); default 1h.
-        #[arg(long)]
-        ttl: Option<String>,
-    },
+    /// A one-time challenge for one SCEP enrollment of USER's device (printed once, stored
+    /// hashed; default lifetime 1h).
+    Create(OneTimeGrantArgs),
     /// Set (replace) the static challenge of an enrollment configuration: each enrollment
     /// with it is a new device of USER on PLATFORM.
     SetStatic {
@@ -202,20 +191,25 @@ pub enum PortalCertCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum EstTokenCommand {
-    /// Create a one-time token for EST simpleenroll (shown once; only its hash is stored).
-    Create {
-        #[arg(long)]
-        user: String,
-        /// android | ios | macos | windows
-        #[arg(long)]
-        platform: String,
-        /// Bind the enrollment to this device UUID.
-        #[arg(long)]
-        device_uuid: Option<String>,
-        /// Validity: seconds, or a number with s, m, h or d (default 24h, at most 30d).
-        #[arg(long)]
-        ttl: Option<String>,
-    },
+    /// Create a one-time token for EST simpleenroll (shown once; only its hash is stored;
+    /// default lifetime 24h, at most 30d).
+    Create(OneTimeGrantArgs),
+}
+
+/// What a one-time enrollment credential (SCEP challenge, EST token) is bound to.
+#[derive(Debug, clap::Args)]
+pub struct OneTimeGrantArgs {
+    #[arg(long)]
+    user: String,
+    /// android | ios | macos | windows
+    #[arg(long)]
+    platform: String,
+    /// Bind the enrollment to this existing (or new) device UUID; a new device when absent.
+    #[arg(long)]
+    device_uuid: Option<String>,
+    /// Lifetime: seconds, or a number with s, m, h or d (30m, 12h, 7d).
+    #[arg(long)]
+    ttl: Option<String>,
 }
 
 /// A secret given as `--NAME VALUE` or read from standard input with `--NAME-stdin` (one
@@ -785,20 +779,15 @@ async fn admin(args: AdminArgs) -> Result<Value> {
             }
         },
         AdminCommand::ScepChallenge { command } => match command {
-            ScepChallengeCommand::Create {
-                user,
-                platform,
-                device_uuid,
-                ttl,
-            } => {
+            ScepChallengeCommand::Create(g) => {
                 client
                     .post_json(
                         &format!("{base}/scep/challenges"),
                         &ferrocore_proto::NewScepChallenge {
-                            username: user,
-                            platform: parse_platform(&platform)?,
-                            device_uuid,
-                            ttl_secs: ttl.as_deref().map(parse_ttl).transpose()?,
+                            platform: parse_platform(&g.platform)?,
+                            ttl_secs: g.ttl.as_deref().map(parse_ttl).transpose()?,
+                            username: g.user,
+                            device_uuid: g.device_uuid,
                         },
                     )
                     .await?
@@ -912,14 +901,8 @@ async fn admin(args: AdminArgs) -> Result<Value> {
             }
         },
         AdminCommand::EstToken { command } => match command {
-            EstTokenCommand::Create {
-                user,
-                platform,
-                device_uuid,
-                ttl,
-            } => {
-                let platform = parse_platform(&platform)?;
-                let ttl_secs = match ttl.as_deref().map(parse_ttl).transpose()? {
+            EstTokenCommand::Create(g) => {
+                let ttl_secs = match g.ttl.as_deref().map(parse_ttl).transpose()? {
                     Some(t) => Some(i64::try_from(t).context("--ttl: too large")?),
                     None => None,
                 };
@@ -927,10 +910,10 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .post_json(
                         &format!("{base}/est-tokens"),
                         &ferrocore_proto::EstTokenRequest {
-                            username: user,
-                            platform,
-                            device_uuid,
+                            platform: parse_platform(&g.platform)?,
                             ttl_secs,
+                            username: g.user,
+                            device_uuid: g.device_uuid,
                         },
                     )
                     .await?
