@@ -123,7 +123,8 @@ impl TrustStore {
             Ok(_) => ClientCert::Verified(PresentedCert {
                 serial: info.serial_hex,
                 not_after: info.not_after.unix_timestamp(),
-                sha256: Some(ferrocore_core::service::sha256_hex(ee.as_ref())),
+                // `cert_info` hashed the DER already.
+                sha256: Some(info.sha256_hex),
             }),
             Err(webpki::Error::CertExpired { .. }) => reject(CoreError::CertExpired {
                 not_after: info.not_after.unix_timestamp(),
