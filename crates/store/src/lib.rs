@@ -19,6 +19,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Row};
 use std::path::Path;
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -29,6 +30,36 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Serialises write transactions inside the process: a writer waits here, woken the moment
+    /// the previous one commits, instead of in SQLite's busy handler, which polls with sleeps
+    /// of 1-100 ms while the lock may already be free (measured: see docs/BENCHMARKS.md, SCEP).
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`) holding the process's writer turn until it commits
+/// or is dropped (rolled back). Derefs to the connection, so `&mut *tx` is an executor.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &sqlx::SqliteConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::SqliteConnection {
+        &mut self.tx
+    }
 }
 
 fn db_err(e: sqlx::Error) -> CoreError {
@@ -138,18 +169,24 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| CoreError::Internal(format!("migrations: {e}")))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
+    async fn begin(&self) -> Result<WriteTx> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(db_err)
+            .map_err(db_err)?;
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     /// Deletes the row `key` names unless `refs_sql` counts rows still using it: the count and
@@ -185,7 +222,7 @@ impl SqliteStore {
 
 /// Revokes `serials` (those still active) inside `tx`.
 async fn revoke_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut WriteTx,
     serials: &[String],
     reason: &str,
     at: i64,
@@ -519,7 +556,9 @@ impl Store for SqliteStore {
             && !fx.migration_success
             && !fx.migration_not_supported;
         if plain {
-            // Hot path: one statement; the trigger updates devices.last_checkin_at in it.
+            // Hot path: one statement; the trigger updates devices.last_checkin_at in it. It
+            // writes, so it takes the writer turn like a transaction.
+            let _turn = self.writer.lock().await;
             insert.execute(&self.pool).await.map_err(db_err)?;
             return Ok(());
         }
@@ -1166,7 +1205,7 @@ impl Store for SqliteStore {
 }
 
 async fn insert_cert(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut WriteTx,
     c: &CertRecord,
 ) -> Result<()> {
     sqlx::query(
@@ -1220,7 +1259,7 @@ fn user_from_row(r: &SqliteRow) -> Result<UserRecord> {
 
 /// The registration steps inside a caller's transaction (registration and SCEP enrollment).
 pub(crate) async fn registration_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut WriteTx,
     reg: &Registration,
     at: i64,
 ) -> Result<String> {
@@ -1294,7 +1333,7 @@ pub(crate) async fn registration_in(
 
 /// The renewal steps inside a caller's transaction (renewal and SCEP RenewalReq).
 pub(crate) async fn renewal_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut WriteTx,
     device_id: &str,
     new: &CertRecord,
     authenticated_with: &str,

@@ -3,7 +3,7 @@
 //! transaction. Enrollment and renewal share the registration / renewal steps of `lib.rs`
 //! inside one transaction with the challenge consumption and the transaction record.
 
-use super::{SqliteStore, cert_from_row, db_err, parse_enum, registration_in, renewal_in};
+use super::{SqliteStore, WriteTx, cert_from_row, db_err, parse_enum, registration_in, renewal_in};
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     CertRecord, Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey,
@@ -11,7 +11,7 @@ use ferrocore_core::store::{
 use ferrocore_proto::Platform;
 use sqlx::Row;
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+type Tx = WriteTx;
 
 impl SqliteStore {
     pub(crate) async fn scep_create_challenge(&self, c: &ScepChallengeRecord) -> Result<()> {
