@@ -118,9 +118,7 @@ pub enum CoreError {
     #[error("the EST token is unknown, expired or already used")]
     EstTokenInvalid,
     /// Revoking an enrollment grant that already paid for a certificate.
-    #[error(
-        "enrollment grant {0} was already used (revoke the certificate it paid for instead)"
-    )]
+    #[error("enrollment grant {0} was already used (revoke the certificate it paid for instead)")]
     GrantConsumed(String),
 }
 

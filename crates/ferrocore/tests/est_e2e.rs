@@ -438,22 +438,49 @@ fn est_token_grant_is_listed_revoked_and_then_refused() {
     assert!(!list.to_string().contains(&token), "{list}");
     let g = &list["items"][1];
     assert_eq!(
-        [&g["id"], &g["state"], &g["protocol"], &g["username"], &g["platform"]],
-        [&t["id"], &"active".into(), &"est".into(), &"alice".into(), &"android".into()],
+        [
+            &g["id"],
+            &g["state"],
+            &g["protocol"],
+            &g["username"],
+            &g["platform"]
+        ],
+        [
+            &t["id"],
+            &"active".into(),
+            &"est".into(),
+            &"alice".into(),
+            &"android".into()
+        ],
         "{g}"
     );
     assert_eq!(s.grant_ids(&[]), [scep_id.clone(), id.clone()]);
     let filtered = ["--state", "active", "--protocol", "est", "--user", "alice"];
-    assert_eq!(s.grant_ids(&filtered), [id.clone()]);
-    assert_eq!(s.grant_ids(&["--limit", "1", "--offset", "1"]), [id.clone()]);
+    assert_eq!(s.grant_ids(&filtered), [id.as_str()]);
+    assert_eq!(
+        s.grant_ids(&["--limit", "1", "--offset", "1"]),
+        [id.as_str()]
+    );
     let bad = s.admin(&["grant", "list", "--state", "pending"]);
-    assert!(bad.code != 0 && bad.stderr.contains("bad_request"), "{bad:?}");
+    assert!(
+        bad.code != 0 && bad.stderr.contains("bad_request"),
+        "{bad:?}"
+    );
 
     // A SCEP challenge is not an EST token.
     let (_, body) = make_csr(&dir, "g1", "grant-one");
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
-    let r = est_post(&s, "simpleenroll", &body, &["-H", &bearer(c["challenge"].as_str().unwrap())]);
-    assert_eq!((r.status, r.error_code()), (401, "est_token_invalid"), "{r:?}");
+    let r = est_post(
+        &s,
+        "simpleenroll",
+        &body,
+        &["-H", &bearer(c["challenge"].as_str().unwrap())],
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, "est_token_invalid"),
+        "{r:?}"
+    );
 
     // Revoked: listed as revoked; curl is refused exactly like with an unknown token and
     // nothing is enrolled.
@@ -463,11 +490,15 @@ fn est_token_grant_is_listed_revoked_and_then_refused() {
     assert_eq!(s.admin_ok(&["grant", "show", &id])["state"], "revoked");
     let total = s.device_total();
     let r = est_post(&s, "simpleenroll", &body, &["-H", &bearer(&token)]);
-    assert_eq!((r.status, r.error_code()), (401, "est_token_invalid"), "{r:?}");
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, "est_token_invalid"),
+        "{r:?}"
+    );
     let unknown = est_post(&s, "simpleenroll", &body, &["-H", &bearer("est_unknown")]);
     assert_eq!((r.status, &r.json), (unknown.status, &unknown.json));
     assert_eq!(s.device_total(), total);
-    assert_eq!(s.grant_ids(&["--state", "revoked"]), [id.clone()]);
+    assert_eq!(s.grant_ids(&["--state", "revoked"]), [id.as_str()]);
     assert_eq!(s.grant_ids(&["--state", "active"]), [scep_id]);
 
     // A token that paid for a certificate is consumed and cannot be revoked.
@@ -481,7 +512,12 @@ fn est_token_grant_is_listed_revoked_and_then_refused() {
     ]);
     let id2 = t2["id"].as_str().unwrap();
     let (_, body2) = make_csr(&dir, "g2", "grant-two");
-    let r = est_post(&s, "simpleenroll", &body2, &["-H", &bearer(t2["token"].as_str().unwrap())]);
+    let r = est_post(
+        &s,
+        "simpleenroll",
+        &body2,
+        &["-H", &bearer(t2["token"].as_str().unwrap())],
+    );
     assert_eq!(r.status, 200, "{r:?}\n{}", s.log());
     let g = s.admin_ok(&["grant", "show", id2]);
     let certs = s.admin_ok(&["certificates", "list"]);
@@ -500,7 +536,10 @@ fn est_token_grant_is_listed_revoked_and_then_refused() {
     let h = s.revoke_grant_http(id2);
     assert_eq!((h.status, h.error_code()), (409, "grant_consumed"), "{h:?}");
     let out = s.admin(&["grant", "revoke", id2]);
-    assert!(out.code != 0 && out.stderr.contains("grant_consumed"), "{out:?}");
+    assert!(
+        out.code != 0 && out.stderr.contains("grant_consumed"),
+        "{out:?}"
+    );
     assert_eq!(s.admin_ok(&["grant", "show", id2])["state"], "consumed");
     let h = s.revoke_grant_http("no-such-grant");
     assert_eq!((h.status, h.error_code()), (404, "not_found"), "{h:?}");

@@ -390,20 +390,36 @@ fn revoked_challenge_grant_is_refused_to_scepclient() {
         "ios",
     ]);
     let id = c["id"].as_str().unwrap().to_owned();
-    assert_eq!(server.grant_ids(&["--protocol", "scep", "--state", "active"]), [id.clone()]);
+    assert_eq!(
+        server.grant_ids(&["--protocol", "scep", "--state", "active"]),
+        [id.as_str()]
+    );
 
     let revoked = server.admin_ok(&["grant", "revoke", &id]);
     assert_eq!(revoked["state"], "revoked", "{revoked}");
     let total = server.device_total();
     let out = scepclient(&server, &server.path("revoked"), c["challenge"].as_str());
     assert_ne!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("badRequest"), "revoked challenge: {out:?}");
+    assert!(
+        out.stdout.contains("badRequest"),
+        "revoked challenge: {out:?}"
+    );
     let unknown = "00112233445566778899aabbccddeeff00112233";
     let out = scepclient(&server, &server.path("unknown"), Some(unknown));
     assert!(out.stdout.contains("badRequest"), "{out:?}");
-    let t = server.admin_ok(&["est-token", "create", "--user", "alice", "--platform", "ios"]);
+    let t = server.admin_ok(&[
+        "est-token",
+        "create",
+        "--user",
+        "alice",
+        "--platform",
+        "ios",
+    ]);
     let out = scepclient(&server, &server.path("est"), t["token"].as_str());
-    assert!(out.stdout.contains("badRequest"), "EST token over SCEP: {out:?}");
+    assert!(
+        out.stdout.contains("badRequest"),
+        "EST token over SCEP: {out:?}"
+    );
     assert_eq!(server.device_total(), total);
     assert!(server.log().contains("scep_challenge_invalid"));
     assert_eq!(server.grant_ids(&["--state", "revoked"]), [id]);
@@ -417,8 +433,18 @@ fn revoked_challenge_grant_is_refused_to_scepclient() {
     let serial = serial_of(&dev, "cert.pem");
     let d = device_by_serial(&server, &serial);
     assert_eq!(
-        [&consumed["total"], &g["protocol"], &g["cert_serial"], &g["device_id"]],
-        [&1.into(), &"scep".into(), &serial.as_str().into(), &d["device_id"]],
+        [
+            &consumed["total"],
+            &g["protocol"],
+            &g["cert_serial"],
+            &g["device_id"]
+        ],
+        [
+            &1.into(),
+            &"scep".into(),
+            &serial.as_str().into(),
+            &d["device_id"]
+        ],
         "{consumed}\n{d}"
     );
 }

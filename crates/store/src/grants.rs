@@ -19,7 +19,9 @@ fn grant_from_row(r: &SqliteRow) -> Result<GrantRecord> {
     Ok(GrantRecord {
         id: r.try_get("id").map_err(db_err)?,
         secret_hash: r.try_get("secret_hash").map_err(db_err)?,
-        protocol: parse_enum::<GrantProtocol>(&r.try_get::<String, _>("protocol").map_err(db_err)?)?,
+        protocol: parse_enum::<GrantProtocol>(
+            &r.try_get::<String, _>("protocol").map_err(db_err)?,
+        )?,
         username: r.try_get("username").map_err(db_err)?,
         platform: parse_enum::<Platform>(&r.try_get::<String, _>("platform").map_err(db_err)?)?,
         device_uuid: r.try_get("device_uuid").map_err(db_err)?,

@@ -135,7 +135,13 @@ async fn migration_moves_est_tokens_and_scep_challenges_into_grants() {
         // EST tokens: active, used (paid for certificate 0abc), expired.
         for (id, secret, expires, used_at, serial) in [
             ("est-active", "est_active", T0 + 3600, None, None),
-            ("est-used", "est_used", T0 + 3600, Some(T0 - 10), Some("0abc")),
+            (
+                "est-used",
+                "est_used",
+                T0 + 3600,
+                Some(T0 - 10),
+                Some("0abc"),
+            ),
             ("est-expired", "est_expired", T0 - 1, None, None),
         ] {
             sqlx::query(
@@ -187,9 +193,15 @@ async fn migration_moves_est_tokens_and_scep_challenges_into_grants() {
             .fetch_all(w.store.pool())
             .await
             .unwrap();
-    assert!(tables.contains(&"enrollment_grants".to_owned()), "{tables:?}");
+    assert!(
+        tables.contains(&"enrollment_grants".to_owned()),
+        "{tables:?}"
+    );
     assert!(!tables.contains(&"est_tokens".to_owned()), "{tables:?}");
-    assert!(!tables.contains(&"scep_challenges".to_owned()), "{tables:?}");
+    assert!(
+        !tables.contains(&"scep_challenges".to_owned()),
+        "{tables:?}"
+    );
 
     let by = |p, s: &str| {
         let store = w.store.clone();
@@ -285,7 +297,10 @@ async fn revoked_expired_reused_and_other_protocol_grants_are_refused() {
         .await
         .unwrap();
     let scep_id = scep.id.clone().unwrap();
-    assert_eq!(w.core.grant(&scep_id).await.unwrap().protocol, GrantProtocol::Scep);
+    assert_eq!(
+        w.core.grant(&scep_id).await.unwrap().protocol,
+        GrantProtocol::Scep
+    );
 
     // Listed as active, filtered by user and protocol, newest first, paged.
     assert_eq!(
@@ -325,7 +340,11 @@ async fn revoked_expired_reused_and_other_protocol_grants_are_refused() {
         vec![est.record.id.clone()]
     );
     assert_eq!(
-        w.core.revoke_grant(&est.record.id).await.unwrap().revoked_at,
+        w.core
+            .revoke_grant(&est.record.id)
+            .await
+            .unwrap()
+            .revoked_at,
         r.revoked_at
     );
     assert!(matches!(
@@ -343,7 +362,13 @@ async fn revoked_expired_reused_and_other_protocol_grants_are_refused() {
     let g = w.core.grant(&t.record.id).await.unwrap();
     assert_eq!(g.state, GrantState::Consumed);
     assert_eq!(g.cert_serial.as_deref(), Some(serial.as_str()));
-    let dev = w.store.certificate(&serial).await.unwrap().unwrap().device_id;
+    let dev = w
+        .store
+        .certificate(&serial)
+        .await
+        .unwrap()
+        .unwrap()
+        .device_id;
     assert_eq!(g.device_id, dev);
     assert!(matches!(
         est_with(&w, &t.secret).await,
@@ -484,7 +509,10 @@ async fn consumption_is_one_transaction_with_the_enrollment() {
         .apply_scep_enrollment(&registration(uuid, "aa02"), &grant, &key, later)
         .await
         .unwrap_err();
-    assert!(matches!(e, CoreError::ScepChallengeInvalid), "expired: {e:?}");
+    assert!(
+        matches!(e, CoreError::ScepChallengeInvalid),
+        "expired: {e:?}"
+    );
     assert!(w.store.device_by_uuid(uuid).await.unwrap().is_none());
     assert!(w.store.scep_request("req-1").await.unwrap().is_none());
 
