@@ -937,7 +937,7 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 offset,
             } => {
                 let mut url = format!("{base}/grants?limit={limit}&offset={offset}");
-                for (name, v) in [("state", state), ("user", user), ("protocol", protocol)] {
+                for (name, v) in [("state", state), ("username", user), ("protocol", protocol)] {
                     if let Some(v) = v {
                         url.push_str(&format!("&{name}={}", path_escape(&v)));
                     }

@@ -1,7 +1,9 @@
 //! SCEP storage for SQLite (migration `0009_scep.sql`): static challenges per enrollment
 //! configuration (hashes only) and the certificate issued per SCEP transaction; one-time
-//! challenges are enrollment grants (`grants.rs`, consumed here with [`super::grants::consume_in`]). Enrollment and renewal share the registration / renewal steps of `lib.rs`
-//! inside one transaction with the challenge consumption and the transaction record.
+//! challenges are enrollment grants (`grants.rs`, consumed here with
+//! [`super::grants::consume_in`]). Enrollment and renewal share the registration / renewal
+//! steps of `lib.rs` inside one transaction with the challenge consumption and the
+//! transaction record.
 
 use super::{SqliteStore, cert_from_row, db_err, parse_enum, registration_in, renewal_in};
 use ferrocore_core::error::{CoreError, Result};

@@ -650,7 +650,7 @@ async fn create_est_token(
 #[serde(deny_unknown_fields)]
 struct GrantListQuery {
     state: Option<String>,
-    user: Option<String>,
+    username: Option<String>,
     protocol: Option<String>,
     limit: Option<u32>,
     offset: Option<u64>,
@@ -671,7 +671,7 @@ fn filter_of<T: std::str::FromStr<Err = String>>(
 }
 
 /// `GET /api/v1/admin/grants`: one-time enrollment grants (SCEP challenges, EST tokens),
-/// newest first; filters `state`, `user`, `protocol`; paged by `limit` / `offset`.
+/// newest first; filters `state`, `username`, `protocol`; paged by `limit` / `offset`.
 async fn list_grants(
     State(state): State<SharedState>,
     q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
@@ -682,7 +682,8 @@ async fn list_grants(
         .grants(ferrocore_core::store::GrantQuery {
             state: filter_of("state", q.state.as_deref())?,
             protocol: filter_of("protocol", q.protocol.as_deref())?,
-            username: q.user.filter(|u| !u.is_empty()),
+            username: q.username.filter(|u| !u.is_empty()),
+            // Set by `Core::grants` from its clock.
             now: 0,
             limit: page_limit(q.limit)?,
             offset: q.offset.unwrap_or(0),
