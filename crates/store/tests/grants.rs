@@ -97,17 +97,22 @@ async fn ids(w: &World, q: GrantQuery) -> Vec<String> {
 
 #[tokio::test]
 async fn migration_moves_est_tokens_and_scep_challenges_into_grants() {
-    // A database as the release before grants left it: migrations up to 0010.
+    // A database as the release before grants left it: every migration before 0011.
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old-migrations");
     std::fs::create_dir(&old).unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().into_string().unwrap();
-        if name.as_str() < "0011" {
-            std::fs::copy(e.path(), old.join(&name)).unwrap();
-        }
+    let names: Vec<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let grants = names
+        .iter()
+        .find(|n| n.ends_with("_enrollment_grants.sql"))
+        .unwrap()
+        .clone();
+    for name in names.iter().filter(|n| **n < grants) {
+        std::fs::copy(src.join(name), old.join(name)).unwrap();
     }
     let db = dir.path().join("t.db");
     {
