@@ -363,6 +363,7 @@ pub async fn get_ca_caps(transport: &Transport) -> Result<String, CoreError> {
 
 /// The CA certificate and the certificate requests are encrypted to (an RA certificate when
 /// the CA answers CA + RA, else the CA certificate), DER.
+#[derive(Debug)]
 pub struct CaCerts {
     pub ca_der: Vec<u8>,
     pub recipient_der: Vec<u8>,
@@ -1014,7 +1015,7 @@ mod tests {
         let (ca, leaf) = external_ca(&key, "ra");
         let fp = sha256_hex(&ca);
         let both = select_ca(vec![leaf.clone(), ca.clone()], &fp).unwrap();
-        assert_eq!((both.ca_der, both.recipient_der), (ca.clone(), leaf));
+        assert_eq!((both.ca_der, both.recipient_der), (ca.clone(), leaf.clone()));
         let alone = select_ca(vec![ca.clone()], &fp).unwrap();
         assert_eq!(
             (alone.ca_der, alone.recipient_der),
