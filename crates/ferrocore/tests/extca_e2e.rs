@@ -90,6 +90,10 @@ struct ScepServer {
 
 impl ScepServer {
     fn start(depot: &Path, log: &Path) -> ScepServer {
+        Self::start_with(depot, log, &[])
+    }
+
+    fn start_with(depot: &Path, log: &Path, extra: &[&str]) -> ScepServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -101,6 +105,7 @@ impl ScepServer {
             .args(["-port", &port.to_string(), "-challenge", CHALLENGE])
             // 30-day certificates: inside the default 60-day renewal window at once.
             .args(["-allowrenew", "0", "-crtvalid", "30"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
@@ -217,7 +222,7 @@ fn scenario() {
         "external_ca_unreachable",
     );
     refused(
-        &add("ext", "https://127.0.0.1:1/scep", CHALLENGE, &fingerprint),
+        &add("ext", "ftp://127.0.0.1:1/scep", CHALLENGE, &fingerprint),
         "bad_request",
     );
     assert_eq!(
@@ -732,12 +737,31 @@ fn https_intermediate_scenario() {
         None,
     );
     assert_eq!(init.code, 0, "scepserver ca -init: {init:?}");
+    // The file depot reads the first certificate of `ca.pem` and a PEM-encrypted PKCS#1 key
+    // (`-capass`; `ca -init` encrypts with an empty password).
     std::fs::copy(dir.join("int.pem"), depot.join("ca.pem")).unwrap();
-    std::fs::copy(dir.join("int.key"), depot.join("ca.key")).unwrap();
+    openssl_ok(
+        dir,
+        &[
+            "rsa",
+            "-in",
+            "int.key",
+            "-traditional",
+            "-aes256",
+            "-passout",
+            "pass:depot-pass",
+            "-out",
+            depot.join("ca.key").to_str().unwrap(),
+        ],
+    );
     let int_fp = sha256_fingerprint(dir, &dir.join("int.pem"));
     let root_fp = sha256_fingerprint(dir, &dir.join("root.pem"));
 
-    let scep = ScepServer::start(&depot, &dir.join("scepserver.log"));
+    let scep = ScepServer::start_with(
+        &depot,
+        &dir.join("scepserver.log"),
+        &["-capass", "depot-pass"],
+    );
     tls_server_cert(dir, "tls");
     tls_server_cert(dir, "rogue");
     let port = free_port();

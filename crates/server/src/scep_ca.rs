@@ -1015,7 +1015,10 @@ mod tests {
         let (ca, leaf) = external_ca(&key, "ra");
         let fp = sha256_hex(&ca);
         let both = select_ca(vec![leaf.clone(), ca.clone()], &fp).unwrap();
-        assert_eq!((both.ca_der, both.recipient_der), (ca.clone(), leaf.clone()));
+        assert_eq!(
+            (both.ca_der, both.recipient_der),
+            (ca.clone(), leaf.clone())
+        );
         let alone = select_ca(vec![ca.clone()], &fp).unwrap();
         assert_eq!(
             (alone.ca_der, alone.recipient_der),
