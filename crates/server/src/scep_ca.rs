@@ -475,7 +475,6 @@ pub struct ScepCa {
     ra_key: RsaKey,
     caps: CaCaps,
     caps_text: String,
-    has_tls_bundle: bool,
 }
 
 /// PENDING handling: GetCertInitial every `interval`, at most `polls` times.
@@ -531,16 +530,6 @@ impl ScepOptions {
 impl ScepCa {
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// Whether the TLS server certificate is checked against the configuration's own bundle
-    /// (else the system roots; `None` for http://).
-    pub fn tls_roots(&self) -> Option<&'static str> {
-        match (&self.transport.tls, self.has_tls_bundle) {
-            (None, _) => None,
-            (Some(_), true) => Some("bundle"),
-            (Some(_), false) => Some("system"),
-        }
     }
 
     /// The row recorded for this configuration.
@@ -610,7 +599,6 @@ impl ScepCa {
             name: name.to_owned(),
             transport,
             poll: options.polling(),
-            has_tls_bundle: tls_ca_pem.is_some(),
             challenge: challenge.to_owned(),
             ca_der: certs.ca_der,
             ca_pem,
@@ -670,7 +658,6 @@ impl ScepCa {
             transport: Transport::new(url, tls_ca_pem.as_deref())
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             poll: options.polling(),
-            has_tls_bundle: tls_ca_pem.is_some(),
             challenge,
             ca_der: first(ca_cert_pem).context("CA certificate")?,
             ca_pem: ca_cert_pem.to_owned(),
@@ -1186,7 +1173,6 @@ mod tests {
                 interval: Duration::ZERO,
                 polls: 3,
             },
-            has_tls_bundle: false,
             challenge: "secret".into(),
             ca_pem: der_to_pem(&ca_der),
             recipient_der: ca_der.clone(),
