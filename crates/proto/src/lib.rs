@@ -424,6 +424,8 @@ pub mod codes {
     pub const EXTERNAL_CA_UNREACHABLE: &str = "external_ca_unreachable";
     pub const EXTERNAL_CA_REFUSED: &str = "external_ca_refused";
     pub const EXTERNAL_CA_PENDING: &str = "external_ca_pending";
+    /// The https:// SCEP URL's TLS server certificate is not trusted (issuer, host name).
+    pub const EXTERNAL_CA_TLS_UNTRUSTED: &str = "external_ca_tls_untrusted";
     pub const EXTERNAL_CA_BAD_CERTIFICATE: &str = "external_ca_bad_certificate";
     pub const CA_FINGERPRINT_MISMATCH: &str = "ca_fingerprint_mismatch";
     // SCEP (answered as HTTP errors only when no CertRep can be built).
@@ -707,9 +709,20 @@ pub struct NewEnrollmentConfig {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
-    /// SHA-256 of the external CA certificate, hex (colons allowed).
+    /// SHA-256 of the external CA certificate, hex (colons allowed): the issuing CA (the one
+    /// that signs device certificates, an intermediate if the CA is one), not its root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_fingerprint: Option<String>,
+    /// `https://` URLs only: PEM bundle of the CAs trusted for the SCEP endpoint's TLS server
+    /// certificate instead of the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_pem: Option<String>,
+    /// PENDING answers: seconds between GetCertInitial polls (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_secs: Option<u64>,
+    /// PENDING answers: how long to keep polling before `external_ca_pending` (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_max_wait_secs: Option<u64>,
 }
 
 /// `POST /api/v1/csr-attributes` body: the registering user's credentials. Empty for a

@@ -295,9 +295,20 @@ pub enum EnrollmentCommand {
         /// Read the challenge password from standard input.
         #[arg(long)]
         challenge_stdin: bool,
-        /// SHA-256 fingerprint of the CA certificate (hex, colons allowed).
+        /// SHA-256 fingerprint of the issuing CA certificate (hex, colons allowed); for an
+        /// intermediate CA, the intermediate's, not the root's.
         #[arg(long)]
         ca_fingerprint: String,
+        /// https:// URLs: PEM file of the CAs trusted for the SCEP endpoint's TLS server
+        /// certificate (default: the system roots).
+        #[arg(long)]
+        tls_ca_bundle: Option<PathBuf>,
+        /// PENDING answers: seconds between GetCertInitial polls (default 5).
+        #[arg(long)]
+        poll_interval_secs: Option<u64>,
+        /// PENDING answers: total seconds to poll before giving up (default 30, 0: none).
+        #[arg(long)]
+        poll_max_wait_secs: Option<u64>,
     },
     /// Select the configuration mutual-auth identities come from. Without --confirm this is a
     /// dry run listing the devices that would have to register again.
@@ -780,8 +791,17 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 challenge,
                 challenge_stdin,
                 ca_fingerprint,
+                tls_ca_bundle,
+                poll_interval_secs,
+                poll_max_wait_secs,
             } => {
                 let challenge = secret_arg(challenge, challenge_stdin, "challenge")?;
+                let tls_ca_pem = match tls_ca_bundle {
+                    Some(p) => Some(std::fs::read_to_string(&p).with_context(|| {
+                        format!("--tls-ca-bundle {}: cannot read", p.display())
+                    })?),
+                    None => None,
+                };
                 client
                     .post_json(
                         &format!("{base}/enrollment-configs/{}", path_escape(&name)),
@@ -790,6 +810,9 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                             url: Some(url),
                             challenge: Some(challenge),
                             ca_fingerprint: Some(ca_fingerprint),
+                            tls_ca_pem,
+                            poll_interval_secs,
+                            poll_max_wait_secs,
                         },
                     )
                     .await?

@@ -570,9 +570,20 @@ async fn add_enrollment_config(
         let url = field(&req.url, "url")?;
         let challenge = field(&req.challenge, "challenge")?;
         let fingerprint = field(&req.ca_fingerprint, "ca_fingerprint")?;
+        let options =
+            crate::scep_ca::ScepOptions::new(req.poll_interval_secs, req.poll_max_wait_secs)?;
         let root = state.data_dir.root().to_path_buf();
-        let ca = crate::scep_ca::ScepCa::create(&root, &name, &url, &challenge, &fingerprint, now)
-            .await?;
+        let ca = crate::scep_ca::ScepCa::create(
+            &root,
+            &name,
+            &url,
+            &challenge,
+            &fingerprint,
+            req.tls_ca_pem.as_deref(),
+            options,
+            now,
+        )
+        .await?;
         let ca_pem = ferrocore_core::issuance::Issuer::ca_pem(&ca);
         let params = ca.params();
         if let Err(e) = state
@@ -591,9 +602,16 @@ async fn add_enrollment_config(
         }
         tracing::info!(config = %name, url = %url, "external SCEP CA configuration created");
     } else {
-        if req.url.is_some() || req.challenge.is_some() || req.ca_fingerprint.is_some() {
+        if req.url.is_some()
+            || req.challenge.is_some()
+            || req.ca_fingerprint.is_some()
+            || req.tls_ca_pem.is_some()
+            || req.poll_interval_secs.is_some()
+            || req.poll_max_wait_secs.is_some()
+        {
             return Err(CoreError::BadRequest(
-                "url, challenge and ca_fingerprint belong to scep configurations".into(),
+                "url, challenge, ca_fingerprint, tls_ca_pem and poll_* belong to scep configurations"
+                    .into(),
             )
             .into());
         }

@@ -54,8 +54,8 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         AppWrongPlatform { .. } => StatusCode::FORBIDDEN,
         InvalidAppId(_) => StatusCode::BAD_REQUEST,
         CsrAttributesRequired(_) => StatusCode::CONFLICT,
-        ExternalCaUnreachable(_) => StatusCode::BAD_GATEWAY,
-        ExternalCaRefused(_) | ExternalCaPending | ExternalCaBadCertificate(_) => {
+        ExternalCaUnreachable(_) | ExternalCaTlsUntrusted(_) => StatusCode::BAD_GATEWAY,
+        ExternalCaRefused(_) | ExternalCaPending(_) | ExternalCaBadCertificate(_) => {
             StatusCode::BAD_GATEWAY
         }
         CaFingerprintMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
