@@ -1,4 +1,4 @@
-//! Ferrocore's X.509 toolkit: a local issuing CA (ECDSA P-256), PKCS#10 CSR
+//! Ferrocore's X.509 toolkit: a local issuing CA (ECDSA P-256 or RSA), PKCS#10 CSR
 //! verification, client and server certificate issuance, CRLs, certificate
 //! facts, and atomic file writing for key material.
 //!
@@ -19,7 +19,7 @@ mod ocsp;
 mod ra;
 pub mod scep;
 
-pub use ca::{ClientProfile, IssuedCert, LocalCa};
+pub use ca::{CaKeyAlgorithm, ClientProfile, IssuedCert, LocalCa, cert_key_algorithm};
 pub use cms::RsaKey;
 pub use crl::{RevocationReason, RevokedEntry};
 pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};

@@ -141,6 +141,11 @@ impl FailInfo {
 pub struct RaKey {
     pub cert_der: Vec<u8>,
     pub key: RsaKey,
+    /// A second certificate for the same key with keyUsage keyEncipherment only, served
+    /// by GetCACert for clients that pick the recipient by key usage (PyScep). Requests
+    /// encrypted to it open with `key` ([`cms::open_envelope`] falls back to the first
+    /// key-transport recipient).
+    pub enc_cert_der: Option<Vec<u8>>,
 }
 
 /// What a CertRep needs to answer a request.

@@ -3,8 +3,10 @@
 //! - `GET ?operation=GetCACaps` (any `message`, certmonger sends `message=0`): the
 //!   capabilities, one per line.
 //! - `GET ?operation=GetCACert`: `application/x-x509-ca-ra-cert`, a certs-only SignedData
-//!   with the RA certificate and the CA certificate of the selected enrollment configuration
-//!   (plus the local CA that issued the RA when another configuration is selected).
+//!   with the RA certificate, the RA key's encryption-only certificate (for clients that
+//!   pick the recipient by keyUsage, like NDES's pair) and the CA certificate of the selected
+//!   enrollment configuration (plus the local CA that issued the RA when another
+//!   configuration is selected).
 //! - `GET ?operation=PKIOperation&message=<url-escaped base64>` and `POST
 //!   ?operation=PKIOperation` (body: the DER message): PKCSReq → [`Core::scep_enroll`],
 //!   RenewalReq → [`Core::scep_renew`] (its signer certificate verified by
@@ -244,11 +246,12 @@ fn caps_text() -> String {
     s
 }
 
-/// The RA certificate first, then the CA certificates (selected configuration, and the
-/// local CA that issued the RA when different).
+/// The RA certificate first, then its encryption-only certificate, then the CA certificates
+/// (selected configuration, and the local CA that issued the RA when different).
 fn ca_chain(state: &SharedState, selected: &str) -> Vec<Vec<u8>> {
     let ra = state.scep_ra.load();
     let mut certs = vec![ra.cert_der.clone()];
+    certs.extend(ra.enc_cert_der.clone());
     if let Ok(i) = state.core.issuer(selected) {
         certs.push(i.ca_der());
     }
