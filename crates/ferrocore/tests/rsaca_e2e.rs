@@ -1,8 +1,8 @@
 //! An RSA local CA (`ca.key_algorithm`), black-box: PyScep (the real third-party client)
 //! enrolls against `/scep` (GetCACaps, GetCACert with its own RA-issued-by-CA check, PKCSReq
 //! with a one-time challenge; a reused and an unknown challenge get FAILURE badRequest); the
-//! portal certificate, client identities, the CRL and OCSP responses an RSA CA signs are
-//! verified by curl and `openssl` (verify, crl, ocsp -resp_text); the CA key algorithm is
+//! portal certificate, client identities (registration, SCEP, EST), the CRL and OCSP
+//! responses an RSA CA signs are verified by curl and `openssl` (verify, crl, ocsp -resp_text); the CA key algorithm is
 //! shown by the admin API/CLI; an existing CA is kept, with a warning, when the setting
 //! changes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -223,6 +223,70 @@ fn rsa_ca_signs_tls_identities_crl_and_ocsp_and_is_kept_when_the_setting_changes
     assert!(v.stdout.contains(": OK"), "{v:?}");
     let x = openssl_ok(&dir, &["x509", "-in", cert_s, "-noout", "-text"]);
     assert!(x.stdout.contains("sha256WithRSAEncryption"), "{x:?}");
+
+    // EST simpleenroll (HTTP Basic): the certificate in the PKCS#7 answer chains to the CA.
+    openssl_ok(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "est.key",
+            "-subj",
+            "/CN=est-device",
+            "-outform",
+            "DER",
+            "-out",
+            "est.csr",
+        ],
+    );
+    let body = openssl_ok(&dir, &["base64", "-in", "est.csr"]).stdout;
+    std::fs::write(dir.join("est.b64"), body).unwrap();
+    let est = server.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/pkcs10",
+        "--data-binary",
+        &format!("@{}", dir.join("est.b64").display()),
+        "-u",
+        &format!("dave:{}", common::PASSWORD),
+        &format!("{}/.well-known/est/simpleenroll", server.device_url()),
+    ]);
+    assert_eq!(est.status, 200, "{est:?}\n{}", server.log());
+    std::fs::write(dir.join("est.p7.b64"), &est.body).unwrap();
+    openssl_ok(
+        &dir,
+        &["base64", "-d", "-in", "est.p7.b64", "-out", "est.p7"],
+    );
+    openssl_ok(
+        &dir,
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "est.p7",
+            "-print_certs",
+            "-out",
+            "est.pem",
+        ],
+    );
+    let v = openssl_ok(
+        &dir,
+        &[
+            "verify",
+            "-CAfile",
+            &ca_s,
+            "-purpose",
+            "sslclient",
+            "est.pem",
+        ],
+    );
+    assert!(v.stdout.contains("est.pem: OK"), "{v:?}");
 
     // OCSP: good, then revoked at once after the retire, each response verified.
     let t = ocsp(&server, &cert);
