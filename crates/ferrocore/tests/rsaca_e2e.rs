@@ -345,3 +345,77 @@ fn rsa_ca_signs_tls_identities_crl_and_ocsp_and_is_kept_when_the_setting_changes
     );
     assert!(text(&out).contains("ca.key_algorithm"), "{out:?}");
 }
+
+/// SCEP GetCert and GetCRL (RFC 8894 3.3.3, 3.3.4) with PyScep's `get_cert` / `get_crl`: a
+/// client gets its own certificate (signed with its key), not with another key nor for an
+/// unknown serial (badCertId), and the CA's current CRL, which lists a retired device's
+/// certificate and verifies against the CA.
+#[test]
+fn pyscep_gets_its_own_certificate_and_the_crl() {
+    let server = Server::start_with_env(&[("FERROCORE_CA_KEY_ALGORITHM", "rsa-2048")]);
+    let dir = server.path("");
+    let url = format!("{}/scep", server.device_url());
+    server.add_user("erin");
+    // A first device, retired: its certificate is on the CRL.
+    let first = pyscep(
+        &server,
+        &["enroll", &url, &challenge(&server, "erin", "ios"), "erin-1"],
+    );
+    assert_eq!(first["status"], "SUCCESS", "{first}");
+    std::fs::write(dir.join("first.pem"), first["cert_pem"].as_str().unwrap()).unwrap();
+    let retired_serial = openssl_ok(&dir, &["x509", "-in", "first.pem", "-noout", "-serial"])
+        .stdout
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned();
+    let list = server.devices();
+    let id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["current_cert_serial"] == retired_serial.to_ascii_lowercase())
+        .and_then(|d| d["device_id"].as_str())
+        .unwrap_or_else(|| panic!("{retired_serial}: {list}"))
+        .to_owned();
+    server.admin_ok(&["devices", "retire", &id]);
+
+    let res = pyscep(
+        &server,
+        &["access", &url, &challenge(&server, "erin", "ios"), "erin-2"],
+    );
+    assert_eq!(res["status"], "SUCCESS", "{res}");
+    let own = &res["get_cert_own"];
+    assert_eq!(own["status"], "SUCCESS", "{res}\n{}", server.log());
+    assert_eq!(own["cert_pem"], res["cert_pem"], "{res}");
+    for refused in ["get_cert_foreign", "get_cert_unknown"] {
+        assert_eq!(res[refused]["status"], "FAILURE", "{refused}: {res}");
+        assert_eq!(res[refused]["fail_info"], "BadCertId", "{refused}: {res}");
+    }
+    let crl = &res["get_crl"];
+    assert_eq!(crl["status"], "SUCCESS", "{res}");
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(crl["crl_der_b64"].as_str().unwrap())
+        .unwrap();
+    std::fs::write(dir.join("scep-crl.der"), der).unwrap();
+    let ca = server.ca_pem();
+    let out = openssl_ok(
+        &dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "scep-crl.der",
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(text(&out).contains("verify OK"), "{out:?}");
+    assert!(
+        out.stdout.contains(&retired_serial.to_ascii_uppercase()),
+        "{retired_serial}: {out:?}"
+    );
+}

@@ -945,3 +945,66 @@ fn larger_rsa_cas_issue_verifiable_certificates() {
         openssl_ok(d, &["verify", "-CAfile", "ca.pem", "c.pem"]);
     }
 }
+
+/// GetCRL's answer body: a degenerate SignedData with the CRL in `crls`, which openssl
+/// prints; IssuerAndSerialNumber (GetCert / GetCRL content) reads back what was encoded, and
+/// garbage is refused.
+#[test]
+fn scep_access_content_and_crls_only() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let t = now();
+    let ca = LocalCa::generate_with("CRL CA", CaKeyAlgorithm::Rsa2048, t).unwrap();
+    let crl = ca
+        .crl(
+            &[RevokedEntry {
+                serial_hex: "4142434445464748494a4b4c4d4e4f50".into(),
+                revoked_at: t - Duration::minutes(1),
+                reason: RevocationReason::KeyCompromise,
+            }],
+            1,
+            t,
+            t + Duration::days(1),
+        )
+        .unwrap();
+    let p7 = cms::crls_only(&crl).unwrap();
+    std::fs::write(d.join("crl.p7"), &p7).unwrap();
+    let text = openssl_ok(
+        d,
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.p7",
+            "-print_certs",
+            "-noout",
+        ],
+    );
+    assert!(text.contains("4142434445464748494A4B4C4D4E4F50"), "{text}");
+    assert!(
+        text.contains("CN=CRL CA") || text.contains("CN = CRL CA"),
+        "{text}"
+    );
+    assert!(cms::crls_only(b"not a crl").is_err());
+
+    // IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER }
+    let (issuer, subject) = cert_names_der(ca.cert_der()).unwrap();
+    assert_eq!(issuer, subject);
+    let mut body = issuer.clone();
+    body.extend_from_slice(&[0x02, 0x03, 0x00, 0x9a, 0x01]);
+    let mut ias = vec![0x30, body.len() as u8];
+    assert!(body.len() < 128);
+    ias.extend_from_slice(&body);
+    let (name, serial) = scep::parse_issuer_and_serial(&ias).unwrap();
+    assert_eq!(name, issuer);
+    assert_eq!(serial, "9a01");
+    for bad in [
+        &b""[..],
+        b"\x30\x03\x02\x01\x01",
+        b"\x30\x00",
+        &ias[..ias.len() - 1],
+    ] {
+        assert!(scep::parse_issuer_and_serial(bad).is_err(), "{bad:?}");
+    }
+}
