@@ -1,6 +1,8 @@
 //! The SCEP server's parser of untrusted PKIOperation bodies (`scep::parse_request`: BER
 //! normalisation, SignedData reading and verification, EnvelopedData decryption with the
-//! RA key), and the client-side readers of GetCACert answers and CMS certs-only messages.
+//! RA key), the readers of decrypted messageData (IssuerAndSerialNumber of GetCert / GetCRL,
+//! IssuerAndSubject), and the client-side readers of GetCACert answers and CMS certs-only
+//! messages.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -15,7 +17,11 @@ fn ra() -> &'static RaKey {
         let key = RsaKey::generate_2048().expect("RSA key");
         let cert_der =
             scep::self_signed_rsa(&key, "fuzz RA", time::OffsetDateTime::now_utc()).expect("cert");
-        RaKey { cert_der, key }
+        RaKey {
+            cert_der,
+            key,
+            enc_cert_der: None,
+        }
     })
 }
 
@@ -29,4 +35,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = ferrocore_pki::cms::parse_certs_only(data);
     let _ = scep::parse_get_ca_cert("application/x-x509-ca-ra-cert", data);
+    // Decrypted messageData of GetCert / GetCRL and GetCertInitial.
+    if let Ok((issuer, serial)) = scep::parse_issuer_and_serial(data) {
+        assert!(!issuer.is_empty() && !serial.is_empty());
+    }
+    let _ = scep::parse_issuer_and_subject(data);
 });

@@ -526,6 +526,27 @@ pub fn certs_only(certs_der: &[Vec<u8>]) -> Result<Vec<u8>, PkiError> {
     Ok(tlv(0x30, &ci))
 }
 
+/// A degenerate SignedData carrying one CRL (`crls` [1]), the SCEP GetCRL answer
+/// (RFC 8894 3.3.4).
+pub fn crls_only(crl_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use x509_parser::prelude::FromDer;
+    let (rest, _) = x509_parser::revocation_list::CertificateRevocationList::from_der(crl_der)
+        .map_err(|e| cms_err(format!("not a CRL: {e}")))?;
+    if !rest.is_empty() {
+        return Err(cms_err("trailing bytes after the CRL"));
+    }
+    let data_oid = enc("OID", &OID_DATA)?;
+    let signed_data_oid = enc("OID", &OID_SIGNED_DATA)?;
+    let mut sd = tlv(0x02, &[1]); // version 1
+    sd.extend(tlv(0x31, &[])); // digestAlgorithms
+    sd.extend(tlv(0x30, &data_oid)); // encapContentInfo without eContent
+    sd.extend(tlv(0xa1, crl_der)); // [1] IMPLICIT crls
+    sd.extend(tlv(0x31, &[])); // signerInfos
+    let mut ci = signed_data_oid;
+    ci.extend(tlv(0xa0, &tlv(0x30, &sd)));
+    Ok(tlv(0x30, &ci))
+}
+
 /// One DER TLV with a single-byte tag.
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     BerTlv {

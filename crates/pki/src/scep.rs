@@ -10,7 +10,9 @@
 //! - [`build_cert_rep`]`(&RaKey, &ReplyTo, CertRepBody, cipher)`: SUCCESS with a
 //!   certs-only SignedData encrypted to the requester's signer certificate,
 //!   FAILURE with failInfo, or PENDING; signed by the RA.
-//! - [`csr_challenge_password`], [`parse_issuer_and_subject`] (GetCertInitial content).
+//! - [`csr_challenge_password`], [`parse_issuer_and_subject`] (GetCertInitial content),
+//!   [`parse_issuer_and_serial`] (GetCert / GetCRL content; a GetCRL answer is
+//!   [`CertRepBody::Crl`]).
 //!
 //! Client side:
 //! - [`build_pkcs_req`]`(&ClientRequest) -> (der, sender_nonce)`: PKCSReq or
@@ -141,6 +143,11 @@ impl FailInfo {
 pub struct RaKey {
     pub cert_der: Vec<u8>,
     pub key: RsaKey,
+    /// A second certificate for the same key with keyUsage keyEncipherment only, served
+    /// by GetCACert for clients that pick the recipient by key usage (PyScep). Requests
+    /// encrypted to it open with `key` ([`cms::open_envelope`] falls back to the first
+    /// key-transport recipient).
+    pub enc_cert_der: Option<Vec<u8>>,
 }
 
 /// What a CertRep needs to answer a request.
@@ -303,6 +310,8 @@ pub enum CertRepBody {
     Success(Vec<Vec<u8>>),
     Failure(FailInfo),
     Pending,
+    /// SUCCESS answering a GetCRL: the CRL (DER) in the degenerate SignedData's `crls`.
+    Crl(Vec<u8>),
 }
 
 /// Server side: a CertRep signed by the RA. SUCCESS content is encrypted to
@@ -324,6 +333,10 @@ pub fn build_cert_rep(
     let (status, content) = match body {
         CertRepBody::Success(certs) => {
             let inner = cms::certs_only(certs)?;
+            ("0", cms::envelope(&inner, &to.signer_cert_der, cipher)?)
+        }
+        CertRepBody::Crl(crl) => {
+            let inner = cms::crls_only(crl)?;
             ("0", cms::envelope(&inner, &to.signer_cert_der, cipher)?)
         }
         CertRepBody::Failure(fi) => {
@@ -373,6 +386,27 @@ pub fn parse_issuer_and_subject(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PkiErr
     Ok((
         issuer.to_der().map_err(bad)?,
         subject.to_der().map_err(bad)?,
+    ))
+}
+
+/// GetCert / GetCRL content (RFC 8894 3.3.3, 3.3.4): IssuerAndSerialNumber as (issuer Name
+/// DER, canonical serial hex).
+pub fn parse_issuer_and_serial(der: &[u8]) -> Result<(Vec<u8>, String), PkiError> {
+    let bad = |e: der::Error| PkiError::InvalidCms {
+        reason: format!("IssuerAndSerialNumber: {e}"),
+    };
+    let (issuer, serial): (Any, der::asn1::Int) = Any::from_der(der)
+        .map_err(bad)?
+        .sequence(|r| Ok::<_, der::Error>((Any::decode(r)?, der::asn1::Int::decode(r)?)))
+        .map_err(bad)?;
+    if der::Tagged::tag(&issuer) != der::Tag::Sequence {
+        return Err(PkiError::InvalidCms {
+            reason: "IssuerAndSerialNumber: issuer is not a Name".into(),
+        });
+    }
+    Ok((
+        issuer.to_der().map_err(bad)?,
+        crate::serial_hex_from_bytes(serial.as_bytes()),
     ))
 }
 

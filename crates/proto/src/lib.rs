@@ -637,6 +637,10 @@ pub struct EnrollmentConfig {
     /// `local_ca` or `scep`
     pub kind: String,
     pub ca_pem: String,
+    /// The CA certificate's key algorithm: `ecdsa-p256`, `rsa-2048`, `rsa-3072`,
+    /// `rsa-4096` (others by the same pattern, e.g. `ecdsa-p384`).
+    #[serde(default)]
+    pub ca_key_algorithm: String,
     pub created_at: i64,
     /// Whether new mutual-auth identities come from it.
     pub selected: bool,

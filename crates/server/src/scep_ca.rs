@@ -1096,6 +1096,7 @@ mod tests {
         let ca = std::sync::Arc::new(RaKey {
             cert_der: cert_der.clone(),
             key,
+            enc_cert_der: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();

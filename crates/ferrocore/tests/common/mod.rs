@@ -325,6 +325,15 @@ impl Server {
         panic!("ferrocore serve did not restart; log:\n{last}");
     }
 
+    /// [`Server::restart`] with another extra environment (kept for later restarts).
+    pub fn restart_with_env(&mut self, extra_env: &[(&str, &str)]) {
+        self.extra_env = extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart();
+    }
+
     /// SIGTERM, wait (bounded), then kill. Returns the exit status if it exited by itself.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;

@@ -519,6 +519,11 @@ async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentCon
             selected: c.name == selected,
             name: c.name,
             kind: c.kind,
+            ca_key_algorithm: ferrocore_pki::pem_to_der_certs(&c.ca_cert_pem)
+                .ok()
+                .and_then(|d| d.into_iter().next())
+                .and_then(|d| ferrocore_pki::cert_key_algorithm(&d).ok())
+                .unwrap_or_else(|| "unknown".into()),
             ca_pem: c.ca_cert_pem,
             created_at: c.created_at,
             url: c.scep.as_ref().map(|p| p.url.clone()),
@@ -617,7 +622,7 @@ async fn add_enrollment_config(
         }
         let ca = state
             .data_dir
-            .create_config_ca(&name, now)
+            .create_config_ca(&name, state.ca_key_algorithm, now)
             .map_err(|e| CoreError::internal(format!("{e:#}")))?;
         let issuer = std::sync::Arc::new(ferrocore_core::issuance::LocalIssuer::new(ca));
         state.core.add_local_ca_config(&name, issuer).await?;

@@ -3,13 +3,15 @@
 //! - `GET ?operation=GetCACaps` (any `message`, certmonger sends `message=0`): the
 //!   capabilities, one per line.
 //! - `GET ?operation=GetCACert`: `application/x-x509-ca-ra-cert`, a certs-only SignedData
-//!   with the RA certificate and the CA certificate of the selected enrollment configuration
-//!   (plus the local CA that issued the RA when another configuration is selected).
+//!   with the RA certificate, the RA key's encryption-only certificate (for clients that
+//!   pick the recipient by keyUsage, like NDES's pair) and the CA certificate of the selected
+//!   enrollment configuration (plus the local CA that issued the RA when another
+//!   configuration is selected).
 //! - `GET ?operation=PKIOperation&message=<url-escaped base64>` and `POST
 //!   ?operation=PKIOperation` (body: the DER message): PKCSReq → [`Core::scep_enroll`],
 //!   RenewalReq → [`Core::scep_renew`] (its signer certificate verified by
 //!   [`crate::tls::TrustStore::verify`] like a TLS client certificate), GetCertInitial →
-//!   [`Core::scep_poll`]. Answered with a CertRep (`application/x-pki-message`): SUCCESS
+//!   [`Core::scep_poll`], GetCert / GetCRL → [`access`]. Answered with a CertRep (`application/x-pki-message`): SUCCESS
 //!   (issued certificate + CA, encrypted to the requester with AES: the request's AES
 //!   variant, AES-128 for 3DES requests), or FAILURE with failInfo: badRequest (challenge
 //!   unknown, expired or reused; CSR refused; lifecycle refusals), badMessageCheck (signature
@@ -244,11 +246,12 @@ fn caps_text() -> String {
     s
 }
 
-/// The RA certificate first, then the CA certificates (selected configuration, and the
-/// local CA that issued the RA when different).
+/// The RA certificate first, then its encryption-only certificate, then the CA certificates
+/// (selected configuration, and the local CA that issued the RA when different).
 fn ca_chain(state: &SharedState, selected: &str) -> Vec<Vec<u8>> {
     let ra = state.scep_ra.load();
     let mut certs = vec![ra.cert_der.clone()];
+    certs.extend(ra.enc_cert_der.clone());
     if let Ok(i) = state.core.issuer(selected) {
         certs.push(i.ca_der());
     }
@@ -358,6 +361,9 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
         ContentCipher::DesEde3Cbc | ContentCipher::DesCbc => ContentCipher::Aes128Cbc,
         aes => aes,
     };
+    if matches!(msg.message_type, MessageType::GetCert | MessageType::GetCrl) {
+        return access(&state, &info, ra, msg, cipher).await;
+    }
     let tx = msg.transaction_id().to_owned();
     let outcome: Result<ScepIssued, CoreError> = match msg.message_type {
         MessageType::PkcsReq => {
@@ -387,6 +393,7 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
             }
         }
         MessageType::CertPoll => state.core.scep_poll(&tx).await,
+        // GetCert and GetCRL were answered above ([`access`]).
         MessageType::GetCert | MessageType::GetCrl | MessageType::CertRep => Err(
             CoreError::BadRequest("only PKCSReq, RenewalReq and GetCertInitial are served".into()),
         ),
@@ -402,6 +409,44 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
                 cipher,
             )
             .await
+        }
+        Err(e) => match fail_info_of(&e) {
+            Some(fi) => {
+                tracing::warn!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
+                    fail_info = fi.name(), code = e.code(), error = %e, "SCEP request refused");
+                reply(ra, msg.reply_to, CertRepBody::Failure(fi), cipher).await
+            }
+            None => internal(e),
+        },
+    }
+}
+
+/// GetCert and GetCRL (RFC 8894 3.3.3, 3.3.4; content: IssuerAndSerialNumber):
+/// [`ferrocore_core::Core::scep_get_cert`] (the requester's own certificate, SUCCESS with it
+/// and its CA) and [`ferrocore_core::Core::scep_get_crl`] (SUCCESS with the CRL in `crls`);
+/// FAILURE badCertId for an unknown certificate or CA, badRequest for undecodable content.
+async fn access(
+    state: &SharedState,
+    info: &ConnInfo,
+    ra: Arc<RaKey>,
+    msg: scep::PkiMessage,
+    cipher: ContentCipher,
+) -> Response {
+    let tx = msg.transaction_id().to_owned();
+    let outcome = match scep::parse_issuer_and_serial(&msg.content) {
+        Err(e) => Err(CoreError::BadRequest(e.to_string())),
+        Ok((issuer, serial)) if msg.message_type == MessageType::GetCert => state
+            .core
+            .scep_get_cert(&issuer, &serial, &msg.reply_to.signer_cert_der)
+            .await
+            .map(|(cert, ca)| CertRepBody::Success(vec![cert, ca])),
+        Ok((issuer, _)) => state.core.scep_get_crl(&issuer).map(CertRepBody::Crl),
+    };
+    match outcome {
+        Ok(body) => {
+            tracing::info!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
+                "SCEP access answered");
+            reply(ra, msg.reply_to, body, cipher).await
         }
         Err(e) => match fail_info_of(&e) {
             Some(fi) => {
