@@ -642,8 +642,9 @@ fn capture_proxy(server: &Server, out: &Path, prefix: &str) -> (std::process::Ch
 }
 
 /// Regenerates `fuzz/seeds/scep_message/` from real clients: micromdm's scepclient
-/// (PKCSReq, RenewalReq) and certmonger (PKCSReq, GetCertInitial, RenewalReq), plus an
-/// ECDSA-signed RenewalReq from Ferrocore's client codec. Run by hand:
+/// (PKCSReq, RenewalReq) and certmonger (PKCSReq, and its renewal: a PKCSReq signed with the
+/// current certificate), plus an ECDSA-signed RenewalReq from Ferrocore's client codec, and
+/// the server's throw-away RA into `fuzz/fixtures/` for the target to decrypt with. Run by hand:
 /// `cargo test -p ferrocore --test scep_renew_e2e -- --ignored capture_scep_fuzz_seeds`.
 #[test]
 #[ignore = "rewrites fuzz/seeds/scep_message; run by hand"]

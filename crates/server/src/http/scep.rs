@@ -425,7 +425,6 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
             ClientCert::Rejected(e) => Err(CoreError::CertUnknown(e.to_string())),
             ClientCert::None => Err(CoreError::ClientCertRequired),
         },
-
         MessageType::CertPoll => state.core.scep_poll(&tx).await,
         MessageType::GetCert | MessageType::GetCrl | MessageType::CertRep => Err(
             CoreError::BadRequest("only PKCSReq, RenewalReq and GetCertInitial are served".into()),
