@@ -267,3 +267,44 @@ fn rsa_signers_still_verify_with_sha384() {
     assert_eq!(parsed.status, PkiStatus::Success);
     assert_eq!(parsed.certs, vec![cert]);
 }
+
+/// The fuzz seeds are real client messages (fuzz/seeds/README.md): each verifies and decrypts
+/// with the fixture RA they were captured against, so the fuzzer starts from valid input.
+#[test]
+fn captured_client_messages_verify_and_decrypt() {
+    let ra = RaKey {
+        cert_der: include_bytes!("../../../fuzz/fixtures/scep_ra.der").to_vec(),
+        key: RsaKey::from_pkcs8_der(include_bytes!("../../../fuzz/fixtures/scep_ra.pk8")).unwrap(),
+    };
+    for (name, der, kind) in [
+        (
+            "scepclient PKCSReq",
+            &include_bytes!("../../../fuzz/seeds/scep_message/scepclient-1.der")[..],
+            MessageType::PkcsReq,
+        ),
+        (
+            "scepclient RenewalReq",
+            include_bytes!("../../../fuzz/seeds/scep_message/scepclient-2.der"),
+            MessageType::RenewalReq,
+        ),
+        (
+            "certmonger PKCSReq",
+            include_bytes!("../../../fuzz/seeds/scep_message/certmonger-1.der"),
+            MessageType::PkcsReq,
+        ),
+        (
+            "certmonger renewal",
+            include_bytes!("../../../fuzz/seeds/scep_message/certmonger-2.der"),
+            MessageType::PkcsReq,
+        ),
+        (
+            "ECDSA RenewalReq",
+            include_bytes!("../../../fuzz/seeds/scep_message/ferrocore-ecdsa-renewal.der"),
+            MessageType::RenewalReq,
+        ),
+    ] {
+        let msg = parse_request(der, &ra).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(msg.message_type, kind, "{name}");
+        crate::parse_csr(&msg.content).unwrap_or_else(|e| panic!("{name}: CSR {e}"));
+    }
+}
