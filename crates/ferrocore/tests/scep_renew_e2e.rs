@@ -4,8 +4,9 @@
 //!   from `openssl req`, curl carries the message, `openssl cms` verifies the CertRep and opens
 //!   its envelope (ECDH key agreement to the EC signer certificate), curl checks in over mutual
 //!   TLS with the new certificate, and the admin API shows the new serial and the old one
-//!   superseded. Only the RenewalReq's SignedData is built by Ferrocore's own client codec: no
-//!   installed SCEP client signs with an EC key (see `certmonger_renews_rsa_but_refuses_ecdsa`).
+//!   superseded. Only the RenewalReq message (CSR envelope + SignedData) is built by
+//!   Ferrocore's own client codec: no installed SCEP client signs with an EC key (see
+//!   `certmonger_renews_rsa_but_refuses_ecdsa`).
 //! - certmonger renews an RSA identity it enrolled (when the CA announces `Renewal`, its
 //!   scep-submit sends a PKCSReq signed with the current certificate — the pre-RFC 8894 form —
 //!   with the enrollment's, now used, challenge), and refuses by itself to use an ECDSA
