@@ -117,6 +117,9 @@ pub enum CoreError {
     ScepTransactionUnknown(String),
     #[error("the EST token is unknown, expired or already used")]
     EstTokenInvalid,
+    /// Revoking an enrollment grant that already paid for a certificate.
+    #[error("enrollment grant {0} was already used (revoke the certificate it paid for instead)")]
+    GrantConsumed(String),
 }
 
 impl CoreError {
@@ -167,6 +170,7 @@ impl CoreError {
             ScepChallengeInvalid => codes::SCEP_CHALLENGE_INVALID,
             ScepTransactionUnknown(_) => codes::SCEP_TRANSACTION_UNKNOWN,
             EstTokenInvalid => codes::EST_TOKEN_INVALID,
+            GrantConsumed(_) => codes::GRANT_CONSUMED,
         }
     }
 

@@ -2,7 +2,8 @@
 //! certificates and users. It does no network IO and reads no clock of its own: storage,
 //! directory, certificate issuance and time arrive as traits at construction.
 //!
-//! Code map: [`rules`] (Tables 2 and 4), [`service`] (the operations), [`store`] (the storage
+//! Code map: [`rules`] (Tables 2 and 4), [`service`] (the operations), [`grants`] (one-time enrollment grants: SCEP
+//! challenges and EST tokens), [`store`] (the storage
 //! interface), [`directory`] (user authentication), [`issuance`] (the certificate pipeline and
 //! CRL publication), [`clock`], [`error`].
 
@@ -10,6 +11,7 @@ pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod est;
+pub mod grants;
 pub mod issuance;
 pub mod ocsp;
 pub mod rules;

@@ -113,6 +113,58 @@ impl_str_enum!(ClientKind, "client kind");
 impl_str_enum!(AuthMode, "mode");
 impl_str_enum!(Listener, "listener");
 impl_str_enum!(MigrationStatus, "migration status");
+impl_str_enum!(GrantProtocol, "grant protocol");
+impl_str_enum!(GrantState, "grant state");
+
+/// The enrollment protocol a one-time enrollment grant was created for; it is accepted by
+/// that protocol only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantProtocol {
+    /// A SCEP challenge password (PKCS#9 challengePassword in the CSR).
+    Scep,
+    /// An EST token (Bearer, or Basic with an empty user name).
+    Est,
+}
+
+impl GrantProtocol {
+    pub const ALL: [GrantProtocol; 2] = [GrantProtocol::Scep, GrantProtocol::Est];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantProtocol::Scep => "scep",
+            GrantProtocol::Est => "est",
+        }
+    }
+}
+
+/// Where a one-time enrollment grant stands. Exactly one holds: `revoked` (by an admin,
+/// before use), `consumed` (it paid for a certificate), `expired` (unused past its expiry),
+/// else `active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantState {
+    Active,
+    Consumed,
+    Expired,
+    Revoked,
+}
+
+impl GrantState {
+    pub const ALL: [GrantState; 4] = [
+        GrantState::Active,
+        GrantState::Consumed,
+        GrantState::Expired,
+        GrantState::Revoked,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantState::Active => "active",
+            GrantState::Consumed => "consumed",
+            GrantState::Expired => "expired",
+            GrantState::Revoked => "revoked",
+        }
+    }
+}
 
 /// How a device authenticates its check-ins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -386,6 +438,10 @@ pub mod codes {
     pub const EST_TOKEN_INVALID: &str = "est_token_invalid";
     /// The EST body is not base64 (DER PKCS#10 is expected).
     pub const EST_BODY_NOT_BASE64: &str = "est_body_not_base64";
+    // Enrollment grants (SCEP challenges, EST tokens).
+    /// The grant already paid for a certificate: it can no longer be revoked (revoke the
+    /// certificate instead).
+    pub const GRANT_CONSUMED: &str = "grant_consumed";
 }
 
 // ---------- admin API ----------
@@ -619,6 +675,28 @@ pub struct EstTokenCreated {
     pub expires_at: i64,
 }
 
+/// A one-time enrollment grant (SCEP challenge or EST token) as the admin API lists it. The
+/// secret itself is shown only when it is created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollmentGrant {
+    pub id: String,
+    pub protocol: GrantProtocol,
+    pub state: GrantState,
+    pub username: String,
+    pub platform: Platform,
+    /// The device the enrollment is bound to; `None`: the CSR subject or a new device.
+    pub device_uuid: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+    /// The device that enrolled with it (consumed grants).
+    pub device_id: Option<String>,
+    /// The certificate it paid for (consumed grants; unknown for SCEP challenges consumed
+    /// before grants existed).
+    pub cert_serial: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
 /// `POST /api/v1/admin/enrollment-configs/{name}` body. `kind` `local_ca` takes nothing
 /// else; `scep` needs `url`, `challenge` and `ca_fingerprint`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -683,6 +761,10 @@ pub struct StaticScepChallenge {
 /// A created SCEP challenge: shown once, stored only as its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScepChallenge {
+    /// The enrollment grant of a one-time challenge (`/api/v1/admin/grants/{id}`); `None`
+    /// for a static challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub challenge: String,
     pub username: String,
     pub platform: Platform,

@@ -114,6 +114,34 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: ScepChallengeCommand,
     },
+    /// One-time enrollment grants (SCEP challenges and EST tokens): list, show, revoke.
+    Grant {
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Grants, newest first (the secrets are never shown again).
+    List {
+        /// active | consumed | expired | revoked
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// scep | est
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// One grant by its id.
+    Show { id: String },
+    /// Revoke an unused grant: from now on it is refused like an unknown one.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -898,6 +926,36 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .await?
                     .empty()?;
                 Value::Null
+            }
+        },
+        AdminCommand::Grant { command } => match command {
+            GrantCommand::List {
+                state,
+                user,
+                protocol,
+                limit,
+                offset,
+            } => {
+                let mut url = format!("{base}/grants?limit={limit}&offset={offset}");
+                for (name, v) in [("state", state), ("username", user), ("protocol", protocol)] {
+                    if let Some(v) = v {
+                        url.push_str(&format!("&{name}={}", path_escape(&v)));
+                    }
+                }
+                client.get_json(&url).await?
+            }
+            GrantCommand::Show { id } => {
+                client
+                    .get_json(&format!("{base}/grants/{}", path_escape(&id)))
+                    .await?
+            }
+            GrantCommand::Revoke { id } => {
+                client
+                    .post_json(
+                        &format!("{base}/grants/{}/revoke", path_escape(&id)),
+                        &Value::Null,
+                    )
+                    .await?
             }
         },
         AdminCommand::EstToken { command } => match command {

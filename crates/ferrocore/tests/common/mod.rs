@@ -478,6 +478,30 @@ impl Server {
         self.devices()["total"].as_u64().expect("devices total")
     }
 
+    /// `admin grant list ARGS...`: the ids of the enrollment grants listed, in order.
+    pub fn grant_ids(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["grant", "list"];
+        all.extend_from_slice(args);
+        let list = self.admin_ok(&all);
+        list["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a page: {list}"))
+            .iter()
+            .map(|g| g["id"].as_str().expect("grant id").to_owned())
+            .collect()
+    }
+
+    /// `POST /api/v1/admin/grants/{id}/revoke` with curl (for the HTTP status).
+    pub fn revoke_grant_http(&self, id: &str) -> Http {
+        self.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {}", self.admin_token()),
+            &format!("{}/api/v1/admin/grants/{id}/revoke", self.admin_url()),
+        ])
+    }
+
     /// One device from `admin devices list`, by id.
     pub fn device(&self, id: &str) -> Value {
         let list = self.devices();

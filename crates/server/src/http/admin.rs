@@ -70,6 +70,9 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
             post(add_enrollment_config),
         )
         .route("/api/v1/admin/est-tokens", post(create_est_token))
+        .route("/api/v1/admin/grants", get(list_grants))
+        .route("/api/v1/admin/grants/{id}", get(show_grant))
+        .route("/api/v1/admin/grants/{id}/revoke", post(revoke_grant))
         .route("/api/v1/admin/certificates", get(list_certificates))
         .route(
             "/api/v1/admin/certificates/{serial}/revoke",
@@ -633,7 +636,7 @@ async fn create_est_token(
         StatusCode::CREATED,
         Json(ferrocore_proto::EstTokenCreated {
             id: t.record.id,
-            token: t.token,
+            token: t.secret,
             username: t.record.username,
             platform: t.record.platform,
             device_uuid: t.record.device_uuid,
@@ -641,6 +644,70 @@ async fn create_est_token(
             expires_at: t.record.expires_at,
         }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantListQuery {
+    state: Option<String>,
+    username: Option<String>,
+    protocol: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+/// Parses an optional filter value; empty means no filter.
+fn filter_of<T: std::str::FromStr<Err = String>>(
+    name: &str,
+    v: Option<&str>,
+) -> Result<Option<T>, ApiError> {
+    match v.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|e: String| CoreError::BadRequest(format!("{name}: {e}")).into()),
+    }
+}
+
+/// `GET /api/v1/admin/grants`: one-time enrollment grants (SCEP challenges, EST tokens),
+/// newest first; filters `state`, `username`, `protocol`; paged by `limit` / `offset`.
+async fn list_grants(
+    State(state): State<SharedState>,
+    q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageOf<ferrocore_proto::EnrollmentGrant>>, ApiError> {
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let page = state
+        .core
+        .grants(ferrocore_core::store::GrantQuery {
+            state: filter_of("state", q.state.as_deref())?,
+            protocol: filter_of("protocol", q.protocol.as_deref())?,
+            username: q.username.filter(|u| !u.is_empty()),
+            // Set by `Core::grants` from its clock.
+            now: 0,
+            limit: page_limit(q.limit)?,
+            offset: q.offset.unwrap_or(0),
+        })
+        .await?;
+    Ok(Json(PageOf {
+        items: page.items,
+        total: page.total,
+    }))
+}
+
+async fn show_grant(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<ferrocore_proto::EnrollmentGrant>, ApiError> {
+    Ok(Json(state.core.grant(&id).await?))
+}
+
+/// Revokes an unused grant (`grant_consumed`, 409, once it paid for a certificate).
+async fn revoke_grant(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<ferrocore_proto::EnrollmentGrant>, ApiError> {
+    Ok(Json(state.core.revoke_grant(&id).await?))
 }
 
 async fn select_enrollment(

@@ -46,6 +46,7 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         | UserExists(_)
         | Conflict(_)
         | AlreadyRevoked(_)
+        | GrantConsumed(_)
         | RenewalNotDue { .. } => StatusCode::CONFLICT,
         Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         PortalCert { .. } => StatusCode::UNPROCESSABLE_ENTITY,
