@@ -3,6 +3,11 @@
 //! RA key), the readers of decrypted messageData (IssuerAndSerialNumber of GetCert / GetCRL,
 //! IssuerAndSubject), and the client-side readers of GetCACert answers and CMS certs-only
 //! messages.
+//!
+//! The RA is the throw-away one in `fuzz/fixtures/` (never used by a server): the seeds in
+//! `seeds/scep_message/` were captured from real clients encrypting to it, so mutations start
+//! from messages that verify and decrypt (RSA and ECDSA signers), not only from ones refused
+//! at the envelope.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -13,15 +18,10 @@ use libfuzzer_sys::fuzz_target;
 
 fn ra() -> &'static RaKey {
     static RA: OnceLock<RaKey> = OnceLock::new();
-    RA.get_or_init(|| {
-        let key = RsaKey::generate_2048().expect("RSA key");
-        let cert_der =
-            scep::self_signed_rsa(&key, "fuzz RA", time::OffsetDateTime::now_utc()).expect("cert");
-        RaKey {
-            cert_der,
-            key,
-            enc_cert_der: None,
-        }
+    RA.get_or_init(|| RaKey {
+        cert_der: include_bytes!("../fixtures/scep_ra.der").to_vec(),
+        key: RsaKey::from_pkcs8_der(include_bytes!("../fixtures/scep_ra.pk8")).expect("RA key"),
+        enc_cert_der: None,
     })
 }
 

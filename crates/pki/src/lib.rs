@@ -35,6 +35,8 @@ pub use ocsp::{
 pub use ra::RaIdentity;
 
 #[cfg(test)]
+mod scep_ec_tests;
+#[cfg(test)]
 mod scep_tests;
 #[cfg(test)]
 mod tests;

@@ -447,6 +447,38 @@ pub fn build_request(req: &ClientRequest<'_>) -> Result<(Vec<u8>, Vec<u8>), PkiE
     Ok((der, sender_nonce))
 }
 
+/// Client side: a RenewalReq for `csr_der` signed with the current certificate and its
+/// key, RSA or EC (an ECDSA identity from registration); the CSR is enveloped to the
+/// RA with RSA key transport as always. The CertRep comes back encrypted to the signer
+/// certificate: for an EC key by key agreement ([`cms::open_kari`]).
+pub fn build_renewal_req(
+    csr_der: &[u8],
+    transaction_id: &str,
+    signer_cert_der: &[u8],
+    signer_key: cms::SignerKey<'_>,
+    recipient_cert_der: &[u8],
+    cipher: ContentCipher,
+) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+    let envelope = cms::envelope(csr_der, recipient_cert_der, cipher)?;
+    let sender_nonce = nonce()?;
+    let attrs = [
+        printable_attr(OID_TRANSACTION_ID, transaction_id)?,
+        printable_attr(
+            OID_MESSAGE_TYPE,
+            &MessageType::RenewalReq.number().to_string(),
+        )?,
+        octet_string_attr(OID_SENDER_NONCE, &sender_nonce)?,
+    ];
+    let der = cms::sign_with(
+        Some(&envelope),
+        signer_cert_der,
+        signer_key,
+        &attrs,
+        &[signer_cert_der.to_vec()],
+    )?;
+    Ok((der, sender_nonce))
+}
+
 /// Client side: a PKCSReq (or RenewalReq with `renewal`) for `csr_der`.
 #[allow(clippy::too_many_arguments)]
 pub fn build_pkcs_req(
