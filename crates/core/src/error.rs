@@ -96,11 +96,16 @@ pub enum CoreError {
     /// The external CA answered FAILURE (or a request Ferrocore refuses to send).
     #[error("the external CA refused the request: {0}")]
     ExternalCaRefused(String),
-    /// The external CA answered PENDING: manual approval is not supported.
+    /// The external CA's TLS server certificate (https:// SCEP URL) is not trusted: unknown
+    /// issuer (neither the system roots nor the configured bundle), wrong host name, expired.
+    #[error("the external CA's TLS server certificate is not trusted: {0}")]
+    ExternalCaTlsUntrusted(String),
+    /// The external CA answered PENDING and still did not issue after the configured polls
+    /// (GetCertInitial with the same transactionID).
     #[error(
-        "the external CA put the request on hold (PENDING); configure it to issue automatically"
+        "the external CA kept the request on hold (PENDING) after {0}; approve it at the CA or configure it to issue automatically"
     )]
-    ExternalCaPending,
+    ExternalCaPending(String),
     /// The external CA issued a certificate that does not match the request.
     #[error("the external CA's certificate was refused: {0}")]
     ExternalCaBadCertificate(String),
@@ -117,6 +122,9 @@ pub enum CoreError {
     ScepTransactionUnknown(String),
     #[error("the EST token is unknown, expired or already used")]
     EstTokenInvalid,
+    /// Revoking an enrollment grant that already paid for a certificate.
+    #[error("enrollment grant {0} was already used (revoke the certificate it paid for instead)")]
+    GrantConsumed(String),
 }
 
 impl CoreError {
@@ -161,12 +169,14 @@ impl CoreError {
             CsrAttributesRequired(_) => codes::CSR_ATTRIBUTES_REQUIRED,
             ExternalCaUnreachable(_) => codes::EXTERNAL_CA_UNREACHABLE,
             ExternalCaRefused(_) => codes::EXTERNAL_CA_REFUSED,
-            ExternalCaPending => codes::EXTERNAL_CA_PENDING,
+            ExternalCaPending(_) => codes::EXTERNAL_CA_PENDING,
+            ExternalCaTlsUntrusted(_) => codes::EXTERNAL_CA_TLS_UNTRUSTED,
             ExternalCaBadCertificate(_) => codes::EXTERNAL_CA_BAD_CERTIFICATE,
             CaFingerprintMismatch { .. } => codes::CA_FINGERPRINT_MISMATCH,
             ScepChallengeInvalid => codes::SCEP_CHALLENGE_INVALID,
             ScepTransactionUnknown(_) => codes::SCEP_TRANSACTION_UNKNOWN,
             EstTokenInvalid => codes::EST_TOKEN_INVALID,
+            GrantConsumed(_) => codes::GRANT_CONSUMED,
         }
     }
 

@@ -1,4 +1,5 @@
-//! EST (RFC 7030) enrollment in the domain: one-time tokens, `simpleenroll` and
+//! EST (RFC 7030) enrollment in the domain: one-time tokens (enrollment grants of protocol
+//! `est`, [`crate::grants`]), `simpleenroll` and
 //! `simplereenroll`, both through the one issuance pipeline ([`Core::issue_identity`], the
 //! policy's lifetime, the selected enrollment configuration) so that search, lifecycle and
 //! revocation treat EST certificates like registered ones.
@@ -19,18 +20,11 @@
 
 use crate::Core;
 use crate::error::{CoreError, Result};
-use crate::service::{
-    Enrollee, PresentedCert, Reissued, normalise_uuid, registration_device, sha256_hex,
-};
-use crate::store::{DeviceRecord, EstTokenRecord, Registration};
-use base64::Engine;
+use crate::grants::NewGrant;
+use crate::service::{Enrollee, PresentedCert, Reissued, normalise_uuid, registration_device};
+use crate::store::{DeviceRecord, Registration};
 use ferrocore_pki::{IssuedCert, VerifiedCsr};
-use ferrocore_proto::{ClientKind, Listener, Platform};
-
-/// Longest lifetime of an EST token.
-pub const EST_TOKEN_MAX_TTL_SECS: i64 = 30 * 86_400;
-/// Lifetime of an EST token when the administrator gives none.
-pub const EST_TOKEN_DEFAULT_TTL_SECS: i64 = 86_400;
+use ferrocore_proto::{ClientKind, GrantProtocol, Listener, Platform};
 
 /// How an EST `simpleenroll` authenticates.
 #[derive(Debug, Clone)]
@@ -50,13 +44,6 @@ pub struct EstEnrolled {
     pub ca_der: Vec<u8>,
 }
 
-/// A token as created (the secret is shown once).
-#[derive(Debug, Clone)]
-pub struct NewEstToken {
-    pub token: String,
-    pub record: EstTokenRecord,
-}
-
 fn est_client_version(p: Platform) -> &'static str {
     match p {
         Platform::Android => "10.1.0",
@@ -66,46 +53,24 @@ fn est_client_version(p: Platform) -> &'static str {
 }
 
 impl Core {
-    /// Creates a one-time EST token for `username` (who must exist) and `platform`,
-    /// optionally bound to a device UUID, valid `ttl_secs` (1 s .. 30 days; default 1 day).
+    /// Creates a one-time EST token (an enrollment grant of protocol `est`, see
+    /// [`crate::grants`]) for `username` (who must exist) and `platform`, optionally bound to
+    /// a device UUID, valid `ttl_secs` (1 s .. 30 days; default 1 day).
     pub async fn create_est_token(
         &self,
         username: &str,
         platform: Platform,
         device_uuid: Option<&str>,
         ttl_secs: Option<i64>,
-    ) -> Result<NewEstToken> {
-        if self.store.user(username).await?.is_none() {
-            return Err(CoreError::NotFound(format!("user {username:?}")));
-        }
-        let device_uuid = device_uuid.map(normalise_uuid).transpose()?;
-        let ttl = ttl_secs.unwrap_or(EST_TOKEN_DEFAULT_TTL_SECS);
-        if !(1..=EST_TOKEN_MAX_TTL_SECS).contains(&ttl) {
-            return Err(CoreError::BadRequest(format!(
-                "ttl {ttl} s: must be 1 s to {} days",
-                EST_TOKEN_MAX_TTL_SECS / 86_400
-            )));
-        }
-        let mut raw = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut raw).map_err(|_| CoreError::Internal("rng failure".into()))?;
-        let token = format!(
-            "est_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-        );
-        let at = self.now().unix_timestamp();
-        let record = EstTokenRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            token_hash: sha256_hex(token.as_bytes()),
-            username: username.to_owned(),
+    ) -> Result<NewGrant> {
+        self.create_grant(
+            GrantProtocol::Est,
+            username,
             platform,
             device_uuid,
-            created_at: at,
-            expires_at: at + ttl,
-            used_at: None,
-        };
-        self.store.create_est_token(&record).await?;
-        tracing::info!(id = %record.id, user = %username, %platform, "EST token created");
-        Ok(NewEstToken { token, record })
+            ttl_secs,
+        )
+        .await
     }
 
     /// EST `simpleenroll`: authenticates, maps the enrollment to a device (module docs),
@@ -130,14 +95,16 @@ impl Core {
                 )
             }
             EstCredential::Token(token) => {
-                let hash = sha256_hex(token.as_bytes());
                 let rec = self
-                    .store
-                    .est_token(&hash)
+                    .usable_grant(GrantProtocol::Est, &token, at)
                     .await?
-                    .filter(|t| t.used_at.is_none() && t.expires_at > at)
                     .ok_or(CoreError::EstTokenInvalid)?;
-                (rec.username, rec.platform, rec.device_uuid, Some(hash))
+                (
+                    rec.username,
+                    rec.platform,
+                    rec.device_uuid,
+                    Some(rec.secret_hash),
+                )
             }
         };
         let device_uuid = match token_uuid {

@@ -2,17 +2,20 @@
 //! certificates and users. It does no network IO and reads no clock of its own: storage,
 //! directory, certificate issuance and time arrive as traits at construction.
 //!
-//! Code map: [`rules`] (Tables 2 and 4), [`service`] (the operations), [`store`] (the storage
+//! Code map: [`rules`] (Tables 2 and 4), [`service`] (the operations), [`grants`] (one-time enrollment grants: SCEP
+//! challenges and EST tokens), [`store`] (the storage
 //! interface), [`directory`] (user authentication), [`issuance`] (the certificate pipeline and
-//! CRL publication), [`clock`], [`error`].
+//! CRL publication), [`scep_access`] (SCEP GetCert / GetCRL), [`clock`], [`error`].
 
 pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod est;
+pub mod grants;
 pub mod issuance;
 pub mod ocsp;
 pub mod rules;
+pub mod scep_access;
 pub mod service;
 pub mod store;
 pub mod storefront;

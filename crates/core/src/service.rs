@@ -114,8 +114,6 @@ pub struct ScepIssued {
     pub device_id: String,
 }
 
-/// Default lifetime of a one-time SCEP challenge.
-pub const SCEP_CHALLENGE_TTL_SECS: u64 = 3600;
 /// Client version recorded for a device first seen through SCEP.
 pub const SCEP_CLIENT_VERSION: &str = "1.0";
 
@@ -427,8 +425,7 @@ impl Core {
             .filter(|c| !c.is_empty())
             .ok_or(CoreError::ScepChallengeInvalid)?;
         let grant = self
-            .store
-            .scep_grant(&sha256_hex(challenge.as_bytes()), at)
+            .scep_grant(challenge, at)
             .await?
             .ok_or(CoreError::ScepChallengeInvalid)?;
         let ma = self.store.mutual_auth().await?;
@@ -543,39 +540,33 @@ impl Core {
         self.issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))
     }
 
-    /// Creates a one-time SCEP challenge for one registration of `username`'s device.
+    /// Creates a one-time SCEP challenge (an enrollment grant of protocol `scep`, see
+    /// [`crate::grants`]) for one registration of `username`'s device.
     pub async fn create_scep_challenge(
         &self,
         req: &ferrocore_proto::NewScepChallenge,
     ) -> Result<ferrocore_proto::ScepChallenge> {
-        let ttl = req.ttl_secs.unwrap_or(SCEP_CHALLENGE_TTL_SECS);
-        if !(60..=30 * 86_400).contains(&ttl) {
-            return Err(CoreError::BadRequest(format!(
-                "ttl_secs {ttl}: must be 60 to 2592000"
-            )));
-        }
-        let device_uuid = req.device_uuid.as_deref().map(normalise_uuid).transpose()?;
-        self.existing_user(&req.username).await?;
-        let challenge = random_challenge()?;
-        let at = self.now().unix_timestamp();
-        let expires_at = at + i64::try_from(ttl).map_err(CoreError::internal)?;
-        self.store
-            .create_scep_challenge(&ScepChallengeRecord {
-                hash: sha256_hex(challenge.as_bytes()),
-                username: req.username.clone(),
-                platform: req.platform,
-                device_uuid: device_uuid.clone(),
-                created_at: at,
-                expires_at,
-            })
+        let ttl = req
+            .ttl_secs
+            .map(i64::try_from)
+            .transpose()
+            .map_err(|_| CoreError::BadRequest("ttl_secs: too large".into()))?;
+        let g = self
+            .create_grant(
+                ferrocore_proto::GrantProtocol::Scep,
+                &req.username,
+                req.platform,
+                req.device_uuid.as_deref(),
+                ttl,
+            )
             .await?;
-        tracing::info!(user = %req.username, platform = %req.platform, "SCEP challenge created");
         Ok(ferrocore_proto::ScepChallenge {
-            challenge,
-            username: req.username.clone(),
-            platform: req.platform,
-            device_uuid,
-            expires_at: Some(expires_at),
+            id: Some(g.record.id),
+            challenge: g.secret,
+            username: g.record.username,
+            platform: g.record.platform,
+            device_uuid: g.record.device_uuid,
+            expires_at: Some(g.record.expires_at),
             config: None,
         })
     }
@@ -598,14 +589,13 @@ impl Core {
                     hash: sha256_hex(challenge.as_bytes()),
                     username: req.username.clone(),
                     platform: req.platform,
-                    device_uuid: None,
                     created_at: at,
-                    expires_at: i64::MAX,
                 }),
             )
             .await?;
         tracing::warn!(config, user = %req.username, "static SCEP challenge set");
         Ok(ferrocore_proto::ScepChallenge {
+            id: None,
             challenge,
             username: req.username.clone(),
             platform: req.platform,

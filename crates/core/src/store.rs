@@ -5,7 +5,8 @@
 use crate::error::Result;
 use async_trait::async_trait;
 use ferrocore_proto::{
-    AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
+    AuthMode, CertStatus, ClientKind, DeviceStatus, GrantProtocol, GrantState, Listener,
+    MigrationStatus, Platform,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,17 +186,49 @@ pub struct Page<T> {
     pub total: u64,
 }
 
-/// A one-time EST enrollment token (only its SHA-256 is stored).
+/// A one-time enrollment grant as stored (migration `0011_enrollment_grants.sql`): a SCEP
+/// challenge or an EST token, bound to a user, a platform and optionally a device UUID, usable
+/// once before `expires_at` by its own protocol only. Only the secret's SHA-256 is stored.
 #[derive(Debug, Clone)]
-pub struct EstTokenRecord {
+pub struct GrantRecord {
     pub id: String,
-    pub token_hash: String,
+    pub secret_hash: String,
+    pub protocol: GrantProtocol,
     pub username: String,
     pub platform: Platform,
     pub device_uuid: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
-    pub used_at: Option<i64>,
+    pub consumed_at: Option<i64>,
+    pub consumed_by_serial: Option<String>,
+    pub device_id: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+impl GrantRecord {
+    /// The grant's state at `now` (revoked and consumed exclude each other).
+    pub fn state(&self, now: i64) -> GrantState {
+        if self.revoked_at.is_some() {
+            GrantState::Revoked
+        } else if self.consumed_at.is_some() {
+            GrantState::Consumed
+        } else if self.expires_at <= now {
+            GrantState::Expired
+        } else {
+            GrantState::Active
+        }
+    }
+}
+
+/// Filters of the grant list (they combine with AND); `now` decides expired vs active.
+#[derive(Debug, Clone, Default)]
+pub struct GrantQuery {
+    pub state: Option<GrantState>,
+    pub username: Option<String>,
+    pub protocol: Option<GrantProtocol>,
+    pub now: i64,
+    pub limit: u32,
+    pub offset: u64,
 }
 
 /// What the OCSP responder needs to know about one certificate.
@@ -214,19 +247,17 @@ pub struct RevokedRow {
     pub reason: String,
 }
 
-/// A one-time or static SCEP challenge as stored (the challenge itself only as its SHA-256).
+/// The static SCEP challenge of an enrollment configuration as stored (only its SHA-256).
 #[derive(Debug, Clone)]
 pub struct ScepChallengeRecord {
     pub hash: String,
     pub username: String,
     pub platform: Platform,
-    pub device_uuid: Option<String>,
     pub created_at: i64,
-    pub expires_at: i64,
 }
 
-/// What a presented SCEP challenge grants: found by its hash, unexpired and unused
-/// (one-time) or the static challenge of `static_config`.
+/// What a presented SCEP challenge grants: a usable one-time grant (found by its hash) or
+/// the static challenge of `static_config`.
 #[derive(Debug, Clone)]
 pub struct ScepGrant {
     pub hash: String,
@@ -319,12 +350,26 @@ pub trait Store: Send + Sync + 'static {
         offset: u64,
     ) -> Result<Page<CertRecord>>;
     async fn certificate(&self, serial: &str) -> Result<Option<CertRecord>>;
+    // --- enrollment grants (one-time SCEP challenges and EST tokens) ---
+    async fn create_grant(&self, grant: &GrantRecord) -> Result<()>;
+    /// The grant of `protocol` whose secret has this SHA-256, in whatever state.
+    async fn grant_by_secret(
+        &self,
+        protocol: GrantProtocol,
+        secret_hash: &str,
+    ) -> Result<Option<GrantRecord>>;
+    async fn grant(&self, id: &str) -> Result<Option<GrantRecord>>;
+    /// Grants matching the query, newest first.
+    async fn list_grants(&self, query: &GrantQuery) -> Result<Page<GrantRecord>>;
+    /// Marks an unused grant revoked at `at` (one conditional write, so it cannot race a
+    /// consumption) and returns it; an already revoked grant is returned unchanged.
+    /// `NotFound` when unknown, `GrantConsumed` when it already paid for a certificate.
+    async fn revoke_grant(&self, id: &str, at: i64) -> Result<GrantRecord>;
+
     // --- EST ---
-    async fn create_est_token(&self, token: &EstTokenRecord) -> Result<()>;
-    async fn est_token(&self, token_hash: &str) -> Result<Option<EstTokenRecord>>;
     /// Applies an EST enrollment like [`Store::apply_registration`]; with `token_hash`, the
-    /// token is consumed in the same transaction (`EstTokenInvalid` when it is unknown, used
-    /// or expired at `at`, and then nothing is written).
+    /// EST grant is consumed in the same transaction (`EstTokenInvalid` when it is unknown,
+    /// used, revoked or expired at `at`, and then nothing is written).
     async fn apply_est_enrollment(
         &self,
         reg: &Registration,
@@ -364,17 +409,16 @@ pub trait Store: Send + Sync + 'static {
     async fn next_crl_number(&self) -> Result<u64>;
 
     // --- SCEP ---
-    async fn create_scep_challenge(&self, challenge: &ScepChallengeRecord) -> Result<()>;
     /// Sets (`Some`) or clears (`None`) the static challenge of an enrollment configuration.
     async fn set_static_scep_challenge(
         &self,
         config: &str,
         challenge: Option<&ScepChallengeRecord>,
     ) -> Result<()>;
-    /// The grant of an unused, unexpired one-time challenge or of a static one.
-    async fn scep_grant(&self, hash: &str, now: i64) -> Result<Option<ScepGrant>>;
-    /// One transaction: consumes a one-time challenge (`CoreError::ScepChallengeInvalid`
-    /// when it was used or expired meanwhile), applies the registration and records the
+    /// The static challenge whose SHA-256 is `hash`, as a grant.
+    async fn static_scep_challenge(&self, hash: &str) -> Result<Option<ScepGrant>>;
+    /// One transaction: consumes a one-time SCEP grant (`CoreError::ScepChallengeInvalid`
+    /// when it was used, revoked or expired meanwhile), applies the registration and records the
     /// SCEP request. Returns the device id.
     async fn apply_scep_enrollment(
         &self,

@@ -2,6 +2,8 @@
 //! HTTP Basic and with one-time tokens (Bearer and Basic-with-empty-user; reuse refused);
 //! the enrolled certificate checks in over mutual TLS as a device and re-enrolls over mutual
 //! TLS; wrong credentials, media type, garbage, oversize and foreign devices get clear errors.
+//! Tokens as enrollment grants: listed, revoked (then refused like unknown ones), consumed
+//! ones not revocable (`grant_consumed`), SCEP challenges refused.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -399,4 +401,146 @@ fn est_enroll_with_password_and_tokens_checkin_and_reenroll() {
         .filter(|d| d["platform"] == "macos")
         .count();
     assert_eq!(macs, 1);
+}
+
+/// EST tokens are enrollment grants: `grant list` shows an outstanding one (never its
+/// secret), `grant revoke` makes curl's enrollment fail exactly like an unknown token, a
+/// consumed one cannot be revoked (409 `grant_consumed`), and a SCEP challenge is no token.
+#[test]
+fn est_token_grant_is_listed_revoked_and_then_refused() {
+    let s = Server::start();
+    s.add_user("alice");
+    s.add_user("bob");
+    let dir = s.path("");
+    let t = s.admin_ok(&[
+        "est-token",
+        "create",
+        "--user",
+        "alice",
+        "--platform",
+        "android",
+    ]);
+    let id = t["id"].as_str().unwrap().to_owned();
+    let token = t["token"].as_str().unwrap().to_owned();
+    let c = s.admin_ok(&[
+        "scep-challenge",
+        "create",
+        "--user",
+        "bob",
+        "--platform",
+        "ios",
+    ]);
+    let scep_id = c["id"].as_str().unwrap().to_owned();
+
+    // Both outstanding grants, newest first, without their secrets; filters and paging.
+    let list = s.admin_ok(&["grant", "list"]);
+    assert_eq!(list["total"], 2, "{list}");
+    assert!(!list.to_string().contains(&token), "{list}");
+    let g = &list["items"][1];
+    assert_eq!(
+        [
+            &g["id"],
+            &g["state"],
+            &g["protocol"],
+            &g["username"],
+            &g["platform"]
+        ],
+        [
+            &t["id"],
+            &"active".into(),
+            &"est".into(),
+            &"alice".into(),
+            &"android".into()
+        ],
+        "{g}"
+    );
+    assert_eq!(s.grant_ids(&[]), [scep_id.clone(), id.clone()]);
+    let filtered = ["--state", "active", "--protocol", "est", "--user", "alice"];
+    assert_eq!(s.grant_ids(&filtered), [id.as_str()]);
+    assert_eq!(
+        s.grant_ids(&["--limit", "1", "--offset", "1"]),
+        [id.as_str()]
+    );
+    let bad = s.admin(&["grant", "list", "--state", "pending"]);
+    assert!(
+        bad.code != 0 && bad.stderr.contains("bad_request"),
+        "{bad:?}"
+    );
+
+    // A SCEP challenge is not an EST token.
+    let (_, body) = make_csr(&dir, "g1", "grant-one");
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    let r = est_post(
+        &s,
+        "simpleenroll",
+        &body,
+        &["-H", &bearer(c["challenge"].as_str().unwrap())],
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, "est_token_invalid"),
+        "{r:?}"
+    );
+
+    // Revoked: listed as revoked; curl is refused exactly like with an unknown token and
+    // nothing is enrolled.
+    let revoked = s.admin_ok(&["grant", "revoke", &id]);
+    assert_eq!(revoked["state"], "revoked", "{revoked}");
+    assert!(revoked["revoked_at"].as_i64().is_some(), "{revoked}");
+    assert_eq!(s.admin_ok(&["grant", "show", &id])["state"], "revoked");
+    let total = s.device_total();
+    let r = est_post(&s, "simpleenroll", &body, &["-H", &bearer(&token)]);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, "est_token_invalid"),
+        "{r:?}"
+    );
+    let unknown = est_post(&s, "simpleenroll", &body, &["-H", &bearer("est_unknown")]);
+    assert_eq!((r.status, &r.json), (unknown.status, &unknown.json));
+    assert_eq!(s.device_total(), total);
+    assert_eq!(s.grant_ids(&["--state", "revoked"]), [id.as_str()]);
+    assert_eq!(s.grant_ids(&["--state", "active"]), [scep_id]);
+
+    // A token that paid for a certificate is consumed and cannot be revoked.
+    let t2 = s.admin_ok(&[
+        "est-token",
+        "create",
+        "--user",
+        "alice",
+        "--platform",
+        "windows",
+    ]);
+    let id2 = t2["id"].as_str().unwrap();
+    let (_, body2) = make_csr(&dir, "g2", "grant-two");
+    let r = est_post(
+        &s,
+        "simpleenroll",
+        &body2,
+        &["-H", &bearer(t2["token"].as_str().unwrap())],
+    );
+    assert_eq!(r.status, 200, "{r:?}\n{}", s.log());
+    let g = s.admin_ok(&["grant", "show", id2]);
+    let certs = s.admin_ok(&["certificates", "list"]);
+    let cert = certs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["issue_reason"] == "est")
+        .cloned()
+        .unwrap_or_else(|| panic!("no EST certificate: {certs}"));
+    assert_eq!(
+        [&g["state"], &g["cert_serial"], &g["device_id"]],
+        [&"consumed".into(), &cert["serial"], &cert["device_id"]],
+        "{g}\n{cert}"
+    );
+    let h = s.revoke_grant_http(id2);
+    assert_eq!((h.status, h.error_code()), (409, "grant_consumed"), "{h:?}");
+    let out = s.admin(&["grant", "revoke", id2]);
+    assert!(
+        out.code != 0 && out.stderr.contains("grant_consumed"),
+        "{out:?}"
+    );
+    assert_eq!(s.admin_ok(&["grant", "show", id2])["state"], "consumed");
+    let h = s.revoke_grant_http("no-such-grant");
+    assert_eq!((h.status, h.error_code()), (404, "not_found"), "{h:?}");
 }

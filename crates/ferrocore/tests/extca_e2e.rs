@@ -17,12 +17,23 @@
 //! with scepserver down registration fails with `external_ca_unreachable` and nothing is
 //! recorded. An EC CSR without the challenge is refused (`csr_attributes_required`) before
 //! the CA is asked.
+//!
+//! Second scenario (`external_intermediate_ca_over_https`): scepserver's depot CA is an
+//! intermediate issued by an openssl-made root, and scepserver sits behind nginx (TLS, server
+//! certificate for `localhost` from a throw-away openssl CA). Refused at creation: no bundle
+//! (system roots), the bundle but an IP URL the certificate does not name (both
+//! `external_ca_tls_untrusted`), the root's fingerprint (`ca_fingerprint_mismatch`: the
+//! issuing intermediate is pinned). Then an agent registers and checks in over mutual TLS with
+//! the intermediate's certificate (openssl verifies it up to the root), Ferrocore's OCSP
+//! answers `unknown` for it (not Ferrocore's CA), retiring refuses the next check-in, and
+//! when nginx comes back with a certificate from another CA registration is
+//! `external_ca_tls_untrusted` and nothing is recorded.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{Server, clean_command, mode_of, openssl_ok, run, terminate};
+use common::{Server, clean_command, mode_of, openssl, openssl_ok, run, terminate};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -33,21 +44,29 @@ const CHALLENGE: &str = "secret";
 
 #[test]
 fn external_scep_ca_enrollment_configuration() {
+    in_namespace("external_scep_ca_enrollment_configuration", scenario);
+}
+
+#[test]
+fn external_intermediate_ca_over_https() {
+    in_namespace(
+        "external_intermediate_ca_over_https",
+        https_intermediate_scenario,
+    );
+}
+
+/// Runs `scenario` in the inner run; the outer run re-executes exactly test `name` inside a
+/// new network namespace with only loopback up.
+fn in_namespace(name: &str, scenario: fn()) {
     if std::env::var_os(INNER).is_some() {
         scenario();
         return;
     }
-    // Re-run exactly this test inside a new network namespace with only loopback up.
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new("unshare");
     cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
         .arg(exe)
-        .args([
-            "external_scep_ca_enrollment_configuration",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(INNER, "1");
     let out = cmd.output().expect("run unshare");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -71,6 +90,10 @@ struct ScepServer {
 
 impl ScepServer {
     fn start(depot: &Path, log: &Path) -> ScepServer {
+        Self::start_with(depot, log, &[])
+    }
+
+    fn start_with(depot: &Path, log: &Path, extra: &[&str]) -> ScepServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -82,6 +105,7 @@ impl ScepServer {
             .args(["-port", &port.to_string(), "-challenge", CHALLENGE])
             // 30-day certificates: inside the default 60-day renewal window at once.
             .args(["-allowrenew", "0", "-crtvalid", "30"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
@@ -198,7 +222,7 @@ fn scenario() {
         "external_ca_unreachable",
     );
     refused(
-        &add("ext", "https://127.0.0.1:1/scep", CHALLENGE, &fingerprint),
+        &add("ext", "ftp://127.0.0.1:1/scep", CHALLENGE, &fingerprint),
         "bad_request",
     );
     assert_eq!(
@@ -476,4 +500,402 @@ fn scenario() {
     assert_eq!(s.admin_ok(&["certificates", "list"])["total"], 3);
     assert!(!tablet.join("cert.pem").exists());
     let _ = scep.log();
+}
+
+/// A running nginx terminating TLS in front of `upstream` (plain HTTP), every path under
+/// `dir`, stopped on drop.
+struct Nginx {
+    child: Option<Child>,
+}
+
+impl Nginx {
+    fn start(dir: &Path, port: u16, upstream: u16, cert: &Path, key: &Path) -> Nginx {
+        let d = dir.display();
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let conf = format!(
+            "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log;\nevents {{ worker_connections 64; }}\nhttp {{\n\
+             access_log off;\nclient_body_temp_path {d}/tmp;\nproxy_temp_path {d}/tmp;\n\
+             fastcgi_temp_path {d}/tmp;\nuwsgi_temp_path {d}/tmp;\nscgi_temp_path {d}/tmp;\n\
+             server {{\nlisten 127.0.0.1:{port} ssl;\nserver_name localhost;\n\
+             ssl_certificate {};\nssl_certificate_key {};\n\
+             location / {{ proxy_pass http://127.0.0.1:{upstream}; }}\n}}\n}}\n",
+            cert.display(),
+            key.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx (apt-get install nginx)");
+        let n = Nginx { child: Some(child) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen: {}",
+                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        n
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            terminate(&mut c);
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A throw-away TLS CA `NAME-ca.pem` and a server certificate `NAME.pem` / `NAME.key` for
+/// `localhost` (DNS name only) it issued, made with openssl in `dir`.
+fn tls_server_cert(dir: &Path, name: &str) {
+    let ca = format!("{name}-ca");
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{ca}.key"),
+            "-out",
+            &format!("{ca}.pem"),
+            "-days",
+            "30",
+            "-subj",
+            &format!("/CN={name} TLS CA"),
+        ],
+    );
+    std::fs::write(
+        dir.join("server.cnf"),
+        "[srv]\nbasicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    openssl_ok(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-set_serial",
+            "7",
+            "-days",
+            "30",
+            "-extfile",
+            "server.cnf",
+            "-extensions",
+            "srv",
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+fn sha256_fingerprint(dir: &Path, pem: &Path) -> String {
+    let fp = openssl_ok(
+        dir,
+        &[
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            pem.to_str().unwrap(),
+        ],
+    )
+    .stdout;
+    fp.trim().rsplit('=').next().unwrap().to_owned()
+}
+
+fn https_intermediate_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // The external CA's PKI, all openssl: a root, an intermediate (PKCS#1 RSA key, as
+    // scepserver's file depot reads `ca.key`) that becomes scepserver's depot CA.
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-days",
+            "60",
+            "-subj",
+            "/O=scep-root/CN=External Root",
+        ],
+    );
+    openssl_ok(dir, &["genrsa", "-traditional", "-out", "int.key", "2048"]);
+    openssl_ok(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "int.key",
+            "-out",
+            "int.csr",
+            "-subj",
+            "/O=scep-ca/CN=External Intermediate",
+        ],
+    );
+    std::fs::write(
+        dir.join("int.cnf"),
+        "[int]\nbasicConstraints=critical,CA:TRUE,pathlen:0\n\
+         keyUsage=critical,keyCertSign,cRLSign,digitalSignature,keyEncipherment\n\
+         subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    openssl_ok(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "int.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "60",
+            "-extfile",
+            "int.cnf",
+            "-extensions",
+            "int",
+            "-out",
+            "int.pem",
+        ],
+    );
+    let depot = dir.join("depot");
+    let init = run(
+        {
+            let mut c = clean_command("scepserver");
+            c.args(["ca", "-init", "-depot"])
+                .arg(&depot)
+                .args(["-keySize", "2048"]);
+            c
+        },
+        None,
+    );
+    assert_eq!(init.code, 0, "scepserver ca -init: {init:?}");
+    // The file depot reads the first certificate of `ca.pem` and a PEM-encrypted PKCS#1 key
+    // (`-capass`; `ca -init` encrypts with an empty password).
+    std::fs::copy(dir.join("int.pem"), depot.join("ca.pem")).unwrap();
+    openssl_ok(
+        dir,
+        &[
+            "rsa",
+            "-in",
+            "int.key",
+            "-traditional",
+            "-aes256",
+            "-passout",
+            "pass:depot-pass",
+            "-out",
+            depot.join("ca.key").to_str().unwrap(),
+        ],
+    );
+    let int_fp = sha256_fingerprint(dir, &dir.join("int.pem"));
+    let root_fp = sha256_fingerprint(dir, &dir.join("root.pem"));
+
+    let scep = ScepServer::start_with(
+        &depot,
+        &dir.join("scepserver.log"),
+        &["-capass", "depot-pass"],
+    );
+    tls_server_cert(dir, "tls");
+    tls_server_cert(dir, "rogue");
+    let port = free_port();
+    let mut nginx = Nginx::start(
+        &dir.join("nginx"),
+        port,
+        scep.port,
+        &dir.join("tls.pem"),
+        &dir.join("tls.key"),
+    );
+    let url = format!("https://localhost:{port}/scep");
+    let ip_url = format!("https://127.0.0.1:{port}/scep");
+    let bundle = dir.join("tls-ca.pem");
+
+    let pki_port = free_port();
+    let pki = format!("127.0.0.1:{pki_port}");
+    let s = Server::start_with_env(&[("FERROCORE_LISTENERS_PKI", &pki)]);
+    s.add_user("alice");
+    s.admin_ok(&["settings", "mutual-auth", "enable"]);
+    let add = |url: &str, fp: &str, bundle: Option<&Path>| {
+        let mut args = vec![
+            "enrollment",
+            "add-scep",
+            "ext",
+            "--url",
+            url,
+            "--challenge",
+            CHALLENGE,
+            "--ca-fingerprint",
+            fp,
+        ];
+        if let Some(b) = bundle {
+            args.extend(["--tls-ca-bundle", b.to_str().unwrap()]);
+        }
+        s.admin(&args)
+    };
+
+    // Refused at creation, nothing written.
+    let out = add(&url, &int_fp, None);
+    refused(&out, "external_ca_tls_untrusted");
+    let out = add(&ip_url, &int_fp, Some(&bundle));
+    refused(&out, "external_ca_tls_untrusted");
+    let out = add(&url, &root_fp, Some(&bundle));
+    refused(&out, "ca_fingerprint_mismatch");
+    // The mismatch names the intermediate, the CA to pin.
+    assert!(
+        out.stderr.contains(&int_fp.replace(':', "").to_lowercase()),
+        "{out:?}"
+    );
+    assert!(!s.data_dir.join("ca").join("ext").exists());
+
+    let created = add(&url, &int_fp, Some(&bundle));
+    assert_eq!(created.code, 0, "{created:?}\n{}", s.log());
+    assert_eq!(created.json["url"], url.as_str(), "{:?}", created.json);
+    assert_eq!(
+        created.json["ca_sha256"],
+        int_fp.replace(':', "").to_lowercase()
+    );
+    s.admin_ok(&["enrollment", "select", "ext", "--confirm"]);
+
+    // Registration and a mutual-TLS check-in with the intermediate's certificate.
+    let phone = dir.join("phone");
+    let reg = s.register_ok(&phone, "alice", "android", "agent", "10.1.0");
+    let device_id = reg["device_id"].as_str().unwrap().to_owned();
+    assert_eq!(reg["mode"], "mutual", "{reg}");
+    let c = s.checkin_ok(&phone);
+    assert_eq!(c["mode"], "mutual", "{c}");
+    let cert = phone.join("cert.pem");
+    let issuer = openssl_ok(
+        dir,
+        &["x509", "-noout", "-issuer", "-in", cert.to_str().unwrap()],
+    )
+    .stdout;
+    assert!(issuer.contains("External Intermediate"), "{issuer}");
+    let verify = openssl_ok(
+        dir,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(verify.stdout.contains("OK"), "{verify:?}");
+    assert_eq!(
+        s.admin_ok(&["certificates", "list", "--device", &device_id])["items"][0]["enrollment_config"],
+        "ext"
+    );
+
+    // Ferrocore's OCSP responder does not vouch for another CA's certificates: unknown.
+    let ocsp = |cert: &Path| {
+        openssl(
+            dir,
+            &[
+                "ocsp",
+                "-issuer",
+                "int.pem",
+                "-cert",
+                cert.to_str().unwrap(),
+                "-url",
+                &format!("http://{pki}/ocsp"),
+                "-noverify",
+                "-timeout",
+                "20",
+            ],
+        )
+    };
+    let o = ocsp(&cert);
+    assert!(o.stdout.contains(": unknown"), "{o:?}");
+
+    // Revocation is Ferrocore's: retired, the next check-in is refused (OCSP still unknown).
+    s.admin_ok(&["devices", "retire", &device_id]);
+    refused(&s.checkin(&phone), "device_retired");
+    let o = ocsp(&cert);
+    assert!(o.stdout.contains(": unknown"), "{o:?}");
+
+    // The CA's TLS endpoint now presents a certificate from another CA: refused at issuance,
+    // nothing recorded.
+    nginx.stop();
+    let _nginx = Nginx::start(
+        &dir.join("nginx"),
+        port,
+        scep.port,
+        &dir.join("rogue.pem"),
+        &dir.join("rogue.key"),
+    );
+    let before = s.device_total();
+    let certs_before = s.admin_ok(&["certificates", "list"])["total"].clone();
+    let tablet = dir.join("tablet");
+    let out = s.register(&tablet, "alice", "android", "agent", "10.1.0");
+    refused(&out, "external_ca_tls_untrusted");
+    assert_eq!(s.device_total(), before);
+    assert_eq!(s.admin_ok(&["certificates", "list"])["total"], certs_before);
+    assert!(!tablet.join("cert.pem").exists());
 }

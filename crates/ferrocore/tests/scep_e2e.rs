@@ -1,8 +1,10 @@
 //! SCEP (RFC 8894) at `/scep` against real clients: micromdm's `scepclient` (enrollment,
 //! RenewalReq with its current certificate, reused challenge), certmonger's daemon
 //! (`getcert request`, reused challenge), PyScep (GetCACaps; its GetCACert check only
-//! knows RSA CAs), and curl for the HTTP-level refusals. The SCEP-issued certificate is
+//! knows RSA CAs: its enrollment against an RSA local CA is in `rsaca_e2e`), and curl for the HTTP-level refusals. The SCEP-issued certificate is
 //! listed on its device, works for a mutual-TLS check-in and is refused after retirement.
+//! One-time challenges are enrollment grants: listed, revoked, and then refused to
+//! `scepclient` like unknown ones (as are EST tokens).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -370,6 +372,81 @@ fn certmonger_enrolls_and_a_reused_challenge_is_refused() {
     let status = cm.wait_status("dev2", &["MONITORING", "CA_REJECTED"]);
     assert!(status.contains("status: CA_REJECTED"), "{status}");
     assert!(!crt2.exists());
+}
+
+/// One-time challenges are enrollment grants: `grant list` shows an outstanding one; once
+/// revoked, scepclient gets FAILURE badRequest exactly like for an unknown challenge, and an
+/// EST token is no challenge; a fresh one is listed as consumed by the device it enrolled.
+#[test]
+fn revoked_challenge_grant_is_refused_to_scepclient() {
+    let server = Server::start();
+    server.add_user("alice");
+    let c = server.admin_ok(&[
+        "scep-challenge",
+        "create",
+        "--user",
+        "alice",
+        "--platform",
+        "ios",
+    ]);
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        server.grant_ids(&["--protocol", "scep", "--state", "active"]),
+        [id.as_str()]
+    );
+
+    let revoked = server.admin_ok(&["grant", "revoke", &id]);
+    assert_eq!(revoked["state"], "revoked", "{revoked}");
+    let total = server.device_total();
+    let out = scepclient(&server, &server.path("revoked"), c["challenge"].as_str());
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("badRequest"),
+        "revoked challenge: {out:?}"
+    );
+    let unknown = "00112233445566778899aabbccddeeff00112233";
+    let out = scepclient(&server, &server.path("unknown"), Some(unknown));
+    assert!(out.stdout.contains("badRequest"), "{out:?}");
+    let t = server.admin_ok(&[
+        "est-token",
+        "create",
+        "--user",
+        "alice",
+        "--platform",
+        "ios",
+    ]);
+    let out = scepclient(&server, &server.path("est"), t["token"].as_str());
+    assert!(
+        out.stdout.contains("badRequest"),
+        "EST token over SCEP: {out:?}"
+    );
+    assert_eq!(server.device_total(), total);
+    assert!(server.log().contains("scep_challenge_invalid"));
+    assert_eq!(server.grant_ids(&["--state", "revoked"]), [id]);
+
+    let fresh = challenge(&server, "alice", "ios");
+    let dev = server.path("fresh");
+    let out = scepclient(&server, &dev, Some(&fresh));
+    assert_eq!(out.code, 0, "{out:?}\n{}", server.log());
+    let consumed = server.admin_ok(&["grant", "list", "--state", "consumed"]);
+    let g = &consumed["items"][0];
+    let serial = serial_of(&dev, "cert.pem");
+    let d = device_by_serial(&server, &serial);
+    assert_eq!(
+        [
+            &consumed["total"],
+            &g["protocol"],
+            &g["cert_serial"],
+            &g["device_id"]
+        ],
+        [
+            &1.into(),
+            &"scep".into(),
+            &serial.as_str().into(),
+            &d["device_id"]
+        ],
+        "{consumed}\n{d}"
+    );
 }
 
 fn pyscep(server: &Server, args: &[&str]) -> Value {

@@ -9,11 +9,17 @@
 //!   recipient (PKCS#1 v1.5). Encrypts with AES-128/256-CBC or DES-EDE3-CBC;
 //!   decrypts AES-128/192/256-CBC and DES-EDE3-CBC, BER (indefinite lengths,
 //!   constructed OCTET STRINGs) as OpenSSL writes it.
-//! - [`sign`] / [`verify`]: SignedData with signed attributes, one RSA PKCS#1
-//!   v1.5 signer (SHA-1, SHA-256, SHA-512 accepted on verify; SHA-256 or
-//!   SHA-512 used to sign). [`verify`] checks the signature and the
-//!   messageDigest against the signer certificate carried in the message; it
-//!   does not judge that certificate's chain (callers do).
+//! - [`sign`] / [`sign_with`] / [`verify`]: SignedData with signed attributes and
+//!   one signer: RSA PKCS#1 v1.5 (SHA-1, SHA-256, SHA-384, SHA-512 accepted on
+//!   verify; SHA-256 or SHA-512 used to sign) or ECDSA on P-256/P-384
+//!   (`ecdsa-with-SHA256/384/512` or `id-ecPublicKey` plus the digestAlgorithm on
+//!   verify; [`EcKey`] signs with its curve's digest). [`verify`] checks the
+//!   signature and the messageDigest against the signer certificate carried in
+//!   the message; it does not judge that certificate's chain (callers do).
+//! - [`envelope`] to an EC certificate uses key agreement instead of key transport
+//!   (module `ec`: ephemeral-static ECDH, X9.63 SHA-256 KDF, AES-256 key wrap;
+//!   [`open_kari`] opens it).
+//! - [`EcKey`]: an ECDSA private key (P-256, P-384).
 //! - [`RsaKey`]: an RSA private key in aws-lc-rs (signing and PKCS#1 v1.5
 //!   decryption), generated or loaded from PKCS#8.
 //!
@@ -42,6 +48,9 @@ use x509_cert::attr::Attribute;
 
 use crate::PkiError;
 
+mod ec;
+pub use ec::{Curve, EcKey, open_kari};
+
 /// Largest CMS message this module accepts (SCEP bodies are a few KiB).
 pub const CMS_MAX_BYTES: usize = 256 * 1024;
 
@@ -53,9 +62,11 @@ const OID_ATTR_MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
 const OID_RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
 const OID_SHA1_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
 const OID_SHA256_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
+const OID_SHA384_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
 const OID_SHA512_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
 const OID_SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
 const OID_SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+const OID_SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
 const OID_SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
 const OID_AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
 const OID_AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
@@ -131,6 +142,7 @@ impl ContentCipher {
 pub enum DigestAlg {
     Sha1,
     Sha256,
+    Sha384,
     Sha512,
 }
 
@@ -139,6 +151,7 @@ impl DigestAlg {
         match self {
             DigestAlg::Sha1 => OID_SHA1,
             DigestAlg::Sha256 => OID_SHA256,
+            DigestAlg::Sha384 => OID_SHA384,
             DigestAlg::Sha512 => OID_SHA512,
         }
     }
@@ -147,6 +160,7 @@ impl DigestAlg {
         match *oid {
             o if o == OID_SHA1 => Some(DigestAlg::Sha1),
             o if o == OID_SHA256 => Some(DigestAlg::Sha256),
+            o if o == OID_SHA384 => Some(DigestAlg::Sha384),
             o if o == OID_SHA512 => Some(DigestAlg::Sha512),
             _ => None,
         }
@@ -156,6 +170,7 @@ impl DigestAlg {
         let alg = match self {
             DigestAlg::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
             DigestAlg::Sha256 => &digest::SHA256,
+            DigestAlg::Sha384 => &digest::SHA384,
             DigestAlg::Sha512 => &digest::SHA512,
         };
         digest::digest(alg, data).as_ref().to_vec()
@@ -249,6 +264,7 @@ impl RsaKey {
                 });
             }
             DigestAlg::Sha256 => &signature::RSA_PKCS1_SHA256,
+            DigestAlg::Sha384 => &signature::RSA_PKCS1_SHA384,
             DigestAlg::Sha512 => &signature::RSA_PKCS1_SHA512,
         };
         let mut sig = vec![0u8; self.signer.public_modulus_len()];
@@ -526,6 +542,27 @@ pub fn certs_only(certs_der: &[Vec<u8>]) -> Result<Vec<u8>, PkiError> {
     Ok(tlv(0x30, &ci))
 }
 
+/// A degenerate SignedData carrying one CRL (`crls` [1]), the SCEP GetCRL answer
+/// (RFC 8894 3.3.4).
+pub fn crls_only(crl_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    use x509_parser::prelude::FromDer;
+    let (rest, _) = x509_parser::revocation_list::CertificateRevocationList::from_der(crl_der)
+        .map_err(|e| cms_err(format!("not a CRL: {e}")))?;
+    if !rest.is_empty() {
+        return Err(cms_err("trailing bytes after the CRL"));
+    }
+    let data_oid = enc("OID", &OID_DATA)?;
+    let signed_data_oid = enc("OID", &OID_SIGNED_DATA)?;
+    let mut sd = tlv(0x02, &[1]); // version 1
+    sd.extend(tlv(0x31, &[])); // digestAlgorithms
+    sd.extend(tlv(0x30, &data_oid)); // encapContentInfo without eContent
+    sd.extend(tlv(0xa1, crl_der)); // [1] IMPLICIT crls
+    sd.extend(tlv(0x31, &[])); // signerInfos
+    let mut ci = signed_data_oid;
+    ci.extend(tlv(0xa0, &tlv(0x30, &sd)));
+    Ok(tlv(0x30, &ci))
+}
+
 /// One DER TLV with a single-byte tag.
 fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     BerTlv {
@@ -545,12 +582,16 @@ pub fn parse_certs_only(der: &[u8]) -> Result<Vec<Vec<u8>>, PkiError> {
 // ----------------------------------------------------------------- enveloped
 
 /// EnvelopedData (ContentInfo) of `content`, encrypted with a fresh key under
-/// `cipher`, the key transported to `recipient_cert_der`'s RSA key (PKCS#1 v1.5).
+/// `cipher`, the key transported to `recipient_cert_der`'s RSA key (PKCS#1 v1.5),
+/// or, for an EC (P-256/P-384) certificate, agreed with it (see [`open_kari`]).
 pub fn envelope(
     content: &[u8],
     recipient_cert_der: &[u8],
     cipher: ContentCipher,
 ) -> Result<Vec<u8>, PkiError> {
+    if let Some((curve, point)) = ec::ec_public(recipient_cert_der)? {
+        return ec::envelope_kari(content, recipient_cert_der, curve, &point, cipher);
+    }
     let (spki, _) = rsa_spki(recipient_cert_der).map_err(|_| PkiError::UnsupportedKey {
         reason: "the recipient certificate's key is not RSA".into(),
     })?;
@@ -768,6 +809,43 @@ pub fn sign(
     attrs: &[SignedAttr],
     certs: &[Vec<u8>],
 ) -> Result<Vec<u8>, PkiError> {
+    sign_with(
+        content,
+        signer_cert_der,
+        SignerKey::Rsa(key, digest),
+        attrs,
+        certs,
+    )
+}
+
+/// The private key of a SignedData signer.
+#[derive(Clone, Copy, Debug)]
+pub enum SignerKey<'a> {
+    /// RSA PKCS#1 v1.5 with this digest.
+    Rsa(&'a RsaKey, DigestAlg),
+    /// ECDSA with the curve's digest (P-256: SHA-256, P-384: SHA-384).
+    Ec(&'a EcKey),
+}
+
+impl SignerKey<'_> {
+    /// The digest this signer uses.
+    pub fn digest(&self) -> DigestAlg {
+        match self {
+            SignerKey::Rsa(_, d) => *d,
+            SignerKey::Ec(k) => k.curve().digest(),
+        }
+    }
+}
+
+/// [`sign`] with an RSA or an EC key.
+pub fn sign_with(
+    content: Option<&[u8]>,
+    signer_cert_der: &[u8],
+    key: SignerKey<'_>,
+    attrs: &[SignedAttr],
+    certs: &[Vec<u8>],
+) -> Result<Vec<u8>, PkiError> {
+    let digest = key.digest();
     let cert = parse_cert(signer_cert_der)?;
     let ie = |e: der::Error| PkiError::internal("CMS encoding", e);
     let content_digest = digest.digest(content.unwrap_or(&[]));
@@ -798,11 +876,18 @@ pub fn sign(
         signed.insert(Attribute { oid, values }).map_err(ie)?;
     }
     let to_sign = signed.to_der().map_err(ie)?;
-    let signature = key.sign(digest, &to_sign)?;
-    let sig_oid = match digest {
-        DigestAlg::Sha1 => OID_SHA1_RSA,
-        DigestAlg::Sha256 => OID_SHA256_RSA,
-        DigestAlg::Sha512 => OID_SHA512_RSA,
+    let (signature, sig_oid, sig_params) = match key {
+        SignerKey::Rsa(k, _) => {
+            let oid = match digest {
+                DigestAlg::Sha1 => OID_SHA1_RSA,
+                DigestAlg::Sha256 => OID_SHA256_RSA,
+                DigestAlg::Sha384 => OID_SHA384_RSA,
+                DigestAlg::Sha512 => OID_SHA512_RSA,
+            };
+            (k.sign(digest, &to_sign)?, oid, Some(Any::null()))
+        }
+        // ECDSA signature algorithms carry no parameters (RFC 5758).
+        SignerKey::Ec(k) => (k.sign(&to_sign)?, k.curve().signature_oid(), None),
     };
     let si = SignerInfo {
         version: CmsVersion::V1,
@@ -817,7 +902,7 @@ pub fn sign(
         signed_attrs: Some(signed),
         signature_algorithm: AlgorithmIdentifierOwned {
             oid: sig_oid,
-            parameters: Some(Any::null()),
+            parameters: sig_params,
         },
         signature: OctetString::new(signature).map_err(ie)?,
         unsigned_attrs: None,
@@ -853,8 +938,8 @@ pub fn sign(
 }
 
 /// Verifies a SignedData (ContentInfo, DER or BER) with exactly one signer
-/// whose certificate the message carries: RSA PKCS#1 v1.5 signature over the
-/// signed attributes, messageDigest equal to the content's digest, contentType
+/// whose certificate the message carries: RSA PKCS#1 v1.5 or ECDSA (P-256,
+/// P-384) signature over the signed attributes, messageDigest equal to the content's digest, contentType
 /// equal to eContentType. Errors: [`PkiError::InvalidCms`] (malformed),
 /// [`PkiError::UnsupportedAlgorithm`] (digest/signature/key not supported),
 /// [`PkiError::CmsSignature`] (does not verify).
@@ -1070,13 +1155,23 @@ fn decode_signed(der: &[u8], check: bool) -> Result<Verified, PkiError> {
         // The signature covers the DER of the attributes as a SET.
         let mut to_verify = signed.encode();
         to_verify[0] = 0x31;
-        verify_rsa(
-            &signer_cert_der,
-            &sig_alg,
-            digest,
-            &to_verify,
-            primitive(signature),
-        )?;
+        match ec::ec_public(&signer_cert_der)? {
+            Some((curve, point)) => ec::verify_ec(
+                curve,
+                &point,
+                &sig_alg,
+                digest,
+                &to_verify,
+                primitive(signature),
+            )?,
+            None => verify_rsa(
+                &signer_cert_der,
+                &sig_alg,
+                digest,
+                &to_verify,
+                primitive(signature),
+            )?,
+        }
     }
     Ok(Verified {
         content_type: parts.econtent_type.to_string(),
@@ -1145,6 +1240,7 @@ fn verify_rsa(
         o if o == OID_RSA_ENCRYPTION => digest,
         o if o == OID_SHA1_RSA => DigestAlg::Sha1,
         o if o == OID_SHA256_RSA => DigestAlg::Sha256,
+        o if o == OID_SHA384_RSA => DigestAlg::Sha384,
         o if o == OID_SHA512_RSA => DigestAlg::Sha512,
         o => {
             return Err(PkiError::UnsupportedAlgorithm {
@@ -1155,6 +1251,7 @@ fn verify_rsa(
     let alg: &'static signature::RsaParameters = match digest {
         DigestAlg::Sha1 => &signature::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
         DigestAlg::Sha256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        DigestAlg::Sha384 => &signature::RSA_PKCS1_2048_8192_SHA384,
         DigestAlg::Sha512 => &signature::RSA_PKCS1_2048_8192_SHA512,
     };
     signature::UnparsedPublicKey::new(alg, pk)

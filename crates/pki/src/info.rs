@@ -68,6 +68,15 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes))
 }
 
+/// The issuer and subject Names of a DER certificate, as encoded (DER).
+pub fn cert_names_der(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+    let cert = parse_cert(der)?;
+    Ok((
+        cert.issuer().as_raw().to_vec(),
+        cert.subject().as_raw().to_vec(),
+    ))
+}
+
 /// Facts about a DER certificate. Does not verify anything beyond structure.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo, PkiError> {
     let cert = parse_cert(der)?;

@@ -1,4 +1,4 @@
-//! Ferrocore's X.509 toolkit: a local issuing CA (ECDSA P-256), PKCS#10 CSR
+//! Ferrocore's X.509 toolkit: a local issuing CA (ECDSA P-256 or RSA), PKCS#10 CSR
 //! verification, client and server certificate issuance, CRLs, certificate
 //! facts, and atomic file writing for key material.
 //!
@@ -19,14 +19,14 @@ mod ocsp;
 mod ra;
 pub mod scep;
 
-pub use ca::{ClientProfile, IssuedCert, LocalCa};
+pub use ca::{CaKeyAlgorithm, ClientProfile, IssuedCert, LocalCa, cert_key_algorithm};
 pub use cms::RsaKey;
 pub use crl::{RevocationReason, RevokedEntry};
 pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
 pub use error::PkiError;
 pub use est::{EST_BODY_MAX_BYTES, EstBodyError, base64_lines, csr_attrs_der, parse_est_body};
 pub use files::{write_public_file, write_secret_file};
-pub use info::{CertInfo, cert_info, pem_to_der_certs, serial_hex_from_bytes};
+pub use info::{CertInfo, cert_info, cert_names_der, pem_to_der_certs, serial_hex_from_bytes};
 pub use ocsp::{
     OCSP_MAX_CERT_IDS, OCSP_REQUEST_MAX_BYTES, OcspAnswer, OcspCertRequest, OcspHash,
     OcspResponder, OcspStatus, ParsedOcspRequest, build_ocsp_request, internal_error_response,
@@ -34,6 +34,8 @@ pub use ocsp::{
 };
 pub use ra::RaIdentity;
 
+#[cfg(test)]
+mod scep_ec_tests;
 #[cfg(test)]
 mod scep_tests;
 #[cfg(test)]

@@ -10,7 +10,9 @@
 //! - [`build_cert_rep`]`(&RaKey, &ReplyTo, CertRepBody, cipher)`: SUCCESS with a
 //!   certs-only SignedData encrypted to the requester's signer certificate,
 //!   FAILURE with failInfo, or PENDING; signed by the RA.
-//! - [`csr_challenge_password`], [`parse_issuer_and_subject`] (GetCertInitial content).
+//! - [`csr_challenge_password`], [`parse_issuer_and_subject`] (GetCertInitial content),
+//!   [`parse_issuer_and_serial`] (GetCert / GetCRL content; a GetCRL answer is
+//!   [`CertRepBody::Crl`]).
 //!
 //! Client side:
 //! - [`build_pkcs_req`]`(&ClientRequest) -> (der, sender_nonce)`: PKCSReq or
@@ -141,6 +143,11 @@ impl FailInfo {
 pub struct RaKey {
     pub cert_der: Vec<u8>,
     pub key: RsaKey,
+    /// A second certificate for the same key with keyUsage keyEncipherment only, served
+    /// by GetCACert for clients that pick the recipient by key usage (PyScep). Requests
+    /// encrypted to it open with `key` ([`cms::open_envelope`] falls back to the first
+    /// key-transport recipient).
+    pub enc_cert_der: Option<Vec<u8>>,
 }
 
 /// What a CertRep needs to answer a request.
@@ -303,6 +310,8 @@ pub enum CertRepBody {
     Success(Vec<Vec<u8>>),
     Failure(FailInfo),
     Pending,
+    /// SUCCESS answering a GetCRL: the CRL (DER) in the degenerate SignedData's `crls`.
+    Crl(Vec<u8>),
 }
 
 /// Server side: a CertRep signed by the RA. SUCCESS content is encrypted to
@@ -324,6 +333,10 @@ pub fn build_cert_rep(
     let (status, content) = match body {
         CertRepBody::Success(certs) => {
             let inner = cms::certs_only(certs)?;
+            ("0", cms::envelope(&inner, &to.signer_cert_der, cipher)?)
+        }
+        CertRepBody::Crl(crl) => {
+            let inner = cms::crls_only(crl)?;
             ("0", cms::envelope(&inner, &to.signer_cert_der, cipher)?)
         }
         CertRepBody::Failure(fi) => {
@@ -376,6 +389,27 @@ pub fn parse_issuer_and_subject(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>), PkiErr
     ))
 }
 
+/// GetCert / GetCRL content (RFC 8894 3.3.3, 3.3.4): IssuerAndSerialNumber as (issuer Name
+/// DER, canonical serial hex).
+pub fn parse_issuer_and_serial(der: &[u8]) -> Result<(Vec<u8>, String), PkiError> {
+    let bad = |e: der::Error| PkiError::InvalidCms {
+        reason: format!("IssuerAndSerialNumber: {e}"),
+    };
+    let (issuer, serial): (Any, der::asn1::Int) = Any::from_der(der)
+        .map_err(bad)?
+        .sequence(|r| Ok::<_, der::Error>((Any::decode(r)?, der::asn1::Int::decode(r)?)))
+        .map_err(bad)?;
+    if der::Tagged::tag(&issuer) != der::Tag::Sequence {
+        return Err(PkiError::InvalidCms {
+            reason: "IssuerAndSerialNumber: issuer is not a Name".into(),
+        });
+    }
+    Ok((
+        issuer.to_der().map_err(bad)?,
+        crate::serial_hex_from_bytes(serial.as_bytes()),
+    ))
+}
+
 // --------------------------------------------------------------- client side
 
 /// A client's PKCSReq / RenewalReq / CertPoll.
@@ -409,6 +443,38 @@ pub fn build_request(req: &ClientRequest<'_>) -> Result<(Vec<u8>, Vec<u8>), PkiE
         req.digest,
         &attrs,
         &[req.signer_cert_der.to_vec()],
+    )?;
+    Ok((der, sender_nonce))
+}
+
+/// Client side: a RenewalReq for `csr_der` signed with the current certificate and its
+/// key, RSA or EC (an ECDSA identity from registration); the CSR is enveloped to the
+/// RA with RSA key transport as always. The CertRep comes back encrypted to the signer
+/// certificate: for an EC key by key agreement ([`cms::open_kari`]).
+pub fn build_renewal_req(
+    csr_der: &[u8],
+    transaction_id: &str,
+    signer_cert_der: &[u8],
+    signer_key: cms::SignerKey<'_>,
+    recipient_cert_der: &[u8],
+    cipher: ContentCipher,
+) -> Result<(Vec<u8>, Vec<u8>), PkiError> {
+    let envelope = cms::envelope(csr_der, recipient_cert_der, cipher)?;
+    let sender_nonce = nonce()?;
+    let attrs = [
+        printable_attr(OID_TRANSACTION_ID, transaction_id)?,
+        printable_attr(
+            OID_MESSAGE_TYPE,
+            &MessageType::RenewalReq.number().to_string(),
+        )?,
+        octet_string_attr(OID_SENDER_NONCE, &sender_nonce)?,
+    ];
+    let der = cms::sign_with(
+        Some(&envelope),
+        signer_cert_der,
+        signer_key,
+        &attrs,
+        &[signer_cert_der.to_vec()],
     )?;
     Ok((der, sender_nonce))
 }

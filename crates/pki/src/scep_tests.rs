@@ -34,6 +34,7 @@ fn ra() -> RaKey {
     RaKey {
         cert_der: self_signed_rsa(&key, "Test RA", now()).unwrap(),
         key,
+        enc_cert_der: None,
     }
 }
 

@@ -736,3 +736,275 @@ fn certs_only_pkcs7_prints_with_openssl() {
     let empty = cms::certs_only(&[]).unwrap();
     assert!(cms::parse_certs_only(&empty).unwrap().is_empty());
 }
+
+#[test]
+fn ca_key_algorithm_names_parse_and_refuse_others() {
+    for alg in CaKeyAlgorithm::ALL {
+        assert_eq!(alg.as_str().parse::<CaKeyAlgorithm>(), Ok(alg));
+    }
+    assert_eq!("RSA-2048".parse(), Ok(CaKeyAlgorithm::Rsa2048));
+    assert_eq!(CaKeyAlgorithm::default(), CaKeyAlgorithm::EcdsaP256);
+    for bad in ["", "rsa", "rsa-1024", "ecdsa-p384", "ed25519"] {
+        let err = bad.parse::<CaKeyAlgorithm>().unwrap_err();
+        assert!(err.contains("rsa-4096"), "{bad}: {err}");
+    }
+    let ca = LocalCa::generate("P-256 CA", now()).unwrap();
+    assert_eq!(ca.key_algorithm(), "ecdsa-p256");
+}
+
+/// An RSA-2048 CA signs everything the local CA signs (client identity, portal server
+/// certificate, SCEP RA and its encryption certificate, delegated OCSP signer, CRL, OCSP
+/// response through the signer), reloads from its PEM files, and `openssl` verifies each.
+#[test]
+fn rsa_ca_signs_everything_and_openssl_verifies_it() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let t = now();
+    let generated = LocalCa::generate_with("RSA CA", CaKeyAlgorithm::Rsa2048, t).unwrap();
+    assert!(
+        generated
+            .key_pem()
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    let ca = LocalCa::from_pem(&generated.cert_pem(), &generated.key_pem()).unwrap();
+    assert_eq!(ca.key_algorithm(), "rsa-2048");
+    assert_eq!(cert_key_algorithm(ca.cert_der()).unwrap(), "rsa-2048");
+    std::fs::write(d.join("ca.pem"), ca.cert_pem()).unwrap();
+    let text = openssl_ok(d, &["x509", "-in", "ca.pem", "-noout", "-text"]);
+    assert!(text.contains("sha256WithRSAEncryption"), "{text}");
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+
+    // Client identity (EC and RSA CSRs).
+    let ec = ca
+        .issue_client(&parse_csr(&rcgen_csr()).unwrap(), &profile(), t)
+        .unwrap();
+    let rsa_csr = openssl_csr(d, "rsa", &["-newkey", "rsa:2048"], &[]);
+    let rsa = ca
+        .issue_client(&parse_csr(&rsa_csr).unwrap(), &profile(), t)
+        .unwrap();
+    std::fs::write(d.join("ec.pem"), &ec.pem).unwrap();
+    std::fs::write(d.join("rsa.pem"), &rsa.pem).unwrap();
+    let text = openssl_ok(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "sslclient",
+            "ec.pem",
+            "rsa.pem",
+        ],
+    );
+    assert!(
+        text.contains("ec.pem: OK") && text.contains("rsa.pem: OK"),
+        "{text}"
+    );
+    let text = openssl_ok(d, &["x509", "-in", "ec.pem", "-noout", "-text"]);
+    assert!(text.contains("sha256WithRSAEncryption"), "{text}");
+    assert!(
+        text.contains("OCSP - URI:http://mdm.example/ocsp"),
+        "{text}"
+    );
+
+    // Portal server certificate.
+    let (server, _key) = ca
+        .issue_server(&["mdm.example".into()], Duration::days(30), t)
+        .unwrap();
+    std::fs::write(d.join("server.pem"), &server.pem).unwrap();
+    openssl_ok(
+        d,
+        &[
+            "verify",
+            "-CAfile",
+            "ca.pem",
+            "-purpose",
+            "sslserver",
+            "server.pem",
+        ],
+    );
+
+    // SCEP RA: signing and encryption certificates for one RSA key.
+    let ra_key = RsaKey::generate_2048().unwrap();
+    let ra = ca
+        .issue_ra(ra_key.spki_der(), "RA", Duration::days(30), t)
+        .unwrap();
+    let enc = ca
+        .issue_ra_encryption(ra_key.spki_der(), "RA enc", Duration::days(30), t)
+        .unwrap();
+    std::fs::write(d.join("ra.pem"), &ra.pem).unwrap();
+    std::fs::write(d.join("enc.pem"), &enc.pem).unwrap();
+    openssl_ok(d, &["verify", "-CAfile", "ca.pem", "ra.pem", "enc.pem"]);
+    let (_, x) = X509Certificate::from_der(&enc.der).unwrap();
+    let ku = x.key_usage().unwrap().unwrap().value;
+    assert!(ku.key_encipherment() && !ku.digital_signature());
+    let (_, x) = X509Certificate::from_der(&ra.der).unwrap();
+    let ku = x.key_usage().unwrap().unwrap().value;
+    assert!(ku.key_encipherment() && ku.digital_signature());
+    assert_eq!(
+        cert_info(&ra.der).unwrap().spki_sha256_hex,
+        cert_info(&enc.der).unwrap().spki_sha256_hex
+    );
+
+    // CRL.
+    let crl = ca
+        .crl(
+            &[RevokedEntry {
+                serial_hex: ec.serial_hex.clone(),
+                revoked_at: t - Duration::minutes(1),
+                reason: RevocationReason::Superseded,
+            }],
+            3,
+            t,
+            t + Duration::days(1),
+        )
+        .unwrap();
+    std::fs::write(d.join("crl.der"), &crl).unwrap();
+    let text = openssl_ok(
+        d,
+        &[
+            "crl", "-inform", "DER", "-in", "crl.der", "-CAfile", "ca.pem", "-noout", "-text",
+        ],
+    );
+    assert!(text.contains("verify OK"), "{text}");
+    assert!(text.contains("sha256WithRSAEncryption"), "{text}");
+    assert!(text.contains(&ec.serial_hex.to_uppercase()), "{text}");
+
+    // Delegated OCSP signer (P-256 key, RSA-signed certificate) and a response.
+    let (signer, signer_key) = ca.issue_ocsp_signer(Duration::days(30), t).unwrap();
+    std::fs::write(d.join("signer.pem"), &signer.pem).unwrap();
+    openssl_ok(d, &["verify", "-CAfile", "ca.pem", "signer.pem"]);
+    let responder = OcspResponder::new(ca.cert_der(), &signer.der, &signer_key).unwrap();
+    let req = build_ocsp_request(
+        ca.cert_der(),
+        &serial_bytes(&ec.serial_hex),
+        OcspHash::Sha1,
+        Some(b"rsa-ca-nonce"),
+    )
+    .unwrap();
+    let parsed = parse_ocsp_request(&req).unwrap();
+    assert!(responder.matches(&parsed.certs[0]));
+    let answer = OcspAnswer {
+        cert_id: parsed.certs[0].cert_id.clone(),
+        status: OcspStatus::Revoked {
+            at: t - Duration::minutes(1),
+            reason: RevocationReason::Superseded,
+        },
+        this_update: t,
+        next_update: Some(t + Duration::hours(1)),
+    };
+    let resp = responder.sign(&[answer], parsed.nonce.as_ref(), t).unwrap();
+    std::fs::write(d.join("req.der"), &req).unwrap();
+    std::fs::write(d.join("resp.der"), &resp).unwrap();
+    let out = openssl_ok(
+        d,
+        &[
+            "ocsp",
+            "-reqin",
+            "req.der",
+            "-respin",
+            "resp.der",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            "ec.pem",
+            "-CAfile",
+            "ca.pem",
+            "-resp_text",
+            "-no_nonce",
+        ],
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("ec.pem: revoked"), "{out}");
+    assert!(out.contains("Reason: superseded"), "{out}");
+}
+
+/// RSA-3072 and RSA-4096 CAs: the key size is the configured one and issued certificates
+/// verify.
+#[test]
+fn larger_rsa_cas_issue_verifiable_certificates() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    for (alg, bits) in [
+        (CaKeyAlgorithm::Rsa3072, "3072"),
+        (CaKeyAlgorithm::Rsa4096, "4096"),
+    ] {
+        let ca = LocalCa::generate_with("Big RSA CA", alg, now()).unwrap();
+        assert_eq!(ca.key_algorithm(), alg.as_str());
+        let cert = ca
+            .issue_client(&parse_csr(&rcgen_csr()).unwrap(), &profile(), now())
+            .unwrap();
+        std::fs::write(d.join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(d.join("c.pem"), &cert.pem).unwrap();
+        let text = openssl_ok(d, &["x509", "-in", "ca.pem", "-noout", "-text"]);
+        assert!(
+            text.contains(&format!("Public-Key: ({bits} bit)")),
+            "{text}"
+        );
+        openssl_ok(d, &["verify", "-CAfile", "ca.pem", "c.pem"]);
+    }
+}
+
+/// GetCRL's answer body: a degenerate SignedData with the CRL in `crls`, which openssl
+/// prints; IssuerAndSerialNumber (GetCert / GetCRL content) reads back what was encoded, and
+/// garbage is refused.
+#[test]
+fn scep_access_content_and_crls_only() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let t = now();
+    let ca = LocalCa::generate_with("CRL CA", CaKeyAlgorithm::Rsa2048, t).unwrap();
+    let crl = ca
+        .crl(
+            &[RevokedEntry {
+                serial_hex: "4142434445464748494a4b4c4d4e4f50".into(),
+                revoked_at: t - Duration::minutes(1),
+                reason: RevocationReason::KeyCompromise,
+            }],
+            1,
+            t,
+            t + Duration::days(1),
+        )
+        .unwrap();
+    let p7 = cms::crls_only(&crl).unwrap();
+    std::fs::write(d.join("crl.p7"), &p7).unwrap();
+    let text = openssl_ok(
+        d,
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            "crl.p7",
+            "-print_certs",
+            "-noout",
+        ],
+    );
+    assert!(text.contains("4142434445464748494A4B4C4D4E4F50"), "{text}");
+    assert!(
+        text.contains("CN=CRL CA") || text.contains("CN = CRL CA"),
+        "{text}"
+    );
+    assert!(cms::crls_only(b"not a crl").is_err());
+
+    // IssuerAndSerialNumber ::= SEQUENCE { issuer Name, serialNumber INTEGER }
+    let (issuer, subject) = cert_names_der(ca.cert_der()).unwrap();
+    assert_eq!(issuer, subject);
+    let mut body = issuer.clone();
+    body.extend_from_slice(&[0x02, 0x03, 0x00, 0x9a, 0x01]);
+    let mut ias = vec![0x30, body.len() as u8];
+    assert!(body.len() < 128);
+    ias.extend_from_slice(&body);
+    let (name, serial) = scep::parse_issuer_and_serial(&ias).unwrap();
+    assert_eq!(name, issuer);
+    assert_eq!(serial, "9a01");
+    for bad in [
+        &b""[..],
+        b"\x30\x03\x02\x01\x01",
+        b"\x30\x00",
+        &ias[..ias.len() - 1],
+    ] {
+        assert!(scep::parse_issuer_and_serial(bad).is_err(), "{bad:?}");
+    }
+}

@@ -113,6 +113,58 @@ impl_str_enum!(ClientKind, "client kind");
 impl_str_enum!(AuthMode, "mode");
 impl_str_enum!(Listener, "listener");
 impl_str_enum!(MigrationStatus, "migration status");
+impl_str_enum!(GrantProtocol, "grant protocol");
+impl_str_enum!(GrantState, "grant state");
+
+/// The enrollment protocol a one-time enrollment grant was created for; it is accepted by
+/// that protocol only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantProtocol {
+    /// A SCEP challenge password (PKCS#9 challengePassword in the CSR).
+    Scep,
+    /// An EST token (Bearer, or Basic with an empty user name).
+    Est,
+}
+
+impl GrantProtocol {
+    pub const ALL: [GrantProtocol; 2] = [GrantProtocol::Scep, GrantProtocol::Est];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantProtocol::Scep => "scep",
+            GrantProtocol::Est => "est",
+        }
+    }
+}
+
+/// Where a one-time enrollment grant stands. Exactly one holds: `revoked` (by an admin,
+/// before use), `consumed` (it paid for a certificate), `expired` (unused past its expiry),
+/// else `active`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrantState {
+    Active,
+    Consumed,
+    Expired,
+    Revoked,
+}
+
+impl GrantState {
+    pub const ALL: [GrantState; 4] = [
+        GrantState::Active,
+        GrantState::Consumed,
+        GrantState::Expired,
+        GrantState::Revoked,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantState::Active => "active",
+            GrantState::Consumed => "consumed",
+            GrantState::Expired => "expired",
+            GrantState::Revoked => "revoked",
+        }
+    }
+}
 
 /// How a device authenticates its check-ins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -372,6 +424,8 @@ pub mod codes {
     pub const EXTERNAL_CA_UNREACHABLE: &str = "external_ca_unreachable";
     pub const EXTERNAL_CA_REFUSED: &str = "external_ca_refused";
     pub const EXTERNAL_CA_PENDING: &str = "external_ca_pending";
+    /// The https:// SCEP URL's TLS server certificate is not trusted (issuer, host name).
+    pub const EXTERNAL_CA_TLS_UNTRUSTED: &str = "external_ca_tls_untrusted";
     pub const EXTERNAL_CA_BAD_CERTIFICATE: &str = "external_ca_bad_certificate";
     pub const CA_FINGERPRINT_MISMATCH: &str = "ca_fingerprint_mismatch";
     // SCEP (answered as HTTP errors only when no CertRep can be built).
@@ -386,6 +440,10 @@ pub mod codes {
     pub const EST_TOKEN_INVALID: &str = "est_token_invalid";
     /// The EST body is not base64 (DER PKCS#10 is expected).
     pub const EST_BODY_NOT_BASE64: &str = "est_body_not_base64";
+    // Enrollment grants (SCEP challenges, EST tokens).
+    /// The grant already paid for a certificate: it can no longer be revoked (revoke the
+    /// certificate instead).
+    pub const GRANT_CONSUMED: &str = "grant_consumed";
 }
 
 // ---------- admin API ----------
@@ -579,6 +637,10 @@ pub struct EnrollmentConfig {
     /// `local_ca` or `scep`
     pub kind: String,
     pub ca_pem: String,
+    /// The CA certificate's key algorithm: `ecdsa-p256`, `rsa-2048`, `rsa-3072`,
+    /// `rsa-4096` (others by the same pattern, e.g. `ecdsa-p384`).
+    #[serde(default)]
+    pub ca_key_algorithm: String,
     pub created_at: i64,
     /// Whether new mutual-auth identities come from it.
     pub selected: bool,
@@ -619,6 +681,28 @@ pub struct EstTokenCreated {
     pub expires_at: i64,
 }
 
+/// A one-time enrollment grant (SCEP challenge or EST token) as the admin API lists it. The
+/// secret itself is shown only when it is created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollmentGrant {
+    pub id: String,
+    pub protocol: GrantProtocol,
+    pub state: GrantState,
+    pub username: String,
+    pub platform: Platform,
+    /// The device the enrollment is bound to; `None`: the CSR subject or a new device.
+    pub device_uuid: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub consumed_at: Option<i64>,
+    /// The device that enrolled with it (consumed grants).
+    pub device_id: Option<String>,
+    /// The certificate it paid for (consumed grants; unknown for SCEP challenges consumed
+    /// before grants existed).
+    pub cert_serial: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
 /// `POST /api/v1/admin/enrollment-configs/{name}` body. `kind` `local_ca` takes nothing
 /// else; `scep` needs `url`, `challenge` and `ca_fingerprint`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -629,9 +713,20 @@ pub struct NewEnrollmentConfig {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<String>,
-    /// SHA-256 of the external CA certificate, hex (colons allowed).
+    /// SHA-256 of the external CA certificate, hex (colons allowed): the issuing CA (the one
+    /// that signs device certificates, an intermediate if the CA is one), not its root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_fingerprint: Option<String>,
+    /// `https://` URLs only: PEM bundle of the CAs trusted for the SCEP endpoint's TLS server
+    /// certificate instead of the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_pem: Option<String>,
+    /// PENDING answers: seconds between GetCertInitial polls (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_secs: Option<u64>,
+    /// PENDING answers: how long to keep polling before `external_ca_pending` (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_max_wait_secs: Option<u64>,
 }
 
 /// `POST /api/v1/csr-attributes` body: the registering user's credentials. Empty for a
@@ -683,6 +778,10 @@ pub struct StaticScepChallenge {
 /// A created SCEP challenge: shown once, stored only as its hash.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScepChallenge {
+    /// The enrollment grant of a one-time challenge (`/api/v1/admin/grants/{id}`); `None`
+    /// for a static challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub challenge: String,
     pub username: String,
     pub platform: Platform,

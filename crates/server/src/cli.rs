@@ -114,6 +114,34 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: ScepChallengeCommand,
     },
+    /// One-time enrollment grants (SCEP challenges and EST tokens): list, show, revoke.
+    Grant {
+        #[command(subcommand)]
+        command: GrantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Grants, newest first (the secrets are never shown again).
+    List {
+        /// active | consumed | expired | revoked
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// scep | est
+        #[arg(long)]
+        protocol: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// One grant by its id.
+    Show { id: String },
+    /// Revoke an unused grant: from now on it is refused like an unknown one.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,9 +295,20 @@ pub enum EnrollmentCommand {
         /// Read the challenge password from standard input.
         #[arg(long)]
         challenge_stdin: bool,
-        /// SHA-256 fingerprint of the CA certificate (hex, colons allowed).
+        /// SHA-256 fingerprint of the issuing CA certificate (hex, colons allowed); for an
+        /// intermediate CA, the intermediate's, not the root's.
         #[arg(long)]
         ca_fingerprint: String,
+        /// https:// URLs: PEM file of the CAs trusted for the SCEP endpoint's TLS server
+        /// certificate (default: the system roots).
+        #[arg(long)]
+        tls_ca_bundle: Option<PathBuf>,
+        /// PENDING answers: seconds between GetCertInitial polls (default 5).
+        #[arg(long)]
+        poll_interval_secs: Option<u64>,
+        /// PENDING answers: total seconds to poll before giving up (default 30, 0: none).
+        #[arg(long)]
+        poll_max_wait_secs: Option<u64>,
     },
     /// Select the configuration mutual-auth identities come from. Without --confirm this is a
     /// dry run listing the devices that would have to register again.
@@ -752,8 +791,17 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 challenge,
                 challenge_stdin,
                 ca_fingerprint,
+                tls_ca_bundle,
+                poll_interval_secs,
+                poll_max_wait_secs,
             } => {
                 let challenge = secret_arg(challenge, challenge_stdin, "challenge")?;
+                let tls_ca_pem = match tls_ca_bundle {
+                    Some(p) => Some(std::fs::read_to_string(&p).with_context(|| {
+                        format!("--tls-ca-bundle {}: cannot read", p.display())
+                    })?),
+                    None => None,
+                };
                 client
                     .post_json(
                         &format!("{base}/enrollment-configs/{}", path_escape(&name)),
@@ -762,6 +810,9 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                             url: Some(url),
                             challenge: Some(challenge),
                             ca_fingerprint: Some(ca_fingerprint),
+                            tls_ca_pem,
+                            poll_interval_secs,
+                            poll_max_wait_secs,
                         },
                     )
                     .await?
@@ -898,6 +949,36 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .await?
                     .empty()?;
                 Value::Null
+            }
+        },
+        AdminCommand::Grant { command } => match command {
+            GrantCommand::List {
+                state,
+                user,
+                protocol,
+                limit,
+                offset,
+            } => {
+                let mut url = format!("{base}/grants?limit={limit}&offset={offset}");
+                for (name, v) in [("state", state), ("username", user), ("protocol", protocol)] {
+                    if let Some(v) = v {
+                        url.push_str(&format!("&{name}={}", path_escape(&v)));
+                    }
+                }
+                client.get_json(&url).await?
+            }
+            GrantCommand::Show { id } => {
+                client
+                    .get_json(&format!("{base}/grants/{}", path_escape(&id)))
+                    .await?
+            }
+            GrantCommand::Revoke { id } => {
+                client
+                    .post_json(
+                        &format!("{base}/grants/{}/revoke", path_escape(&id)),
+                        &Value::Null,
+                    )
+                    .await?
             }
         },
         AdminCommand::EstToken { command } => match command {

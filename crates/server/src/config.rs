@@ -14,7 +14,35 @@ pub struct Config {
     pub server: ServerSection,
     pub listeners: ListenersSection,
     pub pki: PkiSection,
+    pub ca: CaSection,
     pub front_ends: FrontEndsSection,
+}
+
+/// The local CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaSection {
+    /// Key algorithm of CAs created from now on (the data directory's CA at first start,
+    /// new local-CA enrollment configurations): `ecdsa-p256` (default), `rsa-2048`,
+    /// `rsa-3072`, `rsa-4096`. An existing CA is never replaced.
+    pub key_algorithm: String,
+}
+
+impl Default for CaSection {
+    fn default() -> Self {
+        CaSection {
+            key_algorithm: ferrocore_pki::CaKeyAlgorithm::default().as_str().into(),
+        }
+    }
+}
+
+impl CaSection {
+    /// The validated algorithm; the error is one line naming the key.
+    pub fn key_algorithm(&self) -> Result<ferrocore_pki::CaKeyAlgorithm, String> {
+        self.key_algorithm
+            .parse()
+            .map_err(|e| format!("ca.key_algorithm: {e}"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +171,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("listeners", "storefront", false),
     ("listeners", "pki", false),
     ("pki", "crl_url", false),
+    ("ca", "key_algorithm", false),
     ("server", "public_device_port", false),
     ("front_ends", "trusted", true),
     ("front_ends", "headers", true),
@@ -283,6 +312,7 @@ impl Config {
                 self.pki.crl_url
             ));
         }
+        self.ca.key_algorithm()?;
         self.front_ends.policy()?;
         Ok(Addresses {
             device,
@@ -414,6 +444,11 @@ mod tests {
                 &[("FERROCORE_SERVER_PUBLIC_DEVICE_PORT", "70000")],
                 "server.public_device_port",
             ),
+            (
+                &[("FERROCORE_CA_KEY_ALGORITHM", "rsa-1024")],
+                "ca.key_algorithm",
+            ),
+            (&[("FERROCORE_CA_KEY_ALGORITHM", "")], "ca.key_algorithm"),
         ];
         for (vars, key) in cases {
             let err = Config::load(None, env(vars)).unwrap_err();
@@ -448,6 +483,24 @@ mod tests {
         assert_eq!(c.front_ends.trusted, vec!["127.0.0.1/32", "::1"]);
         assert_eq!(c.server.public_device_port, Some(8443));
         assert!(c.front_ends.policy().unwrap().any_trusted());
+    }
+
+    #[test]
+    fn ca_key_algorithm_defaults_to_p256_and_loads_from_file_and_env() {
+        use ferrocore_pki::CaKeyAlgorithm;
+        let (c, _) = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.ca.key_algorithm(), Ok(CaKeyAlgorithm::EcdsaP256));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[ca]\nkey_algorithm = \"rsa-3072\"\n").unwrap();
+        let (c, _) = Config::load(Some(&f), env(&[])).unwrap();
+        assert_eq!(c.ca.key_algorithm(), Ok(CaKeyAlgorithm::Rsa3072));
+        let (c, _) =
+            Config::load(Some(&f), env(&[("FERROCORE_CA_KEY_ALGORITHM", "RSA-4096")])).unwrap();
+        assert_eq!(c.ca.key_algorithm(), Ok(CaKeyAlgorithm::Rsa4096));
+        std::fs::write(&f, "[ca]\nkey_algoritm = \"rsa-2048\"\n").unwrap();
+        let err = Config::load(Some(&f), env(&[])).unwrap_err();
+        assert!(err.contains("key_algoritm"), "{err}");
     }
 
     #[test]

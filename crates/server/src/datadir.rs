@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DIR/ferrocore.db          SQLite database (migrations applied at open)
-//! DIR/ca/ca.pem, ca.key     local CA (ECDSA P-256), key 0600
+//! DIR/ca/ca.pem, ca.key     local CA (ca.key_algorithm at creation: ECDSA P-256 default, or RSA), key 0600
 //! DIR/ca/crl.der            current CRL, rewritten on every revocation
 //! DIR/ca/ocsp.pem, ocsp.key the local CA's delegated OCSP-signing certificate, key 0600
 //! DIR/ca/NAME/              a local-CA configuration (ca.pem, ca.key 0600, crl.der, ocsp.pem/.key) or an
@@ -12,11 +12,12 @@
 //! DIR/tls/previous.pem, .key the portal certificate before the last upload (rollback; 0600 key)
 //! DIR/apps/<id>             app packages published to the storefront
 //! DIR/scep/ra.pem, ra.key    SCEP RA certificate (RSA-2048, issued by the local CA) and key (0600)
+//! DIR/scep/ra-enc.pem       the RA key's encryption-only certificate (keyEncipherment)
 //! DIR/admin-token           admin API bearer token (0600)
 //! ```
 
 use anyhow::{Context, Result};
-use ferrocore_pki::{LocalCa, write_public_file, write_secret_file};
+use ferrocore_pki::{CaKeyAlgorithm, LocalCa, write_public_file, write_secret_file};
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
@@ -88,21 +89,29 @@ impl DataDir {
         Ok(())
     }
 
-    /// Loads the local CA, generating it on first start.
-    pub fn load_or_create_ca(&self, now: OffsetDateTime) -> Result<LocalCa> {
+    /// Loads the local CA, generating it on first start with a key of `algorithm`
+    /// (configuration key `ca.key_algorithm`). An existing CA is never replaced: when its key
+    /// is not `algorithm`, start-up logs a warning naming both.
+    pub fn load_or_create_ca(
+        &self,
+        algorithm: CaKeyAlgorithm,
+        now: OffsetDateTime,
+    ) -> Result<LocalCa> {
         let (cert, key) = (self.ca_cert_path(), self.ca_key_path());
         if cert.exists() || key.exists() {
             let cert_pem = read(&cert)?;
             let key_pem = read(&key)?;
-            return LocalCa::from_pem(&cert_pem, &key_pem)
-                .with_context(|| format!("{}: local CA does not load", cert.display()));
+            let ca = LocalCa::from_pem(&cert_pem, &key_pem)
+                .with_context(|| format!("{}: local CA does not load", cert.display()))?;
+            warn_if_other_algorithm(&ca, algorithm, &cert);
+            return Ok(ca);
         }
-        let ca = LocalCa::generate("Ferrocore Local CA", now)?;
+        let ca = LocalCa::generate_with("Ferrocore Local CA", algorithm, now)?;
         write_secret_file(&key, ca.key_pem().as_bytes())
             .with_context(|| format!("{}: cannot write", key.display()))?;
         write_public_file(&cert, ca.cert_pem().as_bytes())
             .with_context(|| format!("{}: cannot write", cert.display()))?;
-        tracing::info!(path = %cert.display(), "local CA created");
+        tracing::info!(path = %cert.display(), key_algorithm = %algorithm, "local CA created");
         Ok(ca)
     }
 
@@ -111,7 +120,13 @@ impl DataDir {
     }
 
     /// Creates the CA of a new local-CA enrollment configuration in `DIR/ca/NAME/`.
-    pub fn create_config_ca(&self, name: &str, now: OffsetDateTime) -> Result<LocalCa> {
+    /// Its key is `algorithm` (the configured `ca.key_algorithm`).
+    pub fn create_config_ca(
+        &self,
+        name: &str,
+        algorithm: CaKeyAlgorithm,
+        now: OffsetDateTime,
+    ) -> Result<LocalCa> {
         let dir = self.config_dir(name);
         if dir.exists() {
             anyhow::bail!("{}: already exists", dir.display());
@@ -119,7 +134,7 @@ impl DataDir {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         set_mode(&dir, 0o700)?;
-        let ca = LocalCa::generate(&format!("Ferrocore {name} CA"), now)?;
+        let ca = LocalCa::generate_with(&format!("Ferrocore {name} CA"), algorithm, now)?;
         write_secret_file(&dir.join("ca.key"), ca.key_pem().as_bytes())?;
         write_public_file(&dir.join("ca.pem"), ca.cert_pem().as_bytes())?;
         Ok(ca)
@@ -219,29 +234,60 @@ impl DataDir {
         Ok(ServerIdentity { chain_pem, key_pem })
     }
 
-    /// Loads the SCEP RA (certificate and RSA key). Created with a fresh RSA-2048 key when
-    /// missing (first start, or a data directory from before SCEP), re-issued when it expires
-    /// within [`RA_RENEW_BEFORE`] or no longer chains to `ca`.
+    /// Loads the SCEP RA (certificate and RSA key, and the encryption certificate of the
+    /// same key in `ra-enc.pem`). Created with a fresh RSA-2048 key when missing (first
+    /// start, or a data directory from before SCEP), re-issued when it expires within
+    /// [`RA_RENEW_BEFORE`] or no longer chains to `ca`; the encryption certificate is issued
+    /// when missing (data directories from before it) or stale in the same way.
     pub fn load_or_issue_scep_ra(
         &self,
         ca: &LocalCa,
         now: OffsetDateTime,
     ) -> Result<ferrocore_pki::scep::RaKey> {
         let dir = self.root.join("scep");
-        let (cert, key) = (dir.join("ra.pem"), dir.join("ra.key"));
+        let (cert, key, enc) = (
+            dir.join("ra.pem"),
+            dir.join("ra.key"),
+            dir.join("ra-enc.pem"),
+        );
+        let ca_subject = ferrocore_pki::cert_info(ca.cert_der())?.subject;
+        let fresh = |der: &[u8]| {
+            ferrocore_pki::cert_info(der)
+                .is_ok_and(|i| i.not_after - now > RA_RENEW_BEFORE && i.issuer == ca_subject)
+        };
         if cert.exists() && key.exists() {
             let ders = ferrocore_pki::pem_to_der_certs(&read(&cert)?)?;
             let key_der = pem::parse(read(&key)?)
                 .with_context(|| format!("{}: not PEM", key.display()))?
                 .into_contents();
-            if let Some(cert_der) = ders.into_iter().next() {
-                let info = ferrocore_pki::cert_info(&cert_der)?;
-                let ca_info = ferrocore_pki::cert_info(ca.cert_der())?;
-                if info.not_after - now > RA_RENEW_BEFORE && info.issuer == ca_info.subject {
-                    let key = ferrocore_pki::RsaKey::from_pkcs8_der(&key_der)
-                        .with_context(|| format!("{}: RA key does not load", key.display()))?;
-                    return Ok(ferrocore_pki::scep::RaKey { cert_der, key });
-                }
+            if let Some(cert_der) = ders.into_iter().next()
+                && fresh(cert_der.as_slice())
+            {
+                let key = ferrocore_pki::RsaKey::from_pkcs8_der(&key_der)
+                    .with_context(|| format!("{}: RA key does not load", key.display()))?;
+                // The encryption certificate must be fresh and certify the RA's key.
+                let ra_spki = ferrocore_pki::cert_info(&cert_der)?.spki_sha256_hex;
+                let loaded_enc = if enc.exists() {
+                    ferrocore_pki::pem_to_der_certs(&read(&enc)?)?
+                        .into_iter()
+                        .next()
+                        .filter(|d| {
+                            fresh(d.as_slice())
+                                && ferrocore_pki::cert_info(d)
+                                    .is_ok_and(|i| i.spki_sha256_hex == ra_spki)
+                        })
+                } else {
+                    None
+                };
+                let enc_cert_der = match loaded_enc {
+                    Some(d) => d,
+                    None => issue_ra_encryption(ca, &key, &enc, now)?,
+                };
+                return Ok(ferrocore_pki::scep::RaKey {
+                    cert_der,
+                    key,
+                    enc_cert_der: Some(enc_cert_der),
+                });
             }
         }
         std::fs::create_dir_all(&dir)
@@ -255,9 +301,11 @@ impl DataDir {
         write_public_file(&cert, issued.pem.as_bytes())
             .with_context(|| format!("{}: cannot write", cert.display()))?;
         tracing::info!(path = %cert.display(), serial = %issued.serial_hex, "SCEP RA certificate issued");
+        let enc_cert_der = issue_ra_encryption(ca, &rsa, &enc, now)?;
         Ok(ferrocore_pki::scep::RaKey {
             cert_der: issued.der,
             key: rsa,
+            enc_cert_der: Some(enc_cert_der),
         })
     }
 
@@ -370,6 +418,39 @@ fn self_issued_still_fits(id: &ServerIdentity, hostnames: &[String], now: Offset
             .any(|s| s == h)
     });
     covered && info.not_after - now > time::Duration::days(30)
+}
+
+/// Issues and writes the SCEP RA's encryption certificate for `key`.
+fn issue_ra_encryption(
+    ca: &LocalCa,
+    key: &ferrocore_pki::RsaKey,
+    path: &Path,
+    now: OffsetDateTime,
+) -> Result<Vec<u8>> {
+    let issued = ca.issue_ra_encryption(
+        key.spki_der(),
+        "Ferrocore SCEP RA encryption",
+        RA_CERT_LIFETIME,
+        now,
+    )?;
+    write_public_file(path, issued.pem.as_bytes())
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    tracing::info!(path = %path.display(), serial = %issued.serial_hex, "SCEP RA encryption certificate issued");
+    Ok(issued.der)
+}
+
+/// Warns when the configured CA key algorithm is not the existing CA's (which is kept).
+fn warn_if_other_algorithm(ca: &LocalCa, configured: CaKeyAlgorithm, cert: &Path) {
+    let existing = ca.key_algorithm();
+    if existing != configured.as_str() {
+        tracing::warn!(
+            path = %cert.display(),
+            existing = %existing,
+            configured = %configured,
+            "ca.key_algorithm is {configured} but the existing local CA's key is {existing}: \
+             the existing CA is kept (a CA is never replaced); the setting applies to new CAs only"
+        );
+    }
 }
 
 fn read(path: &Path) -> Result<String> {

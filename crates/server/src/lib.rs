@@ -40,7 +40,8 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
 
     let dir = datadir::DataDir::new(data_dir);
     dir.ensure()?;
-    let ca = dir.load_or_create_ca(now)?;
+    let ca_key_algorithm = config.ca.key_algorithm().map_err(|e| anyhow::anyhow!(e))?;
+    let ca = dir.load_or_create_ca(ca_key_algorithm, now)?;
     let identity = dir.load_or_issue_server_identity(&ca, &config.server.hostnames, now)?;
     let admin_token = dir.load_or_create_admin_token()?;
     let store = Arc::new(
@@ -163,6 +164,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         },
         storefront: storefront.clone(),
         scep_ra: ArcSwap::from_pointee(scep_ra),
+        ca_key_algorithm,
     });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);

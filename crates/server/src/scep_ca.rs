@@ -12,9 +12,20 @@
 //! DIR/ca/NAME/ca.pem        the external CA certificate (fingerprint checked at creation)
 //! DIR/ca/NAME/ra.pem, ra.key Ferrocore's RA certificate and key (0600)
 //! DIR/ca/NAME/challenge     the CA's challenge password (0600)
+//! DIR/ca/NAME/tls-ca.pem    https:// only, optional: the CAs trusted for the endpoint's TLS
+//!                           server certificate (else the system roots)
+//! DIR/ca/NAME/options.json  PENDING polling (interval, total wait)
 //! ```
 //!
-//! Only this module talks to the external CA (plain HTTP: SCEP protects its messages itself).
+//! Only this module talks to the external CA, over `http://` (SCEP protects its messages
+//! itself) or `https://`: the TLS server certificate is verified against the system roots
+//! (`SSL_CERT_FILE`, else `/etc/ssl/certs/ca-certificates.crt`) or the configuration's bundle,
+//! and its host name against the URL's; an untrusted one is `external_ca_tls_untrusted`, never
+//! accepted. The pinned CA (`ca_fingerprint`) is the *issuing* CA, which may be an
+//! intermediate: [`select_ca`] finds it among a GetCACert answer's certificates (one
+//! certificate, CA + RA, or a chain). A PENDING CertRep is polled with GetCertInitial (same
+//! transactionID) every `poll_interval_secs` for at most `poll_max_wait_secs`, then
+//! `external_ca_pending`.
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -30,6 +41,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -41,9 +53,10 @@ const MAX_ANSWER: usize = 1024 * 1024;
 /// them, sign with the CSR's signature algorithm and cannot issue for EC keys).
 const RSA_MIN_BITS: usize = 2048;
 
-/// An `http://host:port/path` URL of a SCEP service.
+/// An `http://` or `https://host:port/path` URL of a SCEP service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScepUrl {
+    pub https: bool,
     pub host: String,
     pub port: u16,
     pub path: String,
@@ -53,13 +66,18 @@ pub struct ScepUrl {
 impl ScepUrl {
     pub fn parse(url: &str) -> Result<Self, CoreError> {
         let bad = |why: &str| CoreError::BadRequest(format!("SCEP URL {url:?}: {why}"));
-        let rest = match url.get(..7) {
-            Some(s) if s.eq_ignore_ascii_case("http://") => &url[7..],
-            _ => {
-                return Err(bad(
-                    "only http:// URLs are supported (SCEP protects its messages)",
-                ));
-            }
+        let (https, rest) = if url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
+        {
+            (false, &url[7..])
+        } else if url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        {
+            (true, &url[8..])
+        } else {
+            return Err(bad("an http:// or https:// URL is needed"));
         };
         if rest.contains(['?', '#', '@', ' ']) {
             return Err(bad("no query, fragment, userinfo or spaces"));
@@ -71,12 +89,13 @@ impl ScepUrl {
                 h.trim_start_matches('[').trim_end_matches(']'),
                 p.parse::<u16>().map_err(|_| bad("invalid port"))?,
             ),
-            _ => (authority, 80),
+            _ => (authority, if https { 443 } else { 80 }),
         };
         if host.is_empty() {
             return Err(bad("empty host"));
         }
         Ok(ScepUrl {
+            https,
             host: host.to_owned(),
             port,
             path: if path.is_empty() {
@@ -112,19 +131,149 @@ fn unreachable(url: &ScepUrl, e: impl std::fmt::Display) -> CoreError {
     CoreError::ExternalCaUnreachable(format!("{}: {e}", url.as_str()))
 }
 
+/// How Ferrocore reaches one external CA: its URL and, for `https://`, the TLS client
+/// configuration (roots: the configuration's bundle or the system's).
+#[derive(Clone)]
+pub struct Transport {
+    pub url: ScepUrl,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// Where the system's trusted roots are read from (first that exists).
+const SYSTEM_ROOTS: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+impl Transport {
+    /// `tls_ca_pem`: the administrator's bundle for an `https://` URL (refused with
+    /// `http://`); without it the system roots.
+    pub fn new(url: ScepUrl, tls_ca_pem: Option<&str>) -> Result<Transport, CoreError> {
+        if !url.https {
+            if tls_ca_pem.is_some() {
+                return Err(CoreError::BadRequest(
+                    "tls_ca_pem: only for an https:// URL".into(),
+                ));
+            }
+            return Ok(Transport { url, tls: None });
+        }
+        let roots = match tls_ca_pem {
+            Some(pem) => ferrocore_client::root_store_from_pem(pem)
+                .map_err(|e| CoreError::BadRequest(format!("tls_ca_pem: {e}")))?,
+            None => system_roots()?,
+        };
+        let config = ferrocore_client::client_config(Arc::new(roots), None, false)
+            .map_err(|e| CoreError::internal(format!("TLS client configuration: {e}")))?;
+        Ok(Transport {
+            url,
+            tls: Some(Arc::new(config)),
+        })
+    }
+}
+
+/// The system's trusted roots (`SSL_CERT_FILE`, else the distribution's bundle); certificates
+/// the bundle holds that webpki cannot use are skipped.
+fn system_roots() -> Result<rustls::RootCertStore, CoreError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let file = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(SYSTEM_ROOTS.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            CoreError::ExternalCaTlsUntrusted(
+                "no system trust store found: configure tls_ca_pem".into(),
+            )
+        })?;
+    let pem = std::fs::read(&file)
+        .map_err(|e| CoreError::internal(format!("{}: {e}", file.display())))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(CertificateDer::pem_slice_iter(&pem).filter_map(Result::ok));
+    Ok(roots)
+}
+
+/// A TLS handshake failure: a certificate problem is `external_ca_tls_untrusted`, anything
+/// else (reset, protocol) `external_ca_unreachable`.
+fn tls_failure(url: &ScepUrl, e: std::io::Error) -> CoreError {
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        Some(
+            r @ (rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType),
+        ) => CoreError::ExternalCaTlsUntrusted(format!("{}: {r}", url.as_str())),
+        _ => unreachable(url, format!("TLS: {e}")),
+    }
+}
+
 /// One request on a new connection (`Connection: close`), bounded by [`TIMEOUT`].
 async fn exchange(
-    url: &ScepUrl,
+    transport: &Transport,
     method: hyper::Method,
     path_and_query: String,
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Result<Answer, CoreError> {
+    let url = &transport.url;
     let work = async {
         let tcp = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
             .await
             .map_err(|e| unreachable(url, e))?;
-        let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp))
+        match &transport.tls {
+            None => {
+                send(
+                    url,
+                    TokioIo::new(tcp),
+                    method,
+                    path_and_query,
+                    content_type,
+                    body,
+                )
+                .await
+            }
+            Some(config) => {
+                let name = rustls_pki_types::ServerName::try_from(url.host.clone())
+                    .map_err(|e| CoreError::BadRequest(format!("SCEP URL host: {e}")))?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| tls_failure(url, e))?;
+                send(
+                    url,
+                    TokioIo::new(tls),
+                    method,
+                    path_and_query,
+                    content_type,
+                    body,
+                )
+                .await
+            }
+        }
+    };
+    match tokio::time::timeout(TIMEOUT, work).await {
+        Ok(r) => r,
+        Err(_) => Err(unreachable(url, format!("no answer within {TIMEOUT:?}"))),
+    }
+}
+
+/// One HTTP/1.1 request on an established connection.
+async fn send<IO>(
+    url: &ScepUrl,
+    io: IO,
+    method: hyper::Method,
+    path_and_query: String,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Result<Answer, CoreError>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    {
+        let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(io)
             .await
             .map_err(|e| unreachable(url, e))?;
         let conn = tokio::spawn(conn);
@@ -162,10 +311,6 @@ async fn exchange(
             content_type,
             body,
         })
-    };
-    match tokio::time::timeout(TIMEOUT, work).await {
-        Ok(r) => r,
-        Err(_) => Err(unreachable(url, format!("no answer within {TIMEOUT:?}"))),
     }
 }
 
@@ -191,9 +336,10 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// `GetCACaps`: the capabilities, one a line (an empty answer is allowed by RFC 8894).
-pub async fn get_ca_caps(url: &ScepUrl) -> Result<String, CoreError> {
+pub async fn get_ca_caps(transport: &Transport) -> Result<String, CoreError> {
+    let url = &transport.url;
     let a = exchange(
-        url,
+        transport,
         hyper::Method::GET,
         query_path(url, "GetCACaps", None),
         None,
@@ -217,15 +363,17 @@ pub async fn get_ca_caps(url: &ScepUrl) -> Result<String, CoreError> {
 
 /// The CA certificate and the certificate requests are encrypted to (an RA certificate when
 /// the CA answers CA + RA, else the CA certificate), DER.
+#[derive(Debug)]
 pub struct CaCerts {
     pub ca_der: Vec<u8>,
     pub recipient_der: Vec<u8>,
 }
 
-/// `GetCACert`.
-pub async fn get_ca_cert(url: &ScepUrl) -> Result<CaCerts, CoreError> {
+/// `GetCACert`: every certificate of the answer (one CA, CA + RA, or a chain), DER.
+pub async fn get_ca_cert(transport: &Transport) -> Result<Vec<Vec<u8>>, CoreError> {
+    let url = &transport.url;
     let a = exchange(
-        url,
+        transport,
         hyper::Method::GET,
         query_path(url, "GetCACert", Some("ferrocore")),
         None,
@@ -238,36 +386,59 @@ pub async fn get_ca_cert(url: &ScepUrl) -> Result<CaCerts, CoreError> {
             format!("GetCACert answered HTTP {}", a.status),
         ));
     }
-    let certs = ferrocore_pki::scep::parse_get_ca_cert(&a.content_type, &a.body)
-        .map_err(|e| unreachable(url, format!("GetCACert answer: {e}")))?;
-    split_ca_ra(certs).map_err(|e| unreachable(url, format!("GetCACert answer: {e}")))
+    ferrocore_pki::scep::parse_get_ca_cert(&a.content_type, &a.body)
+        .map_err(|e| unreachable(url, format!("GetCACert answer: {e}")))
 }
 
-/// The CA certificate of a GetCACert answer (the one with basicConstraints CA) and the
-/// certificate requests are encrypted to: the RA certificate (not a CA) when the answer has
-/// one, else the CA certificate.
-pub fn split_ca_ra(certs: Vec<Vec<u8>>) -> Result<CaCerts, String> {
-    let is_ca = |d: &Vec<u8>| {
-        ferrocore_pki::cert_info(d)
-            .map(|i| i.is_ca)
-            .unwrap_or(false)
-    };
-    let ca_der = match certs.len() {
-        1 => certs[0].clone(),
-        _ => certs
-            .iter()
-            .find(|c| is_ca(c))
-            .cloned()
-            .ok_or("no CA certificate among the certificates")?,
-    };
-    let recipient_der = certs
+/// The pinned CA of a GetCACert answer and the certificate requests are encrypted to.
+///
+/// The configured fingerprint names the *issuing* CA (an intermediate when the external CA
+/// is one): it must be one of the answer's CA certificates. Requests go to the RA certificate
+/// (not a CA) when the answer has one, else to the pinned CA. When no certificate matches, the
+/// mismatch names the issuing CA of the answer (the CA certificate that issued no other CA
+/// certificate of the answer).
+pub fn select_ca(certs: Vec<Vec<u8>>, expected: &str) -> Result<CaCerts, CoreError> {
+    let info = |d: &[u8]| ferrocore_pki::cert_info(d).ok();
+    let is_ca = |d: &[u8]| info(d).is_some_and(|i| i.is_ca);
+    let recipient = certs.iter().find(|c| !is_ca(c)).cloned();
+    let cas: Vec<&Vec<u8>> = certs
         .iter()
-        .find(|c| !is_ca(c))
-        .cloned()
-        .unwrap_or_else(|| ca_der.clone());
-    Ok(CaCerts {
-        ca_der,
-        recipient_der,
+        .filter(|c| is_ca(c) || certs.len() == 1)
+        .collect();
+    if let Some(ca) = cas.iter().find(|c| sha256_hex(c) == expected) {
+        return Ok(CaCerts {
+            ca_der: (*ca).clone(),
+            recipient_der: recipient.unwrap_or_else(|| (*ca).clone()),
+        });
+    }
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let subject_issuer = |d: &[u8]| {
+        X509Certificate::from_der(d)
+            .ok()
+            .map(|(_, c)| (c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec()))
+    };
+    let issuing = cas
+        .iter()
+        .find(|c| {
+            let Some((subject, _)) = subject_issuer(c) else {
+                return false;
+            };
+            !cas.iter().any(|o| {
+                o != *c && subject_issuer(o).is_some_and(|(os, oi)| oi == subject && os != subject)
+            })
+        })
+        .or(cas.first());
+    let actual = match issuing {
+        Some(c) => sha256_hex(c),
+        None => {
+            return Err(CoreError::ExternalCaUnreachable(
+                "GetCACert answer: no CA certificate".into(),
+            ));
+        }
+    };
+    Err(CoreError::CaFingerprintMismatch {
+        expected: expected.to_owned(),
+        actual,
     })
 }
 
@@ -294,7 +465,8 @@ pub fn normalise_fingerprint(s: &str) -> Result<String, CoreError> {
 /// An external SCEP CA Ferrocore is a registration authority for.
 pub struct ScepCa {
     name: String,
-    url: ScepUrl,
+    transport: Transport,
+    poll: Polling,
     challenge: String,
     ca_der: Vec<u8>,
     ca_pem: String,
@@ -305,6 +477,56 @@ pub struct ScepCa {
     caps_text: String,
 }
 
+/// PENDING handling: GetCertInitial every `interval`, at most `polls` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    pub interval: Duration,
+    pub polls: u32,
+}
+
+/// `options.json` of a configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScepOptions {
+    pub poll_interval_secs: u64,
+    pub poll_max_wait_secs: u64,
+}
+
+impl Default for ScepOptions {
+    fn default() -> Self {
+        ScepOptions {
+            poll_interval_secs: 5,
+            poll_max_wait_secs: 30,
+        }
+    }
+}
+
+impl ScepOptions {
+    /// The administrator's values (defaults for what is not given), checked: an interval of
+    /// 1-300 s, a total wait of 0-600 s (0: no polling, PENDING fails at once).
+    pub fn new(interval: Option<u64>, max_wait: Option<u64>) -> Result<ScepOptions, CoreError> {
+        let d = ScepOptions::default();
+        let o = ScepOptions {
+            poll_interval_secs: interval.unwrap_or(d.poll_interval_secs),
+            poll_max_wait_secs: max_wait.unwrap_or(d.poll_max_wait_secs),
+        };
+        if !(1..=300).contains(&o.poll_interval_secs) {
+            return Err(CoreError::BadRequest("poll_interval_secs: 1-300".into()));
+        }
+        if o.poll_max_wait_secs > 600 {
+            return Err(CoreError::BadRequest("poll_max_wait_secs: 0-600".into()));
+        }
+        Ok(o)
+    }
+
+    fn polling(&self) -> Polling {
+        Polling {
+            interval: Duration::from_secs(self.poll_interval_secs),
+            polls: u32::try_from(self.poll_max_wait_secs / self.poll_interval_secs.max(1))
+                .unwrap_or(u32::MAX),
+        }
+    }
+}
+
 impl ScepCa {
     pub fn name(&self) -> &str {
         &self.name
@@ -313,7 +535,7 @@ impl ScepCa {
     /// The row recorded for this configuration.
     pub fn params(&self) -> ScepParams {
         ScepParams {
-            url: self.url.as_str().to_owned(),
+            url: self.transport.url.as_str().to_owned(),
             ca_sha256: sha256_hex(&self.ca_der),
             recipient_cert_pem: der_to_pem(&self.recipient_der),
             caps: self.caps_text.clone(),
@@ -327,27 +549,27 @@ impl ScepCa {
     /// Validates a new configuration against the CA (GetCACaps, GetCACert, fingerprint) and
     /// writes its files (RA key and challenge 0600). Nothing is written when a check fails;
     /// the caller removes the directory ([`ScepCa::remove_files`]) if recording fails.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create(
         data_dir: &Path,
         name: &str,
         url: &str,
         challenge: &str,
         ca_fingerprint: &str,
+        tls_ca_pem: Option<&str>,
+        options: ScepOptions,
         now: OffsetDateTime,
     ) -> Result<ScepCa, CoreError> {
         let url = ScepUrl::parse(url)?;
+        let transport = Transport::new(url, tls_ca_pem)?;
         let expected = normalise_fingerprint(ca_fingerprint)?;
         if challenge.is_empty() || challenge.len() > 255 || challenge.contains(['\n', '\r']) {
             return Err(CoreError::BadRequest(
                 "challenge: 1-255 characters on one line".into(),
             ));
         }
-        let caps = get_ca_caps(&url).await?;
-        let certs = get_ca_cert(&url).await?;
-        let actual = sha256_hex(&certs.ca_der);
-        if actual != expected {
-            return Err(CoreError::CaFingerprintMismatch { expected, actual });
-        }
+        let caps = get_ca_caps(&transport).await?;
+        let certs = select_ca(get_ca_cert(&transport).await?, &expected)?;
         let dir = Self::directory(data_dir, name);
         if dir.exists() {
             return Err(CoreError::Conflict(format!(
@@ -363,6 +585,10 @@ impl ScepCa {
             write_public_file(&dir.join("ra.pem"), ra.cert_pem.as_bytes())?;
             write_secret_file(&dir.join("ra.key"), ra.key_pem.as_bytes())?;
             write_secret_file(&dir.join("challenge"), challenge.as_bytes())?;
+            if let Some(pem) = tls_ca_pem {
+                write_public_file(&dir.join("tls-ca.pem"), pem.as_bytes())?;
+            }
+            write_public_file(&dir.join("options.json"), &serde_json::to_vec(&options)?)?;
             Ok(())
         })();
         if let Err(e) = written {
@@ -371,7 +597,8 @@ impl ScepCa {
         }
         Ok(ScepCa {
             name: name.to_owned(),
-            url,
+            transport,
+            poll: options.polling(),
             challenge: challenge.to_owned(),
             ca_der: certs.ca_der,
             ca_pem,
@@ -414,9 +641,23 @@ impl ScepCa {
                 .next()
                 .context("no certificate")
         };
+        // Both files are optional (configurations made before they existed).
+        let tls_ca_pem = match std::fs::read_to_string(dir.join("tls-ca.pem")) {
+            Ok(p) => Some(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).context("tls-ca.pem"),
+        };
+        let options = match std::fs::read(dir.join("options.json")) {
+            Ok(b) => serde_json::from_slice::<ScepOptions>(&b).context("options.json")?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ScepOptions::default(),
+            Err(e) => return Err(e).context("options.json"),
+        };
+        let url = ScepUrl::parse(&params.url).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(ScepCa {
             name: name.to_owned(),
-            url: ScepUrl::parse(&params.url).map_err(|e| anyhow::anyhow!("{e}"))?,
+            transport: Transport::new(url, tls_ca_pem.as_deref())
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            poll: options.polling(),
             challenge,
             ca_der: first(ca_cert_pem).context("CA certificate")?,
             ca_pem: ca_cert_pem.to_owned(),
@@ -428,13 +669,41 @@ impl ScepCa {
         })
     }
 
+    /// Sends one request (PKCSReq or GetCertInitial) and verifies and decrypts the CertRep.
+    async fn cert_rep(
+        &self,
+        request: Vec<u8>,
+        transaction_id: &str,
+        sender_nonce: &[u8],
+    ) -> Result<ferrocore_pki::scep::CertRep, CoreError> {
+        let answer = self.pki_operation(request).await?;
+        if answer.status != 200 {
+            let text = String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+                .trim()
+                .to_owned();
+            return Err(CoreError::ExternalCaRefused(format!(
+                "PKIOperation answered HTTP {} {text}",
+                answer.status
+            )));
+        }
+        ferrocore_pki::scep::parse_cert_rep(
+            &answer.body,
+            &self.ra_cert_der,
+            &self.ra_key,
+            transaction_id,
+            &[self.recipient_der.clone(), self.ca_der.clone()],
+            Some(sender_nonce),
+        )
+        .map_err(|e| CoreError::ExternalCaBadCertificate(format!("CertRep: {e}")))
+    }
+
     /// Sends a PKIOperation message: POST when the CA offers it, else GET.
     async fn pki_operation(&self, message: Vec<u8>) -> Result<Answer, CoreError> {
         if self.caps.has("POSTPKIOperation") {
             exchange(
-                &self.url,
+                &self.transport,
                 hyper::Method::POST,
-                format!("{}?operation=PKIOperation", self.url.path),
+                format!("{}?operation=PKIOperation", self.transport.url.path),
                 Some("application/x-pki-message"),
                 message,
             )
@@ -443,9 +712,9 @@ impl ScepCa {
             use base64::Engine;
             let b64 = base64::engine::general_purpose::STANDARD.encode(&message);
             exchange(
-                &self.url,
+                &self.transport,
                 hyper::Method::GET,
-                query_path(&self.url, "PKIOperation", Some(&b64)),
+                query_path(&self.transport.url, "PKIOperation", Some(&b64)),
                 None,
                 Vec::new(),
             )
@@ -487,25 +756,31 @@ impl Issuer for ScepCa {
             false,
         )
         .map_err(CoreError::internal)?;
-        let answer = self.pki_operation(request).await?;
-        if answer.status != 200 {
-            let text = String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
-                .trim()
-                .to_owned();
-            return Err(CoreError::ExternalCaRefused(format!(
-                "PKIOperation answered HTTP {} {text}",
-                answer.status
-            )));
+        let mut rep = self
+            .cert_rep(request, &transaction_id, &sender_nonce)
+            .await?;
+        // PENDING: poll with GetCertInitial (same transactionID), bounded.
+        let mut polls = 0;
+        while rep.status == ferrocore_pki::scep::PkiStatus::Pending {
+            if polls == self.poll.polls {
+                return Err(CoreError::ExternalCaPending(format!(
+                    "{polls} GetCertInitial polls, {:?} apart (transactionID {transaction_id})",
+                    self.poll.interval
+                )));
+            }
+            polls += 1;
+            tokio::time::sleep(self.poll.interval).await;
+            let (poll, nonce) = ferrocore_pki::scep::build_get_cert_initial(
+                &self.ca_der,
+                csr.der(),
+                &transaction_id,
+                &self.ra_cert_der,
+                &self.ra_key,
+                &self.recipient_der,
+            )
+            .map_err(CoreError::internal)?;
+            rep = self.cert_rep(poll, &transaction_id, &nonce).await?;
         }
-        let rep = ferrocore_pki::scep::parse_cert_rep(
-            &answer.body,
-            &self.ra_cert_der,
-            &self.ra_key,
-            &transaction_id,
-            &[self.recipient_der.clone(), self.ca_der.clone()],
-            Some(&sender_nonce),
-        )
-        .map_err(|e| CoreError::ExternalCaBadCertificate(format!("CertRep: {e}")))?;
         let der = match rep.status {
             ferrocore_pki::scep::PkiStatus::Success => rep
                 .certs
@@ -518,7 +793,9 @@ impl Issuer for ScepCa {
                 .ok_or_else(|| {
                     CoreError::ExternalCaBadCertificate("SUCCESS without a certificate".into())
                 })?,
-            ferrocore_pki::scep::PkiStatus::Pending => return Err(CoreError::ExternalCaPending),
+            ferrocore_pki::scep::PkiStatus::Pending => {
+                return Err(CoreError::internal("PENDING after the polling loop"));
+            }
             ferrocore_pki::scep::PkiStatus::Failure => {
                 return Err(CoreError::ExternalCaRefused(format!(
                     "FAILURE ({})",
@@ -631,9 +908,12 @@ mod tests {
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         let u = ScepUrl::parse("http://[::1]:9/x").unwrap();
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
+        let u = ScepUrl::parse("HTTPS://ca.example/scep").unwrap();
+        assert_eq!((u.https, u.port, u.path.as_str()), (true, 443, "/scep"));
+        assert!(!ScepUrl::parse("http://ca.example").unwrap().https);
         for bad in [
-            "https://ca/scep",
             "ftp://x",
+            "https://",
             "http://",
             "http://h:99999/",
             "http://u@h/",
@@ -720,10 +1000,72 @@ mod tests {
     fn the_ca_and_ra_certificates_of_a_getcacert_answer() {
         let key = rcgen::KeyPair::generate().unwrap();
         let (ca, leaf) = external_ca(&key, "ra");
-        let both = split_ca_ra(vec![leaf.clone(), ca.clone()]).unwrap();
-        assert_eq!((both.ca_der, both.recipient_der), (ca.clone(), leaf));
-        let alone = split_ca_ra(vec![ca.clone()]).unwrap();
-        assert_eq!((alone.ca_der, alone.recipient_der), (ca.clone(), ca));
+        let fp = sha256_hex(&ca);
+        let both = select_ca(vec![leaf.clone(), ca.clone()], &fp).unwrap();
+        assert_eq!(
+            (both.ca_der, both.recipient_der),
+            (ca.clone(), leaf.clone())
+        );
+        let alone = select_ca(vec![ca.clone()], &fp).unwrap();
+        assert_eq!(
+            (alone.ca_der, alone.recipient_der),
+            (ca.clone(), ca.clone())
+        );
+        // The RA certificate is never the pinned CA.
+        let e = select_ca(vec![leaf.clone(), ca.clone()], &sha256_hex(&leaf)).unwrap_err();
+        assert_eq!(e.code(), "ca_fingerprint_mismatch", "{e}");
+    }
+
+    /// A root and an intermediate CA (rcgen), the intermediate issuing nothing yet.
+    fn root_and_intermediate() -> (Vec<u8>, Vec<u8>) {
+        let ca_params = |cn: &str| {
+            let mut p = rcgen::CertificateParams::default();
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            p
+        };
+        let root_key = rcgen::KeyPair::generate().unwrap();
+        let root = ca_params("root").self_signed(&root_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params("root"), root_key);
+        let int_key = rcgen::KeyPair::generate().unwrap();
+        let int = ca_params("intermediate")
+            .signed_by(&int_key, &issuer)
+            .unwrap();
+        (root.der().to_vec(), int.der().to_vec())
+    }
+
+    #[test]
+    fn an_intermediate_ca_is_pinned_in_a_chain_answer() {
+        let (root, int) = root_and_intermediate();
+        for chain in [
+            vec![int.clone(), root.clone()],
+            vec![root.clone(), int.clone()],
+        ] {
+            // The issuing CA (the intermediate) is pinned; requests go to it (no RA).
+            let c = select_ca(chain.clone(), &sha256_hex(&int)).unwrap();
+            assert_eq!((&c.ca_der, &c.recipient_der), (&int, &int));
+            // Another fingerprint: the mismatch names the intermediate, the one to pin.
+            let e = select_ca(chain, &"00".repeat(32)).unwrap_err();
+            assert_eq!(e.code(), "ca_fingerprint_mismatch");
+            assert!(e.to_string().contains(&sha256_hex(&int)), "{e}");
+        }
+        // An answer with the intermediate alone does not contain the root.
+        let e = select_ca(vec![int.clone()], &sha256_hex(&root)).unwrap_err();
+        assert_eq!(e.code(), "ca_fingerprint_mismatch");
+    }
+
+    #[test]
+    fn polling_options_are_bounded() {
+        let d = ScepOptions::new(None, None).unwrap();
+        assert_eq!(d.polling().polls, 6);
+        assert_eq!(
+            ScepOptions::new(Some(10), Some(0)).unwrap().polling().polls,
+            0
+        );
+        for (i, w) in [(Some(0), None), (Some(301), None), (None, Some(601))] {
+            assert_eq!(ScepOptions::new(i, w).unwrap_err().code(), "bad_request");
+        }
     }
 
     /// A stand-in SCEP responder for the answers micromdm's scepserver never gives (PENDING,
@@ -731,6 +1073,20 @@ mod tests {
     /// `reply` (`None`: SUCCESS with its own certificate, which is not the requester's key)
     /// signed by its CA key. The interop test (`extca_e2e`) uses the real peer.
     async fn responder(reply: Option<ferrocore_pki::scep::CertRepBody>) -> (ScepUrl, Vec<u8>) {
+        let (url, ca, _) = counting_responder(reply).await;
+        (url, ca)
+    }
+
+    /// [`responder`], also returning the message types it was sent, in order.
+    async fn counting_responder(
+        reply: Option<ferrocore_pki::scep::CertRepBody>,
+    ) -> (
+        ScepUrl,
+        Vec<u8>,
+        std::sync::Arc<std::sync::Mutex<Vec<ferrocore_pki::scep::MessageType>>>,
+    ) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_out = seen.clone();
         use ferrocore_pki::scep::{RaKey, build_cert_rep, parse_request};
         let now = OffsetDateTime::now_utc();
         let key = RsaKey::generate_2048().unwrap();
@@ -740,15 +1096,16 @@ mod tests {
         let ca = std::sync::Arc::new(RaKey {
             cert_der: cert_der.clone(),
             key,
+            enc_cert_der: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (ca, reply) = (ca.clone(), reply.clone());
+                let (ca, reply, seen) = (ca.clone(), reply.clone(), seen.clone());
                 let svc = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (ca, reply) = (ca.clone(), reply.clone());
+                        let (ca, reply, seen) = (ca.clone(), reply.clone(), seen.clone());
                         async move {
                             // PKIOperation by POST (body) or GET (`message`: percent-encoded
                             // base64).
@@ -764,6 +1121,7 @@ mod tests {
                                     .unwrap();
                             }
                             let msg = parse_request(&body, &ca).unwrap();
+                            seen.lock().unwrap().push(msg.message_type);
                             let rep = build_cert_rep(
                                 &ca,
                                 &msg.reply_to,
@@ -786,6 +1144,7 @@ mod tests {
         (
             ScepUrl::parse(&format!("http://127.0.0.1:{port}/scep")).unwrap(),
             cert_der,
+            seen_out,
         )
     }
 
@@ -809,7 +1168,12 @@ mod tests {
         let ra = ferrocore_pki::RaIdentity::generate("RA", OffsetDateTime::now_utc()).unwrap();
         ScepCa {
             name: "ext".into(),
-            url,
+            transport: Transport::new(url, None).unwrap(),
+            // No wait between polls in unit tests: the count is what is checked.
+            poll: Polling {
+                interval: Duration::ZERO,
+                polls: 3,
+            },
             challenge: "secret".into(),
             ca_pem: der_to_pem(&ca_der),
             recipient_der: ca_der.clone(),
@@ -841,12 +1205,24 @@ mod tests {
 
     #[tokio::test]
     async fn external_ca_answers_map_to_stable_codes() {
+        use ferrocore_pki::scep::MessageType;
         use ferrocore_pki::scep::{CertRepBody, FailInfo};
-        let (url, ca) = responder(Some(CertRepBody::Pending)).await;
+        // PENDING: the request, then the configured number of GetCertInitial polls.
+        let (url, ca, seen) = counting_responder(Some(CertRepBody::Pending)).await;
         let e = issue_via(&scep_ca(url.clone(), ca.clone()))
             .await
             .unwrap_err();
         assert_eq!(e.code(), "external_ca_pending", "{e}");
+        assert!(e.to_string().contains("3 GetCertInitial polls"), "{e}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                MessageType::PkcsReq,
+                MessageType::CertPoll,
+                MessageType::CertPoll,
+                MessageType::CertPoll
+            ]
+        );
         // A CA that does not offer POSTPKIOperation is asked by GET.
         let mut by_get = scep_ca(url, ca);
         by_get.caps = CaCaps::parse("AES");

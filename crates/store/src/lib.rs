@@ -6,12 +6,13 @@ use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     AtRisk, CertRecord, CertStatusRow, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
-    EnrollmentConfigRecord, EstTokenRecord, Identity, MutualAuthRow, Page, PolicyRecord,
+    EnrollmentConfigRecord, GrantQuery, GrantRecord, Identity, MutualAuthRow, Page, PolicyRecord,
     Registration, RevokedRow, ScepChallengeRecord, ScepGrant, ScepParams, ScepRequestKey, Store,
     UserRecord,
 };
 use ferrocore_proto::{
-    AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
+    AuthMode, CertStatus, ClientKind, DeviceStatus, GrantProtocol, Listener, MigrationStatus,
+    Platform,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod grants;
 mod scep;
 mod storefront;
 
@@ -448,48 +450,28 @@ impl Store for SqliteStore {
         Ok(id)
     }
 
-    async fn create_est_token(&self, t: &EstTokenRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO est_tokens (id, token_hash, username, platform, device_uuid, created_at, \
-             expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-        )
-        .bind(&t.id)
-        .bind(&t.token_hash)
-        .bind(&t.username)
-        .bind(t.platform.as_str())
-        .bind(&t.device_uuid)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
+    async fn create_grant(&self, grant: &GrantRecord) -> Result<()> {
+        self.grant_insert(grant).await
     }
 
-    async fn est_token(&self, token_hash: &str) -> Result<Option<EstTokenRecord>> {
-        let row = sqlx::query(
-            "SELECT id, token_hash, username, platform, device_uuid, created_at, expires_at, \
-             used_at FROM est_tokens WHERE token_hash = ?",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        row.map(|r| -> Result<EstTokenRecord> {
-            Ok(EstTokenRecord {
-                id: r.try_get("id").map_err(db_err)?,
-                token_hash: r.try_get("token_hash").map_err(db_err)?,
-                username: r.try_get("username").map_err(db_err)?,
-                platform: parse_enum::<Platform>(
-                    &r.try_get::<String, _>("platform").map_err(db_err)?,
-                )?,
-                device_uuid: r.try_get("device_uuid").map_err(db_err)?,
-                created_at: r.try_get("created_at").map_err(db_err)?,
-                expires_at: r.try_get("expires_at").map_err(db_err)?,
-                used_at: r.try_get("used_at").map_err(db_err)?,
-            })
-        })
-        .transpose()
+    async fn grant_by_secret(
+        &self,
+        protocol: GrantProtocol,
+        secret_hash: &str,
+    ) -> Result<Option<GrantRecord>> {
+        self.grant_by_hash(protocol, secret_hash).await
+    }
+
+    async fn grant(&self, id: &str) -> Result<Option<GrantRecord>> {
+        self.grant_by_id(id).await
+    }
+
+    async fn list_grants(&self, query: &GrantQuery) -> Result<Page<GrantRecord>> {
+        self.grant_list(query).await
+    }
+
+    async fn revoke_grant(&self, id: &str, at: i64) -> Result<GrantRecord> {
+        self.grant_revoke(id, at).await
     }
 
     async fn apply_est_enrollment(
@@ -499,27 +481,17 @@ impl Store for SqliteStore {
         at: i64,
     ) -> Result<String> {
         let mut tx = self.begin().await?;
+        let id = registration_in(&mut tx, reg, at).await?;
         if let Some(hash) = token_hash {
-            let serial = reg.cert.as_ref().map(|c| c.serial.clone());
-            let used = sqlx::query(
-                "UPDATE est_tokens SET used_at = ?, used_by_serial = ? \
-                 WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
-            )
-            .bind(at)
-            .bind(serial)
-            .bind(hash)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if used.rows_affected() != 1 {
+            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
+            if !grants::consume_in(&mut tx, GrantProtocol::Est, hash, at, serial, &id).await? {
                 return Err(CoreError::EstTokenInvalid);
             }
         }
-        let id = registration_in(&mut tx, reg, at).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(id)
     }
+
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
         let sql = format!(
             "SELECT c.serial AS cert_serial, c.der AS cert_der, c.status AS cert_status, \
@@ -1157,10 +1129,6 @@ impl Store for SqliteStore {
         v.parse().map_err(CoreError::internal)
     }
 
-    async fn create_scep_challenge(&self, challenge: &ScepChallengeRecord) -> Result<()> {
-        self.scep_create_challenge(challenge).await
-    }
-
     async fn set_static_scep_challenge(
         &self,
         config: &str,
@@ -1169,8 +1137,8 @@ impl Store for SqliteStore {
         self.scep_set_static(config, challenge).await
     }
 
-    async fn scep_grant(&self, hash: &str, now: i64) -> Result<Option<ScepGrant>> {
-        self.scep_grant_of(hash, now).await
+    async fn static_scep_challenge(&self, hash: &str) -> Result<Option<ScepGrant>> {
+        self.scep_static_grant(hash).await
     }
 
     async fn apply_scep_enrollment(

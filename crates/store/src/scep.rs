@@ -1,36 +1,21 @@
-//! SCEP storage for SQLite (migration `0009_scep.sql`): challenge passwords (hashes only),
-//! static challenges per enrollment configuration, and the certificate issued per SCEP
-//! transaction. Enrollment and renewal share the registration / renewal steps of `lib.rs`
-//! inside one transaction with the challenge consumption and the transaction record.
+//! SCEP storage for SQLite (migration `0009_scep.sql`): static challenges per enrollment
+//! configuration (hashes only) and the certificate issued per SCEP transaction; one-time
+//! challenges are enrollment grants (`grants.rs`, consumed here with
+//! [`super::grants::consume_in`]). Enrollment and renewal share the registration / renewal
+//! steps of `lib.rs` inside one transaction with the challenge consumption and the
+//! transaction record.
 
 use super::{SqliteStore, WriteTx, cert_from_row, db_err, parse_enum, registration_in, renewal_in};
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     CertRecord, Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey,
 };
-use ferrocore_proto::Platform;
+use ferrocore_proto::{GrantProtocol, Platform};
 use sqlx::Row;
 
 type Tx = WriteTx;
 
 impl SqliteStore {
-    pub(crate) async fn scep_create_challenge(&self, c: &ScepChallengeRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO scep_challenges (hash, username, platform, device_uuid, created_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.hash)
-        .bind(&c.username)
-        .bind(c.platform.as_str())
-        .bind(&c.device_uuid)
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(())
-    }
-
     pub(crate) async fn scep_set_static(
         &self,
         config: &str,
@@ -59,15 +44,11 @@ impl SqliteStore {
         tx.commit().await.map_err(db_err)
     }
 
-    pub(crate) async fn scep_grant_of(&self, hash: &str, now: i64) -> Result<Option<ScepGrant>> {
+    pub(crate) async fn scep_static_grant(&self, hash: &str) -> Result<Option<ScepGrant>> {
         let row = sqlx::query(
-            "SELECT hash, username, platform, device_uuid, NULL AS config FROM scep_challenges \
-             WHERE hash = ?1 AND consumed_at IS NULL AND expires_at > ?2 \
-             UNION ALL SELECT hash, username, platform, NULL, config FROM scep_static_challenges \
-             WHERE hash = ?1 LIMIT 1",
+            "SELECT hash, username, platform, config FROM scep_static_challenges WHERE hash = ?",
         )
         .bind(hash)
-        .bind(now)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
@@ -78,7 +59,7 @@ impl SqliteStore {
                 platform: parse_enum::<Platform>(
                     &r.try_get::<String, _>("platform").map_err(db_err)?,
                 )?,
-                device_uuid: r.try_get("device_uuid").map_err(db_err)?,
+                device_uuid: None,
                 static_config: r.try_get("config").map_err(db_err)?,
             })
         })
@@ -93,22 +74,22 @@ impl SqliteStore {
         at: i64,
     ) -> Result<String> {
         let mut tx = self.begin().await?;
+        let device_id = registration_in(&mut tx, reg, at).await?;
         if grant.static_config.is_none() {
-            let done = sqlx::query(
-                "UPDATE scep_challenges SET consumed_at = ?1, device_id = ?2 \
-                 WHERE hash = ?3 AND consumed_at IS NULL AND expires_at > ?1",
+            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
+            let consumed = super::grants::consume_in(
+                &mut tx,
+                GrantProtocol::Scep,
+                &grant.hash,
+                at,
+                serial,
+                &device_id,
             )
-            .bind(at)
-            .bind(&reg.device.id)
-            .bind(&grant.hash)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if done.rows_affected() != 1 {
+            .await?;
+            if !consumed {
                 return Err(CoreError::ScepChallengeInvalid);
             }
         }
-        let device_id = registration_in(&mut tx, reg, at).await?;
         if let Some(c) = &reg.cert {
             record_request(&mut tx, request, &c.serial, &device_id, at).await?;
         }

@@ -325,6 +325,15 @@ impl Server {
         panic!("ferrocore serve did not restart; log:\n{last}");
     }
 
+    /// [`Server::restart`] with another extra environment (kept for later restarts).
+    pub fn restart_with_env(&mut self, extra_env: &[(&str, &str)]) {
+        self.extra_env = extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.restart();
+    }
+
     /// SIGTERM, wait (bounded), then kill. Returns the exit status if it exited by itself.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
@@ -476,6 +485,30 @@ impl Server {
 
     pub fn device_total(&self) -> u64 {
         self.devices()["total"].as_u64().expect("devices total")
+    }
+
+    /// `admin grant list ARGS...`: the ids of the enrollment grants listed, in order.
+    pub fn grant_ids(&self, args: &[&str]) -> Vec<String> {
+        let mut all = vec!["grant", "list"];
+        all.extend_from_slice(args);
+        let list = self.admin_ok(&all);
+        list["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a page: {list}"))
+            .iter()
+            .map(|g| g["id"].as_str().expect("grant id").to_owned())
+            .collect()
+    }
+
+    /// `POST /api/v1/admin/grants/{id}/revoke` with curl (for the HTTP status).
+    pub fn revoke_grant_http(&self, id: &str) -> Http {
+        self.curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {}", self.admin_token()),
+            &format!("{}/api/v1/admin/grants/{id}/revoke", self.admin_url()),
+        ])
     }
 
     /// One device from `admin devices list`, by id.

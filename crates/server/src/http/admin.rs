@@ -70,6 +70,9 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
             post(add_enrollment_config),
         )
         .route("/api/v1/admin/est-tokens", post(create_est_token))
+        .route("/api/v1/admin/grants", get(list_grants))
+        .route("/api/v1/admin/grants/{id}", get(show_grant))
+        .route("/api/v1/admin/grants/{id}/revoke", post(revoke_grant))
         .route("/api/v1/admin/certificates", get(list_certificates))
         .route(
             "/api/v1/admin/certificates/{serial}/revoke",
@@ -516,6 +519,11 @@ async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentCon
             selected: c.name == selected,
             name: c.name,
             kind: c.kind,
+            ca_key_algorithm: ferrocore_pki::pem_to_der_certs(&c.ca_cert_pem)
+                .ok()
+                .and_then(|d| d.into_iter().next())
+                .and_then(|d| ferrocore_pki::cert_key_algorithm(&d).ok())
+                .unwrap_or_else(|| "unknown".into()),
             ca_pem: c.ca_cert_pem,
             created_at: c.created_at,
             url: c.scep.as_ref().map(|p| p.url.clone()),
@@ -567,9 +575,20 @@ async fn add_enrollment_config(
         let url = field(&req.url, "url")?;
         let challenge = field(&req.challenge, "challenge")?;
         let fingerprint = field(&req.ca_fingerprint, "ca_fingerprint")?;
+        let options =
+            crate::scep_ca::ScepOptions::new(req.poll_interval_secs, req.poll_max_wait_secs)?;
         let root = state.data_dir.root().to_path_buf();
-        let ca = crate::scep_ca::ScepCa::create(&root, &name, &url, &challenge, &fingerprint, now)
-            .await?;
+        let ca = crate::scep_ca::ScepCa::create(
+            &root,
+            &name,
+            &url,
+            &challenge,
+            &fingerprint,
+            req.tls_ca_pem.as_deref(),
+            options,
+            now,
+        )
+        .await?;
         let ca_pem = ferrocore_core::issuance::Issuer::ca_pem(&ca);
         let params = ca.params();
         if let Err(e) = state
@@ -588,15 +607,22 @@ async fn add_enrollment_config(
         }
         tracing::info!(config = %name, url = %url, "external SCEP CA configuration created");
     } else {
-        if req.url.is_some() || req.challenge.is_some() || req.ca_fingerprint.is_some() {
+        if req.url.is_some()
+            || req.challenge.is_some()
+            || req.ca_fingerprint.is_some()
+            || req.tls_ca_pem.is_some()
+            || req.poll_interval_secs.is_some()
+            || req.poll_max_wait_secs.is_some()
+        {
             return Err(CoreError::BadRequest(
-                "url, challenge and ca_fingerprint belong to scep configurations".into(),
+                "url, challenge, ca_fingerprint, tls_ca_pem and poll_* belong to scep configurations"
+                    .into(),
             )
             .into());
         }
         let ca = state
             .data_dir
-            .create_config_ca(&name, now)
+            .create_config_ca(&name, state.ca_key_algorithm, now)
             .map_err(|e| CoreError::internal(format!("{e:#}")))?;
         let issuer = std::sync::Arc::new(ferrocore_core::issuance::LocalIssuer::new(ca));
         state.core.add_local_ca_config(&name, issuer).await?;
@@ -633,7 +659,7 @@ async fn create_est_token(
         StatusCode::CREATED,
         Json(ferrocore_proto::EstTokenCreated {
             id: t.record.id,
-            token: t.token,
+            token: t.secret,
             username: t.record.username,
             platform: t.record.platform,
             device_uuid: t.record.device_uuid,
@@ -641,6 +667,70 @@ async fn create_est_token(
             expires_at: t.record.expires_at,
         }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantListQuery {
+    state: Option<String>,
+    username: Option<String>,
+    protocol: Option<String>,
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+/// Parses an optional filter value; empty means no filter.
+fn filter_of<T: std::str::FromStr<Err = String>>(
+    name: &str,
+    v: Option<&str>,
+) -> Result<Option<T>, ApiError> {
+    match v.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|e: String| CoreError::BadRequest(format!("{name}: {e}")).into()),
+    }
+}
+
+/// `GET /api/v1/admin/grants`: one-time enrollment grants (SCEP challenges, EST tokens),
+/// newest first; filters `state`, `username`, `protocol`; paged by `limit` / `offset`.
+async fn list_grants(
+    State(state): State<SharedState>,
+    q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageOf<ferrocore_proto::EnrollmentGrant>>, ApiError> {
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let page = state
+        .core
+        .grants(ferrocore_core::store::GrantQuery {
+            state: filter_of("state", q.state.as_deref())?,
+            protocol: filter_of("protocol", q.protocol.as_deref())?,
+            username: q.username.filter(|u| !u.is_empty()),
+            // Set by `Core::grants` from its clock.
+            now: 0,
+            limit: page_limit(q.limit)?,
+            offset: q.offset.unwrap_or(0),
+        })
+        .await?;
+    Ok(Json(PageOf {
+        items: page.items,
+        total: page.total,
+    }))
+}
+
+async fn show_grant(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<ferrocore_proto::EnrollmentGrant>, ApiError> {
+    Ok(Json(state.core.grant(&id).await?))
+}
+
+/// Revokes an unused grant (`grant_consumed`, 409, once it paid for a certificate).
+async fn revoke_grant(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+) -> Result<Json<ferrocore_proto::EnrollmentGrant>, ApiError> {
+    Ok(Json(state.core.revoke_grant(&id).await?))
 }
 
 async fn select_enrollment(

@@ -46,6 +46,7 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         | UserExists(_)
         | Conflict(_)
         | AlreadyRevoked(_)
+        | GrantConsumed(_)
         | RenewalNotDue { .. } => StatusCode::CONFLICT,
         Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         PortalCert { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -53,8 +54,8 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         AppWrongPlatform { .. } => StatusCode::FORBIDDEN,
         InvalidAppId(_) => StatusCode::BAD_REQUEST,
         CsrAttributesRequired(_) => StatusCode::CONFLICT,
-        ExternalCaUnreachable(_) => StatusCode::BAD_GATEWAY,
-        ExternalCaRefused(_) | ExternalCaPending | ExternalCaBadCertificate(_) => {
+        ExternalCaUnreachable(_) | ExternalCaTlsUntrusted(_) => StatusCode::BAD_GATEWAY,
+        ExternalCaRefused(_) | ExternalCaPending(_) | ExternalCaBadCertificate(_) => {
             StatusCode::BAD_GATEWAY
         }
         CaFingerprintMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,

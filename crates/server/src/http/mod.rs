@@ -93,6 +93,8 @@ pub struct AppState {
     pub storefront: Arc<ferrocore_core::storefront::Storefront>,
     /// The SCEP RA (certificate and RSA key), swapped when re-issued.
     pub scep_ra: arc_swap::ArcSwap<ferrocore_pki::scep::RaKey>,
+    /// Key algorithm of CAs created from now on (`ca.key_algorithm`).
+    pub ca_key_algorithm: ferrocore_pki::CaKeyAlgorithm,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -3,18 +3,32 @@
 //! - `GET ?operation=GetCACaps` (any `message`, certmonger sends `message=0`): the
 //!   capabilities, one per line.
 //! - `GET ?operation=GetCACert`: `application/x-x509-ca-ra-cert`, a certs-only SignedData
-//!   with the RA certificate and the CA certificate of the selected enrollment configuration
-//!   (plus the local CA that issued the RA when another configuration is selected).
+//!   with the RA certificate, the RA key's encryption-only certificate (for clients that
+//!   pick the recipient by keyUsage, like NDES's pair) and the CA certificate of the selected
+//!   enrollment configuration (plus the local CA that issued the RA when another
+//!   configuration is selected).
 //! - `GET ?operation=PKIOperation&message=<url-escaped base64>` and `POST
 //!   ?operation=PKIOperation` (body: the DER message): PKCSReq → [`Core::scep_enroll`],
 //!   RenewalReq → [`Core::scep_renew`] (its signer certificate verified by
-//!   [`crate::tls::TrustStore::verify`] like a TLS client certificate), GetCertInitial →
-//!   [`Core::scep_poll`]. Answered with a CertRep (`application/x-pki-message`): SUCCESS
+//!   [`crate::tls::TrustStore::verify`] like a TLS client certificate; a PKCSReq whose signer
+//!   certificate verifies so — the pre-RFC 8894 renewal certmonger sends — is a renewal too,
+//!   its challenge unused; first enrollments are signed with self-signed certificates),
+//!   GetCertInitial → [`Core::scep_poll`], GetCert / GetCRL → [`access`]. Answered with a
+//!   CertRep (`application/x-pki-message`): SUCCESS
 //!   (issued certificate + CA, encrypted to the requester with AES: the request's AES
-//!   variant, AES-128 for 3DES requests), or FAILURE with failInfo: badRequest (challenge
-//!   unknown, expired or reused; CSR refused; lifecycle refusals), badMessageCheck (signature
-//!   or envelope does not verify/open), badAlg (unsupported algorithm), badCertId (unknown
-//!   transaction).
+//!   variant, AES-128 for 3DES requests; to an ECDSA signer certificate by ECDH key
+//!   agreement, RSA key transport to an RSA one), or FAILURE with failInfo: badRequest
+//!   (challenge unknown, expired or reused; CSR refused; lifecycle refusals, including a
+//!   certificate expired within the grace for a client kind that does not renew, and a
+//!   renewal before the window), badMessageCheck (signature or envelope does not
+//!   verify/open), badAlg (unsupported algorithm), badCertId (unknown transaction; the signer
+//!   certificate is unknown, revoked, superseded, or its device retired — which is what a
+//!   RenewalReq signed with a certificate expired beyond the 30-day grace gets: the device is
+//!   retired on that contact, as on every other path).
+//! - RenewalReq signers: RSA (PKCS#1 v1.5) or ECDSA P-256/P-384 (the identities registration
+//!   issues). The signer certificate's chain is checked by [`crate::tls::TrustStore::verify`]
+//!   (an expired one as of its own notAfter), and the lifecycle decision is
+//!   `Core::authenticate_cert`'s, the same rule as `/api/v1/renew` and EST simplereenroll.
 //! - Where no CertRep can be built (no operation, undecodable message, no transactionID,
 //!   oversize body), the answer is the JSON error body: `scep_unknown_operation`,
 //!   `scep_malformed`, `body_too_large`.
@@ -244,11 +258,12 @@ fn caps_text() -> String {
     s
 }
 
-/// The RA certificate first, then the CA certificates (selected configuration, and the
-/// local CA that issued the RA when different).
+/// The RA certificate first, then its encryption-only certificate, then the CA certificates
+/// (selected configuration, and the local CA that issued the RA when different).
 fn ca_chain(state: &SharedState, selected: &str) -> Vec<Vec<u8>> {
     let ra = state.scep_ra.load();
     let mut certs = vec![ra.cert_der.clone()];
+    certs.extend(ra.enc_cert_der.clone());
     if let Ok(i) = state.core.issuer(selected) {
         certs.push(i.ca_der());
     }
@@ -313,9 +328,50 @@ fn fail_info_of(e: &CoreError) -> Option<FailInfo> {
         | CertSuperseded
         | DeviceRetired
         | ReregistrationRequired => FailInfo::BadCertId,
-        CertExpired { .. } => FailInfo::BadTime,
+        // RFC 8894 badTime is about signingTime, not certificate validity: an expired
+        // certificate whose client may not renew in the grace is a transaction not permitted.
+        CertExpired { .. } => FailInfo::BadRequest,
         _ => FailInfo::BadRequest,
     })
+}
+
+/// The request's signer certificate, verified like a TLS client certificate.
+fn verify_signer(state: &SharedState, msg: &scep::PkiMessage) -> ClientCert {
+    let chain = [rustls_pki_types::CertificateDer::from(
+        msg.reply_to.signer_cert_der.clone(),
+    )];
+    state.trust.verify(&chain, state.core.clock().now())
+}
+
+/// A renewal authenticated by the request's verified signer certificate: the renewal rules
+/// of [`ferrocore_core::service::Core::scep_renew`] (the same as `/api/v1/renew` and EST).
+async fn renew(
+    state: &SharedState,
+    msg: &scep::PkiMessage,
+    tx: &str,
+    presented: ferrocore_core::service::PresentedCert,
+) -> Result<ScepIssued, CoreError> {
+    state
+        .core
+        .scep_renew(&presented, &msg.reply_to.signer_cert_der, &msg.content, tx)
+        .await
+}
+
+/// A first enrollment authorised by the CSR's challengePassword.
+async fn enroll(
+    state: &SharedState,
+    msg: &scep::PkiMessage,
+    tx: &str,
+) -> Result<ScepIssued, CoreError> {
+    state
+        .core
+        .scep_enroll(&ScepEnrollment {
+            challenge: scep::csr_challenge_password(&msg.content),
+            csr_der: msg.content.clone(),
+            transaction_id: tx.to_owned(),
+            signer_cert_der: msg.reply_to.signer_cert_der.clone(),
+        })
+        .await
 }
 
 async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) -> Response {
@@ -358,35 +414,25 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
         ContentCipher::DesEde3Cbc | ContentCipher::DesCbc => ContentCipher::Aes128Cbc,
         aes => aes,
     };
+    if matches!(msg.message_type, MessageType::GetCert | MessageType::GetCrl) {
+        return access(&state, &info, ra, msg, cipher).await;
+    }
     let tx = msg.transaction_id().to_owned();
     let outcome: Result<ScepIssued, CoreError> = match msg.message_type {
-        MessageType::PkcsReq => {
-            state
-                .core
-                .scep_enroll(&ScepEnrollment {
-                    challenge: scep::csr_challenge_password(&msg.content),
-                    csr_der: msg.content.clone(),
-                    transaction_id: tx.clone(),
-                    signer_cert_der: msg.reply_to.signer_cert_der.clone(),
-                })
-                .await
-        }
-        MessageType::RenewalReq => {
-            let chain = [rustls_pki_types::CertificateDer::from(
-                msg.reply_to.signer_cert_der.clone(),
-            )];
-            match state.trust.verify(&chain, state.core.clock().now()) {
-                ClientCert::Verified(presented) => {
-                    state
-                        .core
-                        .scep_renew(&presented, &msg.reply_to.signer_cert_der, &msg.content, &tx)
-                        .await
-                }
-                ClientCert::Rejected(e) => Err(CoreError::CertUnknown(e.to_string())),
-                ClientCert::None => Err(CoreError::ClientCertRequired),
-            }
-        }
+        // A PKCSReq signed with a certificate this server trusts (not a self-signed one) is a
+        // renewal in the pre-RFC 8894 form: certmonger sends it when the CA announces
+        // Renewal. It is authenticated by that certificate, so its challenge is not used.
+        MessageType::PkcsReq => match verify_signer(&state, &msg) {
+            ClientCert::Verified(presented) => renew(&state, &msg, &tx, presented).await,
+            _ => enroll(&state, &msg, &tx).await,
+        },
+        MessageType::RenewalReq => match verify_signer(&state, &msg) {
+            ClientCert::Verified(presented) => renew(&state, &msg, &tx, presented).await,
+            ClientCert::Rejected(e) => Err(CoreError::CertUnknown(e.to_string())),
+            ClientCert::None => Err(CoreError::ClientCertRequired),
+        },
         MessageType::CertPoll => state.core.scep_poll(&tx).await,
+        // GetCert and GetCRL were answered above ([`access`]).
         MessageType::GetCert | MessageType::GetCrl | MessageType::CertRep => Err(
             CoreError::BadRequest("only PKCSReq, RenewalReq and GetCertInitial are served".into()),
         ),
@@ -402,6 +448,44 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
                 cipher,
             )
             .await
+        }
+        Err(e) => match fail_info_of(&e) {
+            Some(fi) => {
+                tracing::warn!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
+                    fail_info = fi.name(), code = e.code(), error = %e, "SCEP request refused");
+                reply(ra, msg.reply_to, CertRepBody::Failure(fi), cipher).await
+            }
+            None => internal(e),
+        },
+    }
+}
+
+/// GetCert and GetCRL (RFC 8894 3.3.3, 3.3.4; content: IssuerAndSerialNumber):
+/// [`ferrocore_core::Core::scep_get_cert`] (the requester's own certificate, SUCCESS with it
+/// and its CA) and [`ferrocore_core::Core::scep_get_crl`] (SUCCESS with the CRL in `crls`);
+/// FAILURE badCertId for an unknown certificate or CA, badRequest for undecodable content.
+async fn access(
+    state: &SharedState,
+    info: &ConnInfo,
+    ra: Arc<RaKey>,
+    msg: scep::PkiMessage,
+    cipher: ContentCipher,
+) -> Response {
+    let tx = msg.transaction_id().to_owned();
+    let outcome = match scep::parse_issuer_and_serial(&msg.content) {
+        Err(e) => Err(CoreError::BadRequest(e.to_string())),
+        Ok((issuer, serial)) if msg.message_type == MessageType::GetCert => state
+            .core
+            .scep_get_cert(&issuer, &serial, &msg.reply_to.signer_cert_der)
+            .await
+            .map(|(cert, ca)| CertRepBody::Success(vec![cert, ca])),
+        Ok((issuer, _)) => state.core.scep_get_crl(&issuer).map(CertRepBody::Crl),
+    };
+    match outcome {
+        Ok(body) => {
+            tracing::info!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
+                "SCEP access answered");
+            reply(ra, msg.reply_to, body, cipher).await
         }
         Err(e) => match fail_info_of(&e) {
             Some(fi) => {
