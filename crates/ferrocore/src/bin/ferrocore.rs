@@ -1,7 +1,8 @@
 //! `ferrocore`: the server (`serve`) and its admin CLI (`admin`).
 //!
-//! The global allocator is mimalloc: glibc malloc showed as ~9 % of server CPU per SCEP
-//! enrollment in perf profiles (docs/BENCHMARKS.md, SCEP).
+//! The global allocator is mimalloc: glibc's malloc/free showed as ~4 % of the server's CPU
+//! per SCEP enrollment in perf profiles, with lock contention between the runtime's threads
+//! (docs/BENCHMARKS.md, SCEP).
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
