@@ -8,6 +8,9 @@
 # Needs root (network namespace), `scep` (Debian) and a release build (done here).
 # scepserver binds every interface, so both servers and the client run inside one
 # loopback-only network namespace.
+# Each line also gives the server's CPU time per enrollment (utime+stime of the server process,
+# all threads, from /proc/PID/stat before and after the run): a figure less sensitive to other
+# load on the machine than enrollments/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}" n="${2:-300}" c="${3:-8}"
@@ -32,13 +35,21 @@ scepserver ca -init -depot "$W/depot" -keySize 2048 > /dev/null 2>&1
 scepserver -depot "$W/depot" -port 18080 -challenge secret -allowrenew 0 > "$W/scepserver.log" 2>&1 &
 spid=$!
 sleep 1
+cpu() { set -- $(sed "s/.*) //" "/proc/$1/stat"); echo $(( ${12} + ${13} )); }
+run() { # name pid args...
+  local name=$1 pid=$2; shift 2
+  local c0 c1 out
+  c0=$(cpu "$pid")
+  out=$("$B/ferrocore-agent" scep-bench "$@" -c "$c" -n "$n")
+  c1=$(cpu "$pid")
+  echo "$out" | python3 -c "import json,sys; r=json.load(sys.stdin); \
+r[\"server_cpu_ms_per_enrollment\"]=round(($c1-$c0)*1000.0/$(getconf CLK_TCK)/max(r[\"succeeded\"],1),3); \
+print(json.dumps(r))" | sed "s/^/$name run $i: /"
+}
 for i in $(seq "$runs"); do
-  "$B/ferrocore-agent" scep-bench --url http://127.0.0.1:18081/scep \
-      --challenge "$ch" -c "$c" -n "$n" | sed "s/^/ferrocore-http run $i: /"
-  "$B/ferrocore-agent" scep-bench --url http://127.0.0.1:18080/scep \
-      --challenge secret -c "$c" -n "$n" | sed "s/^/scepserver run $i: /"
-  "$B/ferrocore-agent" scep-bench --url https://127.0.0.1:18443/scep --ca "$W/data/ca/ca.pem" \
-      --challenge "$ch" -c "$c" -n "$n" | sed "s/^/ferrocore-https run $i: /"
+  run ferrocore-http "$fpid" --url http://127.0.0.1:18081/scep --challenge "$ch"
+  run scepserver "$spid" --url http://127.0.0.1:18080/scep --challenge secret
+  run ferrocore-https "$fpid" --url https://127.0.0.1:18443/scep --ca "$W/data/ca/ca.pem" --challenge "$ch"
 done
 kill "$fpid" "$spid"; wait 2>/dev/null || true
 '

@@ -43,7 +43,22 @@ pub struct BenchReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub prepare_secs: f64,
+    /// The client's own CPU time (all threads) during the timed part, per enrollment; `None`
+    /// where `/proc/self/stat` cannot be read.
+    pub client_cpu_ms_per_enrollment: Option<f64>,
 }
+
+/// CPU time (user + system, all threads) of this process so far, in clock ticks (Linux).
+fn own_cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Clock ticks per second for `/proc` CPU times (USER_HZ, 100 on Linux).
+const TICKS_PER_SEC: f64 = 100.0;
 
 struct Target {
     tls: Option<Arc<rustls::ClientConfig>>,
@@ -238,6 +253,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
     let messages = Arc::new(messages);
 
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = own_cpu_ticks();
     let clock = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..opts.concurrency.max(1) {
@@ -286,6 +302,12 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
         failed += f;
     }
     let elapsed = clock.elapsed().as_secs_f64();
+    let client_cpu_ms_per_enrollment = match (cpu0, own_cpu_ticks()) {
+        (Some(a), Some(b)) if !lat.is_empty() => {
+            Some(b.saturating_sub(a) as f64 * 1000.0 / TICKS_PER_SEC / lat.len() as f64)
+        }
+        _ => None,
+    };
     lat.sort();
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
@@ -303,5 +325,6 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         prepare_secs,
+        client_cpu_ms_per_enrollment,
     })
 }

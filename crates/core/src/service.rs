@@ -433,11 +433,16 @@ impl Core {
             .static_config
             .clone()
             .unwrap_or_else(|| ma.enrollment_config.clone());
-        let device_uuid = match &grant.device_uuid {
-            Some(u) => normalise_uuid(u)?,
-            None => uuid::Uuid::new_v4().hyphenated().to_string(),
+        // A grant without a device UUID enrolls a new device: its fresh random UUID names no
+        // existing device, so there is nothing to look up.
+        let (device_uuid, existing) = match &grant.device_uuid {
+            Some(u) => {
+                let u = normalise_uuid(u)?;
+                let existing = self.store.device_by_uuid(&u).await?;
+                (u, existing)
+            }
+            None => (uuid::Uuid::new_v4().hyphenated().to_string(), None),
         };
-        let existing = self.store.device_by_uuid(&device_uuid).await?;
         let policy = self.default_policy().await?;
         let mut device = registration_device(
             existing.as_ref(),

@@ -10,7 +10,7 @@ use ferrocore_proto::{GrantProtocol, Platform};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+type Tx = super::WriteTx;
 
 const COLUMNS: &str = "id, secret_hash, protocol, username, platform, device_uuid, created_at, \
     expires_at, consumed_at, consumed_by_serial, device_id, revoked_at";

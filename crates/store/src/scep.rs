@@ -5,7 +5,7 @@
 //! steps of `lib.rs` inside one transaction with the challenge consumption and the
 //! transaction record.
 
-use super::{SqliteStore, cert_from_row, db_err, parse_enum, registration_in, renewal_in};
+use super::{SqliteStore, WriteTx, cert_from_row, db_err, parse_enum, registration_in, renewal_in};
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     CertRecord, Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey,
@@ -13,7 +13,7 @@ use ferrocore_core::store::{
 use ferrocore_proto::{GrantProtocol, Platform};
 use sqlx::Row;
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+type Tx = WriteTx;
 
 impl SqliteStore {
     pub(crate) async fn scep_set_static(
