@@ -495,6 +495,19 @@ fn bad_scep_requests_get_stable_errors() {
     ] {
         assert!(caps.body.lines().any(|l| l == cap), "{cap}: {}", caps.body);
     }
+    // No CA rollover: GetNextCACert is neither announced nor answered with the current chain.
+    assert!(
+        !caps.body.lines().any(|l| l == "GetNextCACert"),
+        "{}",
+        caps.body
+    );
+    let next = server.curl(&[&format!("{url}?operation=GetNextCACert")]);
+    assert_eq!(
+        (next.status, next.error_code()),
+        (400, "scep_unknown_operation"),
+        "{}",
+        next.body
+    );
     let p7 = server.path("cacert.p7");
     let got = server.curl(&[
         "-o",
