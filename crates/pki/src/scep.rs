@@ -4,12 +4,15 @@
 //! - [`parse_request`]`(der, &RaKey) -> Result<PkiMessage, ScepError>`: verifies
 //!   the signer (signature over the signed attributes, messageDigest), reads
 //!   messageType / transactionID / senderNonce and decrypts the
-//!   pkcsPKIEnvelope with the RA key. [`ScepError::Malformed`] means there is
+//!   pkcsPKIEnvelope with the RA key. The transactionID is taken in any string type and
+//!   kept as sent ([`ReplyTo::transaction_id_der`]), so a CertRep can be built for every
+//!   request accepted here. [`ScepError::Malformed`] means there is
 //!   nothing to answer with a CertRep (answer with an HTTP error);
 //!   [`ScepError::Refused`] carries what a FAILURE CertRep needs ([`ReplyTo`]).
 //! - [`build_cert_rep`]`(&RaKey, &ReplyTo, CertRepBody, cipher)`: SUCCESS with a
 //!   certs-only SignedData encrypted to the requester's signer certificate,
-//!   FAILURE with failInfo, or PENDING; signed by the RA.
+//!   FAILURE with failInfo, or PENDING; signed by the RA; the transactionID echoed byte
+//!   for byte.
 //! - [`csr_challenge_password`], [`parse_issuer_and_subject`] (GetCertInitial content),
 //!   [`parse_issuer_and_serial`] (GetCert / GetCRL content; a GetCRL answer is
 //!   [`CertRepBody::Crl`]).

@@ -14,7 +14,8 @@
 //!   [`crate::tls::TrustStore::verify`] like a TLS client certificate; a PKCSReq whose signer
 //!   certificate verifies so — the pre-RFC 8894 renewal certmonger sends — is a renewal too,
 //!   its challenge unused; first enrollments are signed with self-signed certificates),
-//!   GetCertInitial → [`Core::scep_poll`], GetCert / GetCRL → [`access`]. Answered with a
+//!   GetCertInitial → [`Core::scep_poll`] (the poll's signer key must be the original
+//!   requester's), GetCert / GetCRL → [`access`]. Answered with a
 //!   CertRep (`application/x-pki-message`): SUCCESS
 //!   (issued certificate + CA, encrypted to the requester with AES: the request's AES
 //!   variant, AES-128 for 3DES requests; to an ECDSA signer certificate by ECDH key
