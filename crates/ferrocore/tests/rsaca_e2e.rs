@@ -4,7 +4,10 @@
 //! portal certificate, client identities (registration, SCEP, EST), the CRL and OCSP
 //! responses an RSA CA signs are verified by curl and `openssl` (verify, crl, ocsp -resp_text); the CA key algorithm is
 //! shown by the admin API/CLI; an existing CA is kept, with a warning, when the setting
-//! changes.
+//! changes. PyScep also sends transactionIDs PrintableString cannot carry (answered, echoed in
+//! its encoding, retransmission gets the same certificate) and polls with GetCertInitial
+//! (answered to the requesting key only; a revoked certificate or retired device gets
+//! badCertId, for a retransmitted PKCSReq too).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
