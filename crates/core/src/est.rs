@@ -140,6 +140,15 @@ impl Core {
             },
             at,
         );
+        // What the configuration needs (an external CA's CSR attributes) is checked before
+        // anything is sent or written, as registration and renewal do.
+        self.check_csr_for(
+            device
+                .enrollment_config
+                .as_deref()
+                .unwrap_or(crate::service::LOCAL_CONFIG),
+            csr,
+        )?;
         let policy = self.policy_of(&device).await?;
         let (issued, record) = self
             .issue_registration_cert(&mut device, &policy, csr, now, "est")

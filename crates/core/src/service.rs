@@ -93,16 +93,22 @@ fn scep_request_key(
     transaction_id: &str,
     signer_cert_der: &[u8],
     csr_der: &[u8],
-) -> ScepRequestKey {
+) -> Result<ScepRequestKey> {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for part in [transaction_id.as_bytes(), signer_cert_der, csr_der] {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part);
     }
-    ScepRequestKey {
+    Ok(ScepRequestKey {
         transaction_id: transaction_id.to_owned(),
         request_hash: hex::encode(ctx.finish().as_ref()),
-    }
+        signer_spki_sha256: signer_spki_sha256(signer_cert_der)?,
+    })
+}
+
+/// SHA-256 (hex) of a SCEP signer certificate's SubjectPublicKeyInfo: who requested.
+fn signer_spki_sha256(signer_cert_der: &[u8]) -> Result<String> {
+    Ok(ferrocore_pki::cert_info(signer_cert_der)?.spki_sha256_hex)
 }
 
 /// A certificate issued (or found for a transaction) through SCEP.
@@ -412,7 +418,7 @@ impl Core {
     /// one-time challenge is consumed in the transaction that records it. A retransmission
     /// (same transaction ID) is answered with the certificate already issued.
     pub async fn scep_enroll(&self, req: &ScepEnrollment) -> Result<ScepIssued> {
-        let key = scep_request_key(&req.transaction_id, &req.signer_cert_der, &req.csr_der);
+        let key = scep_request_key(&req.transaction_id, &req.signer_cert_der, &req.csr_der)?;
         if let Some(done) = self.store.scep_request(&key.request_hash).await? {
             return self.scep_issued(done).await;
         }
@@ -466,6 +472,12 @@ impl Core {
             },
             at,
         );
+        // What the configuration needs (an external CA's CSR attributes) is checked before
+        // anything is sent or written, as registration and renewal do.
+        self.check_csr_for(
+            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
+            &csr,
+        )?;
         let policy = self.policy_of(&device).await?;
         let (issued, record) = self
             .issue_registration_cert(&mut device, &policy, &csr, now, "scep")
@@ -496,7 +508,7 @@ impl Core {
         csr_der: &[u8],
         transaction_id: &str,
     ) -> Result<ScepIssued> {
-        let key = scep_request_key(transaction_id, signer_cert_der, csr_der);
+        let key = scep_request_key(transaction_id, signer_cert_der, csr_der)?;
         if let Some(done) = self.store.scep_request(&key.request_hash).await? {
             return self.scep_issued(done).await;
         }
@@ -516,10 +528,17 @@ impl Core {
     }
 
     /// SCEP GetCertInitial (CertPoll): certificates are issued synchronously, so a poll is
-    /// answered with the certificate recorded for the transaction, else
-    /// [`CoreError::ScepTransactionUnknown`].
-    pub async fn scep_poll(&self, transaction_id: &str) -> Result<ScepIssued> {
-        match self.store.scep_transaction(transaction_id).await? {
+    /// answered with the certificate recorded for the transaction — only to the key that
+    /// signed the original request (`signer_cert_der` of the poll), else
+    /// [`CoreError::ScepTransactionUnknown`] — and only while that certificate is unrevoked
+    /// and its device active (see [`Core::scep_issued`]).
+    pub async fn scep_poll(
+        &self,
+        transaction_id: &str,
+        signer_cert_der: &[u8],
+    ) -> Result<ScepIssued> {
+        let signer = signer_spki_sha256(signer_cert_der)?;
+        match self.store.scep_transaction(transaction_id, &signer).await? {
             Some(done) => self.scep_issued(done).await,
             None => Err(CoreError::ScepTransactionUnknown(
                 transaction_id.chars().take(128).collect(),
@@ -527,7 +546,23 @@ impl Core {
         }
     }
 
+    /// Answers a SCEP request from its record (a retransmission or a poll): refused when
+    /// the certificate has been revoked (including superseded) or its device retired or
+    /// deleted since, so a replayed request never hands out a certificate no longer valid.
     async fn scep_issued(&self, done: CertRecord) -> Result<ScepIssued> {
+        if done.status == CertStatus::Revoked {
+            return Err(CoreError::CertRevoked {
+                reason: done
+                    .revocation_reason
+                    .clone()
+                    .unwrap_or_else(|| "unspecified".into()),
+            });
+        }
+        let device_id = done.device_id.clone().unwrap_or_default();
+        match self.store.device(&device_id).await? {
+            Some(d) if d.status == DeviceStatus::Active => {}
+            _ => return Err(CoreError::DeviceRetired),
+        }
         let issuer = self.issuer(&done.enrollment_config)?;
         Ok(ScepIssued {
             cert_der: done.der,
@@ -644,7 +679,7 @@ impl Core {
     }
 
     /// Refuses a CSR the configuration cannot use before anything is sent or written.
-    fn check_csr_for(&self, config: &str, csr: &VerifiedCsr) -> Result<()> {
+    pub(crate) fn check_csr_for(&self, config: &str, csr: &VerifiedCsr) -> Result<()> {
         self.issuer(config)?
             .csr_requirements()
             .check(csr)

@@ -273,6 +273,9 @@ pub struct ScepGrant {
 pub struct ScepRequestKey {
     pub transaction_id: String,
     pub request_hash: String,
+    /// SHA-256 (hex) of the request's signer public key (SubjectPublicKeyInfo): only this
+    /// key may poll for the transaction's certificate.
+    pub signer_spki_sha256: String,
 }
 
 #[async_trait]
@@ -430,7 +433,13 @@ pub trait Store: Send + Sync + 'static {
     /// The certificate issued for a SCEP request (by its hash), if any.
     async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>>;
     /// The latest certificate issued under a SCEP transactionID, if any.
-    async fn scep_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>>;
+    /// The latest certificate recorded for `transaction_id` requested by the signer key
+    /// `signer_spki_sha256` (hex SHA-256 of its SubjectPublicKeyInfo), if any.
+    async fn scep_transaction(
+        &self,
+        transaction_id: &str,
+        signer_spki_sha256: &str,
+    ) -> Result<Option<CertRecord>>;
     /// [`Store::apply_renewal`] plus the SCEP request record, in one transaction.
     async fn apply_scep_renewal(
         &self,

@@ -16,7 +16,8 @@
 //! it; the configuration survives a restart; retiring the device refuses its next check-in;
 //! with scepserver down registration fails with `external_ca_unreachable` and nothing is
 //! recorded. An EC CSR without the challenge is refused (`csr_attributes_required`) before
-//! the CA is asked.
+//! the CA is asked, by registration, EST simpleenroll (curl) and SCEP (micromdm's
+//! `scepclient` with a Ferrocore challenge: badRequest, the challenge stays unused).
 //!
 //! Second scenario (`external_intermediate_ca_over_https`): scepserver's depot CA is an
 //! intermediate issued by an openssl-made root, and scepserver sits behind nginx (TLS, server
@@ -143,6 +144,39 @@ impl Drop for ScepServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// micromdm's scepclient against Ferrocore's `/scep`, encrypting to the RA certificate.
+fn scepclient(s: &Server, dir: &Path, challenge: &str) -> common::Out {
+    std::fs::create_dir_all(dir).unwrap();
+    let ra = s.data_dir.join("scep").join("ra.pem");
+    openssl_ok(
+        dir,
+        &[
+            "x509",
+            "-in",
+            ra.to_str().unwrap(),
+            "-outform",
+            "DER",
+            "-out",
+            "ra.der",
+        ],
+    );
+    let mut sum = Command::new("sha256sum");
+    sum.arg(dir.join("ra.der"));
+    let fp = run(sum, None);
+    let mut cmd = clean_command("scepclient");
+    cmd.env("SSL_CERT_FILE", s.ca_pem())
+        .arg("-server-url")
+        .arg(format!("{}/scep", s.device_url()))
+        .arg("-private-key")
+        .arg(dir.join("key.pem"))
+        .arg("-certificate")
+        .arg(dir.join("cert.pem"))
+        .args(["-cn", "scep-device", "-ca-fingerprint"])
+        .arg(fp.stdout.split_whitespace().next().unwrap())
+        .args(["-challenge", challenge]);
+    run(cmd, None)
 }
 
 fn refused(out: &common::Out, code: &str) {
@@ -348,6 +382,74 @@ fn scenario() {
     assert_eq!(r.json["key"], "rsa-2048", "{r:?}");
     assert_eq!(r.json["challenge_password"], CHALLENGE, "{r:?}");
     assert_eq!(s.device_total(), 1);
+
+    // EST simpleenroll (curl) and SCEP PKCSReq (micromdm's scepclient, a Ferrocore one-time
+    // challenge) are checked against the same requirements before the CA is asked: EST says
+    // `csr_attributes_required` (before: the CA's refusal, 502 `external_ca_refused`), SCEP
+    // answers badRequest with that code in the log; nothing is recorded, the challenge unused.
+    openssl_ok(
+        tmp.path(),
+        &[
+            "req",
+            "-in",
+            "ec.csr",
+            "-outform",
+            "DER",
+            "-out",
+            "ec.csr.der",
+        ],
+    );
+    let b64 = openssl_ok(tmp.path(), &["base64", "-in", "ec.csr.der"]).stdout;
+    std::fs::write(tmp.path().join("ec.b64"), b64.replace('\n', "\r\n")).unwrap();
+    let r = s.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/pkcs10",
+        "--data-binary",
+        &format!("@{}", tmp.path().join("ec.b64").display()),
+        "-u",
+        &format!("alice:{}", common::PASSWORD),
+        &format!("{}/.well-known/est/simpleenroll", s.device_url()),
+    ]);
+    assert_eq!(
+        (r.status, r.error_code()),
+        (409, "csr_attributes_required"),
+        "{r:?}\n{}",
+        s.log()
+    );
+    let grant = s.admin_ok(&[
+        "scep-challenge",
+        "create",
+        "--user",
+        "alice",
+        "--platform",
+        "ios",
+    ]);
+    let log_before = s.log().len();
+    let out = scepclient(
+        &s,
+        &tmp.path().join("scep-dev"),
+        grant["challenge"].as_str().unwrap(),
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("badRequest"), "{out:?}");
+    let log = s.log();
+    let scep_log = &log[log_before..];
+    assert!(
+        scep_log.contains("SCEP request refused") && scep_log.contains("csr_attributes_required"),
+        "{scep_log}"
+    );
+    let grants = s.admin_ok(&["grant", "list"]);
+    let g = grants["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == grant["id"])
+        .unwrap_or_else(|| panic!("{grants}"));
+    assert_eq!(g["state"], "active", "challenge unused: {g}");
+    assert_eq!(s.device_total(), 1);
+    assert_eq!(s.admin_ok(&["certificates", "list"])["total"], 0);
 
     // An agent registers: its certificate comes from the scepserver CA.
     let reg = s.register_ok(&phone, "alice", "android", "agent", "10.1.0");

@@ -4,7 +4,10 @@
 //! portal certificate, client identities (registration, SCEP, EST), the CRL and OCSP
 //! responses an RSA CA signs are verified by curl and `openssl` (verify, crl, ocsp -resp_text); the CA key algorithm is
 //! shown by the admin API/CLI; an existing CA is kept, with a warning, when the setting
-//! changes.
+//! changes. PyScep also sends transactionIDs PrintableString cannot carry (answered, echoed in
+//! its encoding, retransmission gets the same certificate) and polls with GetCertInitial
+//! (answered to the requesting key only; a revoked certificate or retired device gets
+//! badCertId, for a retransmitted PKCSReq too).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -418,4 +421,136 @@ fn pyscep_gets_its_own_certificate_and_the_crl() {
         out.stdout.contains(&retired_serial.to_ascii_uppercase()),
         "{retired_serial}: {out:?}"
     );
+}
+
+/// The serial (lowercase hex, as the admin API lists it) of a PEM certificate.
+fn serial_of_pem(server: &Server, name: &str, pem: &str) -> String {
+    let dir = server.path("");
+    std::fs::write(dir.join(name), pem).unwrap();
+    openssl_ok(&dir, &["x509", "-in", name, "-noout", "-serial"])
+        .stdout
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+/// A transactionID PrintableString cannot carry (`_`, `@`, `*`), sent by PyScep as a
+/// UTF8String and as a PrintableString it does not check: the CertRep echoes it in the
+/// client's own encoding (before, building the reply failed with HTTP 500 after the
+/// certificate was recorded), and the retransmission gets the same certificate.
+#[test]
+fn pyscep_transaction_ids_outside_printable_string_are_answered() {
+    let server = Server::start_with_env(&[("FERROCORE_CA_KEY_ALGORITHM", "rsa-2048")]);
+    let url = format!("{}/scep", server.device_url());
+    server.add_user("frank");
+    for (kind, txid) in [("utf8", "a_b@c*1"), ("printable", "x_y@z*2")] {
+        let c = challenge(&server, "frank", "android");
+        let res = pyscep(&server, &["txid", &url, &c, "frank-dev", txid, kind]);
+        for attempt in ["first", "retransmission"] {
+            let o = &res[attempt];
+            assert_eq!(
+                o["status"],
+                "SUCCESS",
+                "{kind} {attempt}: {res}\n{}",
+                server.log()
+            );
+            assert_eq!(o["transaction_id"], txid, "{kind} {attempt}: {res}");
+        }
+        assert_eq!(
+            res["first"]["cert_pem"], res["retransmission"]["cert_pem"],
+            "{kind}: {res}"
+        );
+        let serial = serial_of_pem(
+            &server,
+            "tx.pem",
+            res["first"]["cert_pem"].as_str().unwrap(),
+        );
+        let list = server.devices();
+        assert!(
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["current_cert_serial"] == serial),
+            "{serial}: {list}"
+        );
+    }
+    assert!(
+        !server.log().contains("SCEP internal error"),
+        "{}",
+        server.log()
+    );
+}
+
+/// GetCertInitial (CertPoll) with PyScep: the certificate recorded for a transaction goes to
+/// the key that requested it only (another signer gets badCertId, before: the certificate);
+/// once the certificate is revoked, a poll and a retransmitted PKCSReq get badCertId, and so
+/// do they once the device is retired.
+#[test]
+fn pyscep_poll_answers_the_requester_only_and_never_a_revoked_certificate() {
+    let server = Server::start_with_env(&[("FERROCORE_CA_KEY_ALGORITHM", "rsa-2048")]);
+    let url = format!("{}/scep", server.device_url());
+    server.add_user("gina");
+    let mut devices = Vec::new();
+    for n in 1..=2 {
+        let save = server.path(&format!("poll-{n}"));
+        let c = challenge(&server, "gina", "ios");
+        let res = pyscep(
+            &server,
+            &[
+                "poll",
+                &url,
+                &c,
+                &format!("gina-{n}"),
+                save.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            res["enroll"]["status"],
+            "SUCCESS",
+            "{res}\n{}",
+            server.log()
+        );
+        assert_eq!(res["own"]["status"], "SUCCESS", "{res}");
+        assert_eq!(res["own"]["cert_pem"], res["enroll"]["cert_pem"], "{res}");
+        assert_eq!(res["foreign"]["status"], "FAILURE", "{res}");
+        assert_eq!(res["foreign"]["fail_info"], "BadCertId", "{res}");
+        assert!(res["foreign"].get("cert_pem").is_none(), "{res}");
+        // Still answered before anything changes.
+        let again = pyscep(&server, &["replay", &url, save.to_str().unwrap()]);
+        for k in ["poll", "retransmission"] {
+            assert_eq!(again[k]["status"], "SUCCESS", "{k}: {again}");
+            assert_eq!(
+                again[k]["cert_pem"], res["enroll"]["cert_pem"],
+                "{k}: {again}"
+            );
+        }
+        let serial = serial_of_pem(
+            &server,
+            "poll.pem",
+            res["enroll"]["cert_pem"].as_str().unwrap(),
+        );
+        devices.push((save, serial));
+    }
+    // The first certificate revoked, the second device retired.
+    let (revoked_dir, revoked_serial) = &devices[0];
+    server.admin_ok(&["certificates", "revoke", revoked_serial]);
+    let (retired_dir, retired_serial) = &devices[1];
+    let list = server.devices();
+    let id = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["current_cert_serial"] == retired_serial.as_str())
+        .and_then(|d| d["device_id"].as_str())
+        .unwrap_or_else(|| panic!("{retired_serial}: {list}"))
+        .to_owned();
+    server.admin_ok(&["devices", "retire", &id]);
+    for save in [revoked_dir, retired_dir] {
+        let res = pyscep(&server, &["replay", &url, save.to_str().unwrap()]);
+        for k in ["poll", "retransmission"] {
+            assert_eq!(res[k]["status"], "FAILURE", "{k}: {res}\n{}", server.log());
+            assert_eq!(res[k]["fail_info"], "BadCertId", "{k}: {res}");
+        }
+    }
 }

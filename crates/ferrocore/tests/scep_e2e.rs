@@ -1,7 +1,8 @@
 //! SCEP (RFC 8894) at `/scep` against real clients: micromdm's `scepclient` (enrollment,
 //! RenewalReq with its current certificate, reused challenge), certmonger's daemon
 //! (`getcert request`, reused challenge), PyScep (GetCACaps; its GetCACert check only
-//! knows RSA CAs: its enrollment against an RSA local CA is in `rsaca_e2e`), and curl for the HTTP-level refusals. The SCEP-issued certificate is
+//! knows RSA CAs: its enrollment against an RSA local CA is in `rsaca_e2e`), and curl for the HTTP-level refusals
+//! (including GetNextCACert, neither announced nor served: there is no CA rollover). The SCEP-issued certificate is
 //! listed on its device, works for a mutual-TLS check-in and is refused after retirement.
 //! One-time challenges are enrollment grants: listed, revoked, and then refused to
 //! `scepclient` like unknown ones (as are EST tokens).
@@ -495,6 +496,19 @@ fn bad_scep_requests_get_stable_errors() {
     ] {
         assert!(caps.body.lines().any(|l| l == cap), "{cap}: {}", caps.body);
     }
+    // No CA rollover: GetNextCACert is neither announced nor answered with the current chain.
+    assert!(
+        !caps.body.lines().any(|l| l == "GetNextCACert"),
+        "{}",
+        caps.body
+    );
+    let next = server.curl(&[&format!("{url}?operation=GetNextCACert")]);
+    assert_eq!(
+        (next.status, next.error_code()),
+        (400, "scep_unknown_operation"),
+        "{}",
+        next.body
+    );
     let p7 = server.path("cacert.p7");
     let got = server.curl(&[
         "-o",

@@ -4,12 +4,15 @@
 //! - [`parse_request`]`(der, &RaKey) -> Result<PkiMessage, ScepError>`: verifies
 //!   the signer (signature over the signed attributes, messageDigest), reads
 //!   messageType / transactionID / senderNonce and decrypts the
-//!   pkcsPKIEnvelope with the RA key. [`ScepError::Malformed`] means there is
+//!   pkcsPKIEnvelope with the RA key. The transactionID is taken in any string type and
+//!   kept as sent ([`ReplyTo::transaction_id_der`]), so a CertRep can be built for every
+//!   request accepted here. [`ScepError::Malformed`] means there is
 //!   nothing to answer with a CertRep (answer with an HTTP error);
 //!   [`ScepError::Refused`] carries what a FAILURE CertRep needs ([`ReplyTo`]).
 //! - [`build_cert_rep`]`(&RaKey, &ReplyTo, CertRepBody, cipher)`: SUCCESS with a
 //!   certs-only SignedData encrypted to the requester's signer certificate,
-//!   FAILURE with failInfo, or PENDING; signed by the RA.
+//!   FAILURE with failInfo, or PENDING; signed by the RA; the transactionID echoed byte
+//!   for byte.
 //! - [`csr_challenge_password`], [`parse_issuer_and_subject`] (GetCertInitial content),
 //!   [`parse_issuer_and_serial`] (GetCert / GetCRL content; a GetCRL answer is
 //!   [`CertRepBody::Crl`]).
@@ -154,6 +157,10 @@ pub struct RaKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplyTo {
     pub transaction_id: String,
+    /// The transactionID attribute value exactly as the requester encoded it (DER, any
+    /// string type): the CertRep echoes it byte for byte, so a reply can be built for every
+    /// transactionID [`parse_request`] accepted (a UTF8String `a_b` is not a PrintableString).
+    pub transaction_id_der: Vec<u8>,
     pub sender_nonce: Vec<u8>,
     /// The requester's signer certificate (replies are encrypted to it).
     pub signer_cert_der: Vec<u8>,
@@ -247,10 +254,14 @@ fn malformed(reason: impl Into<String>) -> ScepError {
 /// Server side: verify and decrypt a PKIOperation message.
 pub fn parse_request(der: &[u8], ra: &RaKey) -> Result<PkiMessage, ScepError> {
     let msg = cms::inspect_signed(der).map_err(ScepError::Malformed)?;
-    let transaction_id = msg
-        .attr(OID_TRANSACTION_ID)
+    let tx_attr = msg.attr(OID_TRANSACTION_ID);
+    let transaction_id = tx_attr
         .and_then(printable)
         .filter(|t| !t.is_empty())
+        .ok_or_else(|| malformed("no transactionID"))?;
+    let transaction_id_der = tx_attr
+        .and_then(SignedAttr::single_value)
+        .map(<[u8]>::to_vec)
         .ok_or_else(|| malformed("no transactionID"))?;
     let sender_nonce = msg
         .attr(OID_SENDER_NONCE)
@@ -258,6 +269,7 @@ pub fn parse_request(der: &[u8], ra: &RaKey) -> Result<PkiMessage, ScepError> {
         .ok_or_else(|| malformed("no senderNonce"))?;
     let reply_to = ReplyTo {
         transaction_id,
+        transaction_id_der,
         sender_nonce,
         signer_cert_der: msg.signer_cert_der.clone(),
         digest: msg.digest,
@@ -323,7 +335,12 @@ pub fn build_cert_rep(
     cipher: ContentCipher,
 ) -> Result<Vec<u8>, PkiError> {
     let mut attrs = vec![
-        printable_attr(OID_TRANSACTION_ID, &to.transaction_id)?,
+        // Echoed as received (RFC 8894 3.2.1.1 names PrintableString; clients also send
+        // UTF8String or IA5String, and characters PrintableString lacks).
+        SignedAttr {
+            oid: OID_TRANSACTION_ID.into(),
+            values: vec![to.transaction_id_der.clone()],
+        },
         printable_attr(OID_MESSAGE_TYPE, &MessageType::CertRep.number().to_string())?,
         octet_string_attr(OID_SENDER_NONCE, &nonce()?)?,
         octet_string_attr(OID_RECIPIENT_NONCE, &to.sender_nonce)?,

@@ -465,3 +465,52 @@ fn get_ca_cert_and_caps_parsing() {
     assert_eq!(caps.cipher(), ContentCipher::Aes256Cbc);
     assert_eq!(CaCaps::parse("DES3\n").cipher(), ContentCipher::DesEde3Cbc);
 }
+
+/// A transactionID PrintableString cannot carry, in the UTF8String a client used: the CertRep
+/// echoes it byte for byte (building the reply used to fail on `_`).
+#[test]
+fn cert_rep_echoes_the_transaction_id_as_the_client_encoded_it() {
+    let ra = ra();
+    let (key, signer) = client();
+    let csr = rsa_csr(key, "device-1", Some("one-time-123")).unwrap();
+    let (req, nonce) = build_pkcs_req(
+        &csr,
+        "placeholder",
+        &signer,
+        key,
+        &ra.cert_der,
+        ContentCipher::Aes128Cbc,
+        false,
+    )
+    .unwrap();
+    let mut msg = parse_request(&req, &ra).unwrap();
+    let utf8 = der::Encode::to_der(&der::asn1::Utf8StringRef::new("a_b@c*").unwrap()).unwrap();
+    msg.reply_to.transaction_id = "a_b@c*".into();
+    msg.reply_to.transaction_id_der = utf8.clone();
+    let issued = self_signed_rsa(key, "issued", now()).unwrap();
+    for body in [
+        CertRepBody::Success(vec![issued.clone()]),
+        CertRepBody::Failure(FailInfo::BadRequest),
+    ] {
+        let rep = build_cert_rep(&ra, &msg.reply_to, &body, ContentCipher::Aes128Cbc).unwrap();
+        let signed = cms::inspect_signed(&rep).unwrap();
+        let echoed = signed
+            .attr("2.16.840.1.113733.1.9.7")
+            .and_then(|a| a.single_value())
+            .unwrap();
+        assert_eq!(echoed, utf8.as_slice());
+        let parsed = parse_cert_rep(
+            &rep,
+            &signer,
+            key,
+            "a_b@c*",
+            std::slice::from_ref(&ra.cert_der),
+            Some(&nonce),
+        )
+        .unwrap();
+        match body {
+            CertRepBody::Success(_) => assert_eq!(parsed.certs, vec![issued.clone()]),
+            _ => assert_eq!(parsed.fail_info, Some(FailInfo::BadRequest)),
+        }
+    }
+}

@@ -1153,8 +1153,13 @@ impl Store for SqliteStore {
         self.scep_request_cert(request_hash).await
     }
 
-    async fn scep_transaction(&self, transaction_id: &str) -> Result<Option<CertRecord>> {
-        self.scep_transaction_cert(transaction_id).await
+    async fn scep_transaction(
+        &self,
+        transaction_id: &str,
+        signer_spki_sha256: &str,
+    ) -> Result<Option<CertRecord>> {
+        self.scep_transaction_cert(transaction_id, signer_spki_sha256)
+            .await
     }
 
     async fn apply_scep_renewal(

@@ -112,12 +112,15 @@ impl SqliteStore {
     pub(crate) async fn scep_transaction_cert(
         &self,
         transaction_id: &str,
+        signer_spki_sha256: &str,
     ) -> Result<Option<CertRecord>> {
         let row = sqlx::query(
             "SELECT c.* FROM scep_transactions t JOIN certificates c ON c.serial = t.cert_serial \
-             WHERE t.transaction_id = ? ORDER BY t.created_at DESC, t.rowid DESC LIMIT 1",
+             WHERE t.transaction_id = ? AND t.signer_spki_sha256 = ? \
+             ORDER BY t.created_at DESC, t.rowid DESC LIMIT 1",
         )
         .bind(transaction_id)
+        .bind(signer_spki_sha256)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_err)?;
@@ -147,14 +150,16 @@ async fn record_request(
     at: i64,
 ) -> Result<()> {
     let done = sqlx::query(
-        "INSERT INTO scep_transactions (request_hash, transaction_id, cert_serial, device_id, created_at) \
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT(request_hash) DO NOTHING",
+        "INSERT INTO scep_transactions (request_hash, transaction_id, cert_serial, device_id, \
+         created_at, signer_spki_sha256) VALUES (?, ?, ?, ?, ?, ?) \
+         ON CONFLICT(request_hash) DO NOTHING",
     )
     .bind(&request.request_hash)
     .bind(&request.transaction_id)
     .bind(serial)
     .bind(device_id)
     .bind(at)
+    .bind(&request.signer_spki_sha256)
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;

@@ -506,6 +506,7 @@ async fn consumption_is_one_transaction_with_the_enrollment() {
     let key = ScepRequestKey {
         transaction_id: "tx-1".into(),
         request_hash: "req-1".into(),
+        signer_spki_sha256: "00".repeat(32),
     };
     w.clock.advance(Duration::seconds(3600));
     let later = T0 + 3600;

@@ -1,7 +1,8 @@
 //! SCEP (RFC 8894) at `/scep` on the device and sync-TLS listeners.
 //!
 //! - `GET ?operation=GetCACaps` (any `message`, certmonger sends `message=0`): the
-//!   capabilities, one per line.
+//!   capabilities, one per line. `GetNextCACert` is not announced (there is no CA rollover)
+//!   and is answered `scep_unknown_operation` like any other unknown operation.
 //! - `GET ?operation=GetCACert`: `application/x-x509-ca-ra-cert`, a certs-only SignedData
 //!   with the RA certificate, the RA key's encryption-only certificate (for clients that
 //!   pick the recipient by keyUsage, like NDES's pair) and the CA certificate of the selected
@@ -13,7 +14,8 @@
 //!   [`crate::tls::TrustStore::verify`] like a TLS client certificate; a PKCSReq whose signer
 //!   certificate verifies so — the pre-RFC 8894 renewal certmonger sends — is a renewal too,
 //!   its challenge unused; first enrollments are signed with self-signed certificates),
-//!   GetCertInitial → [`Core::scep_poll`], GetCert / GetCRL → [`access`]. Answered with a
+//!   GetCertInitial → [`Core::scep_poll`] (the poll's signer key must be the original
+//!   requester's), GetCert / GetCRL → [`access`]. Answered with a
 //!   CertRep (`application/x-pki-message`): SUCCESS
 //!   (issued certificate + CA, encrypted to the requester with AES: the request's AES
 //!   variant, AES-128 for 3DES requests; to an ECDSA signer certificate by ECDH key
@@ -60,7 +62,6 @@ use std::sync::Arc;
 pub const CAPABILITIES: &[&str] = &[
     "AES",
     "DES3",
-    "GetNextCACert",
     "POSTPKIOperation",
     "Renewal",
     "SHA-1",
@@ -187,7 +188,9 @@ async fn scep_get(
     let q = query_pairs(q.as_deref().unwrap_or(""));
     match operation(&q) {
         Some("GetCACaps") => ([(header::CONTENT_TYPE, "text/plain")], caps_text()).into_response(),
-        Some("GetCACert") | Some("GetNextCACert") => ca_certs(&state).await,
+        Some("GetCACert") => ca_certs(&state).await,
+        // No CA rollover: GetNextCACert (RFC 8894 4.7, the NEXT CA in a signed SignedData)
+        // is not announced and is answered like any operation this server does not serve.
         Some("PKIOperation") => {
             let Some((_, msg)) = q.iter().find(|(k, _)| k == "message") else {
                 return malformed("PKIOperation by GET needs message=<base64>".into());
@@ -431,7 +434,12 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
             ClientCert::Rejected(e) => Err(CoreError::CertUnknown(e.to_string())),
             ClientCert::None => Err(CoreError::ClientCertRequired),
         },
-        MessageType::CertPoll => state.core.scep_poll(&tx).await,
+        MessageType::CertPoll => {
+            state
+                .core
+                .scep_poll(&tx, &msg.reply_to.signer_cert_der)
+                .await
+        }
         // GetCert and GetCRL were answered above ([`access`]).
         MessageType::GetCert | MessageType::GetCrl | MessageType::CertRep => Err(
             CoreError::BadRequest("only PKCSReq, RenewalReq and GetCertInitial are served".into()),
