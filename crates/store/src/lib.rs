@@ -1,6 +1,8 @@
 //! Storage backends of Ferrocore. [`SqliteStore`] is the embedded default: one file in the
 //! data directory, WAL mode, migrations in `migrations/sqlite/` applied at open. Every
-//! state-changing method is one `BEGIN IMMEDIATE` transaction.
+//! state-changing method is one `BEGIN IMMEDIATE` transaction (`WriteTx`), taken after the
+//! process's writer turn so that writers queue in the process rather than in SQLite's busy
+//! handler.
 
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
