@@ -314,15 +314,44 @@ impl Store for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn delete_user(&self, username: &str) -> Result<()> {
-        self.delete_unless_referenced(
-            username,
+    async fn delete_user(&self, username: &str, at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let active: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM devices WHERE username = ? AND status = 'active'",
-            "DELETE FROM users WHERE username = ?",
-            || format!("user {username:?}"),
-            |n| format!("user {username:?} has {n} active device(s); retire them first"),
         )
+        .bind(username)
+        .fetch_one(&mut *tx)
         .await
+        .map_err(db_err)?;
+        if active > 0 {
+            return Err(CoreError::Conflict(format!(
+                "user {username:?} has {active} active device(s); retire them first"
+            )));
+        }
+        let res = sqlx::query("DELETE FROM users WHERE username = ?")
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("user {username:?}")));
+        }
+        // Their outstanding grants would otherwise still issue certificates.
+        sqlx::query(
+            "UPDATE enrollment_grants SET revoked_at = ? \
+             WHERE username = ? AND consumed_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(username)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM scep_static_challenges WHERE username = ?")
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
@@ -1363,9 +1392,9 @@ mod tests {
             s.create_user(&u).await,
             Err(CoreError::UserExists(_))
         ));
-        s.delete_user("alice").await.unwrap();
+        s.delete_user("alice", 2).await.unwrap();
         assert!(matches!(
-            s.delete_user("alice").await,
+            s.delete_user("alice", 2).await,
             Err(CoreError::NotFound(_))
         ));
     }
