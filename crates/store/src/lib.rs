@@ -1399,6 +1399,72 @@ mod tests {
         ));
     }
 
+    /// Deleting a user revokes their unused grants (not consumed ones, not other users')
+    /// and removes the static SCEP challenges naming them, in the same transaction.
+    #[tokio::test]
+    async fn deleting_a_user_revokes_their_grants_and_static_challenges() {
+        let (_d, s) = open().await;
+        for name in ["alice", "bob"] {
+            s.create_user(&UserRecord {
+                username: name.into(),
+                password_hash: "x".into(),
+                email: None,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        }
+        for (id, user, consumed) in [
+            ("g1", "alice", None),
+            ("g2", "alice", Some(5)),
+            ("g3", "bob", None),
+        ] {
+            sqlx::query(
+                "INSERT INTO enrollment_grants (id, secret_hash, protocol, username, platform, \
+                 created_at, expires_at, consumed_at) VALUES (?, ?, 'scep', ?, 'ios', 1, 100, ?)",
+            )
+            .bind(id)
+            .bind(format!("hash-{id}"))
+            .bind(user)
+            .bind(consumed)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        }
+        for (config, user) in [("local", "alice"), ("other", "bob")] {
+            sqlx::query(
+                "INSERT INTO scep_static_challenges (config, hash, username, platform, created_at) \
+                 VALUES (?, ?, ?, 'ios', 1)",
+            )
+            .bind(config)
+            .bind(format!("static-{config}"))
+            .bind(user)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        }
+        s.delete_user("alice", 7).await.unwrap();
+        let revoked: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_at FROM enrollment_grants ORDER BY id")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            revoked,
+            [
+                ("g1".to_owned(), Some(7)),
+                ("g2".to_owned(), None),
+                ("g3".to_owned(), None)
+            ]
+        );
+        let statics: Vec<String> =
+            sqlx::query_scalar("SELECT username FROM scep_static_challenges ORDER BY config")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(statics, ["bob"]);
+    }
+
     /// The search's plan choices (policy-driven window count, walking `devices_registered`
     /// for broad filters, sorting for narrow ones) return exactly what the plain SQL does.
     #[tokio::test]
