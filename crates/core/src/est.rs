@@ -99,6 +99,10 @@ impl Core {
                     .usable_grant(GrantProtocol::Est, &token, at)
                     .await?
                     .ok_or(CoreError::EstTokenInvalid)?;
+                if !self.grant_user_exists(&rec.username).await? {
+                    tracing::info!(user = %rec.username, "EST token of a deleted user refused");
+                    return Err(CoreError::EstTokenInvalid);
+                }
                 (
                     rec.username,
                     rec.platform,

@@ -8,16 +8,17 @@
 //! every revocation (one server per database, as with SQLite).
 //!
 //! Statuses: `good` (ours, not revoked), `revoked` (time and reason from the store),
-//! `unknown` (serial not issued by the CA the CertID names, or a CertID naming none of our
-//! CAs). One response is signed by one responder: the CA of the first CertID that names one
-//! of ours (or the `local` one); CertIDs of other CAs in the same request answer `unknown`.
+//! `unknown` (serial not issued by the CA the CertID names, which is one of ours). A request
+//! with a CertID naming none of our CAs gets the unsigned RFC 6960 `unauthorized` response:
+//! no responder of ours could sign an answer a relying party would accept for it. One
+//! response is signed by one responder: the CA of the first CertID; CertIDs of another of
+//! our CAs in the same request answer `unknown`.
 
 use crate::Core;
-use crate::service::LOCAL_CONFIG;
 use crate::store::CertStatusRow;
 use ferrocore_pki::{
     OcspAnswer, OcspResponder, OcspStatus, RevocationReason, internal_error_response,
-    malformed_request_response, parse_ocsp_request,
+    malformed_request_response, parse_ocsp_request, unauthorized_response,
 };
 use ferrocore_proto::CertStatus;
 use std::collections::HashMap;
@@ -81,6 +82,8 @@ pub const OCSP_SIGNER_RENEW_BEFORE: time::Duration = time::Duration::days(30);
 pub enum OcspOutcome {
     Answered,
     Malformed,
+    /// A CertID names a CA Ferrocore is not authoritative for.
+    Unauthorized,
     InternalError,
 }
 
@@ -105,7 +108,8 @@ impl Core {
     }
 
     /// Answers a DER OCSP request. Never fails: a request that does not decode gets
-    /// `malformedRequest`, a store or signing failure `internalError` (both logged).
+    /// `malformedRequest`, one naming a CA that is none of ours `unauthorized`, a store or
+    /// signing failure `internalError` (all logged).
     pub async fn ocsp_respond(&self, der: &[u8]) -> OcspReply {
         let req = match parse_ocsp_request(der) {
             Ok(r) => r,
@@ -118,7 +122,14 @@ impl Core {
             }
         };
         match self.ocsp_answer(&req).await {
-            Ok(der) => OcspReply {
+            Ok(None) => {
+                tracing::info!("OCSP request for a CA that is not ours: unauthorized");
+                OcspReply {
+                    der: unauthorized_response(),
+                    outcome: OcspOutcome::Unauthorized,
+                }
+            }
+            Ok(Some(der)) => OcspReply {
                 der,
                 outcome: OcspOutcome::Answered,
             },
@@ -132,7 +143,11 @@ impl Core {
         }
     }
 
-    async fn ocsp_answer(&self, req: &ferrocore_pki::ParsedOcspRequest) -> crate::Result<Vec<u8>> {
+    /// The signed response, or `None` when a CertID names a CA that is none of ours.
+    async fn ocsp_answer(
+        &self,
+        req: &ferrocore_pki::ParsedOcspRequest,
+    ) -> crate::Result<Option<Vec<u8>>> {
         let responders = self.ocsp.load_full();
         let config_of = |c: &ferrocore_pki::OcspCertRequest| {
             responders
@@ -140,16 +155,13 @@ impl Core {
                 .find(|(_, r)| r.matches(c))
                 .map(|(name, r)| (name.clone(), r.clone()))
         };
-        let signer = req
-            .certs
-            .iter()
-            .find_map(config_of)
-            .or_else(|| {
-                responders
-                    .get(LOCAL_CONFIG)
-                    .map(|r| (LOCAL_CONFIG.to_owned(), r.clone()))
-            })
-            .ok_or_else(|| crate::CoreError::Internal("no OCSP responder installed".into()))?;
+        if req.certs.iter().any(|c| config_of(c).is_none()) {
+            return Ok(None);
+        }
+        let Some(signer) = req.certs.iter().find_map(config_of) else {
+            // A request without CertIDs does not parse; nothing to be authoritative for.
+            return Ok(None);
+        };
         let now = self.now();
         let mut answers = Vec::with_capacity(req.certs.len());
         for c in &req.certs {
@@ -164,7 +176,7 @@ impl Core {
                 next_update: Some(now + OCSP_VALIDITY),
             });
         }
-        Ok(signer.1.sign(&answers, req.nonce.as_ref(), now)?)
+        Ok(Some(signer.1.sign(&answers, req.nonce.as_ref(), now)?))
     }
 
     async fn ocsp_status(

@@ -434,6 +434,10 @@ impl Core {
             .scep_grant(challenge, at)
             .await?
             .ok_or(CoreError::ScepChallengeInvalid)?;
+        if !self.grant_user_exists(&grant.username).await? {
+            tracing::info!(user = %grant.username, "SCEP challenge of a deleted user refused");
+            return Err(CoreError::ScepChallengeInvalid);
+        }
         let ma = self.store.mutual_auth().await?;
         let config = grant
             .static_config
@@ -1209,8 +1213,18 @@ impl Core {
         self.store.list_users().await
     }
 
+    /// Removes a user; their outstanding enrollment grants are revoked and the static SCEP
+    /// challenges naming them removed in the same transaction.
     pub async fn remove_user(&self, username: &str) -> Result<()> {
-        self.store.delete_user(username).await
+        self.store
+            .delete_user(username, self.now().unix_timestamp())
+            .await
+    }
+
+    /// Whether the user an enrollment grant names still exists (grants of a deleted user are
+    /// revoked with it; this also covers a grant read just before the deletion).
+    pub(crate) async fn grant_user_exists(&self, username: &str) -> Result<bool> {
+        Ok(self.store.user(username).await?.is_some())
     }
 
     // ------------------------------------------------------------------ devices, certificates

@@ -295,8 +295,10 @@ pub trait Store: Send + Sync + 'static {
     async fn create_user(&self, user: &UserRecord) -> Result<()>;
     async fn user(&self, username: &str) -> Result<Option<UserRecord>>;
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
-    /// Removes a user that has no active device; `Conflict` otherwise.
-    async fn delete_user(&self, username: &str) -> Result<()>;
+    /// Removes a user that has no active device (`Conflict` otherwise) and, in the same
+    /// transaction, revokes the user's unused enrollment grants (at `at`) and removes the
+    /// static SCEP challenges that enroll as the user.
+    async fn delete_user(&self, username: &str, at: i64) -> Result<()>;
 
     // --- policies ---
     async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;

@@ -544,3 +544,47 @@ fn est_token_grant_is_listed_revoked_and_then_refused() {
     let h = s.revoke_grant_http("no-such-grant");
     assert_eq!((h.status, h.error_code()), (404, "not_found"), "{h:?}");
 }
+
+/// Deleting a user revokes their outstanding grants in the same transaction: curl's
+/// enrollment with the deleted user's token is refused exactly like an unknown token, nothing
+/// is enrolled, and the grant is listed as revoked.
+#[test]
+fn est_token_of_a_deleted_user_is_refused() {
+    let s = Server::start();
+    s.add_user("carol");
+    let dir = s.path("");
+    let t = s.admin_ok(&[
+        "est-token",
+        "create",
+        "--user",
+        "carol",
+        "--platform",
+        "android",
+    ]);
+    let id = t["id"].as_str().unwrap().to_owned();
+    let token = t["token"].as_str().unwrap().to_owned();
+    s.admin_ok(&["users", "remove", "carol"]);
+    assert_eq!(s.admin_ok(&["grant", "show", &id])["state"], "revoked");
+
+    let (_, body) = make_csr(&dir, "gone", "deleted-user");
+    let total = s.device_total();
+    let r = est_post(
+        &s,
+        "simpleenroll",
+        &body,
+        &["-H", &format!("Authorization: Bearer {token}")],
+    );
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, "est_token_invalid"),
+        "{r:?}"
+    );
+    let unknown = est_post(
+        &s,
+        "simpleenroll",
+        &body,
+        &["-H", "Authorization: Bearer est_unknown"],
+    );
+    assert_eq!((r.status, &r.json), (unknown.status, &unknown.json));
+    assert_eq!(s.device_total(), total);
+}

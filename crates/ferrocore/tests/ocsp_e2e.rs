@@ -1,7 +1,7 @@
 //! OCSP responder, black-box: the real `openssl ocsp` client against `/ocsp` on the plain-HTTP
 //! PKI listener (the URL the issued certificate's AIA names) and on the device listener;
-//! POST and GET forms, nonce, good → revoked after a retire, unknown serial, malformed and
-//! oversized requests, and the delegated signing certificate re-created on start.
+//! POST and GET forms, nonce, good → revoked after a retire, unknown serial, `unauthorized`
+//! for a CA that is not ours, malformed and oversized requests, and the delegated signing certificate re-created on start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -215,8 +215,10 @@ fn openssl_ocsp_good_then_revoked_get_nonce_unknown_and_malformed() {
     assert!(t.contains(": unknown"), "{t}");
     assert!(t.contains("Response verify OK"), "{t}");
 
-    // A CA that is not ours: unknown. Another enrollment configuration's CA: its own
-    // delegated responder signs (verified against that CA).
+    // A CA that is not ours: the unsigned RFC 6960 `unauthorized` response (no signed
+    // `unknown` a relying party could not verify), alone or beside a CertID of ours.
+    // Another enrollment configuration's CA: its own delegated responder signs (verified
+    // against that CA).
     openssl_ok(
         &dir,
         &[
@@ -249,10 +251,31 @@ fn openssl_ocsp_good_then_revoked_get_nonce_unknown_and_malformed() {
             "-url",
             &url,
             "-resp_text",
-            "-noverify",
         ],
     ));
-    assert!(t.contains(": unknown"), "{t}");
+    assert!(t.contains("Responder Error: unauthorized (6)"), "{t}");
+    assert!(!t.contains(": unknown"), "{t}");
+    let t = text(&openssl(
+        &dir,
+        &[
+            "ocsp",
+            "-issuer",
+            ca_s,
+            "-cert",
+            cert_s,
+            "-issuer",
+            "foreign.pem",
+            "-serial",
+            "0x41",
+            "-url",
+            &url,
+            "-CAfile",
+            ca_s,
+            "-resp_text",
+        ],
+    ));
+    assert!(t.contains("Responder Error: unauthorized (6)"), "{t}");
+    assert!(s.log().contains("unauthorized"), "{}", s.log());
     s.admin_ok(&["enrollment", "add", "second"]);
     let second = s.data_dir.join("ca/second/ca.pem");
     let second_s = second.to_str().unwrap();
@@ -358,6 +381,25 @@ fn openssl_ocsp_good_then_revoked_get_nonce_unknown_and_malformed() {
         &format!("http://127.0.0.1:{pki_port}/pki/crl.der"),
     ]);
     assert_eq!(http.status, 200, "{http:?}");
+    // SCEP is served there too, with the device listener's 64 KiB body limit.
+    let caps = s.curl(&[&format!(
+        "http://127.0.0.1:{pki_port}/scep?operation=GetCACaps"
+    )]);
+    assert!(caps.status == 200 && caps.body.contains("AES"), "{caps:?}");
+    let big = dir.join("big-scep.bin");
+    fs::write(&big, vec![0x30u8; 100 * 1024]).expect("write");
+    let http = s.curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        &format!("http://127.0.0.1:{pki_port}/scep?operation=PKIOperation"),
+    ]);
+    assert_eq!(
+        (http.status, http.error_code()),
+        (413, "body_too_large"),
+        "{http:?}"
+    );
     // ... and nothing of the device API.
     let http = s.curl(&[
         "-X",

@@ -585,3 +585,55 @@ fn bad_scep_requests_get_stable_errors() {
     assert_eq!(sync.status, 200);
     assert!(sync.body.contains("AES"));
 }
+
+/// Deleting a user revokes their one-time challenges and removes the static challenge naming
+/// them, in the same transaction: scepclient gets FAILURE badRequest with either, exactly as
+/// for an unknown challenge, and nothing is enrolled.
+#[test]
+fn challenges_of_a_deleted_user_are_refused_to_scepclient() {
+    let server = Server::start();
+    server.add_user("dave");
+    let one_time = server.admin_ok(&[
+        "scep-challenge",
+        "create",
+        "--user",
+        "dave",
+        "--platform",
+        "ios",
+    ]);
+    let id = one_time["id"].as_str().unwrap().to_owned();
+    let fixed = server.admin_ok(&[
+        "scep-challenge",
+        "set-static",
+        "--config",
+        "local",
+        "--user",
+        "dave",
+        "--platform",
+        "ios",
+    ]);
+    let fixed = fixed["challenge"]
+        .as_str()
+        .expect("static challenge")
+        .to_owned();
+    server.admin_ok(&["users", "remove", "dave"]);
+    assert_eq!(server.admin_ok(&["grant", "show", &id])["state"], "revoked");
+
+    let total = server.device_total();
+    for (name, c) in [
+        ("one-time", one_time["challenge"].as_str().unwrap()),
+        ("static", fixed.as_str()),
+    ] {
+        let out = scepclient(&server, &server.path(name), Some(c));
+        assert_ne!(out.code, 0, "{name}: {out:?}");
+        assert!(out.stdout.contains("badRequest"), "{name}: {out:?}");
+    }
+    assert_eq!(server.device_total(), total);
+    assert!(server.log().contains("scep_challenge_invalid"));
+    // The static challenge is gone, not merely refused: a user of the same name created
+    // later does not inherit it.
+    server.add_user("dave");
+    let out = scepclient(&server, &server.path("static-again"), Some(&fixed));
+    assert!(out.stdout.contains("badRequest"), "{out:?}");
+    assert_eq!(server.device_total(), total);
+}

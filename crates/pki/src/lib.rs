@@ -30,7 +30,7 @@ pub use info::{CertInfo, cert_info, cert_names_der, pem_to_der_certs, serial_hex
 pub use ocsp::{
     OCSP_MAX_CERT_IDS, OCSP_REQUEST_MAX_BYTES, OcspAnswer, OcspCertRequest, OcspHash,
     OcspResponder, OcspStatus, ParsedOcspRequest, build_ocsp_request, internal_error_response,
-    malformed_request_response, parse_ocsp_request,
+    malformed_request_response, parse_ocsp_request, unauthorized_response,
 };
 pub use ra::RaIdentity;
 

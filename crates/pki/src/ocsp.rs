@@ -178,6 +178,12 @@ pub fn malformed_request_response() -> Vec<u8> {
     vec![0x30, 0x03, 0x0a, 0x01, 0x01]
 }
 
+/// `OCSPResponse` with status unauthorized (6), unsigned: the request names a CA this
+/// responder is not authoritative for (RFC 6960 2.3).
+pub fn unauthorized_response() -> Vec<u8> {
+    vec![0x30, 0x03, 0x0a, 0x01, 0x06]
+}
+
 /// `OCSPResponse` with status internalError (2), unsigned.
 pub fn internal_error_response() -> Vec<u8> {
     vec![0x30, 0x03, 0x0a, 0x01, 0x02]

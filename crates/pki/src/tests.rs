@@ -680,6 +680,7 @@ fn malformed_ocsp_requests_are_refused() {
         assert_eq!(err.code(), "invalid_input", "{bad:?}");
     }
     assert_eq!(malformed_request_response(), [0x30, 0x03, 0x0a, 0x01, 0x01]);
+    assert_eq!(unauthorized_response(), [0x30, 0x03, 0x0a, 0x01, 0x06]);
 }
 
 #[test]

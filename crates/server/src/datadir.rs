@@ -263,10 +263,31 @@ impl DataDir {
             if let Some(cert_der) = ders.into_iter().next()
                 && fresh(cert_der.as_slice())
             {
+                let key_path = key;
                 let key = ferrocore_pki::RsaKey::from_pkcs8_der(&key_der)
-                    .with_context(|| format!("{}: RA key does not load", key.display()))?;
+                    .with_context(|| format!("{}: RA key does not load", key_path.display()))?;
+                // ra.key and ra.pem are two writes: a crash between them leaves a certificate
+                // of another key, and every SCEP decryption would fail. The key is the one
+                // written first, so the certificate (and the encryption certificate) is
+                // re-issued for it.
+                let key_spki = crate::scep_ca::sha256_hex(key.spki_der());
+                let cert_der = if ferrocore_pki::cert_info(&cert_der)?.spki_sha256_hex == key_spki {
+                    cert_der
+                } else {
+                    tracing::warn!(
+                        cert = %cert.display(),
+                        key = %key_path.display(),
+                        "SCEP RA certificate does not certify the RA key; re-issuing it for the key"
+                    );
+                    let issued =
+                        ca.issue_ra(key.spki_der(), "Ferrocore SCEP RA", RA_CERT_LIFETIME, now)?;
+                    write_public_file(&cert, issued.pem.as_bytes())
+                        .with_context(|| format!("{}: cannot write", cert.display()))?;
+                    tracing::info!(path = %cert.display(), serial = %issued.serial_hex, "SCEP RA certificate issued");
+                    issued.der
+                };
                 // The encryption certificate must be fresh and certify the RA's key.
-                let ra_spki = ferrocore_pki::cert_info(&cert_der)?.spki_sha256_hex;
+                let ra_spki = key_spki;
                 let loaded_enc = if enc.exists() {
                     ferrocore_pki::pem_to_der_certs(&read(&enc)?)?
                         .into_iter()
@@ -466,4 +487,61 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<()> {
 #[cfg(not(unix))]
 pub(crate) fn set_mode(_path: &Path, _mode: u32) -> Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrocore_pki::LocalCa;
+
+    fn spki_of(der: &[u8]) -> String {
+        ferrocore_pki::cert_info(der).unwrap().spki_sha256_hex
+    }
+
+    /// A crash between writing ra.key and ra.pem leaves a certificate of another key: on
+    /// load the certificate (and the encryption certificate) is re-issued for the key.
+    #[test]
+    fn scep_ra_certificate_of_another_key_is_reissued_for_the_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let now = OffsetDateTime::now_utc();
+        let ca = LocalCa::generate("Unit Root", now).unwrap();
+        let first = dir.load_or_issue_scep_ra(&ca, now).unwrap();
+        let old_cert_pem = std::fs::read_to_string(tmp.path().join("scep/ra.pem")).unwrap();
+
+        // The new key is on disk, its certificate never was.
+        let new_key = ferrocore_pki::RsaKey::generate_2048().unwrap();
+        let key_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", new_key.pkcs8_der().to_vec()));
+        write_secret_file(&tmp.path().join("scep/ra.key"), key_pem.as_bytes()).unwrap();
+
+        let ra = dir.load_or_issue_scep_ra(&ca, now).unwrap();
+        let key_spki = crate::scep_ca::sha256_hex(new_key.spki_der());
+        assert_eq!(spki_of(&ra.cert_der), key_spki);
+        assert_eq!(spki_of(ra.enc_cert_der.as_deref().unwrap()), key_spki);
+        assert_ne!(ra.cert_der, first.cert_der);
+        assert_eq!(ra.key.spki_der(), new_key.spki_der());
+        // Written back, so the next start loads the repaired pair unchanged.
+        let on_disk = std::fs::read_to_string(tmp.path().join("scep/ra.pem")).unwrap();
+        assert_ne!(on_disk, old_cert_pem);
+        let again = dir.load_or_issue_scep_ra(&ca, now).unwrap();
+        assert_eq!(again.cert_der, ra.cert_der);
+        assert_eq!(again.enc_cert_der, ra.enc_cert_der);
+    }
+
+    /// A matching pair is loaded as it is, not re-issued.
+    #[test]
+    fn scep_ra_matching_pair_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::new(tmp.path());
+        let now = OffsetDateTime::now_utc();
+        let ca = LocalCa::generate("Unit Root", now).unwrap();
+        let first = dir.load_or_issue_scep_ra(&ca, now).unwrap();
+        let again = dir.load_or_issue_scep_ra(&ca, now).unwrap();
+        assert_eq!(again.cert_der, first.cert_der);
+        assert_eq!(again.enc_cert_der, first.enc_cert_der);
+        assert_eq!(
+            spki_of(&again.cert_der),
+            spki_of(again.enc_cert_der.as_deref().unwrap())
+        );
+    }
 }

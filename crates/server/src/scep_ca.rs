@@ -850,6 +850,18 @@ pub fn check_issued(der: &[u8], csr: &VerifiedCsr, ca_der: &[u8]) -> Result<Issu
     }
     cert.verify_signature(Some(ca.public_key()))
         .map_err(|_| bad("its signature does not verify with the CA's key".into()))?;
+    // The device authenticates with it as a TLS client: an extended key usage, when
+    // present, must name clientAuth (anyExtendedKeyUsage is not enough for rustls).
+    match cert.extended_key_usage() {
+        Ok(None) => {}
+        Ok(Some(eku)) if eku.value.client_auth => {}
+        Ok(Some(_)) => {
+            return Err(bad(
+                "its extended key usage does not include clientAuth".into()
+            ));
+        }
+        Err(e) => return Err(bad(format!("its extended key usage: {e}"))),
+    }
     let info = ferrocore_pki::cert_info(der)?;
     Ok(IssuedCert {
         der: der.to_vec(),
@@ -950,6 +962,16 @@ mod tests {
     /// A CA (rcgen) and a certificate it issues for `key` with subject CN = `cn`, written as
     /// a PrintableString (the CSR has a UTF8String, as Go re-encodes it).
     fn external_ca(key: &rcgen::KeyPair, cn: &str) -> (Vec<u8>, Vec<u8>) {
+        external_ca_eku(key, cn, Vec::new())
+    }
+
+    /// As [`external_ca`], the certificate carrying the extended key usages `eku` (none:
+    /// no extension).
+    fn external_ca_eku(
+        key: &rcgen::KeyPair,
+        cn: &str,
+        eku: Vec<rcgen::ExtendedKeyUsagePurpose>,
+    ) -> (Vec<u8>, Vec<u8>) {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca = rcgen::CertificateParams::default();
         ca.distinguished_name = rcgen::DistinguishedName::new();
@@ -964,6 +986,7 @@ mod tests {
             rcgen::DnType::CommonName,
             rcgen::DnValue::PrintableString(cn.try_into().unwrap()),
         );
+        leaf.extended_key_usages = eku;
         let cert = leaf.signed_by(key, &issuer).unwrap();
         (ca_cert.der().to_vec(), cert.der().to_vec())
     }
@@ -994,6 +1017,23 @@ mod tests {
         assert!(refusal(check_issued(&cert, &csr, &ca3)).contains("signature"));
         // Not a certificate at all.
         assert!(refusal(check_issued(b"garbage", &csr, &ca)).contains("not a certificate"));
+    }
+
+    #[test]
+    fn issued_certificate_must_allow_client_authentication() {
+        use rcgen::ExtendedKeyUsagePurpose as Eku;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let csr = csr_for(&key, UUID);
+        // A server-only certificate cannot authenticate the device.
+        let (ca, cert) = external_ca_eku(&key, UUID, vec![Eku::ServerAuth]);
+        assert!(refusal(check_issued(&cert, &csr, &ca)).contains("clientAuth"));
+        let (ca, cert) = external_ca_eku(&key, UUID, vec![Eku::Any]);
+        assert!(refusal(check_issued(&cert, &csr, &ca)).contains("clientAuth"));
+        // clientAuth among others, or no extended key usage at all: accepted.
+        let (ca, cert) = external_ca_eku(&key, UUID, vec![Eku::ServerAuth, Eku::ClientAuth]);
+        assert!(check_issued(&cert, &csr, &ca).is_ok());
+        let (ca, cert) = external_ca_eku(&key, UUID, vec![]);
+        assert!(check_issued(&cert, &csr, &ca).is_ok());
     }
 
     #[test]

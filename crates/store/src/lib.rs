@@ -355,15 +355,44 @@ impl Store for SqliteStore {
         rows.iter().map(user_from_row).collect()
     }
 
-    async fn delete_user(&self, username: &str) -> Result<()> {
-        self.delete_unless_referenced(
-            username,
+    async fn delete_user(&self, username: &str, at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let active: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM devices WHERE username = ? AND +status = 'active'",
-            "DELETE FROM users WHERE username = ?",
-            || format!("user {username:?}"),
-            |n| format!("user {username:?} has {n} active device(s); retire them first"),
         )
+        .bind(username)
+        .fetch_one(&mut *tx)
         .await
+        .map_err(db_err)?;
+        if active > 0 {
+            return Err(CoreError::Conflict(format!(
+                "user {username:?} has {active} active device(s); retire them first"
+            )));
+        }
+        let res = sqlx::query("DELETE FROM users WHERE username = ?")
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if res.rows_affected() == 0 {
+            return Err(CoreError::NotFound(format!("user {username:?}")));
+        }
+        // Their outstanding grants would otherwise still issue certificates.
+        sqlx::query(
+            "UPDATE enrollment_grants SET revoked_at = ? \
+             WHERE username = ? AND consumed_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(username)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM scep_static_challenges WHERE username = ?")
+            .bind(username)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
@@ -1430,11 +1459,77 @@ mod tests {
             s.create_user(&u).await,
             Err(CoreError::UserExists(_))
         ));
-        s.delete_user("alice").await.unwrap();
+        s.delete_user("alice", 2).await.unwrap();
         assert!(matches!(
-            s.delete_user("alice").await,
+            s.delete_user("alice", 2).await,
             Err(CoreError::NotFound(_))
         ));
+    }
+
+    /// Deleting a user revokes their unused grants (not consumed ones, not other users')
+    /// and removes the static SCEP challenges naming them, in the same transaction.
+    #[tokio::test]
+    async fn deleting_a_user_revokes_their_grants_and_static_challenges() {
+        let (_d, s) = open().await;
+        for name in ["alice", "bob"] {
+            s.create_user(&UserRecord {
+                username: name.into(),
+                password_hash: "x".into(),
+                email: None,
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        }
+        for (id, user, consumed) in [
+            ("g1", "alice", None),
+            ("g2", "alice", Some(5)),
+            ("g3", "bob", None),
+        ] {
+            sqlx::query(
+                "INSERT INTO enrollment_grants (id, secret_hash, protocol, username, platform, \
+                 created_at, expires_at, consumed_at) VALUES (?, ?, 'scep', ?, 'ios', 1, 100, ?)",
+            )
+            .bind(id)
+            .bind(format!("hash-{id}"))
+            .bind(user)
+            .bind(consumed)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        }
+        for (config, user) in [("local", "alice"), ("other", "bob")] {
+            sqlx::query(
+                "INSERT INTO scep_static_challenges (config, hash, username, platform, created_at) \
+                 VALUES (?, ?, ?, 'ios', 1)",
+            )
+            .bind(config)
+            .bind(format!("static-{config}"))
+            .bind(user)
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        }
+        s.delete_user("alice", 7).await.unwrap();
+        let revoked: Vec<(String, Option<i64>)> =
+            sqlx::query_as("SELECT id, revoked_at FROM enrollment_grants ORDER BY id")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            revoked,
+            [
+                ("g1".to_owned(), Some(7)),
+                ("g2".to_owned(), None),
+                ("g3".to_owned(), None)
+            ]
+        );
+        let statics: Vec<String> =
+            sqlx::query_scalar("SELECT username FROM scep_static_challenges ORDER BY config")
+                .fetch_all(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(statics, ["bob"]);
     }
 
     /// The search's plan choices (policy-driven window count, walking `devices_registered`

@@ -122,7 +122,8 @@ pub fn admin_router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// The plain-HTTP PKI listener (`listeners.pki`): OCSP, CRLs and CA certificates only.
+/// The plain-HTTP PKI listener (`listeners.pki`): OCSP, CRLs, CA certificates and SCEP,
+/// with the device listener's body limit.
 pub fn pki_router(state: SharedState) -> Router {
     pki_routes()
         .merge(ocsp::routes())
@@ -130,6 +131,7 @@ pub fn pki_router(state: SharedState) -> Router {
         // usual transport: clients that cannot trust the portal certificate yet enroll here.
         .merge(scep::routes())
         .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)
         .with_state(state)
 }
