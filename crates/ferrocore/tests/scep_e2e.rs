@@ -8,13 +8,14 @@
 //! `scepclient` like unknown ones (as are EST tokens).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/certmonger.rs"]
+mod certmonger;
 mod common;
 
 use common::{Server, clean_command, openssl_ok, run};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 fn challenge(server: &Server, user: &str, platform: &str) -> String {
     let v = server.admin_ok(&[
@@ -195,119 +196,11 @@ fn scepclient_enrolls_renews_checks_in_and_is_refused_after_retire() {
     assert!(out.stdout.contains("failInfo"), "{out:?}");
 }
 
-struct Certmonger {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Certmonger {
-    /// certmonger without D-Bus (PEERS.md), its state in `dir`. Its SCEP helper ignores
-    /// `-R` when submitting (only GetCACaps/GetCACert use it), so the daemon runs in a
-    /// private mount namespace whose system CA bundle also holds our CA.
-    fn start(dir: &Path, ca: &Path) -> Certmonger {
-        for d in ["s/requests", "s/cas", "s/local", "s/tmp"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        let mut bundle = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
-        bundle.extend(std::fs::read(ca).unwrap());
-        std::fs::write(dir.join("bundle.pem"), bundle).unwrap();
-        let script = format!(
-            "mount --bind {b} /etc/ssl/certs/ca-certificates.crt && exec certmonger -n -L -P {s} -d 2 -p {p}",
-            b = dir.join("bundle.pem").display(),
-            s = dir.join("cm.sock").display(),
-            p = dir.join("cm.pid").display(),
-        );
-        let log = std::fs::File::create(dir.join("certmonger.log")).unwrap();
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "sh", "-c", &script])
-            .envs(Self::env_of(dir))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log));
-        let mut child = cmd.spawn().expect("spawn certmonger");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !dir.join("cm.sock").exists() {
-            if Instant::now() > deadline {
-                common::terminate(&mut child);
-                panic!(
-                    "certmonger did not start: {}",
-                    std::fs::read_to_string(dir.join("certmonger.log")).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Certmonger {
-            child,
-            dir: dir.to_owned(),
-        }
-    }
-
-    fn env_of(dir: &Path) -> Vec<(String, String)> {
-        let s = dir.join("s");
-        vec![
-            ("CERTMONGER_CONFIG_DIR".into(), s.display().to_string()),
-            (
-                "CERTMONGER_REQUESTS_DIR".into(),
-                s.join("requests").display().to_string(),
-            ),
-            (
-                "CERTMONGER_CAS_DIR".into(),
-                s.join("cas").display().to_string(),
-            ),
-            (
-                "CERTMONGER_LOCAL_CA_DIR".into(),
-                s.join("local").display().to_string(),
-            ),
-            (
-                "CERTMONGER_TMPDIR".into(),
-                s.join("tmp").display().to_string(),
-            ),
-            // Its own lock file: other certmonger instances on the machine do not block it.
-            (
-                "CERTMONGER_SYSTEM_LOCK_FILE".into(),
-                dir.join("lock").display().to_string(),
-            ),
-            (
-                "CERTMONGER_PVT_ADDRESS".into(),
-                format!("unix:path={}", dir.join("cm.sock").display()),
-            ),
-        ]
-    }
-
-    fn getcert(&self, args: &[&str]) -> common::Out {
-        let mut cmd = clean_command("getcert");
-        cmd.envs(Self::env_of(&self.dir)).args(args);
-        run(cmd, None)
-    }
-
-    /// `getcert list -i ID` until the status is one of `want` (or 40 s pass).
-    fn wait_status(&self, id: &str, want: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            let out = self.getcert(&["list", "-i", id]);
-            if want
-                .iter()
-                .any(|w| out.stdout.contains(&format!("status: {w}\n")))
-                || Instant::now() > deadline
-            {
-                return out.stdout;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-}
-
-impl Drop for Certmonger {
-    fn drop(&mut self) {
-        common::terminate(&mut self.child);
-    }
-}
-
 #[test]
 fn certmonger_enrolls_and_a_reused_challenge_is_refused() {
     let server = Server::start();
     server.add_user("bob");
-    let cm = Certmonger::start(&server.path("certmonger"), &server.ca_pem());
+    let cm = certmonger::Certmonger::start(&server.path("certmonger"), &server.ca_pem());
     let ca = server.ca_pem();
     let add = cm.getcert(&[
         "add-scep-ca",
