@@ -11,77 +11,15 @@
 #[path = "common/certmonger.rs"]
 mod certmonger;
 mod common;
+#[path = "common/scep.rs"]
+mod scep;
 
-use common::{Server, clean_command, openssl_ok, run};
+use scep::{challenge, device_by_serial, scep_url, scepclient};
+
+use common::{Server, openssl_ok, run};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-fn challenge(server: &Server, user: &str, platform: &str) -> String {
-    let v = server.admin_ok(&[
-        "scep-challenge",
-        "create",
-        "--user",
-        user,
-        "--platform",
-        platform,
-    ]);
-    let c = v["challenge"].as_str().expect("challenge").to_owned();
-    assert!(v["expires_at"].as_i64().is_some(), "{v}");
-    c
-}
-
-fn scep_url(server: &Server) -> String {
-    format!("{}/scep", server.device_url())
-}
-
-/// SHA-256 of the RA certificate: scepclient encrypts to every GetCACert certificate
-/// unless told which one (our CA is ECDSA, so it must pick the RSA RA).
-fn ra_fingerprint(server: &Server) -> String {
-    let ra = server.data_dir.join("scep").join("ra.pem");
-    let der = server.path("ra.der");
-    openssl_ok(
-        &server.path(""),
-        &[
-            "x509",
-            "-in",
-            ra.to_str().unwrap(),
-            "-outform",
-            "DER",
-            "-out",
-            der.to_str().unwrap(),
-        ],
-    );
-    let mut cmd = Command::new("sha256sum");
-    cmd.arg(&der);
-    let out = run(cmd, None);
-    assert_eq!(out.code, 0, "{out:?}");
-    out.stdout
-        .split_whitespace()
-        .next()
-        .expect("hash")
-        .to_owned()
-}
-
-/// Runs micromdm's scepclient (key and certificate in `dir`; an existing certificate makes
-/// it send a RenewalReq signed with it).
-fn scepclient(server: &Server, dir: &Path, challenge: Option<&str>) -> common::Out {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut cmd = clean_command("scepclient");
-    cmd.env("SSL_CERT_FILE", server.ca_pem())
-        .arg("-server-url")
-        .arg(scep_url(server))
-        .arg("-private-key")
-        .arg(dir.join("key.pem"))
-        .arg("-certificate")
-        .arg(dir.join("cert.pem"))
-        .args(["-cn", "scep-device", "-ca-fingerprint"])
-        .arg(ra_fingerprint(server));
-    if let Some(c) = challenge {
-        cmd.args(["-challenge", c]);
-    }
-    run(cmd, None)
-}
 
 fn serial_of(dir: &Path, cert: &str) -> String {
     let out = openssl_ok(dir, &["x509", "-in", cert, "-noout", "-serial"]);
@@ -102,17 +40,6 @@ fn checkin_with(server: &Server, dir: &Path) -> common::Http {
         "POST",
         &url,
     ])
-}
-
-fn device_by_serial(server: &Server, serial: &str) -> Value {
-    let list = server.devices();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["current_cert_serial"] == serial)
-        .cloned()
-        .unwrap_or_else(|| panic!("no device with certificate {serial}: {list}"))
 }
 
 #[test]

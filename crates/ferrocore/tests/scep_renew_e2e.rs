@@ -20,8 +20,12 @@
 #[path = "common/certmonger.rs"]
 mod certmonger;
 mod common;
+#[path = "common/scep.rs"]
+mod scep;
 
-use common::{Server, clean_command, openssl_ok, run};
+use scep::{challenge, device_by_serial, scep_url, scepclient, scepclient_at};
+
+use common::{Server, openssl_ok, run};
 use ferrocore_pki::cms::{ContentCipher, EcKey, SignerKey};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -29,11 +33,6 @@ use std::process::Command;
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
-fn scep_url(server: &Server) -> String {
-    format!("{}/scep", server.device_url())
-}
-
-/// The DER of the first PEM block of a file.
 fn pem_der(path: &Path) -> Vec<u8> {
     use base64::Engine;
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -321,19 +320,6 @@ fn ecdsa_agent_identity_renews_over_scep_and_checks_in_with_the_new_certificate(
     assert_eq!(server.device(&device)["current_cert_serial"], new.as_str());
 }
 
-/// One-time challenge for `user`'s next device on `platform`.
-fn challenge(server: &Server, user: &str, platform: &str) -> String {
-    let v = server.admin_ok(&[
-        "scep-challenge",
-        "create",
-        "--user",
-        user,
-        "--platform",
-        platform,
-    ]);
-    v["challenge"].as_str().expect("challenge").to_owned()
-}
-
 #[test]
 fn certmonger_renews_rsa_but_refuses_ecdsa() {
     let server = Server::start();
@@ -457,55 +443,6 @@ impl FakeClock {
     }
 }
 
-/// micromdm's scepclient: PKCSReq with `challenge`, or RenewalReq signed with the certificate
-/// already in `dir`. It encrypts to the RA (by fingerprint: our CA is ECDSA).
-fn scepclient(server: &Server, dir: &Path, challenge: Option<&str>) -> common::Out {
-    scepclient_at(server, &scep_url(server), dir, challenge)
-}
-
-fn scepclient_at(server: &Server, url: &str, dir: &Path, challenge: Option<&str>) -> common::Out {
-    std::fs::create_dir_all(dir).unwrap();
-    let ra = server.data_dir.join("scep").join("ra.pem");
-    let fp = hex_sha256(&pem_der(&ra));
-    let mut cmd = clean_command("scepclient");
-    cmd.env("SSL_CERT_FILE", server.ca_pem())
-        .arg("-server-url")
-        .arg(url)
-        .arg("-private-key")
-        .arg(dir.join("key.pem"))
-        .arg("-certificate")
-        .arg(dir.join("cert.pem"))
-        .args(["-cn", "scep-device", "-ca-fingerprint", &fp]);
-    if let Some(c) = challenge {
-        cmd.args(["-challenge", c]);
-    }
-    run(cmd, None)
-}
-
-fn hex_sha256(der: &[u8]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("x"), der).unwrap();
-    let mut cmd = Command::new("sha256sum");
-    cmd.arg(dir.path().join("x"));
-    run(cmd, None)
-        .stdout
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-fn device_of(server: &Server, serial: &str) -> Value {
-    let list = server.devices();
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["current_cert_serial"] == serial)
-        .cloned()
-        .unwrap_or_else(|| panic!("no device with certificate {serial}: {list}"))
-}
-
 #[test]
 fn scep_renewal_in_the_grace_and_refused_after_it_with_faketime() {
     assert!(
@@ -551,7 +488,7 @@ fn scep_renewal_in_the_grace_and_refused_after_it_with_faketime() {
         let out = scepclient(&server, d, Some(&c));
         assert_eq!(out.code, 0, "{platform}: {out:?}\n{}", server.log());
     }
-    let ios_id = device_of(&server, &serial_of(&ios.join("cert.pem")))["device_id"]
+    let ios_id = device_by_serial(&server, &serial_of(&ios.join("cert.pem")))["device_id"]
         .as_str()
         .unwrap()
         .to_owned();
