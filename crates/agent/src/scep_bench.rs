@@ -28,6 +28,9 @@ pub struct BenchOptions {
     pub challenge: String,
     pub concurrency: usize,
     pub requests: usize,
+    /// RSA keys to prepare; requests use them in turn (each request still has its own CSR,
+    /// signer certificate and transaction ID). 0: a key per request.
+    pub keys: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +58,41 @@ fn own_cpu_ticks() -> Option<u64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// `f(0..n)` on every CPU, results in order.
+fn parallel<T, F>(n: usize, f: F) -> Result<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Result<T> + Send + Sync + 'static,
+{
+    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let next = Arc::new(AtomicUsize::new(0));
+    let f = Arc::new(f);
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (next, f) = (next.clone(), f.clone());
+            std::thread::spawn(move || -> Result<Vec<(usize, T)>> {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        return Ok(out);
+                    }
+                    out.push((i, f(i)?));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(n);
+    for h in handles {
+        let part = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a preparation thread panicked"))??;
+        all.extend(part);
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, t)| t).collect())
 }
 
 /// Clock ticks per second for `/proc` CPU times (USER_HZ, 100 on Linux).
@@ -208,47 +246,27 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
         c => c,
     };
 
-    // Every request prepared before the clock starts.
+    // Every request prepared before the clock starts: the keys first, then the messages.
     let started = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut handles = Vec::new();
-    for _ in 0..threads {
-        let (next, ra, challenge, n) = (
-            next.clone(),
-            ra.clone(),
-            opts.challenge.clone(),
-            opts.requests,
-        );
-        handles.push(std::thread::spawn(
-            move || -> Result<Vec<(usize, Vec<u8>)>> {
-                let mut out = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        return Ok(out);
-                    }
-                    let key = RsaKey::generate_2048()?;
-                    let cn = format!("bench-{i}");
-                    let csr = scep::rsa_csr(&key, &cn, Some(&challenge))?;
-                    let signer = scep::self_signed_rsa(&key, &cn, time::OffsetDateTime::now_utc())?;
-                    let tx = scep::transaction_id_for(key.spki_der());
-                    let (msg, _) =
-                        scep::build_pkcs_req(&csr, &tx, &signer, &key, &ra, cipher, false)?;
-                    out.push((i, msg));
-                }
-            },
-        ));
-    }
-    let mut messages = vec![Bytes::new(); opts.requests];
-    for h in handles {
-        let part = h
-            .join()
-            .map_err(|_| anyhow::anyhow!("a preparation thread panicked"))??;
-        for (i, m) in part {
-            messages[i] = Bytes::from(m);
+    let n = opts.requests;
+    let key_count = if opts.keys == 0 { n } else { opts.keys.min(n) };
+    let keys = Arc::new(parallel(key_count, |_| -> Result<RsaKey> {
+        Ok(RsaKey::generate_2048()?)
+    })?);
+    let challenge = Arc::new(opts.challenge.clone());
+    let messages = parallel(n, move |i| -> Result<Bytes> {
+        let key = &keys[i % keys.len()];
+        let cn = format!("bench-{i}");
+        let csr = scep::rsa_csr(key, &cn, Some(&challenge))?;
+        let signer = scep::self_signed_rsa(key, &cn, time::OffsetDateTime::now_utc())?;
+        // The key's hash (RFC 8894), made unique per request when keys are reused.
+        let mut tx = scep::transaction_id_for(key.spki_der());
+        if key_count < n {
+            tx = format!("{tx}-{i}");
         }
-    }
+        let (msg, _) = scep::build_pkcs_req(&csr, &tx, &signer, key, &ra, cipher, false)?;
+        Ok(Bytes::from(msg))
+    })?;
     let prepare_secs = started.elapsed().as_secs_f64();
     let messages = Arc::new(messages);
 

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod crypto_pool;
 pub mod datadir;
 pub mod front_ends;
 pub mod http;

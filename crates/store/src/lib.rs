@@ -2,7 +2,8 @@
 //! data directory, WAL mode, migrations in `migrations/sqlite/` applied at open. Every
 //! state-changing method is one `BEGIN IMMEDIATE` transaction (`WriteTx`), taken after the
 //! process's writer turn so that writers queue in the process rather than in SQLite's busy
-//! handler.
+//! handler. WAL checkpoints run on their own connection in the background ([`checkpointer`]),
+//! never inside a writer's COMMIT.
 
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
@@ -26,14 +27,29 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod checkpointer;
 mod grants;
 mod scep;
 mod storefront;
+
+/// `mmap_size` of every connection: the whole database file, up to this size, is read
+/// through a mapping.
+const MMAP_BYTES: u64 = 1 << 30;
+/// The WAL file is truncated back to this size after the checkpointer emptied it.
+const WAL_SIZE_LIMIT: u64 = 64 << 20;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Alive while the store is: the background checkpointer stops when it cannot upgrade
+    /// its `Weak` of this.
+    _alive: Arc<()>,
+    /// The mutual-auth row, read by every registration and enrollment and written only by this
+    /// store's `enable_mutual_auth` and `select_enrollment_config`, which empty it. The epoch
+    /// counts those writes, so a read that raced one is not kept (one process per database,
+    /// as for the OCSP status cache).
+    mutual_auth_cache: std::sync::Mutex<(u64, Option<MutualAuthRow>)>,
     /// Serialises write transactions inside the process: a writer waits here, woken the moment
     /// the previous one commits, instead of in SQLite's busy handler, which polls with sleeps
     /// of 1-100 ms while the lock may already be free (measured: see docs/BENCHMARKS.md, SCEP).
@@ -170,20 +186,95 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Pages are read through a mapping rather than one pread(2) each: every commit
+            // makes the other connections drop their page caches (WAL), so reads are frequent.
+            .pragma("mmap_size", MMAP_BYTES.to_string())
+            // Checkpoints are the background checkpointer's job, not the committing writer's
+            // (a checkpoint's two fsyncs held every queued writer; docs/BENCHMARKS.md, SCEP).
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .map_err(db_err)?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| CoreError::Internal(format!("migrations: {e}")))?;
+        let alive = Arc::new(());
+        let conn = sqlx::ConnectOptions::connect(&opts).await.map_err(db_err)?;
+        tokio::spawn(checkpointer::run(conn, Arc::downgrade(&alive)));
         Ok(SqliteStore {
             pool,
+            _alive: alive,
+            mutual_auth_cache: std::sync::Mutex::new((0, None)),
             writer: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    async fn read_mutual_auth(&self) -> Result<MutualAuthRow> {
+        let r = sqlx::query(
+            "SELECT enabled_at, carried_over, enrollment_config FROM mutual_auth WHERE id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(MutualAuthRow {
+            enabled_at: r.try_get("enabled_at").map_err(db_err)?,
+            carried_over: r.try_get("carried_over").map_err(db_err)?,
+            enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
+        })
+    }
+
+    fn lock_mutual_auth_cache(&self) -> std::sync::MutexGuard<'_, (u64, Option<MutualAuthRow>)> {
+        // The guarded value is replaced whole, so a poisoned lock still holds a valid one.
+        self.mutual_auth_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After any write to `mutual_auth` (committed or not).
+    fn forget_mutual_auth(&self) {
+        let mut cache = self.lock_mutual_auth_cache();
+        cache.0 += 1;
+        cache.1 = None;
+    }
+
+    async fn select_enrollment_config_tx(&self, config: &str, _at: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE mutual_auth SET enrollment_config = ? WHERE id = 1")
+            .bind(config)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE devices SET reregister_required = 1 WHERE status = 'active' AND mode = 'mutual' \
+             AND COALESCE(enrollment_config, 'local') <> ?",
+        )
+        .bind(config)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Devices that had been flagged but whose identity comes from the new selection are
+        // fine again (a change back).
+        sqlx::query(
+            "UPDATE devices SET reregister_required = 0 WHERE reregister_required = 1 \
+             AND COALESCE(enrollment_config, 'local') = ?",
+        )
+        .bind(config)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    /// Runs one checkpoint now (what the background checkpointer does on its tick):
+    /// `(wal_frames, checkpointed_frames)`.
+    pub async fn checkpoint(&self) -> Result<(i64, i64)> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        checkpointer::passive(&mut conn).await
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -251,25 +342,30 @@ async fn revoke_in(tx: &mut WriteTx, serials: &[String], reason: &str, at: i64) 
 #[async_trait]
 impl Store for SqliteStore {
     async fn mutual_auth(&self) -> Result<MutualAuthRow> {
-        let r = sqlx::query(
-            "SELECT enabled_at, carried_over, enrollment_config FROM mutual_auth WHERE id = 1",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok(MutualAuthRow {
-            enabled_at: r.try_get("enabled_at").map_err(db_err)?,
-            carried_over: r.try_get("carried_over").map_err(db_err)?,
-            enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
-        })
+        let epoch = {
+            let cache = self.lock_mutual_auth_cache();
+            if let Some(row) = &cache.1 {
+                return Ok(row.clone());
+            }
+            cache.0
+        };
+        let row = self.read_mutual_auth().await?;
+        let mut cache = self.lock_mutual_auth_cache();
+        if cache.0 == epoch {
+            cache.1 = Some(row.clone());
+        }
+        Ok(row)
     }
 
     async fn enable_mutual_auth(&self, at: i64) -> Result<MutualAuthRow> {
-        sqlx::query("UPDATE mutual_auth SET enabled_at = ? WHERE id = 1 AND enabled_at IS NULL")
-            .bind(at)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let res = sqlx::query(
+            "UPDATE mutual_auth SET enabled_at = ? WHERE id = 1 AND enabled_at IS NULL",
+        )
+        .bind(at)
+        .execute(&self.pool)
+        .await;
+        self.forget_mutual_auth();
+        res.map_err(db_err)?;
         self.mutual_auth().await
     }
 
@@ -1117,32 +1213,10 @@ impl Store for SqliteStore {
         ))
     }
 
-    async fn select_enrollment_config(&self, config: &str, _at: i64) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("UPDATE mutual_auth SET enrollment_config = ? WHERE id = 1")
-            .bind(config)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "UPDATE devices SET reregister_required = 1 WHERE status = 'active' AND mode = 'mutual' \
-             AND COALESCE(enrollment_config, 'local') <> ?",
-        )
-        .bind(config)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        // Devices that had been flagged but whose identity comes from the new selection are
-        // fine again (a change back).
-        sqlx::query(
-            "UPDATE devices SET reregister_required = 0 WHERE reregister_required = 1 \
-             AND COALESCE(enrollment_config, 'local') = ?",
-        )
-        .bind(config)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+    async fn select_enrollment_config(&self, config: &str, at: i64) -> Result<()> {
+        let res = self.select_enrollment_config_tx(config, at).await;
+        self.forget_mutual_auth();
+        res
     }
 
     async fn next_crl_number(&self) -> Result<u64> {
@@ -1282,19 +1356,25 @@ pub(crate) async fn registration_in(
         .await
         .map_err(db_err)?;
     revoke_in(tx, &previous, "superseded", at).await?;
+    // The device row carries its current certificate from the start (no INSERT-then-UPDATE:
+    // each devices index is written once); the certificate row, which references the
+    // device, follows.
+    let cert = reg.cert.as_ref();
     sqlx::query(
         "INSERT INTO devices (id, device_uuid, username, platform, client_kind, client_version, \
          mode, listener, status, registered_with_ma, registered_at, last_checkin_at, retired_at, \
          current_cert_serial, cert_not_after, secret_hash, policy, enrollment_config) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, ?) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?, ?, ?) \
          ON CONFLICT(id) DO UPDATE SET username = excluded.username, platform = excluded.platform, \
          client_kind = excluded.client_kind, client_version = excluded.client_version, \
          mode = excluded.mode, listener = excluded.listener, status = excluded.status, \
          registered_with_ma = excluded.registered_with_ma, registered_at = excluded.registered_at, \
-         last_checkin_at = NULL, retired_at = NULL, current_cert_serial = NULL, \
-         cert_not_after = NULL, secret_hash = excluded.secret_hash, policy = excluded.policy, \
-         previous_cert_serial = NULL, migration_status = 'none', renewal_count = 0, \
-         enrollment_config = excluded.enrollment_config, reregister_required = 0",
+         last_checkin_at = NULL, retired_at = NULL, \
+         current_cert_serial = excluded.current_cert_serial, \
+         cert_not_after = excluded.cert_not_after, secret_hash = excluded.secret_hash, \
+         policy = excluded.policy, previous_cert_serial = NULL, migration_status = 'none', \
+         renewal_count = 0, enrollment_config = excluded.enrollment_config, \
+         reregister_required = 0",
     )
     .bind(&d.id)
     .bind(&d.device_uuid)
@@ -1307,23 +1387,18 @@ pub(crate) async fn registration_in(
     .bind(device_status_str(d.status))
     .bind(d.registered_with_ma)
     .bind(d.registered_at)
+    .bind(cert.map(|c| c.serial.as_str()))
+    .bind(cert.map(|c| c.not_after))
     .bind(&d.secret_hash)
     .bind(&d.policy)
     .bind(&d.enrollment_config)
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
-    if let Some(c) = &reg.cert {
+    if let Some(c) = cert {
         let mut c = c.clone();
         c.device_id = Some(d.id.clone());
         insert_cert(tx, &c).await?;
-        sqlx::query("UPDATE devices SET current_cert_serial = ?, cert_not_after = ? WHERE id = ?")
-            .bind(&c.serial)
-            .bind(c.not_after)
-            .bind(&d.id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
     }
     Ok(device.id)
 }
@@ -1369,6 +1444,84 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
         (dir, store)
+    }
+
+    #[tokio::test]
+    async fn mutual_auth_reads_follow_every_write_of_the_row() {
+        let (_d, s) = open().await;
+        // First read fills the in-memory copy; each write must be visible to the next read.
+        assert_eq!(s.mutual_auth().await.unwrap().enrollment_config, "local");
+        s.select_enrollment_config("corp-scep", 10).await.unwrap();
+        assert_eq!(
+            s.mutual_auth().await.unwrap().enrollment_config,
+            "corp-scep"
+        );
+        assert_eq!(s.mutual_auth().await.unwrap().enabled_at, None);
+        s.enable_mutual_auth(20).await.unwrap();
+        let row = s.mutual_auth().await.unwrap();
+        assert_eq!(row.enabled_at, Some(20));
+        assert_eq!(row.enrollment_config, "corp-scep");
+        s.select_enrollment_config("local", 30).await.unwrap();
+        assert_eq!(s.mutual_auth().await.unwrap().enrollment_config, "local");
+        // A second store on the same file reads what the first wrote.
+        let other = SqliteStore::open(&_d.path().join("t.db")).await.unwrap();
+        assert_eq!(
+            other.mutual_auth().await.unwrap(),
+            s.mutual_auth().await.unwrap()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn committed_pages_reach_the_database_file_without_a_checkpointing_writer() {
+        let (d, s) = open().await;
+        let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            autocheckpoint, 0,
+            "writers must not checkpoint in their COMMIT"
+        );
+        for i in 0..50 {
+            s.create_user(&UserRecord {
+                username: format!("user{i}"),
+                password_hash: "x".into(),
+                email: None,
+                created_at: i,
+            })
+            .await
+            .unwrap();
+        }
+        // Only the database file is copied (not the WAL): the users are in it once the
+        // background checkpointer has run. Bounded wait, polled.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let copy = d
+                .path()
+                .join(format!("copy-{}.db", deadline.elapsed().as_nanos()));
+            std::fs::copy(d.path().join("t.db"), &copy).unwrap();
+            let users = async {
+                let opts = SqliteConnectOptions::new().filename(&copy).read_only(true);
+                let mut c = sqlx::ConnectOptions::connect(&opts).await.ok()?;
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM users WHERE username LIKE 'user%'",
+                )
+                .fetch_one(&mut c)
+                .await
+                .ok()
+            }
+            .await;
+            if users == Some(50) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not checkpointed: {users:?}"
+            );
+            tokio::time::sleep(checkpointer::TICK).await;
+        }
+        let (wal, copied) = s.checkpoint().await.unwrap();
+        assert_eq!(wal, copied, "everything in the WAL is in the database file");
     }
 
     #[tokio::test]

@@ -41,6 +41,7 @@ use super::error::ApiError;
 use super::error::error_response;
 use super::json::ApiJson;
 use super::{ConnInfo, SharedState};
+use crate::crypto_pool;
 use crate::tls::ClientCert;
 use axum::Extension;
 use axum::Json;
@@ -311,9 +312,9 @@ fn internal(detail: impl std::fmt::Display) -> Response {
     )
 }
 
-/// Builds and signs the CertRep on the blocking pool.
+/// Builds and signs the CertRep on the crypto pool.
 async fn reply(ra: Arc<RaKey>, to: ReplyTo, body: CertRepBody, cipher: ContentCipher) -> Response {
-    match tokio::task::spawn_blocking(move || scep::build_cert_rep(&ra, &to, &body, cipher)).await {
+    match crypto_pool::run(move || scep::build_cert_rep(&ra, &to, &body, cipher)).await {
         Ok(Ok(der)) => pki_message(der),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
@@ -387,7 +388,7 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
     }
     let ra = state.scep_ra.load_full();
     let ra2 = ra.clone();
-    let parsed = match tokio::task::spawn_blocking(move || scep::parse_request(&der, &ra2)).await {
+    let parsed = match crypto_pool::run(move || scep::parse_request(&der, &ra2)).await {
         Ok(p) => p,
         Err(e) => return internal(e),
     };
