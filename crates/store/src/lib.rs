@@ -32,9 +32,6 @@ mod grants;
 mod scep;
 mod storefront;
 
-/// `mmap_size` of every connection: the whole database file, up to this size, is read
-/// through a mapping.
-const MMAP_BYTES: u64 = 1 << 30;
 /// The WAL file is truncated back to this size after the checkpointer emptied it.
 const WAL_SIZE_LIMIT: u64 = 64 << 20;
 
@@ -187,9 +184,6 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // Pages are read through a mapping rather than one pread(2) each: every commit
-            // makes the other connections drop their page caches (WAL), so reads are frequent.
-            .pragma("mmap_size", MMAP_BYTES.to_string())
             // Checkpoints are the background checkpointer's job, not the committing writer's
             // (a checkpoint's two fsyncs held every queued writer; docs/BENCHMARKS.md, SCEP).
             .pragma("wal_autocheckpoint", "0")
