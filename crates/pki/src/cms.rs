@@ -356,26 +356,48 @@ enum BerValue {
 
 impl BerTlv {
     fn encode(&self) -> Vec<u8> {
-        let content = match &self.value {
-            BerValue::Primitive(v) => v.clone(),
-            BerValue::Constructed(children) => children.iter().flat_map(|c| c.encode()).collect(),
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn content_len(&self) -> usize {
+        match &self.value {
+            BerValue::Primitive(v) => v.len(),
+            BerValue::Constructed(children) => children.iter().map(BerTlv::encoded_len).sum(),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        let n = self.content_len();
+        let len_octets = if n < 0x80 {
+            1
+        } else {
+            1 + n.to_be_bytes().iter().skip_while(|b| **b == 0).count()
         };
-        let mut out = vec![self.tag];
-        let n = content.len();
+        1 + len_octets + n
+    }
+
+    /// Tag, definite length, content: written once into `out` (no copy per nesting level).
+    fn encode_into(&self, out: &mut Vec<u8>) {
+        out.push(self.tag);
+        let n = self.content_len();
         if n < 0x80 {
             out.push(n as u8);
         } else {
-            let bytes: Vec<u8> = n
-                .to_be_bytes()
-                .iter()
-                .copied()
-                .skip_while(|b| *b == 0)
-                .collect();
-            out.push(0x80 | bytes.len() as u8);
-            out.extend_from_slice(&bytes);
+            let bytes = n.to_be_bytes();
+            let significant: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
+            out.push(0x80 | significant.len() as u8);
+            out.extend_from_slice(&significant);
         }
-        out.extend_from_slice(&content);
-        out
+        match &self.value {
+            BerValue::Primitive(v) => out.extend_from_slice(v),
+            BerValue::Constructed(children) => {
+                for c in children {
+                    c.encode_into(out);
+                }
+            }
+        }
     }
 
     /// The octets of a (possibly constructed) OCTET STRING-like value.
