@@ -13,6 +13,9 @@
 #   CONNECTIONS [16]    wrk connections;  WRK_THREADS [1] wrk threads
 #   PEER_MULTI ["1 2"]  openssl ocsp responders to compare, one per -multi value (worker processes)
 #   KEEP [0]            1: keep the temp dir
+#   NONCE [0]           1: the request carries a nonce, so every answer is signed afresh by
+#                       both responders (Ferrocore reuses a signed answer to a nonce-less
+#                       request for up to 60 s, `openssl ocsp` never does)
 #
 # `openssl ocsp` binds every interface, so the script re-runs itself in a loopback-only
 # network namespace (`unshare -n`) after building: both responders and wrk run inside it.
@@ -26,6 +29,9 @@ CONNECTIONS="${CONNECTIONS:-16}"
 WRK_THREADS="${WRK_THREADS:-1}"
 PEER_MULTI="${PEER_MULTI:-1 2}"
 KEEP="${KEEP:-0}"
+NONCE="${NONCE:-0}"
+NO_NONCE=(-no_nonce)
+if [ "$NONCE" = 1 ]; then NO_NONCE=(); fi
 die() { echo "ocsp.sh: $*" >&2; exit 1; }
 
 if [ -z "${OCSP_BENCH_IN_NS:-}" ]; then
@@ -66,7 +72,7 @@ curl -sS --fail --cacert "$W/data/ca/ca.pem" -u bench:Bench-pass1 -H 'Content-Ty
     --data-binary @"$W/dev.b64" https://127.0.0.1:18443/.well-known/est/simpleenroll > "$W/dev.p7.b64"
 openssl base64 -d -in "$W/dev.p7.b64" | openssl pkcs7 -inform DER -print_certs -out "$W/dev.pem"
 CA="$W/data/ca/ca.pem"
-openssl ocsp -issuer "$CA" -cert "$W/dev.pem" -reqout "$W/req.der" -no_nonce > /dev/null
+openssl ocsp -issuer "$CA" -cert "$W/dev.pem" -reqout "$W/req.der" "${NO_NONCE[@]}" > /dev/null
 
 # --- the peer: openssl ocsp with an index naming the same certificate as valid ---
 serial="$(openssl x509 -in "$W/dev.pem" -noout -serial | cut -d= -f2)"
@@ -114,9 +120,10 @@ for t in "${TARGETS[@]}"; do
     [ "$t" = ferrocore ] || start_peer "$t"
     curl -sS --fail -H 'Content-Type: application/ocsp-request' --data-binary @"$W/req.der" \
         "${URL[$t]}" -o "$W/resp-$t.der"
-    out="$(openssl ocsp -respin "$W/resp-$t.der" -reqin "$W/req.der" -no_nonce -issuer "$CA" \
-        -cert "$W/dev.pem" -CAfile "$CA" 2>&1)"
-    echo "$out" | grep -q "Response verify OK" && echo "$out" | grep -q ": good" \
+    # Without -cert: openssl would build its own request (with a new nonce) to check against.
+    out="$(openssl ocsp -respin "$W/resp-$t.der" -reqin "$W/req.der" -issuer "$CA" \
+        -CAfile "$CA" -resp_text 2>&1)"
+    echo "$out" | grep -q "Response verify OK" && echo "$out" | grep -q "Cert Status: good" \
         || die "$t: unexpected answer: $out"
     echo "$t: $(stat -c %s "$W/resp-$t.der")-byte answer, verified good"
     stop_peer
@@ -141,7 +148,7 @@ else
 end
 LUA
 
-echo "rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS wrk-threads=$WRK_THREADS nproc=$(nproc)"
+echo "nonce=$NONCE rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS wrk-threads=$WRK_THREADS nproc=$(nproc)"
 declare -A RES
 for r in $(seq "$ROUNDS"); do
     for mode in close keepalive; do

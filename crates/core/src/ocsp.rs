@@ -1,6 +1,7 @@
 //! The OCSP responder's domain side: one delegated responder per enrollment configuration,
-//! and [`Core::ocsp_respond`], which signs a fresh answer for every request from the
-//! certificate's status in the store. Statuses read are kept in a [`StatusCache`] that every
+//! and [`Core::ocsp_respond`], which signs an answer from the certificate's status in the
+//! store (a request without a nonce may get the same signed answer again for
+//! [`OCSP_REUSE`]). Statuses read are kept in a [`StatusCache`] that every
 //! revocation empties ([`Core::publish_crl`] runs after each one has committed, before the
 //! revoking call returns), so a revocation is visible to the very next request; an entry read
 //! before a revocation is never stored after it (epoch check). Only found certificates are
@@ -28,47 +29,87 @@ use time::OffsetDateTime;
 /// Most statuses kept; the cache starts over when full.
 const STATUS_CACHE_MAX: usize = 100_000;
 
-/// Certificate statuses read by the OCSP responder, emptied by every revocation.
+/// Certificate statuses read by the OCSP responder, and signed answers to requests without a
+/// nonce; both emptied by every revocation and every change of responder.
 #[derive(Default)]
 pub struct StatusCache {
-    inner: RwLock<(u64, HashMap<String, CertStatusRow>)>,
+    inner: RwLock<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    epoch: u64,
+    statuses: HashMap<String, CertStatusRow>,
+    /// Request DER → (when signed, response DER).
+    responses: HashMap<Vec<u8>, (OffsetDateTime, Vec<u8>)>,
 }
 
 impl StatusCache {
     /// The cached row and the epoch to store a fresh read under.
     fn get(&self, serial: &str) -> (Option<CertStatusRow>, u64) {
         match self.inner.read() {
-            Ok(g) => (g.1.get(serial).cloned(), g.0),
+            Ok(g) => (g.statuses.get(serial).cloned(), g.epoch),
             Err(_) => (None, u64::MAX),
         }
     }
     /// Stores a row read from the store, unless a revocation happened since `epoch`.
     fn put(&self, serial: &str, row: &CertStatusRow, epoch: u64) {
         if let Ok(mut g) = self.inner.write()
-            && g.0 == epoch
+            && g.epoch == epoch
         {
-            if g.1.len() >= STATUS_CACHE_MAX {
-                g.1.clear();
+            if g.statuses.len() >= STATUS_CACHE_MAX {
+                g.statuses.clear();
             }
-            g.1.insert(serial.to_owned(), row.clone());
+            g.statuses.insert(serial.to_owned(), row.clone());
         }
     }
-    /// Forgets everything (a revocation committed).
-    pub fn invalidate(&self) {
-        match self.inner.write() {
-            Ok(mut g) => {
-                g.0 = g.0.wrapping_add(1);
-                g.1.clear();
+    /// A signed answer to these request bytes made less than [`OCSP_REUSE`] before `now`, and
+    /// the epoch to store a fresh one under.
+    fn response(&self, request: &[u8], now: OffsetDateTime) -> (Option<Vec<u8>>, u64) {
+        match self.inner.read() {
+            Ok(g) => {
+                let fresh = g.responses.get(request).and_then(|(signed, der)| {
+                    let age = now - *signed;
+                    (age >= time::Duration::ZERO && age < OCSP_REUSE).then(|| der.clone())
+                });
+                (fresh, g.epoch)
             }
-            Err(poisoned) => {
-                let mut g = poisoned.into_inner();
-                g.0 = g.0.wrapping_add(1);
-                g.1.clear();
-                self.inner.clear_poison();
-            }
+            Err(_) => (None, u64::MAX),
         }
+    }
+    /// Keeps a signed answer, unless a revocation happened since `epoch`.
+    fn put_response(&self, request: &[u8], signed: OffsetDateTime, der: &[u8], epoch: u64) {
+        if let Ok(mut g) = self.inner.write()
+            && g.epoch == epoch
+        {
+            if g.responses.len() >= STATUS_CACHE_MAX {
+                g.responses.clear();
+            }
+            g.responses.insert(request.to_vec(), (signed, der.to_vec()));
+        }
+    }
+    /// Forgets everything (a revocation committed, or a responder changed).
+    pub fn invalidate(&self) {
+        let mut g = match self.inner.write() {
+            Ok(g) => g,
+            Err(poisoned) => {
+                self.inner.clear_poison();
+                poisoned.into_inner()
+            }
+        };
+        g.epoch = g.epoch.wrapping_add(1);
+        g.statuses.clear();
+        g.responses.clear();
     }
 }
+
+/// How long a signed answer to a request without a nonce is served again to the same request
+/// (RFC 5019 2.2: responses may be produced ahead of the request). Its thisUpdate is then at
+/// most this old, well inside its nextUpdate; a revocation or a new responder empties the
+/// cache first, so revocations are still visible to the very next request. Requests with a
+/// nonce are always signed afresh (the nonce is echoed); answers naming an `unknown`
+/// certificate are never kept (it may be issued the next moment).
+pub const OCSP_REUSE: time::Duration = time::Duration::seconds(60);
 
 /// nextUpdate - thisUpdate of every answer (answers are made per request).
 pub const OCSP_VALIDITY: time::Duration = time::Duration::hours(1);
@@ -100,6 +141,8 @@ impl Core {
         let mut map = self.ocsp.load().as_ref().clone();
         map.insert(config.to_owned(), responder);
         self.ocsp.store(Arc::new(map));
+        // Answers signed by the previous responder are not served again.
+        self.ocsp_cache.invalidate();
     }
 
     /// The responder of a configuration, if one is installed.
@@ -121,7 +164,18 @@ impl Core {
                 };
             }
         };
-        match self.ocsp_answer(&req).await {
+        let now = self.now();
+        let (reused, epoch) = match req.nonce {
+            None => self.ocsp_cache.response(der, now),
+            Some(_) => (None, 0),
+        };
+        if let Some(der) = reused {
+            return OcspReply {
+                der,
+                outcome: OcspOutcome::Answered,
+            };
+        }
+        match self.ocsp_answer(&req, now).await {
             Ok(None) => {
                 tracing::info!("OCSP request for a CA that is not ours: unauthorized");
                 OcspReply {
@@ -129,10 +183,15 @@ impl Core {
                     outcome: OcspOutcome::Unauthorized,
                 }
             }
-            Ok(Some(der)) => OcspReply {
-                der,
-                outcome: OcspOutcome::Answered,
-            },
+            Ok(Some((answer, reusable))) => {
+                if reusable && req.nonce.is_none() {
+                    self.ocsp_cache.put_response(der, now, &answer, epoch);
+                }
+                OcspReply {
+                    der: answer,
+                    outcome: OcspOutcome::Answered,
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "OCSP request failed");
                 OcspReply {
@@ -143,11 +202,13 @@ impl Core {
         }
     }
 
-    /// The signed response, or `None` when a CertID names a CA that is none of ours.
+    /// The signed response and whether it may be served again (no `unknown` answer in it), or
+    /// `None` when a CertID names a CA that is none of ours.
     async fn ocsp_answer(
         &self,
         req: &ferrocore_pki::ParsedOcspRequest,
-    ) -> crate::Result<Option<Vec<u8>>> {
+        now: OffsetDateTime,
+    ) -> crate::Result<Option<(Vec<u8>, bool)>> {
         let responders = self.ocsp.load_full();
         let config_of = |c: &ferrocore_pki::OcspCertRequest| {
             responders
@@ -162,7 +223,6 @@ impl Core {
             // A request without CertIDs does not parse; nothing to be authoritative for.
             return Ok(None);
         };
-        let now = self.now();
         let mut answers = Vec::with_capacity(req.certs.len());
         for c in &req.certs {
             let status = match config_of(c) {
@@ -176,7 +236,13 @@ impl Core {
                 next_update: Some(now + OCSP_VALIDITY),
             });
         }
-        Ok(Some(signer.1.sign(&answers, req.nonce.as_ref(), now)?))
+        let reusable = !answers
+            .iter()
+            .any(|a| matches!(a.status, OcspStatus::Unknown));
+        Ok(Some((
+            signer.1.sign(&answers, req.nonce.as_ref(), now)?,
+            reusable,
+        )))
     }
 
     async fn ocsp_status(

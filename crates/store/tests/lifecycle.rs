@@ -24,6 +24,7 @@ struct World {
     _dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
     core: Core,
+    ca_der: Vec<u8>,
 }
 
 async fn world() -> World {
@@ -32,6 +33,9 @@ async fn world() -> World {
     let clock = Arc::new(ManualClock::new(start));
     let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
     let ca = LocalCa::generate("Test CA", start - Duration::days(1)).unwrap();
+    let ca_der = ca.cert_der().to_vec();
+    let (signer, signer_key) = ca.issue_ocsp_signer(Duration::days(90), start).unwrap();
+    let responder = ferrocore_pki::OcspResponder::new(&ca_der, &signer.der, &signer_key).unwrap();
     let core = Core::new(
         store.clone(),
         Arc::new(LocalDirectory::new(store)),
@@ -40,10 +44,12 @@ async fn world() -> World {
         PkiPublication::default(),
     );
     core.add_user("alice", "Alice-pass1", None).await.unwrap();
+    core.install_ocsp_responder("local", Arc::new(responder));
     World {
         _dir: dir,
         clock,
         core,
+        ca_der,
     }
 }
 
@@ -734,4 +740,76 @@ async fn search_and_renewal_at_risk() {
     assert_eq!(risk.items[0].device.id, a.id);
     assert_eq!(risk.items[0].window_days, 60);
     let _ = ab;
+}
+
+/// `openssl ocsp -resp_text` of a response: (certificate status, thisUpdate line).
+fn openssl_ocsp_text(dir: &std::path::Path, der: &[u8]) -> (String, String) {
+    let path = dir.join("resp.der");
+    std::fs::write(&path, der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["ocsp", "-noverify", "-resp_text", "-respin"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    (field("Cert Status:"), field("This Update:"))
+}
+
+#[tokio::test]
+async fn ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_revocation() {
+    use ferrocore_core::ocsp::{OCSP_REUSE, OcspOutcome};
+    use ferrocore_pki::{OcspHash, build_ocsp_request};
+    let w = mutual_world().await;
+    let d = w.register(Platform::Android, "10.0").await;
+    let serial = d.cert.as_ref().unwrap().serial.clone();
+    let serial_bytes = hex::decode(&serial).unwrap();
+    let req = build_ocsp_request(&w.ca_der, &serial_bytes, OcspHash::Sha1, None).unwrap();
+    let first = w.core.ocsp_respond(&req).await;
+    assert_eq!(first.outcome, OcspOutcome::Answered);
+    let (status, this_update) = openssl_ocsp_text(w._dir.path(), &first.der);
+    assert_eq!(status, "good");
+
+    // Within the reuse window the same signed answer is served again.
+    w.set(w.now() + Duration::seconds(30));
+    assert_eq!(w.core.ocsp_respond(&req).await.der, first.der);
+    // With a nonce it is signed afresh (the nonce echoed), whatever the cache holds.
+    let with_nonce = build_ocsp_request(
+        &w.ca_der,
+        &serial_bytes,
+        OcspHash::Sha1,
+        Some(b"0123456789abcdef"),
+    )
+    .unwrap();
+    let fresh = w.core.ocsp_respond(&with_nonce).await.der;
+    assert_ne!(fresh, first.der);
+    assert_eq!(openssl_ocsp_text(w._dir.path(), &fresh).0, "good");
+
+    // Past the window: signed again, with a later thisUpdate.
+    w.set(w.now() + OCSP_REUSE);
+    let later = w.core.ocsp_respond(&req).await.der;
+    assert_ne!(later, first.der);
+    let (status, later_update) = openssl_ocsp_text(w._dir.path(), &later);
+    assert_eq!(status, "good");
+    assert_ne!(later_update, this_update);
+
+    // A revocation is visible to the very next request, inside the window.
+    w.set(w.now() + Duration::seconds(1));
+    w.core
+        .revoke_certificate(&serial, Some("key_compromise"))
+        .await
+        .unwrap();
+    let revoked = w.core.ocsp_respond(&req).await.der;
+    assert_eq!(openssl_ocsp_text(w._dir.path(), &revoked).0, "revoked");
+
+    // An unknown serial is never kept: answered unknown, and each time signed afresh.
+    let unknown = build_ocsp_request(&w.ca_der, &[0x42; 16], OcspHash::Sha1, None).unwrap();
+    let u1 = w.core.ocsp_respond(&unknown).await.der;
+    assert_eq!(openssl_ocsp_text(w._dir.path(), &u1).0, "unknown");
+    w.set(w.now() + Duration::seconds(1));
+    assert_ne!(w.core.ocsp_respond(&unknown).await.der, u1);
 }
