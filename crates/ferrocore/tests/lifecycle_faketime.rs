@@ -8,30 +8,9 @@
 
 mod common;
 
-use common::{AGENT, Out, PASSWORD, Server, clean_command, run};
+use common::{AGENT, FakeClock, LIBFAKETIME, Out, PASSWORD, Server, clean_command, run};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-struct FakeClock {
-    file: PathBuf,
-}
-
-impl FakeClock {
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("LD_PRELOAD", LIBFAKETIME.into()),
-            ("FAKETIME_TIMESTAMP_FILE", self.file.display().to_string()),
-            ("FAKETIME_NO_CACHE", "1".into()),
-            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
-        ]
-    }
-    /// Moves the server's clock to `days` after the real now.
-    fn set_days(&self, days: i64) {
-        std::fs::write(&self.file, format!("+{days}d\n")).unwrap();
-    }
-}
+use std::path::Path;
 
 /// `ferrocore-agent` at `days` after the real now.
 fn agent_at(days: i64, state: &Path, args: &[&str]) -> Out {
@@ -84,14 +63,8 @@ fn serial(state: &Path) -> String {
 
 #[test]
 fn renewal_grace_and_retirement_with_faketime() {
-    if !Path::new(LIBFAKETIME).exists() {
-        panic!("libfaketime is missing: apt-get install -y faketime (.ci/run installs it)");
-    }
     let dir = tempfile::tempdir().unwrap();
-    let clock = FakeClock {
-        file: dir.path().join("faketime"),
-    };
-    clock.set_days(0);
+    let clock = FakeClock::new(dir.path());
     let env = clock.env();
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let s = Server::start_with_env(&env_refs);

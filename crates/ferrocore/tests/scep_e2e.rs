@@ -128,37 +128,10 @@ fn certmonger_enrolls_and_a_reused_challenge_is_refused() {
     let server = Server::start();
     server.add_user("bob");
     let cm = certmonger::Certmonger::start(&server.path("certmonger"), &server.ca_pem());
-    let ca = server.ca_pem();
-    let add = cm.getcert(&[
-        "add-scep-ca",
-        "-c",
-        "FERRO",
-        "-u",
-        &scep_url(&server),
-        "-R",
-        ca.to_str().unwrap(),
-    ]);
-    assert_eq!(add.code, 0, "{add:?}");
+    cm.add_scep_ca("FERRO", &scep_url(&server), Some(&server.ca_pem()));
 
     let c = challenge(&server, "bob", "macos");
-    let key = cm.dir.join("dev1.key");
-    let crt = cm.dir.join("dev1.crt");
-    let req = cm.getcert(&[
-        "request",
-        "-c",
-        "FERRO",
-        "-k",
-        key.to_str().unwrap(),
-        "-f",
-        crt.to_str().unwrap(),
-        "-N",
-        "CN=dev1",
-        "-L",
-        &c,
-        "-I",
-        "dev1",
-    ]);
-    assert_eq!(req.code, 0, "{req:?}");
+    cm.request("FERRO", "dev1", &c);
     let status = cm.wait_status("dev1", &["MONITORING", "CA_REJECTED", "CA_UNREACHABLE"]);
     assert!(
         status.contains("status: MONITORING"),
@@ -172,24 +145,7 @@ fn certmonger_enrolls_and_a_reused_challenge_is_refused() {
     assert_eq!(d["platform"], "macos");
 
     // The same challenge for another key: refused (CertRep FAILURE).
-    let key2 = cm.dir.join("dev2.key");
-    let crt2 = cm.dir.join("dev2.crt");
-    let req = cm.getcert(&[
-        "request",
-        "-c",
-        "FERRO",
-        "-k",
-        key2.to_str().unwrap(),
-        "-f",
-        crt2.to_str().unwrap(),
-        "-N",
-        "CN=dev2",
-        "-L",
-        &c,
-        "-I",
-        "dev2",
-    ]);
-    assert_eq!(req.code, 0, "{req:?}");
+    let (_, crt2) = cm.request("FERRO", "dev2", &c);
     let status = cm.wait_status("dev2", &["MONITORING", "CA_REJECTED"]);
     assert!(status.contains("status: CA_REJECTED"), "{status}");
     assert!(!crt2.exists());

@@ -25,13 +25,11 @@ mod scep;
 
 use scep::{challenge, device_by_serial, scep_url, scepclient, scepclient_at};
 
-use common::{Server, openssl_ok, run};
+use common::{FakeClock, Server, openssl_ok, run};
 use ferrocore_pki::cms::{ContentCipher, EcKey, SignerKey};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 fn pem_der(path: &Path) -> Vec<u8> {
     use base64::Engine;
@@ -327,48 +325,16 @@ fn certmonger_renews_rsa_but_refuses_ecdsa() {
     server.admin_ok(&["settings", "mutual-auth", "enable"]);
     server.admin_ok(&["policies", "set", "default", "--cert-lifetime-days", "30"]);
     let cm = certmonger::Certmonger::start(&server.path("certmonger"), &server.ca_pem());
-    let ca = server.ca_pem();
-    let add = cm.getcert(&[
-        "add-scep-ca",
-        "-c",
-        "FERRO",
-        "-u",
-        &scep_url(&server),
-        "-R",
-        ca.to_str().unwrap(),
-    ]);
-    assert_eq!(add.code, 0, "{add:?}");
+    cm.add_scep_ca("FERRO", &scep_url(&server), Some(&server.ca_pem()));
 
     // RSA: enrolled with a one-time challenge, then renewed: certmonger resends a PKCSReq
     // signed with its certificate (and the used challenge), which Ferrocore treats as renewal.
     let c = challenge(&server, "bob", "macos");
-    let key = cm.dir.join("rsa.key");
-    let crt = cm.dir.join("rsa.crt");
-    let req = cm.getcert(&[
-        "request",
-        "-c",
-        "FERRO",
-        "-k",
-        key.to_str().unwrap(),
-        "-f",
-        crt.to_str().unwrap(),
-        "-N",
-        "CN=rsa-dev",
-        "-L",
-        &c,
-        "-I",
-        "rsa",
-    ]);
-    assert_eq!(req.code, 0, "{req:?}");
+    let (_, crt) = cm.request("FERRO", "rsa", &c);
     let st = cm.wait_status("rsa", &["MONITORING", "CA_REJECTED", "CA_UNREACHABLE"]);
     assert!(st.contains("status: MONITORING"), "{st}\n{}", server.log());
     let first = serial_of(&crt);
-    let resub = cm.getcert(&["resubmit", "-i", "rsa"]);
-    assert_eq!(resub.code, 0, "{resub:?}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    while serial_of(&crt) == first && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    cm.resubmit_and_wait("rsa", &crt);
     let second = serial_of(&crt);
     assert_ne!(second, first, "certmonger renewed\n{}", server.log());
     let list = server.admin_ok(&["certificates", "list"]);
@@ -425,35 +391,10 @@ fn certmonger_renews_rsa_but_refuses_ecdsa() {
     );
 }
 
-struct FakeClock {
-    file: PathBuf,
-}
-
-impl FakeClock {
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("LD_PRELOAD", LIBFAKETIME.into()),
-            ("FAKETIME_TIMESTAMP_FILE", self.file.display().to_string()),
-            ("FAKETIME_NO_CACHE", "1".into()),
-            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
-        ]
-    }
-    fn set_days(&self, days: i64) {
-        std::fs::write(&self.file, format!("+{days}d\n")).unwrap();
-    }
-}
-
 #[test]
 fn scep_renewal_in_the_grace_and_refused_after_it_with_faketime() {
-    assert!(
-        Path::new(LIBFAKETIME).exists(),
-        "libfaketime is missing: apt-get install -y faketime (.ci/run installs it)"
-    );
     let dir = tempfile::tempdir().unwrap();
-    let clock = FakeClock {
-        file: dir.path().join("faketime"),
-    };
-    clock.set_days(0);
+    let clock = FakeClock::new(dir.path());
     let env = clock.env();
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start_with_env(&env_refs);
@@ -625,35 +566,13 @@ fn capture_scep_fuzz_seeds() {
 
     let (mut proxy, url) = capture_proxy(&server, &out, "certmonger");
     let cm = certmonger::Certmonger::start(&server.path("certmonger"), &server.ca_pem());
-    let add = cm.getcert(&["add-scep-ca", "-c", "SEED", "-u", &url]);
-    assert_eq!(add.code, 0, "{add:?}");
+    cm.add_scep_ca("SEED", &url, None);
     let c = challenge(&server, "seed", "macos");
-    let key = cm.dir.join("k.pem");
-    let crt = cm.dir.join("c.pem");
-    let req = cm.getcert(&[
-        "request",
-        "-c",
-        "SEED",
-        "-k",
-        key.to_str().unwrap(),
-        "-f",
-        crt.to_str().unwrap(),
-        "-N",
-        "CN=seed",
-        "-L",
-        &c,
-        "-I",
-        "seed",
-    ]);
-    assert_eq!(req.code, 0, "{req:?}");
+    let (_, crt) = cm.request("SEED", "seed", &c);
     let st = cm.wait_status("seed", &["MONITORING", "CA_REJECTED", "CA_UNREACHABLE"]);
     assert!(st.contains("status: MONITORING"), "{st}\n{}", server.log());
     let first = serial_of(&crt);
-    assert_eq!(cm.getcert(&["resubmit", "-i", "seed"]).code, 0);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    while serial_of(&crt) == first && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    cm.resubmit_and_wait("seed", &crt);
     assert_ne!(serial_of(&crt), first, "certmonger renewal");
     drop(cm);
     common::terminate(&mut proxy);

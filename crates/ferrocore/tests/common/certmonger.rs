@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use super::common::{clean_command, run};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,55 @@ impl Certmonger {
         let mut cmd = clean_command("getcert");
         cmd.envs(Self::env_of(&self.dir)).args(args);
         run(cmd, None)
+    }
+
+    /// `getcert add-scep-ca -c NICK -u URL [-R CA]`, which must succeed.
+    pub fn add_scep_ca(&self, nick: &str, url: &str, ca: Option<&Path>) {
+        let mut args = vec!["add-scep-ca", "-c", nick, "-u", url];
+        let ca = ca.map(|p| p.to_string_lossy().into_owned());
+        if let Some(ca) = &ca {
+            args.extend(["-R", ca.as_str()]);
+        }
+        let out = self.getcert(&args);
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+
+    /// `getcert request` of a new RSA key `DIR/ID.key` and certificate `DIR/ID.crt` (subject
+    /// `CN=ID`) from the CA `nick` with a challenge password; the request must be accepted
+    /// by certmonger (what the CA answers shows in [`Self::wait_status`]).
+    pub fn request(&self, nick: &str, id: &str, challenge: &str) -> (PathBuf, PathBuf) {
+        let key = self.dir.join(format!("{id}.key"));
+        let crt = self.dir.join(format!("{id}.crt"));
+        let cn = format!("CN={id}");
+        let out = self.getcert(&[
+            "request",
+            "-c",
+            nick,
+            "-k",
+            &key.to_string_lossy(),
+            "-f",
+            &crt.to_string_lossy(),
+            "-N",
+            &cn,
+            "-L",
+            challenge,
+            "-I",
+            id,
+        ]);
+        assert_eq!(out.code, 0, "{out:?}");
+        (key, crt)
+    }
+
+    /// `getcert resubmit -i ID`, then waits (up to 40 s) until the certificate file `crt`
+    /// changes.
+    pub fn resubmit_and_wait(&self, id: &str, crt: &Path) {
+        let before = std::fs::read(crt).ok();
+        let out = self.getcert(&["resubmit", "-i", id]);
+        assert_eq!(out.code, 0, "{out:?}");
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while std::fs::read(crt).ok() == before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// `getcert list -i ID` until the status is one of `want` (or 40 s pass).

@@ -607,3 +607,41 @@ pub fn terminate(child: &mut Child) -> Option<ExitStatus> {
         .status();
     wait_bounded(child, STOP_TIMEOUT)
 }
+
+/// libfaketime (Debian package `faketime`, installed by `.ci/run`).
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A clock file read by libfaketime in every process started with [`FakeClock::env`]; moving
+/// it moves their clocks (`FAKETIME_NO_CACHE`), the monotonic clock is left alone.
+pub struct FakeClock {
+    file: PathBuf,
+}
+
+impl FakeClock {
+    /// A clock at the real now, its file in `dir`. Fails the test when libfaketime is missing.
+    pub fn new(dir: &Path) -> FakeClock {
+        assert!(
+            Path::new(LIBFAKETIME).exists(),
+            "libfaketime is missing: apt-get install -y faketime (.ci/run installs it)"
+        );
+        let clock = FakeClock {
+            file: dir.join("faketime"),
+        };
+        clock.set_days(0);
+        clock
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LD_PRELOAD", LIBFAKETIME.into()),
+            ("FAKETIME_TIMESTAMP_FILE", self.file.display().to_string()),
+            ("FAKETIME_NO_CACHE", "1".into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()),
+        ]
+    }
+
+    /// Moves the clock to `days` after the real now.
+    pub fn set_days(&self, days: i64) {
+        std::fs::write(&self.file, format!("+{days}d\n")).unwrap();
+    }
+}
