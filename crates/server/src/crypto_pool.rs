@@ -19,7 +19,7 @@ pub const NICE: i32 = 10;
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 struct Pool {
-    jobs: Mutex<Sender<Job>>,
+    jobs: Sender<Job>,
 }
 
 static POOL: OnceLock<Pool> = OnceLock::new();
@@ -38,9 +38,7 @@ fn pool() -> &'static Pool {
                 tracing::error!(error = %e, "cannot start a crypto pool thread");
             }
         }
-        Pool {
-            jobs: Mutex::new(tx),
-        }
+        Pool { jobs: tx }
     })
 }
 
@@ -84,10 +82,7 @@ where
     let job: Job = Box::new(move || {
         let _ = tx.send(f());
     });
-    {
-        let jobs = pool().jobs.lock().map_err(|_| PoolGone)?;
-        jobs.send(job).map_err(|_| PoolGone)?;
-    }
+    pool().jobs.send(job).map_err(|_| PoolGone)?;
     rx.await.map_err(|_| PoolGone)
 }
 
