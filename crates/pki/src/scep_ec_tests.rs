@@ -4,35 +4,15 @@
 //! both signs ECDSA SignedData we verify and opens the CertRep envelopes we build.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
-
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
 use crate::cms::{self, ContentCipher, Curve, DigestAlg, EcKey, RsaKey, SignerKey};
 use crate::scep::*;
+use crate::scep_tests::{openssl, pem};
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
-}
-
-fn pem(label: &str, der: &[u8]) -> String {
-    ::pem::encode(&::pem::Pem::new(label, der.to_vec()))
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn ra() -> RaKey {

@@ -43,11 +43,12 @@ fn client() -> (&'static RsaKey, Vec<u8>) {
     (k, self_signed_rsa(k, "device-1", now()).unwrap())
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     ::pem::encode(&::pem::Pem::new(label, der.to_vec()))
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
+/// `openssl ARGS` in `dir`, which must succeed: its stdout.
+pub(crate) fn openssl(dir: &Path, args: &[&str]) -> Vec<u8> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
