@@ -13,6 +13,7 @@
 #   CONNECTIONS [16]    wrk connections;  WRK_THREADS [1] wrk threads
 #   PEER_MULTI ["1 2"]  openssl ocsp responders to compare, one per -multi value (worker processes)
 #   KEEP [0]            1: keep the temp dir
+#   PERF_OUT [unset]    a path: `perf record -g` of Ferrocore during its new-connection runs
 #   NONCE [0]           1: the request carries a nonce, so every answer is signed afresh by
 #                       both responders (Ferrocore reuses a signed answer to a nonce-less
 #                       request for up to 60 s, `openssl ocsp` never does)
@@ -155,9 +156,15 @@ for r in $(seq "$ROUNDS"); do
         for t in "${TARGETS[@]}"; do
             close=0; [ "$mode" = close ] && close=1
             [ "$t" = ferrocore ] || start_peer "$t"
+            PERF_PID=""
+            if [ -n "${PERF_OUT:-}" ] && [ "$t" = ferrocore ] && [ "$close" = 1 ]; then
+                perf record -F 1999 -g -p "$FC_PID" -o "$PERF_OUT.r$r" 2>/dev/null &
+                PERF_PID=$!
+            fi
             out="$(REQ_DER="$W/req.der" CLOSE=$close wrk -t"$WRK_THREADS" -c"$CONNECTIONS" \
                 -d"${DURATION}s" -s "$W/post.lua" "${URL[$t]}" 2>&1)"
             stop_peer
+            if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
             rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
             errs="$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ';' || true)"
             echo "round $r $mode $t: $rps req/s ${errs}"
