@@ -1,9 +1,9 @@
-//! SCEP helpers shared by the SCEP test files (included with `#[path]`): the `/scep` URL,
+//! SCEP helpers shared by the SCEP test modules: the `/scep` URL,
 //! one-time challenges from the admin CLI, and micromdm's `scepclient` run against the
 //! server's RA.
 #![allow(dead_code)]
 
-use super::common::{Out, Server, clean_command, openssl_ok, run};
+use super::{Out, Server, clean_command, openssl_ok, run};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;

@@ -17,11 +17,9 @@
 //!   device retired.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "common/certmonger.rs"]
-mod certmonger;
-mod common;
-#[path = "common/scep.rs"]
-mod scep;
+use crate::common;
+use crate::common::certmonger;
+use crate::common::scep;
 
 use scep::{challenge, device_by_serial, scep_url, scepclient, scepclient_at};
 

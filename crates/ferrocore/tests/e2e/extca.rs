@@ -32,7 +32,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Out, Server, clean_command, mode_of, openssl, openssl_ok, run, terminate};
 use std::net::TcpListener;
@@ -67,7 +67,7 @@ fn in_namespace(name: &str, scenario: fn()) {
     let mut cmd = Command::new("unshare");
     cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
         .arg(exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .args([&format!("extca::{name}"), "--exact", "--nocapture", "--test-threads=1"])
         .env(INNER, "1");
     let out = cmd.output().expect("run unshare");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{AGENT, FakeClock, LIBFAKETIME, Out, PASSWORD, Server, clean_command, run};
 use serde_json::Value;

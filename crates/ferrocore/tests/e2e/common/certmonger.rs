@@ -1,9 +1,9 @@
 //! certmonger run without D-Bus for black-box tests (PEERS.md): its state, socket and log in
 //! a test directory, in a private mount namespace whose system CA bundle also trusts the
-//! test server's CA. Shared by the SCEP test files that include it with `#[path]`.
+//! test server's CA. Shared by the SCEP test modules.
 #![allow(dead_code)]
 
-use super::common::{clean_command, run};
+use super::{clean_command, run};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,7 +41,7 @@ impl Certmonger {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !dir.join("cm.sock").exists() {
             if Instant::now() > deadline {
-                super::common::terminate(&mut child);
+                super::terminate(&mut child);
                 panic!(
                     "certmonger did not start: {}",
                     std::fs::read_to_string(dir.join("certmonger.log")).unwrap_or_default()
@@ -92,7 +92,7 @@ impl Certmonger {
         ]
     }
 
-    pub fn getcert(&self, args: &[&str]) -> super::common::Out {
+    pub fn getcert(&self, args: &[&str]) -> super::Out {
         let mut cmd = clean_command("getcert");
         cmd.envs(Self::env_of(&self.dir)).args(args);
         run(cmd, None)
@@ -166,6 +166,6 @@ impl Certmonger {
 
 impl Drop for Certmonger {
     fn drop(&mut self) {
-        super::common::terminate(&mut self.child);
+        super::terminate(&mut self.child);
     }
 }

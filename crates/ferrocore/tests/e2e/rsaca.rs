@@ -10,7 +10,7 @@
 //! badCertId, for a retransmitted PKCSReq too).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Out, Server, mode_of, openssl, openssl_ok, run};
 use serde_json::Value;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Ports, Server, agent_state, mode_of, serve_expecting_failure};
 use serde_json::Value;

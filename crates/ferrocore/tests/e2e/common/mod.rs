@@ -7,6 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod certmonger;
+pub mod scep;
+
 use serde_json::Value;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
