@@ -19,30 +19,8 @@ const DEV_UUID: &str = "5b2d3c4e-1f20-4a6b-9c8d-7e6f5a4b3c2d";
 fn make_csr(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
     let key = format!("{name}.key");
     let der = format!("{name}.csr.der");
-    openssl_ok(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-subj",
-            &format!("/CN={cn}"),
-            "-outform",
-            "DER",
-            "-out",
-            &der,
-        ],
-    );
-    let b64 = openssl_ok(dir, &["base64", "-in", &der]).stdout;
-    let body = dir.join(format!("{name}.b64"));
-    fs::write(&body, b64.replace('\n', "\r\n")).unwrap();
-    (dir.join(key), body)
+    x509::p256_csr(dir, &key, &der, &format!("/CN={cn}"), &["-outform", "DER"]);
+    (dir.join(key), x509::est_body(dir, &der))
 }
 
 fn est_url(s: &Server, op: &str) -> String {

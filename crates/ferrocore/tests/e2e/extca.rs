@@ -33,8 +33,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
+use crate::common::x509;
 
-use common::{Out, Server, clean_command, mode_of, openssl, openssl_ok, run, terminate};
+use common::{Out, Server, clean_command, free_port, mode_of, openssl, openssl_ok, run, terminate};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -67,7 +68,12 @@ fn in_namespace(name: &str, scenario: fn()) {
     let mut cmd = Command::new("unshare");
     cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
         .arg(exe)
-        .args([&format!("extca::{name}"), "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            &format!("extca::{name}"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(INNER, "1");
     let out = cmd.output().expect("run unshare");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -95,11 +101,7 @@ impl ScepServer {
     }
 
     fn start_with(depot: &Path, log: &Path, extra: &[&str]) -> ScepServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new("scepserver")
             .arg("-depot")
             .arg(depot)
@@ -328,24 +330,7 @@ fn scenario() {
     // An EC CSR without the challenge (openssl-made) is refused before the CA is asked; the
     // CSR attributes are told to an authenticated user only.
     let uuid = "0f3c2a8e-5b1d-4c7e-9a2f-6d8e1b4c3a21";
-    openssl_ok(
-        tmp.path(),
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ec.key",
-            "-out",
-            "ec.csr",
-            "-subj",
-            &format!("/CN={uuid}"),
-        ],
-    );
+    common::x509::p256_csr(tmp.path(), "ec.key", "ec.csr", &format!("/CN={uuid}"), &[]);
     let csr = std::fs::read_to_string(tmp.path().join("ec.csr")).unwrap();
     let body = serde_json::json!({
         "username": "alice", "password": common::PASSWORD, "platform": "android",
@@ -399,15 +384,14 @@ fn scenario() {
             "ec.csr.der",
         ],
     );
-    let b64 = openssl_ok(tmp.path(), &["base64", "-in", "ec.csr.der"]).stdout;
-    std::fs::write(tmp.path().join("ec.b64"), b64.replace('\n', "\r\n")).unwrap();
+    let est_body = common::x509::est_body(tmp.path(), "ec.csr.der");
     let r = s.curl(&[
         "-X",
         "POST",
         "-H",
         "Content-Type: application/pkcs10",
         "--data-binary",
-        &format!("@{}", tmp.path().join("ec.b64").display()),
+        &format!("@{}", est_body.display()),
         "-u",
         &format!("alice:{}", common::PASSWORD),
         &format!("{}/.well-known/est/simpleenroll", s.device_url()),
@@ -664,83 +648,34 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A throw-away TLS CA `NAME-ca.pem` and a server certificate `NAME.pem` / `NAME.key` for
 /// `localhost` (DNS name only) it issued, made with openssl in `dir`.
 fn tls_server_cert(dir: &Path, name: &str) {
     let ca = format!("{name}-ca");
-    openssl_ok(
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    x509::p256_self_signed(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{ca}.key"),
-            "-out",
-            &format!("{ca}.pem"),
-            "-days",
-            "30",
-            "-subj",
-            &format!("/CN={name} TLS CA"),
-        ],
+        &ca_key,
+        &ca_pem,
+        &format!("/CN={name} TLS CA"),
+        30,
+        &[],
     );
     std::fs::write(
         dir.join("server.cnf"),
         "[srv]\nbasicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    openssl_ok(
+    let csr = format!("{name}.csr");
+    x509::p256_csr(dir, &format!("{name}.key"), &csr, "/CN=localhost", &[]);
+    x509::sign_csr(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    openssl_ok(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-set_serial",
-            "7",
-            "-days",
-            "30",
-            "-extfile",
-            "server.cnf",
-            "-extensions",
-            "srv",
-            "-out",
-            &format!("{name}.pem"),
-        ],
+        &csr,
+        (&ca_pem, &ca_key),
+        &format!("{name}.pem"),
+        30,
+        "server.cnf",
+        Some("srv"),
     );
 }
 

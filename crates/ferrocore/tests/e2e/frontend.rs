@@ -7,6 +7,7 @@
 
 use crate::common;
 
+use crate::common::x509;
 use common::*;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -31,13 +32,6 @@ fn render(name: &str, vars: &[(&str, String)]) -> String {
     }
     assert!(!t.contains("{{"), "unfilled placeholder in {name}:\n{t}");
     t
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 /// A proxy process, stopped (SIGTERM, so nginx's master takes its workers down) when dropped.
@@ -90,26 +84,7 @@ fn s(p: &Path) -> String {
 
 /// A self-signed certificate for the front end's own connection; returns (cert, key, sha256).
 fn front_end_cert(dir: &Path) -> (PathBuf, PathBuf, String) {
-    openssl_ok(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=front end",
-            "-days",
-            "2",
-            "-keyout",
-            "fe.key",
-            "-out",
-            "fe.pem",
-        ],
-    );
+    x509::p256_self_signed(dir, "fe.key", "fe.pem", "/CN=front end", 2, &[]);
     let out = openssl_ok(
         dir,
         &["x509", "-in", "fe.pem", "-noout", "-fingerprint", "-sha256"],
@@ -198,7 +173,7 @@ fn register_via(srv: &Server, url: &str, state: &Path) -> serde_json::Value {
     out.json
 }
 
-fn serial_of(srv: &Server, state: &Path) -> String {
+fn current_serial(srv: &Server, state: &Path) -> String {
     let id = agent_state(state)["device_id"]
         .as_str()
         .expect("device_id")
@@ -343,7 +318,7 @@ fn nginx_in_front_of_the_device_listener() {
     assert_eq!(r.status, 200, "direct: {r:?}");
 
     // Revoked: nginx (no CRL) still passes the certificate; Ferrocore refuses it.
-    let serial = serial_of(&srv, &phone);
+    let serial = current_serial(&srv, &phone);
     srv.admin_ok(&["certificates", "revoke", &serial]);
     let r = checkin_curl(&srv, &proxy, &with_cert);
     assert_eq!(
@@ -475,7 +450,7 @@ fn haproxy_in_front_of_the_device_listener() {
     assert_eq!(r.status, 200, "direct: {r:?}");
 
     // Revoked: haproxy (no CRL) passes it; Ferrocore refuses it.
-    let serial = serial_of(&srv, &phone);
+    let serial = current_serial(&srv, &phone);
     srv.admin_ok(&["certificates", "revoke", &serial]);
     let r = checkin_curl(&srv, &proxy, &with_cert);
     assert_eq!(

@@ -9,14 +9,6 @@ use crate::common;
 
 use common::*;
 use std::fs;
-use std::net::TcpListener;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// `openssl ocsp [FIRST...]` against `url` for `cert` (signed by the server's CA).
 fn ocsp_query(s: &Server, cert: &std::path::Path, url: &str, first: &[&str]) -> Out {
@@ -219,27 +211,7 @@ fn openssl_ocsp_good_then_revoked_get_nonce_unknown_and_malformed() {
     // `unknown` a relying party could not verify), alone or beside a CertID of ours.
     // Another enrollment configuration's CA: its own delegated responder signs (verified
     // against that CA).
-    openssl_ok(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "foreign.key",
-            "-out",
-            "foreign.pem",
-            "-subj",
-            "/CN=Foreign CA",
-            "-days",
-            "2",
-        ],
-    );
+    common::x509::p256_self_signed(&dir, "foreign.key", "foreign.pem", "/CN=Foreign CA", 2, &[]);
     let t = text(&openssl(
         &dir,
         &[

@@ -7,6 +7,7 @@
 
 use crate::common;
 
+use crate::common::x509;
 use common::*;
 use std::path::Path;
 use std::process::Command;
@@ -16,65 +17,28 @@ use std::process::Command;
 /// (`(name, san)`), plus `chain-NAME.pem` = leaf + intermediate + root.
 fn make_pki(dir: &Path, leaves: &[(&str, &str)]) {
     std::fs::create_dir_all(dir).expect("pki dir");
-    let ossl = |args: &[&str]| openssl_ok(dir, args);
     std::fs::write(
         dir.join("ca.ext"),
         "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
     )
     .expect("ca.ext");
-    ossl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "root.key",
-        "-out",
-        "root.pem",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=Portal Test Root",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    ossl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
+    x509::p256_ca(dir, "root.key", "root.pem", "/CN=Portal Test Root", 30);
+    x509::p256_csr(
+        dir,
         "int.key",
-        "-out",
         "int.csr",
-        "-subj",
         "/CN=Portal Test Intermediate",
-    ]);
-    ossl(&[
-        "x509",
-        "-req",
-        "-in",
+        &[],
+    );
+    x509::sign_csr(
+        dir,
         "int.csr",
-        "-CA",
-        "root.pem",
-        "-CAkey",
-        "root.key",
-        "-CAcreateserial",
-        "-out",
+        ("root.pem", "root.key"),
         "int.pem",
-        "-days",
-        "30",
-        "-extfile",
+        30,
         "ca.ext",
-    ]);
+        None,
+    );
     for (name, san) in leaves {
         std::fs::write(
             dir.join(format!("{name}.ext")),
@@ -83,38 +47,23 @@ fn make_pki(dir: &Path, leaves: &[(&str, &str)]) {
             ),
         )
         .expect("leaf ext");
-        ossl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
+        let csr = format!("{name}.csr");
+        x509::p256_csr(
+            dir,
             &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
+            &csr,
             &format!("/CN={name}.portal.test"),
-        ]);
-        ossl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "int.pem",
-            "-CAkey",
-            "int.key",
-            "-CAcreateserial",
-            "-out",
+            &[],
+        );
+        x509::sign_csr(
+            dir,
+            &csr,
+            ("int.pem", "int.key"),
             &format!("{name}.pem"),
-            "-days",
-            "20",
-            "-extfile",
+            20,
             &format!("{name}.ext"),
-        ]);
+            None,
+        );
         let chain = [
             std::fs::read_to_string(dir.join(format!("{name}.pem"))).expect("leaf"),
             std::fs::read_to_string(dir.join("int.pem")).expect("int"),

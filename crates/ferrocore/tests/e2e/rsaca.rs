@@ -427,11 +427,7 @@ fn pyscep_gets_its_own_certificate_and_the_crl() {
 fn serial_of_pem(server: &Server, name: &str, pem: &str) -> String {
     let dir = server.path("");
     std::fs::write(dir.join(name), pem).unwrap();
-    openssl_ok(&dir, &["x509", "-in", name, "-noout", "-serial"])
-        .stdout
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
+    common::x509::serial_of(&dir, name)
 }
 
 /// A transactionID PrintableString cannot carry (`_`, `@`, `*`), sent by PyScep as a

@@ -11,6 +11,7 @@
 use crate::common;
 use crate::common::certmonger;
 use crate::common::scep;
+use crate::common::x509::serial_of;
 
 use scep::{challenge, device_by_serial, scep_url, scepclient};
 
@@ -18,14 +19,6 @@ use common::{Server, openssl_ok, run};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-fn serial_of(dir: &Path, cert: &str) -> String {
-    let out = openssl_ok(dir, &["x509", "-in", cert, "-noout", "-serial"]);
-    out.stdout
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
-}
 
 fn checkin_with(server: &Server, dir: &Path) -> common::Http {
     let url = format!("{}/api/v1/checkin", server.device_url());

@@ -44,14 +44,7 @@ fn pem_der(path: &Path) -> Vec<u8> {
 }
 
 fn serial_of(path: &Path) -> String {
-    let out = openssl_ok(
-        path.parent().unwrap(),
-        &["x509", "-in", path.to_str().unwrap(), "-noout", "-serial"],
-    );
-    out.stdout
-        .trim()
-        .trim_start_matches("serial=")
-        .to_ascii_lowercase()
+    common::x509::serial_of(path.parent().unwrap(), path.to_str().unwrap())
 }
 
 /// A new P-256 key and a PKCS#10 request for it, made by `openssl req`.
@@ -59,25 +52,12 @@ fn openssl_csr(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     std::fs::create_dir_all(dir).unwrap();
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
-    openssl_ok(
+    common::x509::p256_csr(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-subj",
-            "/CN=renewing-device",
-            "-outform",
-            "DER",
-            "-out",
-            csr.to_str().unwrap(),
-        ],
+        key.to_str().unwrap(),
+        csr.to_str().unwrap(),
+        "/CN=renewing-device",
+        &["-outform", "DER"],
     );
     (key, std::fs::read(csr).unwrap())
 }

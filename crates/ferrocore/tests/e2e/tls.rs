@@ -78,23 +78,12 @@ fn openssl_ca_config(dir: &Path) -> PathBuf {
 
 /// A P-256 key and CSR in `dir` (`{name}.key`, `{name}.csr`).
 fn key_and_csr(dir: &Path, name: &str) {
-    openssl_ok(
+    common::x509::p256_csr(
         dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-subj",
-            &format!("/CN={name}"),
-            "-out",
-            &format!("{name}.csr"),
-        ],
+        &format!("{name}.key"),
+        &format!("{name}.csr"),
+        &format!("/CN={name}"),
+        &[],
     );
 }
 
@@ -151,30 +140,7 @@ fn curl_and_openssl_check_in_with_an_agent_issued_certificate() {
     // A certificate from a foreign CA (v3, clientAuth), made with the openssl CLI.
     let x = s.path("foreign");
     fs::create_dir_all(&x).unwrap();
-    openssl_ok(
-        &x,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "fca.key",
-            "-out",
-            "fca.pem",
-            "-subj",
-            "/CN=Foreign CA",
-            "-days",
-            "30",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
+    common::x509::p256_ca(&x, "fca.key", "fca.pem", "/CN=Foreign CA", 30);
     key_and_csr(&x, "foreign");
     fs::write(
         x.join("leaf.ext"),

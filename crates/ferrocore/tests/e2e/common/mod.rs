@@ -9,6 +9,7 @@
 
 pub mod certmonger;
 pub mod scep;
+pub mod x509;
 
 use serde_json::Value;
 use std::fs;
@@ -40,6 +41,14 @@ pub struct Ports {
     pub sync_tls: u16,
     pub admin: u16,
     pub storefront: u16,
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 impl Ports {
