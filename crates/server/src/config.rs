@@ -54,6 +54,10 @@ pub struct ServerSection {
     /// listens on another port than `listeners.device`; unset = the bound device port.
     #[serde(deserialize_with = "port_or_string")]
     pub public_device_port: Option<u16>,
+    /// Lifetime of TLS 1.3 session tickets in seconds (resumption without a full handshake;
+    /// every request is still checked). At most 604800 (seven days); 0 = no resumption.
+    #[serde(deserialize_with = "u32_or_string")]
+    pub tls_ticket_lifetime_secs: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -85,6 +89,7 @@ impl Default for ServerSection {
         ServerSection {
             hostnames: vec!["localhost".into()],
             public_device_port: None,
+            tls_ticket_lifetime_secs: crate::tickets::MAX_LIFETIME_SECS,
         }
     }
 }
@@ -122,6 +127,23 @@ impl FrontEndsSection {
     pub fn policy(&self) -> Result<crate::front_ends::FrontEnds, String> {
         crate::front_ends::FrontEnds::new(&self.trusted, &self.headers, &self.client_cert_sha256)
     }
+}
+
+/// `server.tls_ticket_lifetime_secs` as a TOML integer or (from the environment) a string.
+fn u32_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        N(i64),
+        S(String),
+    }
+    let n = match N::deserialize(d)? {
+        N::N(n) => u32::try_from(n).ok(),
+        N::S(s) => s.trim().parse::<u32>().ok(),
+    };
+    n.ok_or_else(|| {
+        serde::de::Error::custom("server.tls_ticket_lifetime_secs: not a whole number of seconds")
+    })
 }
 
 /// A port given as a TOML integer or (from the environment) a string; `""` = unset.
@@ -173,6 +195,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("pki", "crl_url", false),
     ("ca", "key_algorithm", false),
     ("server", "public_device_port", false),
+    ("server", "tls_ticket_lifetime_secs", false),
     ("front_ends", "trusted", true),
     ("front_ends", "headers", true),
     ("front_ends", "client_cert_sha256", false),
@@ -250,6 +273,12 @@ impl Config {
 
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> Result<Addresses, String> {
+        if self.server.tls_ticket_lifetime_secs > crate::tickets::MAX_LIFETIME_SECS {
+            return Err(format!(
+                "server.tls_ticket_lifetime_secs: {} is longer than TLS 1.3 allows (at most 604800, seven days; 0 = no tickets)",
+                self.server.tls_ticket_lifetime_secs
+            ));
+        }
         if self.server.hostnames.is_empty() {
             return Err("server.hostnames: at least one hostname is required".into());
         }

@@ -343,6 +343,32 @@ impl DataDir {
             .with_context(|| format!("{}: cannot write", path.display()))?;
         Ok(token)
     }
+
+    /// The secret every node derives its TLS session-ticket keys from (`tls/ticket.key`,
+    /// 32 random bytes, hex, 0600), created on first start. Copy it to every node of a
+    /// cluster so a device resumes on any of them; replace it to invalidate every ticket.
+    pub fn load_or_create_ticket_secret(&self) -> Result<[u8; crate::tickets::SECRET_LEN]> {
+        let path = self.root.join("tls").join("ticket.key");
+        if path.exists() {
+            let text = read(&path)?;
+            let raw = hex::decode(text.trim()).ok().and_then(|v| v.try_into().ok());
+            return raw.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: not 32 bytes in hex (remove it to make a new one)",
+                    path.display()
+                )
+            });
+        }
+        let mut raw = [0u8; crate::tickets::SECRET_LEN];
+        aws_lc_rs::rand::fill(&mut raw).map_err(|_| anyhow::anyhow!("rng failure"))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("{}: cannot create", parent.display()))?;
+        }
+        write_secret_file(&path, format!("{}\n", hex::encode(raw)).as_bytes())
+            .with_context(|| format!("{}: cannot write", path.display()))?;
+        Ok(raw)
+    }
 }
 
 /// Portal certificate upload and rollback: the current pair and the previous one.

@@ -16,6 +16,7 @@ pub mod http;
 pub mod listener;
 pub mod portal_cert;
 pub mod scep_ca;
+pub mod tickets;
 pub mod tls;
 
 use anyhow::{Context, Result};
@@ -139,7 +140,15 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
 
     let trust = Arc::new(tls::TrustStore::new(&core.trusted_ca_ders())?);
     let (chain, key) = tls::parse_identity(&identity.chain_pem, &identity.key_pem)?;
-    let tls_state = tls::TlsState::new(chain, key, &trust)?;
+    let ticket_keys = match config.server.tls_ticket_lifetime_secs {
+        0 => None,
+        secs => Some(tickets::TicketKeys::new(
+            &dir.load_or_create_ticket_secret()?,
+            secs,
+            clock.clone(),
+        )),
+    };
+    let tls_state = tls::TlsState::new(chain, key, &trust, ticket_keys)?;
     let storefront = Arc::new(ferrocore_core::storefront::Storefront::new(
         core.clone(),
         Arc::new(LocalDirectory::new(store.clone())),

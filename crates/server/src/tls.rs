@@ -209,6 +209,7 @@ pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_auth: Option<&TrustStore>,
+    tickets: Option<&crate::tickets::TicketKeys>,
 ) -> anyhow::Result<Arc<ServerConfig>> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -224,6 +225,21 @@ pub fn server_config(
         .with_single_cert(chain, key)
         .map_err(|e| anyhow::anyhow!("server certificate: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    match tickets {
+        // TLS 1.3 tickets: resumption on any node holding the same ticket secret; the
+        // restored client certificate is verified and looked up per request like a new one.
+        Some(tickets) => {
+            config.ticketer = match client_auth {
+                Some(_) => tickets.client_auth.clone(),
+                None => tickets.plain.clone(),
+            };
+        }
+        // Switched off: no resumption at all (no tickets, no per-process session cache).
+        None => {
+            config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            config.send_tls13_tickets = 0;
+        }
+    }
     Ok(Arc::new(config))
 }
 
@@ -240,6 +256,7 @@ pub struct TlsState {
     /// while storefront authentication is `certificate`.
     pub storefront: Arc<ArcSwap<ServerConfig>>,
     storefront_client_auth: std::sync::atomic::AtomicBool,
+    tickets: Option<crate::tickets::TicketKeys>,
 }
 
 impl TlsState {
@@ -247,15 +264,18 @@ impl TlsState {
         chain: Vec<CertificateDer<'static>>,
         key: PrivateKeyDer<'static>,
         trust: &TrustStore,
+        tickets: Option<crate::tickets::TicketKeys>,
     ) -> anyhow::Result<Self> {
-        let device = server_config(chain.clone(), key.clone_key(), Some(trust))?;
-        let plain = server_config(chain.clone(), key.clone_key(), None)?;
+        let t = tickets.as_ref();
+        let device = server_config(chain.clone(), key.clone_key(), Some(trust), t)?;
+        let plain = server_config(chain.clone(), key.clone_key(), None, t)?;
         Ok(TlsState {
             device: Arc::new(ArcSwap::new(device)),
             storefront: Arc::new(ArcSwap::new(plain.clone())),
             plain: Arc::new(ArcSwap::new(plain)),
             identity: std::sync::Mutex::new((chain, key)),
             storefront_client_auth: std::sync::atomic::AtomicBool::new(false),
+            tickets,
         })
     }
 
@@ -272,8 +292,9 @@ impl TlsState {
             .identity
             .lock()
             .map_err(|_| anyhow::anyhow!("tls state poisoned"))?;
-        let device = server_config(chain.clone(), key.clone_key(), Some(trust))?;
-        let plain = server_config(chain.clone(), key.clone_key(), None)?;
+        let t = self.tickets.as_ref();
+        let device = server_config(chain.clone(), key.clone_key(), Some(trust), t)?;
+        let plain = server_config(chain.clone(), key.clone_key(), None, t)?;
         let storefront = self.storefront_config(&device, &plain);
         *guard = (chain, key);
         self.device.store(device);
@@ -289,8 +310,9 @@ impl TlsState {
             .lock()
             .map_err(|_| anyhow::anyhow!("tls state poisoned"))?;
         let (chain, key) = &*guard;
-        let device = server_config(chain.clone(), key.clone_key(), Some(trust))?;
-        let plain = server_config(chain.clone(), key.clone_key(), None)?;
+        let t = self.tickets.as_ref();
+        let device = server_config(chain.clone(), key.clone_key(), Some(trust), t)?;
+        let plain = server_config(chain.clone(), key.clone_key(), None, t)?;
         let storefront = self.storefront_config(&device, &plain);
         self.device.store(device);
         self.plain.store(plain);
@@ -306,7 +328,12 @@ impl TlsState {
             .lock()
             .map_err(|_| anyhow::anyhow!("tls state poisoned"))?;
         let (chain, key) = &*guard;
-        let config = server_config(chain.clone(), key.clone_key(), on.then_some(trust))?;
+        let config = server_config(
+            chain.clone(),
+            key.clone_key(),
+            on.then_some(trust),
+            self.tickets.as_ref(),
+        )?;
         self.storefront_client_auth
             .store(on, std::sync::atomic::Ordering::SeqCst);
         self.storefront.store(config);

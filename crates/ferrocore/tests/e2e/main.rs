@@ -17,6 +17,7 @@ mod lifecycle_faketime;
 mod migration;
 mod ocsp;
 mod portal;
+mod resumption;
 mod rsaca;
 mod scep_enroll;
 mod scep_renew;

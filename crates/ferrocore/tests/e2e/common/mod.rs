@@ -279,6 +279,35 @@ impl Server {
         unreachable!()
     }
 
+    /// Starts a server on free ports with a copy of `data_dir` (taken while its server is
+    /// stopped): a second node with the first one's keys and records.
+    pub fn start_with_copy_of(data_dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::Builder::new()
+            .prefix("ferrocore-e2e-")
+            .tempdir()
+            .expect("tempdir");
+        let copy = tmp.path().join("data");
+        let mut cp = Command::new("cp");
+        cp.arg("-a").arg(data_dir).arg(&copy);
+        let out = run(cp, None);
+        assert_eq!(out.code, 0, "cp -a: {out:?}");
+        let mut server = Server {
+            log_path: tmp.path().join("server.log"),
+            data_dir: copy,
+            tmp,
+            ports: Ports::free(),
+            child: None,
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        if let Err(log) = server.spawn() {
+            panic!("ferrocore serve did not become ready; log:\n{log}");
+        }
+        server
+    }
+
     /// Spawns `serve` and waits for "ferrocore ready". `Err(log)` if it exits or times out.
     fn spawn(&mut self) -> Result<(), String> {
         let log = fs::OpenOptions::new()
