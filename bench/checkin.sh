@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Mutual-TLS check-ins with full handshakes: Ferrocore vs nginx (client-certificate
-# verification, fixed 200 answer), same certificates, alternating runs.
+# Mutual-TLS check-ins, a new connection per check-in: Ferrocore vs nginx (client-certificate
+# verification, fixed 200 answer) vs the floor (`tls_floor`: Ferrocore's own rustls
+# configuration and certificate verification with a fixed answer, no HTTP routing, domain or
+# database), same certificates, alternating runs; with full handshakes and with each device
+# resuming its TLS session (tickets; nginx with `ssl_session_tickets on`).
 #
 # Usage: bench/checkin.sh [--rev GITREV] [--no-build]
 #   --rev GITREV   benchmark a committed revision: `git archive GITREV` into the temp dir and
@@ -15,6 +18,8 @@
 #   CONCURRENCY [16]       concurrent connections of the load generator
 #   THREADS [1]            tokio worker threads of the load generator
 #   NGINX_WORKERS ["1 2"]  nginx instances to compare, one per worker_processes value
+#   MODES ["full resume"]  full: a full handshake per check-in; resume: each device resumes its
+#                          previous session (swarm run --resume; nginx with tickets on)
 #   WARMUP [2]             unrecorded warm-up seconds per target before round 1
 #   PERF [0]               1: after the rounds, `perf record --call-graph dwarf` on Ferrocore during one
 #                          extra run; perf.data and text reports go to $PERF_OUT [target/bench-perf]
@@ -44,13 +49,14 @@ KEEP="${KEEP:-0}"
 WAIT_IDLE="${WAIT_IDLE:-600}"
 OTHER_MAX="${OTHER_MAX:-0.15}"
 RETRIES="${RETRIES:-3}"
+MODES="${MODES:-full resume}"
 REV=""
 BUILD=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --rev) REV="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -83,18 +89,19 @@ elif [ -n "$REV" ]; then
     export CARGO_TARGET_DIR="$REPO/target/bench-rev"
     BIN_DIR="$CARGO_TARGET_DIR/release"
     log "building $(git -C "$REPO" rev-parse --short "$REV") (release) in $W/src"
-    (cd "$W/src" && cargo build --release -p ferrocore) >&2
+    (cd "$W/src" && cargo build --release -p ferrocore && cargo build --release -p ferrocore-server --example tls_floor) >&2
     BUILD=0
 else
     BIN_DIR="$REPO/target/release"
 fi
 if [ "$BUILD" = 1 ]; then
     log "building release binaries"
-    (cd "$REPO" && cargo build --release -p ferrocore) >&2
+    (cd "$REPO" && cargo build --release -p ferrocore && cargo build --release -p ferrocore-server --example tls_floor) >&2
 fi
 FC="$BIN_DIR/ferrocore"
 AGENT="$BIN_DIR/ferrocore-agent"
-[ -x "$FC" ] && [ -x "$AGENT" ] || die "binaries not found in $BIN_DIR"
+FLOOR="$BIN_DIR/examples/tls_floor"
+[ -x "$FC" ] && [ -x "$AGENT" ] && [ -x "$FLOOR" ] || die "binaries not found in $BIN_DIR"
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -159,9 +166,19 @@ if r["mutual"] != int(sys.argv[2]) or r["errors"]:
 EOF
 
 # ---------------------------------------------------------------- nginx
+# ---------------------------------------------------------------- the floor
+P_FLOOR="$(free_port)"
+"$FLOOR" "$DATA" "127.0.0.1:$P_FLOOR" >"$W/floor.log" 2>&1 &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+wait_port "$P_FLOOR" || { cat "$W/floor.log" >&2; die "tls_floor did not start"; }
+
 declare -A NGX_PORT NGX_PID
 for nw in $NGINX_WORKERS; do
-    d="$W/nginx-w$nw"
+  for mode in $MODES; do
+    name="w$nw"; tickets=off
+    if [ "$mode" = resume ]; then name="w$nw+resume"; tickets=on; fi
+    d="$W/nginx-$name"
     mkdir -p "$d/logs" "$d/tmp"
     cp "$DATA/tls/server.pem" "$d/server.pem"
     cp "$DATA/tls/server.key" "$d/server.key"
@@ -186,7 +203,7 @@ http {
         ssl_client_certificate ca.pem;
         ssl_verify_client on;
         ssl_session_cache off;
-        ssl_session_tickets off;
+        ssl_session_tickets $tickets;
         default_type application/json;
         location = /api/v1/checkin { return 200 '{"ok":true}'; }
         location / { return 404; }
@@ -195,10 +212,11 @@ http {
 EOF
     nginx -p "$d/" -e "$d/logs/error.log" -c nginx.conf -t -q || die "nginx config test failed ($d)"
     nginx -p "$d/" -e "$d/logs/error.log" -c nginx.conf -g 'daemon off;' &
-    NGX_PID[$nw]=$!
-    NGX_PORT[$nw]=$port
+    NGX_PID[$name]=$!
+    NGX_PORT[$name]=$port
     PIDS+=("$!")
-    wait_port "$port" || die "nginx (worker_processes $nw) did not start"
+    wait_port "$port" || die "nginx ($name) did not start"
+  done
 done
 nginx_pids() { # master pid -> master + workers
     echo "$1"
@@ -206,23 +224,32 @@ nginx_pids() { # master pid -> master + workers
 }
 
 # ---------------------------------------------------------------- runs
-TARGETS=(ferrocore)
-for nw in $NGINX_WORKERS; do TARGETS+=("nginx-w$nw"); done
+# Target names: ferrocore, floor, nginx-wN, each with "+resume" in resume mode.
+TARGETS=()
+for mode in $MODES; do
+    sfx=""; [ "$mode" = resume ] && sfx="+resume"
+    TARGETS+=("ferrocore$sfx" "floor$sfx")
+    for nw in $NGINX_WORKERS; do TARGETS+=("nginx-w$nw$sfx"); done
+done
 
 target_url() {
     case "$1" in
-        ferrocore) echo "https://127.0.0.1:$P_DEV" ;;
-        nginx-w*) echo "https://127.0.0.1:${NGX_PORT[${1#nginx-w}]}" ;;
+        ferrocore*) echo "https://127.0.0.1:$P_DEV" ;;
+        floor*) echo "https://127.0.0.1:$P_FLOOR" ;;
+        nginx-w*) echo "https://127.0.0.1:${NGX_PORT[${1#nginx-}]}" ;;
     esac
 }
 target_pids() {
     case "$1" in
-        ferrocore) echo "$FC_PID" ;;
-        nginx-w*) nginx_pids "${NGX_PID[${1#nginx-w}]}" ;;
+        ferrocore*) echo "$FC_PID" ;;
+        floor*) echo "$FLOOR_PID" ;;
+        nginx-w*) nginx_pids "${NGX_PID[${1#nginx-}]}" ;;
     esac
 }
 swarm() { # target duration out.json
-    "$AGENT" swarm run --state "$W/swarm" --url "$(target_url "$1")" \
+    local resume=()
+    case "$1" in *+resume) resume=(--resume) ;; esac
+    "$AGENT" swarm run --state "$W/swarm" --url "$(target_url "$1")" "${resume[@]}" \
         --concurrency "$CONCURRENCY" --duration "$2" --threads "$THREADS" --json >"$3"
 }
 
@@ -320,7 +347,7 @@ fi
 
 # ---------------------------------------------------------------- report
 echo
-echo "Mutual-TLS check-ins, full handshakes: $DEVICES devices, $ROUNDS rounds x ${DURATION}s per target," \
+echo "Mutual-TLS check-ins, a new connection each ($MODES): $DEVICES devices, $ROUNDS rounds x ${DURATION}s per target," \
      "concurrency $CONCURRENCY, load generator --threads $THREADS; $(nproc) CPUs; $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
 python3 - "$RES" <<'EOF'
@@ -339,13 +366,23 @@ for t in targets:
           f"| {med(t,'client_cpu_ms_per_req'):.3f} | {100*med(t,'machine_busy'):.0f}% "
           f"| {max(r['other_cores'] for r in rs):.2f} |")
 print()
-fc = med("ferrocore", "rps"); fcc = med("ferrocore", "server_cpu_ms_per_req")
-for t in targets:
-    if t == "ferrocore":
+for sfx in ("", "+resume"):
+    fcn = "ferrocore" + sfx
+    if fcn not in targets:
         continue
-    print(f"- ferrocore / {t}: requests/s **{fc / med(t,'rps'):.2f}x**; "
-          f"server CPU per check-in {t} / ferrocore = {med(t,'server_cpu_ms_per_req') / fcc:.2f}x "
-          f"(>1 means Ferrocore spends less CPU per check-in)")
+    fc = med(fcn, "rps"); fcc = med(fcn, "server_cpu_ms_per_req")
+    if "floor" + sfx in targets:
+        print(f"- {fcn}: server CPU per check-in = **{fcc / med('floor' + sfx, 'server_cpu_ms_per_req'):.2f}x the floor** "
+              f"(TLS and certificate verification alone); requests/s {fc / med('floor' + sfx, 'rps'):.2f}x the floor's")
+    for t in targets:
+        if t.endswith("+resume") != (sfx == "+resume") or t.startswith(("ferrocore", "floor")):
+            continue
+        print(f"- {fcn} / {t}: requests/s **{fc / med(t,'rps'):.2f}x**; "
+              f"server CPU per check-in {t} / {fcn} = {med(t,'server_cpu_ms_per_req') / fcc:.2f}x "
+              f"(>1 means Ferrocore spends less CPU per check-in)")
+if "ferrocore" in targets and "ferrocore+resume" in targets:
+    print(f"- resumed / full handshakes, Ferrocore: requests/s **{med('ferrocore+resume','rps') / med('ferrocore','rps'):.2f}x**, "
+          f"server CPU per check-in {med('ferrocore','server_cpu_ms_per_req') / med('ferrocore+resume','server_cpu_ms_per_req'):.2f}x less")
 errs = {}
 for r in rows:
     for k, v in r["errors_by_kind"].items():

@@ -43,6 +43,16 @@ pub enum Command {
     Register(RegisterArgs),
     /// Check in once and print the server's answer (JSON).
     Checkin,
+    /// Keep checking in at the policy's interval (or --interval), resuming the TLS session
+    /// between check-ins; one JSON line per check-in.
+    Run {
+        /// Stop after this many check-ins (exit status 1 if any failed); default: forever.
+        #[arg(long)]
+        checkins: Option<u64>,
+        /// Seconds between check-ins instead of the policy's check-in interval.
+        #[arg(long, value_name = "SECS")]
+        interval: Option<f64>,
+    },
     /// Print the stored state and the certificate's expiry (no network).
     Status,
     /// AppConnect check-in of an app with this device's identity (JSON answer).
@@ -172,6 +182,9 @@ pub struct RunArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Let each device resume its previous TLS session (tickets) instead of a full handshake.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 /// Entry point of the `ferrocore-agent` binary.
@@ -273,6 +286,19 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&resp)?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run { checkins, interval } => {
+            let dir = StateDir::new(state);
+            let fixed = interval
+                .map(Duration::try_from_secs_f64)
+                .transpose()
+                .context("invalid --interval")?;
+            let failed = runtime(None, false)?.block_on(run_loop(&dir, checkins, fixed))?;
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::AppconnectCheckin { app_id } => {
             let dir = StateDir::new(state);
             let resp = runtime(None, false)?.block_on(device::appconnect_checkin(&dir, &app_id))?;
@@ -349,6 +375,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 limit,
                 rate: args.rate,
                 timeout: Duration::try_from_secs_f64(args.timeout).context("invalid --timeout")?,
+                resume: args.resume,
             };
             let report = runtime(args.threads, true)?.block_on(swarm::run(opts))?;
             if args.json {
@@ -358,6 +385,35 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `ferrocore-agent run`: check in, wait, repeat, keeping the TLS session between check-ins.
+/// A failed check-in is reported and retried at the next interval; returns whether any failed.
+async fn run_loop(dir: &StateDir, count: Option<u64>, fixed: Option<Duration>) -> Result<bool> {
+    let sessions = device::Sessions::default();
+    let mut failed = false;
+    let mut n: u64 = 0;
+    loop {
+        n += 1;
+        let wait = match device::checkin_with(dir, Some(&sessions)).await {
+            Ok((resp, resumed)) => {
+                let line =
+                    serde_json::json!({"checkin": n, "tls_resumed": resumed, "answer": resp});
+                println!("{line}");
+                Duration::from_secs(resp.policy.checkin_interval_secs)
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: check-in {n}: {e:#}");
+                // Retry sooner than a whole policy interval, but never in a tight loop.
+                Duration::from_secs(60)
+            }
+        };
+        if count.is_some_and(|c| n >= c) {
+            return Ok(failed);
+        }
+        tokio::time::sleep(fixed.unwrap_or(wait)).await;
     }
 }
 

@@ -240,14 +240,49 @@ pub fn checkin_credentials(files: &DeviceFiles) -> Result<CheckinCredentials> {
 /// renewal, migration). A certificate that expired less than 30 days ago is renewed first
 /// (the server accepts it on the renewal endpoint only), then the check-in is repeated.
 pub async fn checkin(dir: &StateDir) -> Result<CheckinResponse> {
-    match checkin_once(dir).await {
+    checkin_with(dir, None).await.map(|(resp, _)| resp)
+}
+
+/// TLS sessions a long-running agent keeps between check-ins: the client (its rustls
+/// configuration and session cache) is kept while trust anchors, identity and headers stay
+/// the same. rustls resumes a session only with the configuration that made it, so a new
+/// certificate (after renewal or migration) always starts with a full handshake.
+#[derive(Default)]
+pub struct Sessions {
+    current: std::sync::Mutex<Option<(String, TlsClient)>>,
+}
+
+impl Sessions {
+    fn client(&self, key: String, make: impl FnOnce() -> Result<TlsClient>) -> Result<TlsClient> {
+        let mut current = self
+            .current
+            .lock()
+            .map_err(|_| anyhow::anyhow!("session cache poisoned"))?;
+        if let Some((k, client)) = &*current
+            && *k == key
+        {
+            return Ok(client.clone());
+        }
+        let client = make()?;
+        *current = Some((key, client.clone()));
+        Ok(client)
+    }
+}
+
+/// [`checkin`] keeping TLS sessions in `sessions`; also says whether the check-in's TLS
+/// handshake resumed a session.
+pub async fn checkin_with(
+    dir: &StateDir,
+    sessions: Option<&Sessions>,
+) -> Result<(CheckinResponse, bool)> {
+    match checkin_once(dir, sessions).await {
         Err(e) if is_api_error(&e, ferrocore_proto::codes::CERT_EXPIRED) => {
             eprintln!("note: the certificate has expired; trying to renew within the grace period");
             if let Err(renew_err) = renew(dir).await {
                 eprintln!("note: renewal failed: {renew_err:#}");
                 return Err(e);
             }
-            checkin_once(dir).await
+            checkin_once(dir, sessions).await
         }
         other => other,
     }
@@ -260,17 +295,35 @@ fn is_api_error(e: &anyhow::Error, wanted: &str) -> bool {
     )
 }
 
-async fn checkin_once(dir: &StateDir) -> Result<CheckinResponse> {
+async fn checkin_once(
+    dir: &StateDir,
+    sessions: Option<&Sessions>,
+) -> Result<(CheckinResponse, bool)> {
     let files = dir.load()?;
     let creds = checkin_credentials(&files)?;
-    let client = TlsClient::new(
-        &files.trust_pem(),
-        creds.identity,
-        ClientOptions {
-            default_headers: creds.headers,
-            ..ClientOptions::default()
-        },
-    )?;
+    let trust = files.trust_pem();
+    let key = format!(
+        "{trust}\n{}\n{:?}",
+        creds
+            .identity
+            .as_ref()
+            .map_or("", |i| i.cert_chain_pem.as_str()),
+        creds.headers
+    );
+    let make = || -> Result<TlsClient> {
+        Ok(TlsClient::new(
+            &trust,
+            creds.identity.clone(),
+            ClientOptions {
+                default_headers: creds.headers.clone(),
+                ..ClientOptions::default()
+            },
+        )?)
+    };
+    let client = match sessions {
+        Some(s) => s.client(key, make)?,
+        None => make()?,
+    };
     let request = CheckinRequest {
         client_version: Some(files.state.client_version.clone()),
     };
@@ -311,7 +364,7 @@ async fn checkin_once(dir: &StateDir) -> Result<CheckinResponse> {
             }
         }
     }
-    Ok(resp)
+    Ok((resp, client.last_handshake_resumed()))
 }
 
 /// Renews the identity certificate: a new key, a CSR sent over mutual TLS with the current

@@ -2,7 +2,8 @@
 //!
 //! `run` loads every device once (one rustls config per device, built up front), then replays
 //! check-ins round-robin over the devices with `concurrency` workers. Each request is a new TCP
-//! connection with a full TLS handshake (session resumption disabled): mutual-mode devices
+//! connection, with a full TLS handshake unless `--resume` lets each device resume its last
+//! session (one session cache per device, as a real device has): mutual-mode devices
 //! present their own certificate, legacy devices send their secret header.
 
 use crate::device::{self, RegisterParams};
@@ -140,6 +141,9 @@ pub struct RunOptions {
     pub rate: Option<f64>,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// Each device keeps its TLS session and resumes it on its next check-in (a new
+    /// connection per check-in either way); `false`: a full handshake every time.
+    pub resume: bool,
 }
 
 /// One device ready to check in.
@@ -277,7 +281,7 @@ async fn prepare(opts: &RunOptions) -> Result<Vec<Prepared>> {
             roots,
             creds.identity.as_ref(),
             ClientOptions {
-                session_resumption: false,
+                session_resumption: opts.resume,
                 timeout: Some(opts.timeout),
                 connect_to: Some(addr),
                 default_headers: creds.headers,

@@ -452,6 +452,7 @@ fn swarm_reports_in_json() {
                 limit: ferrocore_agent::swarm::Limit::Requests(9),
                 rate: None,
                 timeout: std::time::Duration::from_secs(10),
+                resume: false,
             },
         ))
         .unwrap();

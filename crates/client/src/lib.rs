@@ -189,6 +189,8 @@ pub struct TlsClient {
     connector: TlsConnector,
     opts: Arc<ClientOptions>,
     default_headers: Arc<Vec<(HeaderName, HeaderValue)>>,
+    /// Whether the last TLS handshake of this client resumed a session.
+    resumed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for TlsClient {
@@ -239,11 +241,17 @@ impl TlsClient {
             connector: TlsConnector::from(config),
             opts: Arc::new(opts),
             default_headers: Arc::new(headers),
+            resumed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         })
     }
 
     pub fn options(&self) -> &ClientOptions {
         &self.opts
+    }
+
+    /// Whether this client's most recent TLS handshake resumed a session (no full handshake).
+    pub fn last_handshake_resumed(&self) -> bool {
+        self.resumed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One request on a new TCP + TLS connection, closed afterwards.
@@ -384,10 +392,15 @@ impl TlsClient {
         }
         .map_err(ClientError::Io)?;
         tcp.set_nodelay(true).map_err(ClientError::Io)?;
-        self.connector
+        let tls = self
+            .connector
             .connect(server_name, tcp)
             .await
-            .map_err(ClientError::from_io)
+            .map_err(ClientError::from_io)?;
+        let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        self.resumed
+            .store(resumed, std::sync::atomic::Ordering::Relaxed);
+        Ok(tls)
     }
 
     fn build_request(

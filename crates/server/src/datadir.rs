@@ -351,7 +351,9 @@ impl DataDir {
         let path = self.root.join("tls").join("ticket.key");
         if path.exists() {
             let text = read(&path)?;
-            let raw = hex::decode(text.trim()).ok().and_then(|v| v.try_into().ok());
+            let raw = hex::decode(text.trim())
+                .ok()
+                .and_then(|v| v.try_into().ok());
             return raw.ok_or_else(|| {
                 anyhow::anyhow!(
                     "{}: not 32 bytes in hex (remove it to make a new one)",

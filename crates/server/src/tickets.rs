@@ -104,9 +104,7 @@ impl Ticketer {
         let okm = self.secret.expand(&info, KeyLen).ok()?;
         let mut key = [0u8; 32];
         okm.fill(&mut key).ok()?;
-        Some(LessSafeKey::new(
-            UnboundKey::new(&AES_256_GCM, &key).ok()?,
-        ))
+        Some(LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &key).ok()?))
     }
 }
 
@@ -177,7 +175,12 @@ mod tests {
     use time::macros::datetime;
 
     fn ticketer(secret: u8, lifetime: u32, clock: &Arc<ManualClock>) -> Ticketer {
-        Ticketer::new(&[secret; SECRET_LEN], "client-auth", lifetime, clock.clone())
+        Ticketer::new(
+            &[secret; SECRET_LEN],
+            "client-auth",
+            lifetime,
+            clock.clone(),
+        )
     }
 
     #[test]

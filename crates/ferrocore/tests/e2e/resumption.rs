@@ -77,7 +77,10 @@ fn a_resumed_session_is_checked_like_a_new_one_and_refused_after_revocation() {
     assert!(!resumed);
     assert_eq!(status, 200, "{body}\n{}", s.log());
     let (resumed, status, body) = checkin(&s, &phone, ("-sess_in", &sess));
-    assert!(resumed, "the second connection resumes the first one's session");
+    assert!(
+        resumed,
+        "the second connection resumes the first one's session"
+    );
     assert_eq!(status, 200, "{body}");
 
     // Revoked after the handshake that made the ticket: the resumed connection is refused.
@@ -130,7 +133,10 @@ fn tickets_can_be_switched_off() {
     let sess = s.path("session.pem");
     let (resumed, status, _) = checkin(&s, &phone, ("-sess_out", &sess));
     assert_eq!((resumed, status), (false, 200));
-    assert!(!sess.exists(), "no ticket, so openssl has no session to keep");
+    assert!(
+        !sess.exists(),
+        "no ticket, so openssl has no session to keep"
+    );
     assert!(!s.data_dir.join("tls/ticket.key").exists());
     let mut env = s.ports.env();
     env.push((
@@ -143,4 +149,22 @@ fn tickets_can_be_switched_off() {
             .contains("server.tls_ticket_lifetime_secs: 604801 is longer than TLS 1.3 allows"),
         "{out:?}"
     );
+}
+
+#[test]
+fn the_agent_resumes_its_session_between_check_ins() {
+    let s = Server::start();
+    let (phone, _) = enrolled_device(&s);
+    let out = s.agent(&phone, &["run", "--checkins", "3", "--interval", "0"]);
+    assert_eq!(out.code, 0, "{out:?}\n{}", s.log());
+    let resumed: Vec<bool> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["answer"]["mode"], "mutual", "{v}");
+            v["tls_resumed"].as_bool().unwrap()
+        })
+        .collect();
+    assert_eq!(resumed, [false, true, true], "{}", out.stdout);
 }
