@@ -278,8 +278,28 @@ pub struct ScepRequestKey {
     pub signer_spki_sha256: String,
 }
 
+/// The database's files as the admin sees them (`GET /api/v1/admin/store`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageStatus {
+    /// Size of the database file.
+    pub database_bytes: u64,
+    /// Size of the write-ahead log now (0 for backends without one).
+    pub wal_bytes: u64,
+    /// `store.wal_limit_mb`: past it, the log is checkpointed and truncated.
+    pub wal_limit_bytes: u64,
+    /// Largest log size seen since the server started.
+    pub max_wal_bytes: u64,
+    /// Times the log passed its limit and was emptied.
+    pub wal_truncations: u64,
+    /// Times emptying it was put off (readers still in the log).
+    pub wal_truncations_busy: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Sizes of the database and its log.
+    async fn storage_status(&self) -> Result<StorageStatus>;
+
     // --- settings ---
     async fn mutual_auth(&self) -> Result<MutualAuthRow>;
     /// Enables the setting at `at` unless already enabled; never disables. Returns the row.

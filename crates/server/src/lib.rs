@@ -45,8 +45,14 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let ca = dir.load_or_create_ca(ca_key_algorithm, now)?;
     let identity = dir.load_or_issue_server_identity(&ca, &config.server.hostnames, now)?;
     let admin_token = dir.load_or_create_admin_token()?;
+    let store_options = ferrocore_store::StoreOptions {
+        wal_limit_bytes: config
+            .store
+            .wal_limit_bytes()
+            .map_err(|e| anyhow::anyhow!(e))?,
+    };
     let store = Arc::new(
-        SqliteStore::open(&dir.db_path())
+        SqliteStore::open_with(&dir.db_path(), &store_options)
             .await
             .with_context(|| format!("{}: cannot open database", dir.db_path().display()))?,
     );

@@ -10,8 +10,8 @@ use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
     AtRisk, CertRecord, CertStatusRow, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
     EnrollmentConfigRecord, GrantQuery, GrantRecord, Identity, MutualAuthRow, Page, PolicyRecord,
-    Registration, RevokedRow, ScepChallengeRecord, ScepGrant, ScepParams, ScepRequestKey, Store,
-    UserRecord,
+    Registration, RevokedRow, ScepChallengeRecord, ScepGrant, ScepParams, ScepRequestKey,
+    StorageStatus, Store, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, GrantProtocol, Listener, MigrationStatus,
@@ -32,8 +32,23 @@ mod grants;
 mod scep;
 mod storefront;
 
-/// The WAL file is truncated back to this size after the checkpointer emptied it.
-const WAL_SIZE_LIMIT: u64 = 64 << 20;
+/// Default WAL limit (`store.wal_limit_mb`): past it, the checkpointer empties the log.
+pub const DEFAULT_WAL_LIMIT_MB: u64 = 64;
+
+/// How a [`SqliteStore`] is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The WAL file is checkpointed and truncated once it passes this size (bytes).
+    pub wal_limit_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            wal_limit_bytes: DEFAULT_WAL_LIMIT_MB << 20,
+        }
+    }
+}
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -51,6 +66,8 @@ pub struct SqliteStore {
     /// the previous one commits, instead of in SQLite's busy handler, which polls with sleeps
     /// of 1-100 ms while the lock may already be free (measured: see docs/BENCHMARKS.md, SCEP).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The WAL's files, limit and the checkpointer's counters.
+    wal: Arc<checkpointer::WalState>,
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding the process's writer turn until it commits
@@ -58,11 +75,18 @@ pub struct SqliteStore {
 pub(crate) struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     _turn: tokio::sync::OwnedMutexGuard<()>,
+    pool: SqlitePool,
+    wal: Arc<checkpointer::WalState>,
 }
 
 impl WriteTx {
+    /// Commits, then (still holding the writer turn) keeps the WAL under twice its limit.
     pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if let Err(e) = self.wal.backstop(&self.pool).await {
+            tracing::warn!(error = %e, "WAL truncation failed");
+        }
+        Ok(())
     }
 }
 
@@ -177,6 +201,11 @@ fn cert_from_row(r: &SqliteRow) -> Result<CertRecord> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub async fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, &StoreOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with explicit options.
+    pub async fn open_with(path: &Path, options: &StoreOptions) -> Result<Self> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -187,7 +216,7 @@ impl SqliteStore {
             // Checkpoints are the background checkpointer's job, not the committing writer's
             // (a checkpoint's two fsyncs held every queued writer; docs/BENCHMARKS.md, SCEP).
             .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", WAL_SIZE_LIMIT.to_string());
+            .pragma("journal_size_limit", options.wal_limit_bytes.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.clone())
@@ -198,13 +227,27 @@ impl SqliteStore {
             .await
             .map_err(|e| CoreError::Internal(format!("migrations: {e}")))?;
         let alive = Arc::new(());
-        let conn = sqlx::ConnectOptions::connect(&opts).await.map_err(db_err)?;
-        tokio::spawn(checkpointer::run(conn, Arc::downgrade(&alive)));
+        let writer = Arc::new(tokio::sync::Mutex::new(()));
+        let wal = Arc::new(checkpointer::WalState::new(
+            path.to_path_buf(),
+            options.wal_limit_bytes,
+        ));
+        // The checkpointer holds the writer turn while it waits for readers: briefly.
+        let conn = sqlx::ConnectOptions::connect(&opts.busy_timeout(checkpointer::READER_WAIT))
+            .await
+            .map_err(db_err)?;
+        tokio::spawn(checkpointer::run(
+            conn,
+            Arc::downgrade(&alive),
+            writer.clone(),
+            wal.clone(),
+        ));
         Ok(SqliteStore {
             pool,
             _alive: alive,
             mutual_auth_cache: std::sync::Mutex::new((0, None)),
-            writer: Arc::new(tokio::sync::Mutex::new(())),
+            writer,
+            wal,
         })
     }
 
@@ -268,7 +311,9 @@ impl SqliteStore {
     /// `(wal_frames, checkpointed_frames)`.
     pub async fn checkpoint(&self) -> Result<(i64, i64)> {
         let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        checkpointer::passive(&mut conn).await
+        let (_, wal, copied) =
+            checkpointer::checkpoint(&mut conn, checkpointer::Mode::Passive).await?;
+        Ok((wal, copied))
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -282,7 +327,12 @@ impl SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_err)?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx {
+            tx,
+            _turn: turn,
+            pool: self.pool.clone(),
+            wal: self.wal.clone(),
+        })
     }
 
     /// Deletes the row `key` names unless `refs_sql` counts rows still using it: the count and
@@ -335,6 +385,10 @@ async fn revoke_in(tx: &mut WriteTx, serials: &[String], reason: &str, at: i64) 
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn storage_status(&self) -> Result<StorageStatus> {
+        Ok(self.wal.status())
+    }
+
     async fn mutual_auth(&self) -> Result<MutualAuthRow> {
         let epoch = {
             let cache = self.lock_mutual_auth_cache();
@@ -655,6 +709,9 @@ impl Store for SqliteStore {
             // writes, so it takes the writer turn like a transaction.
             let _turn = self.writer.lock().await;
             insert.execute(&self.pool).await.map_err(db_err)?;
+            if let Err(e) = self.wal.backstop(&self.pool).await {
+                tracing::warn!(error = %e, "WAL truncation failed");
+            }
             return Ok(());
         }
         let mut tx = self.begin().await?;
