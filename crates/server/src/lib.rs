@@ -23,7 +23,7 @@ use arc_swap::ArcSwap;
 use ferrocore_core::directory::LocalDirectory;
 use ferrocore_core::issuance::{KIND_LOCAL_CA, KIND_SCEP, LocalIssuer};
 use ferrocore_core::service::{LOCAL_CONFIG, PkiPublication};
-use ferrocore_core::store::Store as _;
+use ferrocore_core::store::EnrollmentConfigStore as _;
 use ferrocore_core::{Clock, Core, SystemClock};
 use ferrocore_store::SqliteStore;
 use http::{AppState, ListenerKind, Ports};

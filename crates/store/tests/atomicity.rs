@@ -12,9 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ferrocore_core::CoreError;
+use ferrocore_core::store::traits::*;
 use ferrocore_core::store::{
     CertRecord, CheckinEffects, CheckinRecord, DeviceRecord, EnrollmentConfigRecord, GrantRecord,
-    Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey, Store, UserRecord,
+    Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, GrantProtocol, Listener, MigrationStatus,

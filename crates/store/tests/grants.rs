@@ -7,8 +7,9 @@ use ferrocore_core::directory::LocalDirectory;
 use ferrocore_core::est::EstCredential;
 use ferrocore_core::issuance::LocalIssuer;
 use ferrocore_core::service::{PkiPublication, sha256_hex};
+use ferrocore_core::store::traits::*;
 use ferrocore_core::store::{
-    CertRecord, DeviceRecord, GrantQuery, Registration, ScepGrant, ScepRequestKey, Store,
+    CertRecord, DeviceRecord, GrantQuery, Registration, ScepGrant, ScepRequestKey,
 };
 use ferrocore_core::{Core, CoreError, ManualClock};
 use ferrocore_pki::LocalCa;

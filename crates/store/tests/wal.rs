@@ -2,8 +2,9 @@
 //! and nothing committed is lost by emptying it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ferrocore_core::store::traits::*;
 use ferrocore_core::store::{
-    CertRecord, CheckinEffects, CheckinRecord, DeviceRecord, Registration, Store, UserRecord,
+    CertRecord, CheckinEffects, CheckinRecord, DeviceRecord, Registration, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
