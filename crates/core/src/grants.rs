@@ -10,7 +10,7 @@
 //!   (an administrator hands a credential to one kind of client; accepting it elsewhere would
 //!   only widen what a leaked secret opens);
 //! - it is consumed in the transaction that records the certificate it paid for
-//!   (`Store::apply_est_enrollment`, `Store::apply_scep_enrollment`), so a reused grant
+//!   (`GrantStore::apply_est_enrollment`, `ScepStore::apply_scep_enrollment`), so a reused grant
 //!   changes nothing;
 //! - the administrator lists grants (state active / consumed / expired / revoked, user,
 //!   protocol) and revokes unused ones; a revoked grant is refused exactly like an unknown

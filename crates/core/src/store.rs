@@ -1,5 +1,6 @@
-//! The storage interface the domain owns. Backends (`ferrocore-store`: SQLite now) implement
-//! [`Store`]; every method that changes state is one transaction, so a failure leaves nothing
+//! The storage interface the domain owns: one small trait per concern ([`DeviceStore`],
+//! [`CertificateStore`], [`GrantStore`], ...), combined into [`Store`] by a blanket impl.
+//! Backends (`ferrocore-store`: SQLite now) implement each; every method that changes state is one transaction, so a failure leaves nothing
 //! half-written. Times are Unix seconds.
 
 use crate::error::Result;
@@ -278,46 +279,94 @@ pub struct ScepRequestKey {
     pub signer_spki_sha256: String,
 }
 
+/// The database's files as the admin sees them (`GET /api/v1/admin/store`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageStatus {
+    /// Size of the database file.
+    pub database_bytes: u64,
+    /// Size of the write-ahead log now (0 for backends without one).
+    pub wal_bytes: u64,
+    /// `store.wal_limit_mb`: past it, the log is checkpointed and truncated.
+    pub wal_limit_bytes: u64,
+    /// Largest log size seen since the server started.
+    pub max_wal_bytes: u64,
+    /// Times the log passed its limit and was emptied.
+    pub wal_truncations: u64,
+    /// Times emptying it was put off (readers still in the log).
+    pub wal_truncations_busy: u64,
+}
+
+/// Settings: mutual authentication (never disabled), the sync-TLS port switch, CRL numbers, and the database's own sizes.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // --- settings ---
+pub trait SettingsStore: Send + Sync {
+    /// Sizes of the database and its log.
+    async fn storage_status(&self) -> Result<StorageStatus>;
+
     async fn mutual_auth(&self) -> Result<MutualAuthRow>;
+
     /// Enables the setting at `at` unless already enabled; never disables. Returns the row.
     async fn enable_mutual_auth(&self, at: i64) -> Result<MutualAuthRow>;
+
     async fn sync_tls_enabled(&self) -> Result<bool>;
+
     /// Sets the sync-TLS port switch. Disabling while devices use the sync-TLS listener fails
     /// with `LegacyDevicesExist` unless `force`; the count and the change are one transaction.
     async fn set_sync_tls_enabled(&self, enabled: bool, force: bool) -> Result<()>;
+
     /// Active devices whose check-ins go to the sync-TLS listener.
     async fn count_sync_tls_devices(&self) -> Result<u64>;
 
-    // --- users ---
+    /// Allocates the next CRL number.
+    async fn next_crl_number(&self) -> Result<u64>;
+}
+
+/// Local users.
+#[async_trait]
+pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &UserRecord) -> Result<()>;
+
     async fn user(&self, username: &str) -> Result<Option<UserRecord>>;
+
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
+
     /// Removes a user that has no active device (`Conflict` otherwise) and, in the same
     /// transaction, revokes the user's unused enrollment grants (at `at`) and removes the
     /// static SCEP challenges that enroll as the user.
     async fn delete_user(&self, username: &str, at: i64) -> Result<()>;
+}
 
-    // --- policies ---
+/// Sync policies and their assignment to devices.
+#[async_trait]
+pub trait PolicyStore: Send + Sync {
     async fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
+
     async fn list_policies(&self) -> Result<Vec<PolicyRecord>>;
+
     /// Creates or replaces a policy.
     async fn put_policy(&self, policy: &PolicyRecord) -> Result<()>;
+
     /// Deletes a policy no device uses (`Conflict` otherwise; the default policy never).
     async fn delete_policy(&self, name: &str) -> Result<()>;
-    async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<()>;
 
-    // --- devices and certificates ---
+    async fn assign_policy(&self, device_id: &str, policy: &str) -> Result<()>;
+}
+
+/// Devices: registration, identities, check-ins, renewal, migration, retirement, search.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
     async fn device_by_uuid(&self, device_uuid: &str) -> Result<Option<DeviceRecord>>;
+
     async fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
+
     /// Applies a registration; returns the device id (an existing device's, when its uuid
     /// was already registered).
     async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String>;
+
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>>;
+
     async fn record_checkin(&self, checkin: &CheckinRecord, effects: &CheckinEffects)
     -> Result<()>;
+
     /// Stores a renewed certificate: the device's current certificate becomes `new`, the one
     /// used to authenticate becomes previous; any other active certificate of the device is
     /// revoked as superseded.
@@ -328,12 +377,15 @@ pub trait Store: Send + Sync + 'static {
         authenticated_with: &str,
         at: i64,
     ) -> Result<()>;
+
     /// Stores a migration certificate and sets the status to pending; a previous pending
     /// migration certificate is revoked.
     async fn apply_migration(&self, device_id: &str, new: &CertRecord, at: i64) -> Result<()>;
+
     /// Retires every active device whose certificate expired before `expired_before`, revoking
     /// its certificates. Returns how many devices were retired.
     async fn retire_expired(&self, expired_before: i64, at: i64) -> Result<u64>;
+
     /// Devices inside their renewal window or grace period at `now` that have not renewed.
     async fn renewal_at_risk(
         &self,
@@ -342,10 +394,18 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         offset: u64,
     ) -> Result<Page<AtRisk>>;
+
     async fn list_devices(&self, query: &DeviceQuery) -> Result<Page<DeviceRecord>>;
+
     async fn checkins(&self, device_id: &str, limit: u32) -> Result<Vec<CheckinRecord>>;
+
     /// Retires the device and revokes all its active certificates; returns their serials.
     async fn retire_device(&self, id: &str, at: i64) -> Result<Vec<String>>;
+}
+
+/// Issued certificates and their revocation.
+#[async_trait]
+pub trait CertificateStore: Send + Sync {
     /// Certificates (all, or one device's) in the order they were issued (insertion order
     /// breaks ties within one second), so a device's newest certificate is the last one.
     async fn certificates(
@@ -354,25 +414,42 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         offset: u64,
     ) -> Result<Page<CertRecord>>;
+
     async fn certificate(&self, serial: &str) -> Result<Option<CertRecord>>;
-    // --- enrollment grants (one-time SCEP challenges and EST tokens) ---
+
+    /// A certificate's issuing configuration and revocation state (one indexed read).
+    async fn cert_status(&self, serial: &str) -> Result<Option<CertStatusRow>>;
+
+    async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()>;
+
+    /// Revoked certificates of one enrollment configuration that have not expired by `now`
+    /// (that CA's CRL content).
+    async fn revoked_certificates(&self, config: &str, now: i64) -> Result<Vec<RevokedRow>>;
+}
+
+/// One-time enrollment grants (SCEP challenges, EST tokens) and the EST enrollment that consumes them.
+#[async_trait]
+pub trait GrantStore: Send + Sync {
     async fn create_grant(&self, grant: &GrantRecord) -> Result<()>;
+
     /// The grant of `protocol` whose secret has this SHA-256, in whatever state.
     async fn grant_by_secret(
         &self,
         protocol: GrantProtocol,
         secret_hash: &str,
     ) -> Result<Option<GrantRecord>>;
+
     async fn grant(&self, id: &str) -> Result<Option<GrantRecord>>;
+
     /// Grants matching the query, newest first.
     async fn list_grants(&self, query: &GrantQuery) -> Result<Page<GrantRecord>>;
+
     /// Marks an unused grant revoked at `at` (one conditional write, so it cannot race a
     /// consumption) and returns it; an already revoked grant is returned unchanged.
     /// `NotFound` when unknown, `GrantConsumed` when it already paid for a certificate.
     async fn revoke_grant(&self, id: &str, at: i64) -> Result<GrantRecord>;
 
-    // --- EST ---
-    /// Applies an EST enrollment like [`Store::apply_registration`]; with `token_hash`, the
+    /// Applies an EST enrollment like [`DeviceStore::apply_registration`]; with `token_hash`, the
     /// EST grant is consumed in the same transaction (`EstTokenInvalid` when it is unknown,
     /// used, revoked or expired at `at`, and then nothing is written).
     async fn apply_est_enrollment(
@@ -381,17 +458,16 @@ pub trait Store: Send + Sync + 'static {
         token_hash: Option<&str>,
         at: i64,
     ) -> Result<String>;
-    /// A certificate's issuing configuration and revocation state (one indexed read).
-    async fn cert_status(&self, serial: &str) -> Result<Option<CertStatusRow>>;
-    async fn revoke_certificate(&self, serial: &str, reason: &str, at: i64) -> Result<()>;
-    /// Revoked certificates of one enrollment configuration that have not expired by `now`
-    /// (that CA's CRL content).
-    async fn revoked_certificates(&self, config: &str, now: i64) -> Result<Vec<RevokedRow>>;
+}
 
-    // --- enrollment configurations ---
+/// Enrollment configurations (certificate sources) and the selection of one.
+#[async_trait]
+pub trait EnrollmentConfigStore: Send + Sync {
     async fn enrollment_configs(&self) -> Result<Vec<EnrollmentConfigRecord>>;
+
     /// Adds a configuration; `Conflict` if the name exists.
     async fn add_enrollment_config(&self, config: &EnrollmentConfigRecord) -> Result<()>;
+
     /// Records the built-in configuration at start-up (insert or update its CA).
     async fn ensure_enrollment_config(
         &self,
@@ -400,6 +476,7 @@ pub trait Store: Send + Sync + 'static {
         ca_cert_pem: &str,
         at: i64,
     ) -> Result<()>;
+
     /// Active mutual-mode devices whose identity is not from `config` (up to `limit`), and
     /// their total.
     async fn devices_outside_config(
@@ -407,21 +484,25 @@ pub trait Store: Send + Sync + 'static {
         config: &str,
         limit: u32,
     ) -> Result<(Vec<DeviceRecord>, u64)>;
+
     /// Selects `config` and flags the devices outside it as having to register again, in one
     /// transaction.
     async fn select_enrollment_config(&self, config: &str, at: i64) -> Result<()>;
-    /// Allocates the next CRL number.
-    async fn next_crl_number(&self) -> Result<u64>;
+}
 
-    // --- SCEP ---
+/// SCEP: static challenges, enrollments and renewals with their request records, transactions.
+#[async_trait]
+pub trait ScepStore: Send + Sync {
     /// Sets (`Some`) or clears (`None`) the static challenge of an enrollment configuration.
     async fn set_static_scep_challenge(
         &self,
         config: &str,
         challenge: Option<&ScepChallengeRecord>,
     ) -> Result<()>;
+
     /// The static challenge whose SHA-256 is `hash`, as a grant.
     async fn static_scep_challenge(&self, hash: &str) -> Result<Option<ScepGrant>>;
+
     /// One transaction: consumes a one-time SCEP grant (`CoreError::ScepChallengeInvalid`
     /// when it was used, revoked or expired meanwhile), applies the registration and records the
     /// SCEP request. Returns the device id.
@@ -432,8 +513,10 @@ pub trait Store: Send + Sync + 'static {
         request: &ScepRequestKey,
         at: i64,
     ) -> Result<String>;
+
     /// The certificate issued for a SCEP request (by its hash), if any.
     async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>>;
+
     /// The latest certificate issued under a SCEP transactionID, if any.
     /// The latest certificate recorded for `transaction_id` requested by the signer key
     /// `signer_spki_sha256` (hex SHA-256 of its SubjectPublicKeyInfo), if any.
@@ -442,7 +525,8 @@ pub trait Store: Send + Sync + 'static {
         transaction_id: &str,
         signer_spki_sha256: &str,
     ) -> Result<Option<CertRecord>>;
-    /// [`Store::apply_renewal`] plus the SCEP request record, in one transaction.
+
+    /// [`DeviceStore::apply_renewal`] plus the SCEP request record, in one transaction.
     async fn apply_scep_renewal(
         &self,
         device_id: &str,
@@ -451,4 +535,46 @@ pub trait Store: Send + Sync + 'static {
         request: &ScepRequestKey,
         at: i64,
     ) -> Result<()>;
+}
+
+/// The whole storage interface: every per-concern trait. A backend implements each of them
+/// (SQLite: one file per trait in `ferrocore-store`) and gets `Store` from the blanket impl;
+/// the domain holds an `Arc<dyn Store>`.
+pub trait Store:
+    SettingsStore
+    + UserStore
+    + PolicyStore
+    + DeviceStore
+    + CertificateStore
+    + GrantStore
+    + EnrollmentConfigStore
+    + ScepStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: SettingsStore
+        + UserStore
+        + PolicyStore
+        + DeviceStore
+        + CertificateStore
+        + GrantStore
+        + EnrollmentConfigStore
+        + ScepStore
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Every storage trait, for `use ferrocore_core::store::traits::*;` where a concrete backend
+/// (`SqliteStore`) is called directly; `Arc<dyn Store>` needs no import.
+pub mod traits {
+    pub use super::{
+        CertificateStore, DeviceStore, EnrollmentConfigStore, GrantStore, PolicyStore, ScepStore,
+        SettingsStore, Store, UserStore,
+    };
 }

@@ -466,6 +466,21 @@ pub struct Settings {
     pub storefront_auth: StorefrontAuth,
 }
 
+/// `GET /api/v1/admin/store`: the database's files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreStatus {
+    pub database_bytes: u64,
+    /// Size of the write-ahead log now.
+    pub wal_bytes: u64,
+    /// `store.wal_limit_mb` in bytes: past it the log is checkpointed and truncated.
+    pub wal_limit_bytes: u64,
+    /// Largest log size seen since the server started.
+    pub max_wal_bytes: u64,
+    /// Times the log passed its limit and was emptied (and put off, readers still in it).
+    pub wal_truncations: u64,
+    pub wal_truncations_busy: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortSettingsRequest {

@@ -89,6 +89,11 @@ pub enum AdminCommand {
     },
     /// Run the expiry sweep now (it also runs hourly): retire devices past the renewal grace.
     Sweep,
+    /// The database: sizes of its file and write-ahead log.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Enrollment configurations (certificate sources for mutual authentication).
     Enrollment {
         #[command(subcommand)]
@@ -119,6 +124,12 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: GrantCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Database and WAL sizes, the WAL limit, the largest WAL seen and its truncations.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1005,6 +1016,9 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 .post_json(&format!("{base}/maintenance/sweep"), &Value::Null)
                 .await?
         }
+        AdminCommand::Store {
+            command: StoreCommand::Status,
+        } => client.get_json(&format!("{base}/store")).await?,
     };
     Ok(v)
 }

@@ -16,6 +16,54 @@ pub struct Config {
     pub pki: PkiSection,
     pub ca: CaSection,
     pub front_ends: FrontEndsSection,
+    pub store: StoreSection,
+}
+
+/// The database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// The write-ahead log is checkpointed and truncated once it passes this many MiB
+    /// (1-65536; default 64). It stays within a small multiple of it under any load.
+    #[serde(deserialize_with = "int_or_string")]
+    pub wal_limit_mb: i64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            wal_limit_mb: i64::try_from(ferrocore_store::DEFAULT_WAL_LIMIT_MB).unwrap_or(64),
+        }
+    }
+}
+
+impl StoreSection {
+    /// The validated limit in bytes; the error is one line naming the key.
+    pub fn wal_limit_bytes(&self) -> Result<u64, String> {
+        match u64::try_from(self.wal_limit_mb) {
+            Ok(mb @ 1..=65536) => Ok(mb << 20),
+            _ => Err(format!(
+                "store.wal_limit_mb: {} is not a size in MiB (1-65536)",
+                self.wal_limit_mb
+            )),
+        }
+    }
+}
+
+/// An integer given as a TOML integer or (from the environment) a string.
+fn int_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum N {
+        N(i64),
+        S(String),
+    }
+    match N::deserialize(d)? {
+        N::N(n) => Ok(n),
+        N::S(s) => s.trim().parse::<i64>().map_err(|_| {
+            serde::de::Error::custom(format!("store.wal_limit_mb: {s:?} is not a number"))
+        }),
+    }
 }
 
 /// The local CA.
@@ -199,6 +247,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("front_ends", "trusted", true),
     ("front_ends", "headers", true),
     ("front_ends", "client_cert_sha256", false),
+    ("store", "wal_limit_mb", false),
 ];
 
 /// Validated listener addresses.
@@ -343,6 +392,7 @@ impl Config {
         }
         self.ca.key_algorithm()?;
         self.front_ends.policy()?;
+        self.store.wal_limit_bytes()?;
         Ok(Addresses {
             device,
             sync_tls,
@@ -400,6 +450,18 @@ mod tests {
         assert_eq!(a.admin.port(), 8443);
         assert_eq!(a.storefront.port(), 7443);
         assert_eq!(a.pki, None);
+        assert_eq!(c.store.wal_limit_bytes(), Ok(64 << 20));
+    }
+
+    #[test]
+    fn wal_limit_loads_from_file_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[store]\nwal_limit_mb = 16\n").unwrap();
+        let (c, _) = Config::load(Some(&f), env(&[])).unwrap();
+        assert_eq!(c.store.wal_limit_bytes(), Ok(16 << 20));
+        let (c, _) = Config::load(Some(&f), env(&[("FERROCORE_STORE_WAL_LIMIT_MB", "8")])).unwrap();
+        assert_eq!(c.store.wal_limit_bytes(), Ok(8 << 20));
     }
 
     #[test]
@@ -478,6 +540,18 @@ mod tests {
                 "ca.key_algorithm",
             ),
             (&[("FERROCORE_CA_KEY_ALGORITHM", "")], "ca.key_algorithm"),
+            (
+                &[("FERROCORE_STORE_WAL_LIMIT_MB", "0")],
+                "store.wal_limit_mb",
+            ),
+            (
+                &[("FERROCORE_STORE_WAL_LIMIT_MB", "lots")],
+                "store.wal_limit_mb",
+            ),
+            (
+                &[("FERROCORE_STORE_WAL_LIMIT_MB", "100000")],
+                "store.wal_limit_mb",
+            ),
         ];
         for (vars, key) in cases {
             let err = Config::load(None, env(vars)).unwrap_err();

@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use ferrocore_core::directory::LocalDirectory;
 use ferrocore_core::issuance::{KIND_LOCAL_CA, KIND_SCEP, LocalIssuer};
 use ferrocore_core::service::{LOCAL_CONFIG, PkiPublication};
-use ferrocore_core::store::Store as _;
+use ferrocore_core::store::EnrollmentConfigStore as _;
 use ferrocore_core::{Clock, Core, SystemClock};
 use ferrocore_store::SqliteStore;
 use http::{AppState, ListenerKind, Ports};
@@ -46,8 +46,14 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let ca = dir.load_or_create_ca(ca_key_algorithm, now)?;
     let identity = dir.load_or_issue_server_identity(&ca, &config.server.hostnames, now)?;
     let admin_token = dir.load_or_create_admin_token()?;
+    let store_options = ferrocore_store::StoreOptions {
+        wal_limit_bytes: config
+            .store
+            .wal_limit_bytes()
+            .map_err(|e| anyhow::anyhow!(e))?,
+    };
     let store = Arc::new(
-        SqliteStore::open(&dir.db_path())
+        SqliteStore::open_with(&dir.db_path(), &store_options)
             .await
             .with_context(|| format!("{}: cannot open database", dir.db_path().display()))?,
     );

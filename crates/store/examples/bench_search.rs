@@ -30,7 +30,8 @@
 //! - all devices start active.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use ferrocore_core::store::{DeviceQuery, Store};
+use ferrocore_core::store::DeviceQuery;
+use ferrocore_core::store::traits::*;
 use ferrocore_proto::{AuthMode, DeviceStatus, MigrationStatus, Platform};
 use ferrocore_store::SqliteStore;
 use sqlx::AssertSqlSafe;

@@ -1,38 +1,18 @@
 //! One-time enrollment grants for SQLite (migration `0011_enrollment_grants.sql`, which moved
 //! the rows of the former `est_tokens` and `scep_challenges` tables): create, look up, list,
 //! revoke, and [`consume_in`], the one conditional write that consumes a grant inside the
-//! transaction recording the certificate it paid for (EST in `lib.rs`, SCEP in `scep.rs`).
+//! transaction recording the certificate it paid for (EST here, SCEP in `scep.rs`).
 
-use super::{SqliteStore, db_err, parse_enum};
+use super::*;
+use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
-use ferrocore_core::store::{GrantQuery, GrantRecord, Page};
-use ferrocore_proto::{GrantProtocol, Platform};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use ferrocore_core::store::{GrantQuery, GrantRecord, GrantStore, Page, Registration};
+use ferrocore_proto::GrantProtocol;
 
 type Tx = super::WriteTx;
 
 const COLUMNS: &str = "id, secret_hash, protocol, username, platform, device_uuid, created_at, \
     expires_at, consumed_at, consumed_by_serial, device_id, revoked_at";
-
-fn grant_from_row(r: &SqliteRow) -> Result<GrantRecord> {
-    Ok(GrantRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        secret_hash: r.try_get("secret_hash").map_err(db_err)?,
-        protocol: parse_enum::<GrantProtocol>(
-            &r.try_get::<String, _>("protocol").map_err(db_err)?,
-        )?,
-        username: r.try_get("username").map_err(db_err)?,
-        platform: parse_enum::<Platform>(&r.try_get::<String, _>("platform").map_err(db_err)?)?,
-        device_uuid: r.try_get("device_uuid").map_err(db_err)?,
-        created_at: r.try_get("created_at").map_err(db_err)?,
-        expires_at: r.try_get("expires_at").map_err(db_err)?,
-        consumed_at: r.try_get("consumed_at").map_err(db_err)?,
-        consumed_by_serial: r.try_get("consumed_by_serial").map_err(db_err)?,
-        device_id: r.try_get("device_id").map_err(db_err)?,
-        revoked_at: r.try_get("revoked_at").map_err(db_err)?,
-    })
-}
 
 /// Consumes the usable grant of `protocol` with this secret hash at `at`, recording the
 /// certificate and device it paid for. `false` (nothing written) when it is unknown, of the
@@ -58,12 +38,13 @@ pub(crate) async fn consume_in(
     .bind(secret_hash)
     .execute(&mut **tx)
     .await
-    .map_err(db_err)?;
+    .db()?;
     Ok(done.rows_affected() == 1)
 }
 
-impl SqliteStore {
-    pub(crate) async fn grant_insert(&self, g: &GrantRecord) -> Result<()> {
+#[async_trait]
+impl GrantStore for SqliteStore {
+    async fn create_grant(&self, g: &GrantRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO enrollment_grants (id, secret_hash, protocol, username, platform, \
              device_uuid, created_at, expires_at, consumed_at, consumed_by_serial, device_id, \
@@ -79,11 +60,11 @@ impl SqliteStore {
         .bind(g.expires_at)
         .execute(&self.pool)
         .await
-        .map_err(db_err)?;
+        .db()?;
         Ok(())
     }
 
-    pub(crate) async fn grant_by_hash(
+    async fn grant_by_secret(
         &self,
         protocol: GrantProtocol,
         secret_hash: &str,
@@ -96,21 +77,21 @@ impl SqliteStore {
             .bind(secret_hash)
             .fetch_optional(&self.pool)
             .await
-            .map_err(db_err)?;
-        row.map(|r| grant_from_row(&r)).transpose()
+            .db()?;
+        GrantRecord::from_opt(row)
     }
 
-    pub(crate) async fn grant_by_id(&self, id: &str) -> Result<Option<GrantRecord>> {
+    async fn grant(&self, id: &str) -> Result<Option<GrantRecord>> {
         let sql = format!("SELECT {COLUMNS} FROM enrollment_grants WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
-            .map_err(db_err)?;
-        row.map(|r| grant_from_row(&r)).transpose()
+            .db()?;
+        GrantRecord::from_opt(row)
     }
 
-    pub(crate) async fn grant_list(&self, q: &GrantQuery) -> Result<Page<GrantRecord>> {
+    async fn list_grants(&self, q: &GrantQuery) -> Result<Page<GrantRecord>> {
         // Each filter is off when its parameter is NULL; the state conditions are the ones
         // of `GrantRecord::state`.
         const WHERE: &str = "WHERE (?1 IS NULL OR username = ?1) AND (?2 IS NULL OR protocol = ?2) \
@@ -121,7 +102,7 @@ impl SqliteStore {
              OR (?3 = 'active' AND revoked_at IS NULL AND consumed_at IS NULL AND expires_at > ?4))";
         let state = q.state.map(|s| s.as_str());
         let protocol = q.protocol.map(|p| p.as_str());
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = self.pool.begin().await.db()?;
         let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM enrollment_grants {WHERE}"
         )))
@@ -131,7 +112,7 @@ impl SqliteStore {
         .bind(q.now)
         .fetch_one(&mut *tx)
         .await
-        .map_err(db_err)?;
+        .db()?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM enrollment_grants {WHERE} \
              ORDER BY created_at DESC, rowid DESC LIMIT ?5 OFFSET ?6"
@@ -144,15 +125,15 @@ impl SqliteStore {
         .bind(i64::try_from(q.offset).unwrap_or(i64::MAX))
         .fetch_all(&mut *tx)
         .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
+        .db()?;
+        tx.commit().await.db()?;
         Ok(Page {
-            items: rows.iter().map(grant_from_row).collect::<Result<_>>()?,
+            items: GrantRecord::from_rows(&rows)?,
             total: u64::try_from(total).unwrap_or(0),
         })
     }
 
-    pub(crate) async fn grant_revoke(&self, id: &str, at: i64) -> Result<GrantRecord> {
+    async fn revoke_grant(&self, id: &str, at: i64) -> Result<GrantRecord> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE enrollment_grants SET revoked_at = ?1 \
@@ -162,21 +143,39 @@ impl SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await
-        .map_err(db_err)?;
+        .db()?;
         let sql = format!("SELECT {COLUMNS} FROM enrollment_grants WHERE id = ?");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await
-            .map_err(db_err)?;
+            .db()?;
         let g = match row {
             None => return Err(CoreError::NotFound(format!("enrollment grant {id:?}"))),
-            Some(r) => grant_from_row(&r)?,
+            Some(r) => GrantRecord::from_row(&r)?,
         };
         if g.consumed_at.is_some() {
             return Err(CoreError::GrantConsumed(id.to_owned()));
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await.db()?;
         Ok(g)
+    }
+
+    async fn apply_est_enrollment(
+        &self,
+        reg: &Registration,
+        token_hash: Option<&str>,
+        at: i64,
+    ) -> Result<String> {
+        let mut tx = self.begin().await?;
+        let id = registration_in(&mut tx, reg, at).await?;
+        if let Some(hash) = token_hash {
+            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
+            if !consume_in(&mut tx, GrantProtocol::Est, hash, at, serial, &id).await? {
+                return Err(CoreError::EstTokenInvalid);
+            }
+        }
+        tx.commit().await.db()?;
+        Ok(id)
     }
 }

@@ -5,18 +5,19 @@
 //! steps of `lib.rs` inside one transaction with the challenge consumption and the
 //! transaction record.
 
-use super::{SqliteStore, WriteTx, cert_from_row, db_err, parse_enum, registration_in, renewal_in};
+use super::*;
+use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
-    CertRecord, Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey,
+    CertRecord, Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey, ScepStore,
 };
 use ferrocore_proto::{GrantProtocol, Platform};
-use sqlx::Row;
 
 type Tx = WriteTx;
 
-impl SqliteStore {
-    pub(crate) async fn scep_set_static(
+#[async_trait]
+impl ScepStore for SqliteStore {
+    async fn set_static_scep_challenge(
         &self,
         config: &str,
         c: Option<&ScepChallengeRecord>,
@@ -26,7 +27,7 @@ impl SqliteStore {
             .bind(config)
             .execute(&mut *tx)
             .await
-            .map_err(db_err)?;
+            .db()?;
         if let Some(c) = c {
             sqlx::query(
                 "INSERT INTO scep_static_challenges (config, hash, username, platform, created_at) \
@@ -39,34 +40,32 @@ impl SqliteStore {
             .bind(c.created_at)
             .execute(&mut *tx)
             .await
-            .map_err(db_err)?;
+            .db()?;
         }
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.db()
     }
 
-    pub(crate) async fn scep_static_grant(&self, hash: &str) -> Result<Option<ScepGrant>> {
+    async fn static_scep_challenge(&self, hash: &str) -> Result<Option<ScepGrant>> {
         let row = sqlx::query(
             "SELECT hash, username, platform, config FROM scep_static_challenges WHERE hash = ?",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_err)?;
+        .db()?;
         row.map(|r| -> Result<ScepGrant> {
             Ok(ScepGrant {
-                hash: r.try_get("hash").map_err(db_err)?,
-                username: r.try_get("username").map_err(db_err)?,
-                platform: parse_enum::<Platform>(
-                    &r.try_get::<String, _>("platform").map_err(db_err)?,
-                )?,
+                hash: r.col("hash")?,
+                username: r.col("username")?,
+                platform: r.parsed::<Platform>("platform")?,
                 device_uuid: None,
-                static_config: r.try_get("config").map_err(db_err)?,
+                static_config: r.col("config")?,
             })
         })
         .transpose()
     }
 
-    pub(crate) async fn scep_enroll(
+    async fn apply_scep_enrollment(
         &self,
         reg: &Registration,
         grant: &ScepGrant,
@@ -93,11 +92,11 @@ impl SqliteStore {
         if let Some(c) = &reg.cert {
             record_request(&mut tx, request, &c.serial, &device_id, at).await?;
         }
-        tx.commit().await.map_err(db_err)?;
+        tx.commit().await.db()?;
         Ok(device_id)
     }
 
-    pub(crate) async fn scep_request_cert(&self, request_hash: &str) -> Result<Option<CertRecord>> {
+    async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>> {
         let row = sqlx::query(
             "SELECT c.* FROM scep_transactions t JOIN certificates c ON c.serial = t.cert_serial \
              WHERE t.request_hash = ?",
@@ -105,11 +104,11 @@ impl SqliteStore {
         .bind(request_hash)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_err)?;
-        row.map(|r| cert_from_row(&r)).transpose()
+        .db()?;
+        CertRecord::from_opt(row)
     }
 
-    pub(crate) async fn scep_transaction_cert(
+    async fn scep_transaction(
         &self,
         transaction_id: &str,
         signer_spki_sha256: &str,
@@ -123,11 +122,11 @@ impl SqliteStore {
         .bind(signer_spki_sha256)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_err)?;
-        row.map(|r| cert_from_row(&r)).transpose()
+        .db()?;
+        CertRecord::from_opt(row)
     }
 
-    pub(crate) async fn scep_renew(
+    async fn apply_scep_renewal(
         &self,
         device_id: &str,
         new: &CertRecord,
@@ -138,7 +137,7 @@ impl SqliteStore {
         let mut tx = self.begin().await?;
         renewal_in(&mut tx, device_id, new, authenticated_with, at).await?;
         record_request(&mut tx, request, &new.serial, device_id, at).await?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.db()
     }
 }
 
@@ -162,7 +161,7 @@ async fn record_request(
     .bind(&request.signer_spki_sha256)
     .execute(&mut **tx)
     .await
-    .map_err(db_err)?;
+    .db()?;
     if done.rows_affected() != 1 {
         return Err(CoreError::Conflict(format!(
             "SCEP request {:?} already has a certificate",

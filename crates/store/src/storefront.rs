@@ -1,26 +1,11 @@
 //! [`StorefrontStore`] for SQLite: the storefront setting, the app catalogue and AppConnect
 //! check-ins (migration `0007_storefront.sql`). Each write is one statement (atomic).
 
-use super::{SqliteStore, db_err, parse_enum};
+use super::*;
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::storefront::{AppConnectRecord, AppRecord, StorefrontStore};
 use ferrocore_proto::{Platform, StorefrontAuth};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
-
-fn app_from_row(r: &SqliteRow) -> Result<AppRecord> {
-    Ok(AppRecord {
-        id: r.try_get("id").map_err(db_err)?,
-        platform: parse_enum::<Platform>(&r.try_get::<String, _>("platform").map_err(db_err)?)?,
-        name: r.try_get("name").map_err(db_err)?,
-        version: r.try_get("version").map_err(db_err)?,
-        size: u64::try_from(r.try_get::<i64, _>("size").map_err(db_err)?)
-            .map_err(CoreError::internal)?,
-        sha256: r.try_get("sha256").map_err(db_err)?,
-        published_at: r.try_get("published_at").map_err(db_err)?,
-    })
-}
 
 const APP_COLUMNS: &str = "id, platform, name, version, size, sha256, published_at";
 
@@ -30,7 +15,7 @@ impl StorefrontStore for SqliteStore {
         let auth: String = sqlx::query_scalar("SELECT auth FROM storefront_settings WHERE id = 1")
             .fetch_one(&self.pool)
             .await
-            .map_err(db_err)?;
+            .db()?;
         auth.parse().map_err(CoreError::Internal)
     }
 
@@ -40,7 +25,7 @@ impl StorefrontStore for SqliteStore {
             .bind(at)
             .execute(&self.pool)
             .await
-            .map_err(db_err)?;
+            .db()?;
         Ok(())
     }
 
@@ -80,15 +65,15 @@ impl StorefrontStore for SqliteStore {
             .bind(p.as_str())
             .fetch_all(&self.pool)
             .await
-            .map_err(db_err)?,
+            .db()?,
             None => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {APP_COLUMNS} FROM apps ORDER BY published_at DESC, name"
             )))
             .fetch_all(&self.pool)
             .await
-            .map_err(db_err)?,
+            .db()?,
         };
-        rows.iter().map(app_from_row).collect()
+        AppRecord::from_rows(&rows)
     }
 
     async fn app(&self, id: &str) -> Result<Option<AppRecord>> {
@@ -98,9 +83,9 @@ impl StorefrontStore for SqliteStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db_err)?
+        .db()?
         .as_ref()
-        .map(app_from_row)
+        .map(AppRecord::from_row)
         .transpose()
     }
 
@@ -109,7 +94,7 @@ impl StorefrontStore for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await
-            .map_err(db_err)?;
+            .db()?;
         Ok(res.rows_affected() > 0)
     }
 
@@ -131,7 +116,7 @@ impl StorefrontStore for SqliteStore {
         .bind(at)
         .execute(&self.pool)
         .await
-        .map_err(db_err)?;
+        .db()?;
         Ok(())
     }
 
@@ -143,15 +128,14 @@ impl StorefrontStore for SqliteStore {
         .bind(device_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(db_err)?;
+        .db()?;
         rows.iter()
             .map(|r| {
                 Ok(AppConnectRecord {
-                    app_id: r.try_get("app_id").map_err(db_err)?,
-                    first_checkin_at: r.try_get("first_checkin_at").map_err(db_err)?,
-                    last_checkin_at: r.try_get("last_checkin_at").map_err(db_err)?,
-                    count: u64::try_from(r.try_get::<i64, _>("count").map_err(db_err)?)
-                        .map_err(CoreError::internal)?,
+                    app_id: r.col("app_id")?,
+                    first_checkin_at: r.col("first_checkin_at")?,
+                    last_checkin_at: r.col("last_checkin_at")?,
+                    count: r.num::<u64>("count")?,
                 })
             })
             .collect()

@@ -49,6 +49,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
             get(renewal_at_risk),
         )
         .route("/api/v1/admin/maintenance/sweep", post(sweep))
+        .route("/api/v1/admin/store", get(store_status))
         .route("/api/v1/admin/policies", get(list_policies))
         .route(
             "/api/v1/admin/policies/{name}",
@@ -505,6 +506,20 @@ pub struct SweepResult {
 async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
     Ok(Json(SweepResult {
         retired: state.core.sweep_expired().await?,
+    }))
+}
+
+async fn store_status(
+    State(state): State<SharedState>,
+) -> Result<Json<ferrocore_proto::StoreStatus>, ApiError> {
+    let s = state.core.store().storage_status().await?;
+    Ok(Json(ferrocore_proto::StoreStatus {
+        database_bytes: s.database_bytes,
+        wal_bytes: s.wal_bytes,
+        wal_limit_bytes: s.wal_limit_bytes,
+        max_wal_bytes: s.max_wal_bytes,
+        wal_truncations: s.wal_truncations,
+        wal_truncations_busy: s.wal_truncations_busy,
     }))
 }
 

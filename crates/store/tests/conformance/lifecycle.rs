@@ -1,7 +1,7 @@
 //! Certificate-lifecycle scenarios: the domain (`Core`) on the real SQLite store, with an
 //! injected clock moved through renewal window, expiry, grace and retirement.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::backend::Backend;
 use ferrocore_core::directory::LocalDirectory;
 use ferrocore_core::issuance::LocalIssuer;
 use ferrocore_core::service::{
@@ -14,24 +14,25 @@ use ferrocore_proto::{
     Action, AuthMode, CertStatus, CheckinRequest, ClientKind, DeviceStatus, Listener,
     MigrationStatus, Platform, PolicyChange, RegisterRequest,
 };
-use ferrocore_store::SqliteStore;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 const DAY: Duration = Duration::days(1);
 
 struct World {
+    _fresh: crate::backend::Fresh,
+    /// Scratch files (openssl's input).
     _dir: tempfile::TempDir,
     clock: Arc<ManualClock>,
     core: Core,
     ca_der: Vec<u8>,
 }
 
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
+async fn world<B: Backend>() -> World {
     let start = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let clock = Arc::new(ManualClock::new(start));
-    let store = Arc::new(SqliteStore::open(&dir.path().join("t.db")).await.unwrap());
+    let fresh = B::fresh().await;
+    let store = fresh.store.clone();
     let ca = LocalCa::generate("Test CA", start - Duration::days(1)).unwrap();
     let ca_der = ca.cert_der().to_vec();
     let (signer, signer_key) = ca.issue_ocsp_signer(Duration::days(90), start).unwrap();
@@ -46,7 +47,8 @@ async fn world() -> World {
     core.add_user("alice", "Alice-pass1", None).await.unwrap();
     core.install_ocsp_responder("local", Arc::new(responder));
     World {
-        _dir: dir,
+        _fresh: fresh,
+        _dir: tempfile::tempdir().unwrap(),
         clock,
         core,
         ca_der,
@@ -179,18 +181,17 @@ fn wants_renewal(c: &CheckedIn) -> bool {
     c.actions.iter().any(|a| matches!(a, Action::Renew { .. }))
 }
 
-async fn mutual_world() -> World {
-    let w = world().await;
+async fn mutual_world<B: Backend>() -> World {
+    let w = world::<B>().await;
     w.core.enable_mutual_auth().await.unwrap();
     w
 }
 
 /// Android 10.1 and iOS 11.1.0 agents renew: window start, day before expiry, and within
 /// the 30-day grace after expiry; one identity throughout.
-#[tokio::test]
-async fn renewing_agents_through_window_expiry_and_grace() {
+pub async fn renewing_agents_through_window_expiry_and_grace<B: Backend>() {
     for (platform, version) in [(Platform::Android, "10.1"), (Platform::Ios, "11.1.0")] {
-        let w = mutual_world().await;
+        let w = mutual_world::<B>().await;
         let mut d = w.register(platform, version).await;
         let start = w.now();
         assert_eq!(
@@ -275,15 +276,14 @@ async fn renewing_agents_through_window_expiry_and_grace() {
 
 /// Out of contact past expiry + 30 days: retired at once on contact, and by the sweep —
 /// on Android and iOS, for agents that renew and agents that do not.
-#[tokio::test]
-async fn past_the_grace_the_device_is_retired() {
+pub async fn past_the_grace_the_device_is_retired<B: Backend>() {
     for (platform, version) in [
         (Platform::Android, "10.1.0"),
         (Platform::Android, "10.0"),
         (Platform::Ios, "11.1.0"),
         (Platform::Ios, "10.5"),
     ] {
-        let w = mutual_world().await;
+        let w = mutual_world::<B>().await;
         let mut d = w.register(platform, version).await;
         let quiet = w.register(platform, version).await;
         // Expiry + 29 days: still a device (renewing agents may renew; others are refused).
@@ -339,10 +339,9 @@ async fn past_the_grace_the_device_is_retired() {
 
 /// Android before 10.1 and iOS before 11.1.0 never renew: refused at expiry with "register
 /// again", and registering again replaces the identity.
-#[tokio::test]
-async fn agents_without_renewal_register_again() {
+pub async fn agents_without_renewal_register_again<B: Backend>() {
     for (platform, version) in [(Platform::Android, "10.0.9"), (Platform::Ios, "11.0")] {
-        let w = mutual_world().await;
+        let w = mutual_world::<B>().await;
         let mut d = w.register(platform, version).await;
         w.set(not_after(&d) - DAY);
         let c = w.checkin(&d).await.unwrap();
@@ -374,9 +373,8 @@ async fn agents_without_renewal_register_again() {
 }
 
 /// Ten renewals, one identity: the certificate chain is recorded with reasons.
-#[tokio::test]
-async fn ten_renewals_keep_one_identity() {
-    let w = mutual_world().await;
+pub async fn ten_renewals_keep_one_identity<B: Backend>() {
+    let w = mutual_world::<B>().await;
     w.core
         .put_policy(
             "short",
@@ -438,9 +436,8 @@ async fn ten_renewals_keep_one_identity() {
     assert_eq!(crl_serials(&crl.der).len(), 10);
 }
 
-#[tokio::test]
-async fn bad_renewal_input_is_refused() {
-    let w = mutual_world().await;
+pub async fn bad_renewal_input_is_refused<B: Backend>() {
+    let w = mutual_world::<B>().await;
     for bad in [
         serde_json::json!(0),
         serde_json::json!(61),
@@ -579,9 +576,8 @@ async fn bad_renewal_input_is_refused() {
 /// Migration: a legacy Android 10.1 agent registered before mutual auth gets its identity
 /// certificate on its next sync-TLS check-in: Pending, then Success after its first
 /// mutual-TLS check-in; sync-TLS refused afterwards; the search finds it under each status.
-#[tokio::test]
-async fn migration_pending_then_success() {
-    let w = world().await;
+pub async fn migration_pending_then_success<B: Backend>() {
+    let w = world::<B>().await;
     let legacy = w.register(Platform::Android, "10.1.0").await;
     let old = w.register(Platform::Android, "10.0").await;
     assert!(legacy.secret.is_some() && legacy.cert.is_none());
@@ -665,9 +661,8 @@ async fn migration_pending_then_success() {
 
 /// Advanced search filters combine; the renewal-at-risk report lists devices in their window
 /// or grace with the date each will be retired.
-#[tokio::test]
-async fn search_and_renewal_at_risk() {
-    let w = mutual_world().await;
+pub async fn search_and_renewal_at_risk<B: Backend>() {
+    let w = mutual_world::<B>().await;
     let a = w.register(Platform::Android, "10.1").await;
     w.set(w.now() + Duration::days(100));
     let b = w.register(Platform::Ios, "11.1.0").await;
@@ -760,11 +755,12 @@ fn openssl_ocsp_text(dir: &std::path::Path, der: &[u8]) -> (String, String) {
     (field("Cert Status:"), field("This Update:"))
 }
 
-#[tokio::test]
-async fn ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_revocation() {
+pub async fn ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_revocation<
+    B: Backend,
+>() {
     use ferrocore_core::ocsp::{OCSP_REUSE, OcspOutcome};
     use ferrocore_pki::{OcspHash, build_ocsp_request};
-    let w = mutual_world().await;
+    let w = mutual_world::<B>().await;
     let d = w.register(Platform::Android, "10.0").await;
     let serial = d.cert.as_ref().unwrap().serial.clone();
     let serial_bytes = hex::decode(&serial).unwrap();

@@ -1,0 +1,37 @@
+//! The storage conformance suite: the lifecycle and grant scenarios (the domain on a real
+//! store) and a test per storage-trait method, written against [`backend::Backend`], a
+//! factory of fresh stores. Every backend runs the same suite: `suite!(name, BackendType)`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod backend;
+mod grants;
+mod lifecycle;
+mod methods;
+
+macro_rules! suite {
+    ($name:ident, $backend:ty) => {
+        mod $name {
+            macro_rules! run {
+                ($module:ident :: $test:ident) => {
+                    #[tokio::test]
+                    async fn $test() {
+                        crate::$module::$test::<$backend>().await;
+                    }
+                };
+            }
+            run!(lifecycle::renewing_agents_through_window_expiry_and_grace);
+            run!(lifecycle::past_the_grace_the_device_is_retired);
+            run!(lifecycle::agents_without_renewal_register_again);
+            run!(lifecycle::ten_renewals_keep_one_identity);
+            run!(lifecycle::bad_renewal_input_is_refused);
+            run!(lifecycle::migration_pending_then_success);
+            run!(lifecycle::search_and_renewal_at_risk);
+            run!(lifecycle::ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_revocation);
+            run!(grants::revoked_expired_reused_and_other_protocol_grants_are_refused);
+            run!(grants::consumption_is_one_transaction_with_the_enrollment);
+            crate::methods::tests!(run);
+        }
+    };
+}
+
+suite!(sqlite, crate::backend::Sqlite);
