@@ -147,9 +147,10 @@ impl Storefront {
                     .store()
                     .device_by_uuid(&device_uuid.trim().to_ascii_lowercase())
                     .await?
-                    .filter(|d| d.username == user.username)
-                    // Someone else's or an unknown device: same answer as a wrong password.
+                    // An unknown device: same answer as a wrong password.
                     .ok_or(CoreError::InvalidCredentials)?;
+                // Someone else's: the one ownership refusal of every path.
+                crate::enrollment::ensure_owner(Some(&device), &user.username)?;
                 if device.status == DeviceStatus::Retired {
                     return Err(CoreError::DeviceRetired);
                 }

@@ -381,6 +381,11 @@ pub mod codes {
     pub const CERT_EXPIRED: &str = "certificate_expired";
     pub const CERT_SUPERSEDED: &str = "certificate_superseded";
     pub const DEVICE_UNKNOWN: &str = "device_unknown";
+    /// The named device (UUID, serial, subject) is another user's; nothing was changed.
+    pub const DEVICE_OF_ANOTHER_USER: &str = "device_of_another_user";
+    /// A certificate-only enrollment (EST, SCEP) for a client that checks in with a device
+    /// secret under the current mutual-authentication setting.
+    pub const CERTIFICATE_NOT_USED: &str = "certificate_not_used";
     pub const DEVICE_RETIRED: &str = "device_retired";
     pub const DEVICE_SECRET_REQUIRED: &str = "device_secret_required";
     pub const MUTUAL_AUTH_REQUIRED: &str = "mutual_auth_required";
@@ -453,9 +458,6 @@ pub struct Settings {
     pub mutual_auth_enabled: bool,
     /// Unix time at which mutual authentication was enabled.
     pub mutual_auth_enabled_at: Option<i64>,
-    /// Whether the setting was carried over enabled from an earlier installation
-    /// (Table 4's third column).
-    pub mutual_auth_carried_over: bool,
     /// Enrollment configuration new mutual-auth identities come from.
     pub mutual_auth_enrollment_config: String,
     pub sync_tls_enabled: bool,

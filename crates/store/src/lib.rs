@@ -8,10 +8,10 @@
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
-    AtRisk, CertRecord, CertStatusRow, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord,
-    EnrollmentConfigRecord, GrantQuery, GrantRecord, Identity, MutualAuthRow, Page, PolicyRecord,
-    Registration, RevokedRow, ScepChallengeRecord, ScepGrant, ScepParams, ScepRequestKey, Store,
-    UserRecord,
+    Applied, AtRisk, CertRecord, CertStatusRow, CheckinEffects, CheckinRecord, DeviceQuery,
+    DeviceRecord, EnrollmentConfigRecord, EnrollmentWrite, GrantQuery, GrantRecord, Identity,
+    MutualAuthRow, Page, PolicyRecord, Registration, ReissueKind, ReissueWrite, RevokedRow,
+    ScepChallengeRecord, ScepGrant, ScepParams, Store, UserRecord,
 };
 use ferrocore_proto::{
     AuthMode, CertStatus, ClientKind, DeviceStatus, GrantProtocol, Listener, MigrationStatus,
@@ -210,14 +210,13 @@ impl SqliteStore {
 
     async fn read_mutual_auth(&self) -> Result<MutualAuthRow> {
         let r = sqlx::query(
-            "SELECT enabled_at, carried_over, enrollment_config FROM mutual_auth WHERE id = 1",
+            "SELECT enabled_at, enrollment_config FROM mutual_auth WHERE id = 1",
         )
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
         Ok(MutualAuthRow {
             enabled_at: r.try_get("enabled_at").map_err(db_err)?,
-            carried_over: r.try_get("carried_over").map_err(db_err)?,
             enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
         })
     }
@@ -317,9 +316,16 @@ impl SqliteStore {
 }
 
 /// Revokes `serials` (those still active) inside `tx`.
-async fn revoke_in(tx: &mut WriteTx, serials: &[String], reason: &str, at: i64) -> Result<()> {
+/// Revokes those of `serials` that are active; returns the ones it revoked.
+async fn revoke_in(
+    tx: &mut WriteTx,
+    serials: &[String],
+    reason: &str,
+    at: i64,
+) -> Result<Vec<String>> {
+    let mut revoked = Vec::new();
     for s in serials {
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? \
              WHERE serial = ? AND status = 'active'",
         )
@@ -329,8 +335,11 @@ async fn revoke_in(tx: &mut WriteTx, serials: &[String], reason: &str, at: i64) 
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
+        if done.rows_affected() == 1 {
+            revoked.push(s.clone());
+        }
     }
-    Ok(())
+    Ok(revoked)
 }
 
 #[async_trait]
@@ -566,11 +575,48 @@ impl Store for SqliteStore {
         row.map(|r| device_from_row(&r)).transpose()
     }
 
-    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String> {
+    async fn apply_enrollment(&self, e: &EnrollmentWrite, at: i64) -> Result<Applied> {
+        let reg = &e.registration;
         let mut tx = self.begin().await?;
-        let id = registration_in(&mut tx, reg, at).await?;
+        let applied = registration_in(&mut tx, reg, at).await?;
+        if let Some(g) = &e.grant {
+            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
+            let consumed = grants::consume_in(
+                &mut tx,
+                g.protocol,
+                &g.secret_hash,
+                at,
+                serial,
+                &applied.device_id,
+            )
+            .await?;
+            if !consumed {
+                return Err(match g.protocol {
+                    GrantProtocol::Est => CoreError::EstTokenInvalid,
+                    GrantProtocol::Scep => CoreError::ScepChallengeInvalid,
+                });
+            }
+        }
+        if let (Some(request), Some(c)) = (&e.scep_request, &reg.cert) {
+            scep::record_request(&mut tx, request, &c.serial, &applied.device_id, at).await?;
+        }
         tx.commit().await.map_err(db_err)?;
-        Ok(id)
+        Ok(applied)
+    }
+
+    async fn apply_reissue(&self, r: &ReissueWrite, at: i64) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let revoked = match &r.kind {
+            ReissueKind::Renewal { authenticated_with } => {
+                renewal_in(&mut tx, &r.device_id, &r.cert, authenticated_with, at).await?
+            }
+            ReissueKind::Migration => migration_in(&mut tx, &r.device_id, &r.cert, at).await?,
+        };
+        if let Some(request) = &r.scep_request {
+            scep::record_request(&mut tx, request, &r.cert.serial, &r.device_id, at).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(revoked)
     }
 
     async fn create_grant(&self, grant: &GrantRecord) -> Result<()> {
@@ -595,24 +641,6 @@ impl Store for SqliteStore {
 
     async fn revoke_grant(&self, id: &str, at: i64) -> Result<GrantRecord> {
         self.grant_revoke(id, at).await
-    }
-
-    async fn apply_est_enrollment(
-        &self,
-        reg: &Registration,
-        token_hash: Option<&str>,
-        at: i64,
-    ) -> Result<String> {
-        let mut tx = self.begin().await?;
-        let id = registration_in(&mut tx, reg, at).await?;
-        if let Some(hash) = token_hash {
-            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
-            if !grants::consume_in(&mut tx, GrantProtocol::Est, hash, at, serial, &id).await? {
-                return Err(CoreError::EstTokenInvalid);
-            }
-        }
-        tx.commit().await.map_err(db_err)?;
-        Ok(id)
     }
 
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
@@ -649,7 +677,8 @@ impl Store for SqliteStore {
         let plain = fx.client_version.is_none()
             && fx.supersede.is_none()
             && !fx.migration_success
-            && !fx.migration_not_supported;
+            && !fx.migration_not_supported
+            && !fx.mutual;
         if plain {
             // Hot path: one statement; the trigger updates devices.last_checkin_at in it. It
             // writes, so it takes the writer turn like a transaction.
@@ -685,6 +714,16 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err)?;
         }
+        if fx.mutual {
+            sqlx::query(
+                "UPDATE devices SET mode = 'mutual', listener = 'device', secret_hash = NULL \
+                 WHERE id = ?",
+            )
+            .bind(&c.device_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
         if fx.migration_not_supported {
             sqlx::query("UPDATE devices SET migration_status = 'not_supported' WHERE id = ?")
                 .bind(&c.device_id)
@@ -692,42 +731,6 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db_err)?;
         }
-        tx.commit().await.map_err(db_err)
-    }
-
-    async fn apply_renewal(
-        &self,
-        device_id: &str,
-        new: &CertRecord,
-        authenticated_with: &str,
-        at: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        renewal_in(&mut tx, device_id, new, authenticated_with, at).await?;
-        tx.commit().await.map_err(db_err)
-    }
-
-    async fn apply_migration(&self, device_id: &str, new: &CertRecord, at: i64) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let earlier: Vec<String> = sqlx::query_scalar(ACTIVE_CERTS_OF_DEVICE)
-            .bind(device_id)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        revoke_in(&mut tx, &earlier, "superseded", at).await?;
-        insert_cert(&mut tx, new).await?;
-        sqlx::query(
-            "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
-             previous_cert_serial = NULL, migration_status = 'pending', enrollment_config = ? \
-             WHERE id = ?",
-        )
-        .bind(&new.serial)
-        .bind(new.not_after)
-        .bind(&new.enrollment_config)
-        .bind(device_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -1238,16 +1241,6 @@ impl Store for SqliteStore {
         self.scep_static_grant(hash).await
     }
 
-    async fn apply_scep_enrollment(
-        &self,
-        reg: &Registration,
-        grant: &ScepGrant,
-        request: &ScepRequestKey,
-        at: i64,
-    ) -> Result<String> {
-        self.scep_enroll(reg, grant, request, at).await
-    }
-
     async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>> {
         self.scep_request_cert(request_hash).await
     }
@@ -1261,17 +1254,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn apply_scep_renewal(
-        &self,
-        device_id: &str,
-        new: &CertRecord,
-        authenticated_with: &str,
-        request: &ScepRequestKey,
-        at: i64,
-    ) -> Result<()> {
-        self.scep_renew(device_id, new, authenticated_with, request, at)
-            .await
-    }
 }
 
 async fn insert_cert(tx: &mut WriteTx, c: &CertRecord) -> Result<()> {
@@ -1329,18 +1311,22 @@ pub(crate) async fn registration_in(
     tx: &mut WriteTx,
     reg: &Registration,
     at: i64,
-) -> Result<String> {
+) -> Result<Applied> {
     // The device row is found by its uuid inside the transaction, so two registrations of
     // one new device racing each other end as one device (the later identity wins) rather
-    // than a uniqueness failure.
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT id FROM devices WHERE device_uuid = ?")
+    // than a uniqueness failure, and another user's device is refused here even
+    // when it was registered after the domain looked.
+    let existing: Option<(String, String)> =
+        sqlx::query_as("SELECT id, username FROM devices WHERE device_uuid = ?")
             .bind(&reg.device.device_uuid)
             .fetch_optional(&mut **tx)
             .await
             .map_err(db_err)?;
     let mut device = reg.device.clone();
-    if let Some(id) = existing {
+    if let Some((id, owner)) = existing {
+        if owner != device.username {
+            return Err(CoreError::DeviceOfAnotherUser);
+        }
         device.id = id;
     }
     let d = &device;
@@ -1349,7 +1335,7 @@ pub(crate) async fn registration_in(
         .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;
-    revoke_in(tx, &previous, "superseded", at).await?;
+    let revoked = revoke_in(tx, &previous, "superseded", at).await?;
     // The device row carries its current certificate from the start (no INSERT-then-UPDATE:
     // each devices index is written once); the certificate row, which references the
     // device, follows.
@@ -1394,7 +1380,10 @@ pub(crate) async fn registration_in(
         c.device_id = Some(d.id.clone());
         insert_cert(tx, &c).await?;
     }
-    Ok(device.id)
+    Ok(Applied {
+        device_id: device.id,
+        revoked,
+    })
 }
 
 /// The renewal steps inside a caller's transaction (renewal and SCEP RenewalReq).
@@ -1404,7 +1393,7 @@ pub(crate) async fn renewal_in(
     new: &CertRecord,
     authenticated_with: &str,
     at: i64,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let others: Vec<String> = sqlx::query_scalar(
         "SELECT serial FROM certificates WHERE device_id = ? AND +status = 'active' AND serial <> ?",
     )
@@ -1413,7 +1402,7 @@ pub(crate) async fn renewal_in(
     .fetch_all(&mut **tx)
     .await
     .map_err(db_err)?;
-    revoke_in(tx, &others, "superseded", at).await?;
+    let revoked = revoke_in(tx, &others, "superseded", at).await?;
     insert_cert(tx, new).await?;
     sqlx::query(
         "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
@@ -1426,7 +1415,37 @@ pub(crate) async fn renewal_in(
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
-    Ok(())
+    Ok(revoked)
+}
+
+/// The migration steps inside a caller's transaction: every earlier active certificate is
+/// revoked, the new one becomes current and the migration pending.
+pub(crate) async fn migration_in(
+    tx: &mut WriteTx,
+    device_id: &str,
+    new: &CertRecord,
+    at: i64,
+) -> Result<Vec<String>> {
+    let earlier: Vec<String> = sqlx::query_scalar(ACTIVE_CERTS_OF_DEVICE)
+        .bind(device_id)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let revoked = revoke_in(tx, &earlier, "superseded", at).await?;
+    insert_cert(tx, new).await?;
+    sqlx::query(
+        "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
+         previous_cert_serial = NULL, migration_status = 'pending', enrollment_config = ? \
+         WHERE id = ?",
+    )
+    .bind(&new.serial)
+    .bind(new.not_after)
+    .bind(&new.enrollment_config)
+    .bind(device_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(revoked)
 }
 
 #[cfg(test)]

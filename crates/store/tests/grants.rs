@@ -8,7 +8,8 @@ use ferrocore_core::est::EstCredential;
 use ferrocore_core::issuance::LocalIssuer;
 use ferrocore_core::service::{PkiPublication, sha256_hex};
 use ferrocore_core::store::{
-    CertRecord, DeviceRecord, GrantQuery, Registration, ScepGrant, ScepRequestKey, Store,
+    CertRecord, DeviceRecord, EnrollmentWrite, GrantQuery, GrantUse, Registration, ScepGrant,
+    ScepRequestKey, Store,
 };
 use ferrocore_core::{Core, CoreError, ManualClock};
 use ferrocore_pki::LocalCa;
@@ -42,6 +43,9 @@ async fn world_at(dir: tempfile::TempDir, db: &Path) -> World {
         clock.clone(),
         PkiPublication::default(),
     );
+    // The grants here are mostly for Android agents, which enroll with a certificate (EST)
+    // only once mutual authentication is on (Table 4).
+    core.enable_mutual_auth().await.unwrap();
     World {
         _dir: dir,
         clock,
@@ -464,6 +468,17 @@ fn registration(uuid: &str, serial: &str) -> Registration {
     }
 }
 
+fn est_write(uuid: &str, serial: &str, token_hash: Option<&str>) -> EnrollmentWrite {
+    EnrollmentWrite {
+        registration: registration(uuid, serial),
+        grant: token_hash.map(|h| GrantUse {
+            protocol: GrantProtocol::Est,
+            secret_hash: h.to_owned(),
+        }),
+        scep_request: None,
+    }
+}
+
 #[tokio::test]
 async fn consumption_is_one_transaction_with_the_enrollment() {
     let w = world().await;
@@ -479,11 +494,7 @@ async fn consumption_is_one_transaction_with_the_enrollment() {
     w.core.revoke_grant(&est.record.id).await.unwrap();
     let e = w
         .store
-        .apply_est_enrollment(
-            &registration(uuid, "aa01"),
-            Some(&est.record.secret_hash),
-            T0,
-        )
+        .apply_enrollment(&est_write(uuid, "aa01", Some(&est.record.secret_hash)), T0)
         .await
         .unwrap_err();
     assert!(matches!(e, CoreError::EstTokenInvalid), "{e:?}");
@@ -512,7 +523,17 @@ async fn consumption_is_one_transaction_with_the_enrollment() {
     let later = T0 + 3600;
     let e = w
         .store
-        .apply_scep_enrollment(&registration(uuid, "aa02"), &grant, &key, later)
+        .apply_enrollment(
+            &EnrollmentWrite {
+                registration: registration(uuid, "aa02"),
+                grant: Some(GrantUse {
+                    protocol: GrantProtocol::Scep,
+                    secret_hash: grant.hash.clone(),
+                }),
+                scep_request: Some(key),
+            },
+            later,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -531,15 +552,14 @@ async fn consumption_is_one_transaction_with_the_enrollment() {
         .unwrap();
     let at = later;
     w.store
-        .apply_est_enrollment(&registration(uuid, "aa03"), None, at)
+        .apply_enrollment(&est_write(uuid, "aa03", None), at)
         .await
         .unwrap();
     let other = "abcdefab-1234-4234-8234-123456789abc";
     assert!(
         w.store
-            .apply_est_enrollment(
-                &registration(other, "aa03"),
-                Some(&fresh.record.secret_hash),
+            .apply_enrollment(
+                &est_write(other, "aa03", Some(&fresh.record.secret_hash)),
                 at
             )
             .await
@@ -552,13 +572,13 @@ async fn consumption_is_one_transaction_with_the_enrollment() {
     // And a good one consumes it together with device and certificate.
     let id = w
         .store
-        .apply_est_enrollment(
-            &registration(other, "aa04"),
-            Some(&fresh.record.secret_hash),
+        .apply_enrollment(
+            &est_write(other, "aa04", Some(&fresh.record.secret_hash)),
             at,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .device_id;
     let g = w.core.grant(&fresh.record.id).await.unwrap();
     assert_eq!(
         (g.state, g.device_id.as_deref(), g.cert_serial.as_deref()),
