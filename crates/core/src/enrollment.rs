@@ -24,7 +24,9 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use ferrocore_pki::{IssuedCert, VerifiedCsr};
-use ferrocore_proto::{AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform};
+use ferrocore_proto::{
+    AuthMode, CertStatus, ClientKind, DeviceStatus, Listener, MigrationStatus, Platform,
+};
 use std::sync::Arc;
 
 /// Why a certificate was issued; recorded with it (`certificates.issue_reason`).
@@ -37,6 +39,8 @@ pub enum IssueReason {
     EstRenewal,
     Scep,
     ScepRenewal,
+    /// A storefront certificate for a legacy device (its check-ins keep the secret).
+    Storefront,
 }
 
 impl IssueReason {
@@ -49,6 +53,7 @@ impl IssueReason {
             IssueReason::EstRenewal => "est_renewal",
             IssueReason::Scep => "scep",
             IssueReason::ScepRenewal => "scep_renewal",
+            IssueReason::Storefront => "storefront",
         }
     }
 }
@@ -285,6 +290,8 @@ impl Core {
     async fn reissue(&self, r: Reissue) -> Result<Enrolled> {
         let mut device = r.device;
         let policy = self.policy_of(&device).await?;
+        // The issuing configuration, for the certificate record (a storefront certificate
+        // leaves the device row as it is).
         device.enrollment_config = Some(r.config.clone());
         self.check_csr_for(&r.config, &r.csr)?;
         let now = self.now();
@@ -292,7 +299,7 @@ impl Core {
         let issued = self.issue_identity(&device, &policy, &r.csr, now).await?;
         let replaces = match &r.kind {
             ReissueKind::Renewal { authenticated_with } => Some(authenticated_with.clone()),
-            ReissueKind::Migration => None,
+            ReissueKind::Migration | ReissueKind::Storefront => None,
         };
         let record = cert_record_of(&issued, &device, at, r.reason, replaces.clone());
         let write = ReissueWrite {

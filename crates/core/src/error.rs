@@ -47,6 +47,9 @@ pub enum CoreError {
         "with the current mutual-authentication setting this {platform} {kind} client checks in without a certificate (sync-TLS listener): register it with the agent instead"
     )]
     CertificateNotUsed { platform: String, kind: String },
+    /// A storefront certificate asked for by a device that needs none.
+    #[error("{0}")]
+    StorefrontIdentityNotNeeded(String),
     #[error("this device was retired; register again")]
     DeviceRetired,
     #[error("a device secret is required (header x-ferrocore-device-secret)")]
@@ -159,6 +162,7 @@ impl CoreError {
             DeviceUnknown => codes::DEVICE_UNKNOWN,
             DeviceOfAnotherUser => codes::DEVICE_OF_ANOTHER_USER,
             CertificateNotUsed { .. } => codes::CERTIFICATE_NOT_USED,
+            StorefrontIdentityNotNeeded(_) => codes::STOREFRONT_IDENTITY_NOT_NEEDED,
             DeviceRetired => codes::DEVICE_RETIRED,
             DeviceSecretRequired => codes::DEVICE_SECRET_REQUIRED,
             MutualAuthRequired => codes::MUTUAL_AUTH_REQUIRED,

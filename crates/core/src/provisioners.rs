@@ -9,6 +9,8 @@
 //! - [`Renewal`]: the device's current certificate (agent renewal, EST re-enrollment, SCEP
 //!   RenewalReq); the lifecycle rules.
 //! - [`Migration`]: a legacy device's secret; the migration rules.
+//! - [`StorefrontIdentity`]: a legacy device's secret; a certificate for the storefront when
+//!   the storefront rule asks this device for one.
 
 use crate::Core;
 use crate::enrollment::{
@@ -32,10 +34,7 @@ use ferrocore_proto::{AuthMode, ClientKind, GrantProtocol, Platform, RegisterReq
 pub fn certificate_client(platform: Platform, via: GrantProtocol) -> ClientOf {
     let v = |s: &[u32]| Version::new(s);
     match (platform, via) {
-        (Platform::Android, _) => ClientOf::ExistingElse(
-            ClientKind::Agent,
-            v(&[10, 1, 0]),
-        ),
+        (Platform::Android, _) => ClientOf::ExistingElse(ClientKind::Agent, v(&[10, 1, 0])),
         (Platform::Ios, GrantProtocol::Est) => {
             ClientOf::ExistingElse(ClientKind::Agent, v(&rules::IOS_AGENT_RENEWAL_MIN))
         }
@@ -236,7 +235,8 @@ impl Provisioner for Renewal {
             .await?
             .ok_or_else(|| CoreError::CertUnknown(cert.serial.clone()))?;
         let old_info = ferrocore_pki::cert_info(&old.der)?;
-        if self.style == RenewalStyle::Agent && old_info.spki_sha256_hex == self.csr.spki_sha256_hex()
+        if self.style == RenewalStyle::Agent
+            && old_info.spki_sha256_hex == self.csr.spki_sha256_hex()
         {
             return Err(CoreError::SameKey);
         }
@@ -301,6 +301,61 @@ impl Provisioner for Migration {
             kind: ReissueKind::Migration,
             scep_request: None,
             reason: IssueReason::Migration,
+        })))
+    }
+}
+
+/// A storefront certificate for a legacy device (no identity certificate) whose storefront
+/// client the rule ([`rules::storefront_credential`]) asks for a certificate: iOS whenever
+/// storefront authentication is `certificate` (whatever the global setting), Android 10.2+
+/// once mutual authentication is on too. Without it such a device could use neither
+/// credential. Authenticated with the device secret; the device keeps checking in with it.
+pub struct StorefrontIdentity {
+    pub device_uuid: String,
+    pub secret: String,
+    pub csr: VerifiedCsr,
+    /// The storefront authentication setting now.
+    pub setting: ferrocore_proto::StorefrontAuth,
+}
+
+#[async_trait]
+impl Provisioner for StorefrontIdentity {
+    async fn authorize(&self, core: &Core) -> Result<Authorized> {
+        let device = core
+            .authenticate_secret(&self.device_uuid, &self.secret)
+            .await?;
+        if device.current_cert_serial.is_some() {
+            return Err(CoreError::StorefrontIdentityNotNeeded(
+                "this device has its identity certificate: use it on the storefront".into(),
+            ));
+        }
+        let ma = core.store.mutual_auth().await?;
+        let version: Version = device
+            .client_version
+            .parse()
+            .map_err(CoreError::InvalidVersion)?;
+        let required = rules::storefront_credential(
+            device.platform,
+            self.setting,
+            ma.enabled_at.is_some(),
+            &version,
+        )
+        .map_err(|u| CoreError::UnsupportedClient {
+            platform: u.platform.to_string(),
+            kind: u.kind.to_string(),
+        })?;
+        if required != rules::StorefrontCredential::Certificate {
+            return Err(CoreError::StorefrontIdentityNotNeeded(
+                "this device's storefront client authenticates with the user's password".into(),
+            ));
+        }
+        Ok(Authorized::Reissue(Box::new(Reissue {
+            device,
+            csr: self.csr.clone(),
+            config: ma.enrollment_config,
+            kind: ReissueKind::Storefront,
+            scep_request: None,
+            reason: IssueReason::Storefront,
         })))
     }
 }

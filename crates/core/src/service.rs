@@ -7,9 +7,9 @@
 use crate::clock::Clock;
 use crate::directory::{Directory, hash_password};
 use crate::enrollment::{Enrolled, IssueReason, decision_of};
-use crate::provisioners::{self, AgentRegistration, Migration, Renewal, RenewalStyle};
 use crate::error::{CoreError, Result};
 use crate::issuance::{Issuer, KIND_LOCAL_CA, LocalIssuer, PublishedCrl};
+use crate::provisioners::{self, AgentRegistration, Migration, Renewal, RenewalStyle};
 use crate::rules::{self, Decision, History, SettingState, Version};
 use crate::store::{
     AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Page,
@@ -777,7 +777,10 @@ impl Core {
 
     /// Whether a legacy device may migrate now (policy aside): Android agent 10.1+, with
     /// mutual authentication enabled.
-    pub(crate) async fn migration_check(&self, device: &DeviceRecord) -> Result<Result<(), String>> {
+    pub(crate) async fn migration_check(
+        &self,
+        device: &DeviceRecord,
+    ) -> Result<Result<(), String>> {
         let version: Version = device
             .client_version
             .parse()

@@ -154,6 +154,10 @@ pub enum ReissueKind {
     /// Migration: every earlier active certificate is revoked, the migration status becomes
     /// pending and the device's configuration the certificate's.
     Migration,
+    /// A storefront certificate for a legacy device: recorded for the device (revoked with
+    /// it), not its identity; earlier active certificates other than the current one are
+    /// revoked as superseded; the device row is unchanged.
+    Storefront,
 }
 
 /// A certificate for an existing device (renewal, EST re-enrollment, SCEP RenewalReq,

@@ -49,10 +49,13 @@ fn snapshot(s: &Server, dev: &Dev) -> Value {
     })
 }
 
-fn assert_untouched(s: &Server, dev: &Dev, before: &Value, path: &str) {
+/// Alice's device is as it was, and keeps checking in (which may renew its certificate:
+/// the snapshot then moves on).
+fn assert_untouched(s: &Server, dev: &Dev, before: &mut Value, path: &str) {
     assert_eq!(&snapshot(s, dev), before, "{path}: alice's device changed");
     let c = s.checkin_ok(&dev.state);
     assert_eq!(c["device_id"], dev.id.as_str(), "{path}: {c}");
+    *before = snapshot(s, dev);
 }
 
 /// A P-256 key and a PEM CSR with subject CN=`cn` (openssl).
@@ -127,11 +130,11 @@ fn a_second_user_naming_the_first_users_device_is_refused_on_every_path() {
     // mutual authentication is off; then alice's mutual device, and one of bob's.
     let bob_legacy = register(&s, "bob", "bob-legacy", "android", "10.1.0");
     let alice_legacy = register(&s, "alice", "alice-legacy", "android", "10.1.0");
-    let before_legacy = snapshot(&s, &alice_legacy);
+    let mut before_legacy = snapshot(&s, &alice_legacy);
     s.admin_ok(&["settings", "mutual-auth", "enable"]);
     let alice = register(&s, "alice", "alice-phone", "android", "10.1.0");
     let bob = register(&s, "bob", "bob-phone", "android", "10.1.0");
-    let before = snapshot(&s, &alice);
+    let mut before = snapshot(&s, &alice);
     assert_eq!(before["username"], "alice");
 
     // Registration naming alice's device UUID.
@@ -141,14 +144,18 @@ fn a_second_user_naming_the_first_users_device_is_refused_on_every_path() {
         "csr_pem": csr_pem(&dir, "reg", "bob-reg"),
     });
     let h = s.curl_register(&body.to_string());
-    assert_eq!((h.status, h.error_code()), (403, OWNED), "registration: {h:?}");
-    assert_untouched(&s, &alice, &before, "registration");
+    assert_eq!(
+        (h.status, h.error_code()),
+        (403, OWNED),
+        "registration: {h:?}"
+    );
+    assert_untouched(&s, &alice, &mut before, "registration");
 
     // EST with HTTP Basic, the CSR subject naming alice's device.
     let est = est_body(&dir, "est", &alice.uuid);
     let h = est_enroll(&s, &est, &["-u", &format!("bob:{PASSWORD}")]);
     assert_eq!((h.status, h.error_code()), (403, OWNED), "EST: {h:?}");
-    assert_untouched(&s, &alice, &before, "EST Basic");
+    assert_untouched(&s, &alice, &mut before, "EST Basic");
 
     // EST token and SCEP challenge bound to alice's device: refused when created.
     for kind in ["est-token", "scep-challenge"] {
@@ -213,23 +220,30 @@ fn a_second_user_naming_the_first_users_device_is_refused_on_every_path() {
     );
     assert_eq!(out.code, 0, "{out:?}");
     let alice2 = Dev {
-        id: agent_state(&alice2)["device_id"].as_str().unwrap().to_owned(),
+        id: agent_state(&alice2)["device_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
         uuid: later_uuid.to_owned(),
         state: alice2,
     };
-    let before2 = snapshot(&s, &alice2);
+    let mut before2 = snapshot(&s, &alice2);
     let total = s.device_total();
     let out = scep::scepclient(&s, &s.path("bob-scep"), c["challenge"].as_str());
     assert_ne!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("badRequest"), "SCEP: {out:?}");
     assert!(s.log().contains(OWNED), "SCEP refusal logged with its code");
     assert_eq!(s.device_total(), total);
-    assert_untouched(&s, &alice2, &before2, "SCEP");
+    assert_untouched(&s, &alice2, &mut before2, "SCEP");
     let est2 = est_body(&dir, "est2", "bob-token-device");
     let token = t["token"].as_str().unwrap();
-    let h = est_enroll(&s, &est2, &["-H", &format!("Authorization: Bearer {token}")]);
+    let h = est_enroll(
+        &s,
+        &est2,
+        &["-H", &format!("Authorization: Bearer {token}")],
+    );
     assert_eq!((h.status, h.error_code()), (403, OWNED), "EST token: {h:?}");
-    assert_untouched(&s, &alice2, &before2, "EST token");
+    assert_untouched(&s, &alice2, &mut before2, "EST token");
 
     // The storefront with bob's password naming alice's device.
     let h = s.curl(&[
@@ -237,10 +251,17 @@ fn a_second_user_naming_the_first_users_device_is_refused_on_every_path() {
         &format!("bob:{PASSWORD}"),
         "-H",
         &format!("x-ferrocore-device-uuid: {}", alice.uuid),
-        &format!("https://127.0.0.1:{}/storefront/v1/apps", s.ports.storefront),
+        &format!(
+            "https://127.0.0.1:{}/storefront/v1/apps",
+            s.ports.storefront
+        ),
     ]);
-    assert_eq!((h.status, h.error_code()), (403, OWNED), "storefront: {h:?}");
-    assert_untouched(&s, &alice, &before, "storefront");
+    assert_eq!(
+        (h.status, h.error_code()),
+        (403, OWNED),
+        "storefront: {h:?}"
+    );
+    assert_untouched(&s, &alice, &mut before, "storefront");
 
     // Renewal with bob's certificate and a CSR naming alice's device: bob's device is
     // renewed (the subject comes from the device record), alice's is untouched.
@@ -264,7 +285,7 @@ fn a_second_user_naming_the_first_users_device_is_refused_on_every_path() {
     let last = certs["items"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["issue_reason"], "renewal", "{last}");
     assert!(last["subject"].as_str().unwrap().contains("bob"), "{last}");
-    assert_untouched(&s, &alice, &before, "renewal");
+    assert_untouched(&s, &alice, &mut before, "renewal");
 
     // Migration and AppConnect with bob's device secret naming alice's legacy device: the
     // secret is not alice's, so the credential fails; nothing changes.
@@ -301,7 +322,7 @@ fn a_second_user_naming_the_first_users_device_is_refused_on_every_path() {
             (401, "invalid_credentials"),
             "{url}: {h:?}"
         );
-        assert_untouched(&s, &alice_legacy, &before_legacy, &url);
+        assert_untouched(&s, &alice_legacy, &mut before_legacy, &url);
     }
     // Bob's own devices were not affected either.
     s.checkin_ok(&bob_legacy.state);

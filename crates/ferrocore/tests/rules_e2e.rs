@@ -76,7 +76,10 @@ fn assert_record(s: &Server, id: &str, expected: Decision, what: &str) {
 
 fn assert_answer(s: &Server, answer: &Value, expected: Decision, what: &str) {
     assert_eq!(
-        (answer["mode"].as_str(), answer["checkin"]["listener"].as_str()),
+        (
+            answer["mode"].as_str(),
+            answer["checkin"]["listener"].as_str()
+        ),
         (Some(mode_of(expected)), Some(listener_of(expected))),
         "{what}: {answer}"
     );
@@ -95,7 +98,11 @@ fn register_all(s: &Server, prefix: &str, setting: SettingState, history: Histor
         let st = s.register_ok(&state, "alice", platform, kind, version);
         let id = st["device_id"].as_str().unwrap();
         let expected = decided(&s.device(id), setting, history);
-        assert_eq!(st["mode"], mode_of(expected), "{prefix}-{row} register: {st}");
+        assert_eq!(
+            st["mode"],
+            mode_of(expected),
+            "{prefix}-{row} register: {st}"
+        );
         assert_eq!(
             st["checkin"]["listener"],
             listener_of(expected),
@@ -164,12 +171,28 @@ fn est_serial(dir: &Path, name: &str, body: &str) -> String {
     let p7 = format!("{name}.p7");
     openssl_ok(
         dir,
-        &["base64", "-d", "-in", &format!("{name}.p7.b64"), "-out", &p7],
+        &[
+            "base64",
+            "-d",
+            "-in",
+            &format!("{name}.p7.b64"),
+            "-out",
+            &p7,
+        ],
     );
     let pem = format!("{name}.pem");
     openssl_ok(
         dir,
-        &["pkcs7", "-inform", "DER", "-in", &p7, "-print_certs", "-out", &pem],
+        &[
+            "pkcs7",
+            "-inform",
+            "DER",
+            "-in",
+            &p7,
+            "-print_certs",
+            "-out",
+            &pem,
+        ],
     );
     let out = openssl_ok(dir, &["x509", "-in", &pem, "-noout", "-serial"]);
     out.stdout

@@ -386,6 +386,9 @@ pub mod codes {
     /// A certificate-only enrollment (EST, SCEP) for a client that checks in with a device
     /// secret under the current mutual-authentication setting.
     pub const CERTIFICATE_NOT_USED: &str = "certificate_not_used";
+    /// A storefront certificate asked for by a device that needs none (it has its identity
+    /// certificate, or the storefront rule gives it the password).
+    pub const STOREFRONT_IDENTITY_NOT_NEEDED: &str = "storefront_identity_not_needed";
     pub const DEVICE_RETIRED: &str = "device_retired";
     pub const DEVICE_SECRET_REQUIRED: &str = "device_secret_required";
     pub const MUTUAL_AUTH_REQUIRED: &str = "mutual_auth_required";
@@ -865,6 +868,8 @@ pub mod storefront_paths {
     pub const APPS: &str = "/storefront/v1/apps";
     pub const PACKAGE: &str = "/storefront/v1/apps/{id}/package";
     pub const APPCONNECT_CHECKIN: &str = "/api/v1/appconnect/checkin";
+    /// A storefront certificate for a legacy device the storefront rule asks to use one.
+    pub const IDENTITY: &str = "/api/v1/storefront/identity";
     /// Header naming the device on password-authenticated storefront requests.
     pub const DEVICE_UUID_HEADER: &str = "x-ferrocore-device-uuid";
     /// Header carrying the package's SHA-256 (hex) on downloads.

@@ -209,12 +209,10 @@ impl SqliteStore {
     }
 
     async fn read_mutual_auth(&self) -> Result<MutualAuthRow> {
-        let r = sqlx::query(
-            "SELECT enabled_at, enrollment_config FROM mutual_auth WHERE id = 1",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let r = sqlx::query("SELECT enabled_at, enrollment_config FROM mutual_auth WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok(MutualAuthRow {
             enabled_at: r.try_get("enabled_at").map_err(db_err)?,
             enrollment_config: r.try_get("enrollment_config").map_err(db_err)?,
@@ -611,6 +609,7 @@ impl Store for SqliteStore {
                 renewal_in(&mut tx, &r.device_id, &r.cert, authenticated_with, at).await?
             }
             ReissueKind::Migration => migration_in(&mut tx, &r.device_id, &r.cert, at).await?,
+            ReissueKind::Storefront => storefront_in(&mut tx, &r.device_id, &r.cert, at).await?,
         };
         if let Some(request) = &r.scep_request {
             scep::record_request(&mut tx, request, &r.cert.serial, &r.device_id, at).await?;
@@ -1253,7 +1252,6 @@ impl Store for SqliteStore {
         self.scep_transaction_cert(transaction_id, signer_spki_sha256)
             .await
     }
-
 }
 
 async fn insert_cert(tx: &mut WriteTx, c: &CertRecord) -> Result<()> {
@@ -1415,6 +1413,28 @@ pub(crate) async fn renewal_in(
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
+    Ok(revoked)
+}
+
+/// A storefront certificate inside a caller's transaction: the device's earlier active
+/// certificates other than its current one are revoked, the new one recorded.
+pub(crate) async fn storefront_in(
+    tx: &mut WriteTx,
+    device_id: &str,
+    new: &CertRecord,
+    at: i64,
+) -> Result<Vec<String>> {
+    let earlier: Vec<String> = sqlx::query_scalar(
+        "SELECT c.serial FROM certificates c JOIN devices d ON d.id = c.device_id \
+         WHERE c.device_id = ? AND +c.status = 'active' \
+         AND c.serial IS NOT d.current_cert_serial",
+    )
+    .bind(device_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let revoked = revoke_in(tx, &earlier, "superseded", at).await?;
+    insert_cert(tx, new).await?;
     Ok(revoked)
 }
 

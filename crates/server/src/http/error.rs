@@ -40,7 +40,7 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         | RenewalNotSupported
         | DeviceOfAnotherUser
         | MigrationNotAllowed(_) => StatusCode::FORBIDDEN,
-        CertificateNotUsed { .. } => StatusCode::CONFLICT,
+        CertificateNotUsed { .. } | StorefrontIdentityNotNeeded(_) => StatusCode::CONFLICT,
         WrongListener(_) => StatusCode::MISDIRECTED_REQUEST,
         DeviceUnknown | NotFound(_) => StatusCode::NOT_FOUND,
         MutualAuthIrreversible
