@@ -6,7 +6,8 @@
 //! one enrollment pipeline) and [`provisioners`] (one per enrollment method), [`grants`] (one-time enrollment grants: SCEP
 //! challenges and EST tokens), [`store`] (the storage
 //! interface), [`directory`] (user authentication), [`issuance`] (the certificate pipeline and
-//! CRL publication), [`scep_access`] (SCEP GetCert / GetCRL), [`clock`], [`error`].
+//! CRL publication), [`scep_operation`] (the SCEP PKIOperation dispatch and failInfo),
+//! [`scep_access`] (SCEP GetCert / GetCRL), [`clock`], [`error`].
 
 pub mod clock;
 pub mod directory;
@@ -19,6 +20,7 @@ pub mod ocsp;
 pub mod provisioners;
 pub mod rules;
 pub mod scep_access;
+pub mod scep_operation;
 pub mod service;
 pub mod store;
 pub mod storefront;
