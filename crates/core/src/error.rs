@@ -36,6 +36,20 @@ pub enum CoreError {
     CertSuperseded,
     #[error("unknown device")]
     DeviceUnknown,
+    /// A caller named a device (its UUID, serial or subject) that is another user's: the one
+    /// ownership refusal of every enrollment path ([`crate::enrollment::ensure_owner`]).
+    #[error("this device is registered to another user")]
+    DeviceOfAnotherUser,
+    /// A certificate-only enrollment (EST, SCEP) for a client that, under the current
+    /// mutual-authentication setting (Table 4), checks in on the sync-TLS listener with a
+    /// device secret: the certificate would leave it without a working credential.
+    #[error(
+        "with the current mutual-authentication setting this {platform} {kind} client checks in without a certificate (sync-TLS listener): register it with the agent instead"
+    )]
+    CertificateNotUsed { platform: String, kind: String },
+    /// A storefront certificate asked for by a device that needs none.
+    #[error("{0}")]
+    StorefrontIdentityNotNeeded(String),
     #[error("this device was retired; register again")]
     DeviceRetired,
     #[error("a device secret is required (header x-ferrocore-device-secret)")]
@@ -146,6 +160,9 @@ impl CoreError {
             CertExpired { .. } => codes::CERT_EXPIRED,
             CertSuperseded => codes::CERT_SUPERSEDED,
             DeviceUnknown => codes::DEVICE_UNKNOWN,
+            DeviceOfAnotherUser => codes::DEVICE_OF_ANOTHER_USER,
+            CertificateNotUsed { .. } => codes::CERTIFICATE_NOT_USED,
+            StorefrontIdentityNotNeeded(_) => codes::STOREFRONT_IDENTITY_NOT_NEEDED,
             DeviceRetired => codes::DEVICE_RETIRED,
             DeviceSecretRequired => codes::DEVICE_SECRET_REQUIRED,
             MutualAuthRequired => codes::MUTUAL_AUTH_REQUIRED,

@@ -9,22 +9,27 @@
 //! - **device UUID**: the token's, else the CSR subject's serialNumber or commonName when it
 //!   is a UUID, else a new one. An existing device of that UUID is re-enrolled (its previous
 //!   certificates are revoked as superseded, like a re-registration) unless it belongs to
-//!   another user (`conflict`);
+//!   another user (`device_of_another_user`, [`crate::enrollment::ensure_owner`]);
 //! - **platform**: the token's, else the path label (`/.well-known/est/<platform>/...`), else
 //!   `windows`;
 //! - **client**: kind `agent`, version the platform's first renewing agent (Android 10.1.0,
 //!   iOS 11.1.0, else 1.0.0): an EST client re-enrolls, so the lifecycle treats it as a
 //!   client that renews;
-//! - **mode**: mutual, on the device listener; certificate records carry issue reason `est`
+//! - **mode and listener**: [`crate::rules::decide`], like every enrollment; a client that
+//!   the rules put on the sync-TLS listener without a certificate (an Android or iOS agent
+//!   while mutual authentication is off) is refused (`certificate_not_used`): a certificate
+//!   would leave it without a credential. Certificate records carry issue reason `est`
 //!   (re-enrollment: `est_renewal`).
 
 use crate::Core;
+use crate::enrollment::IssueReason;
 use crate::error::{CoreError, Result};
 use crate::grants::NewGrant;
-use crate::service::{Enrollee, PresentedCert, Reissued, normalise_uuid, registration_device};
-use crate::store::{DeviceRecord, Registration};
+use crate::provisioners::EstEnrollment;
+use crate::service::{PresentedCert, Reissued};
+use crate::store::DeviceRecord;
 use ferrocore_pki::{IssuedCert, VerifiedCsr};
-use ferrocore_proto::{ClientKind, GrantProtocol, Listener, Platform};
+use ferrocore_proto::{GrantProtocol, Platform};
 
 /// How an EST `simpleenroll` authenticates.
 #[derive(Debug, Clone)]
@@ -42,14 +47,6 @@ pub struct EstEnrolled {
     pub issued: IssuedCert,
     /// The issuing CA certificate, DER.
     pub ca_der: Vec<u8>,
-}
-
-fn est_client_version(p: Platform) -> &'static str {
-    match p {
-        Platform::Android => "10.1.0",
-        Platform::Ios => "11.1.0",
-        _ => "1.0.0",
-    }
 }
 
 impl Core {
@@ -73,115 +70,40 @@ impl Core {
         .await
     }
 
-    /// EST `simpleenroll`: authenticates, maps the enrollment to a device (module docs),
-    /// issues through the one pipeline and records device, certificate (reason `est`) and
-    /// the token's consumption in one transaction.
+    /// EST `simpleenroll`: the [`EstEnrollment`] provisioner (module docs for the device
+    /// mapping) through the enrollment pipeline; device, certificate (reason `est`) and the
+    /// token's consumption are recorded in one transaction.
     pub async fn est_enroll(
         &self,
         credential: EstCredential,
         label_platform: Option<Platform>,
         csr: &VerifiedCsr,
     ) -> Result<EstEnrolled> {
-        let now = self.now();
-        let at = now.unix_timestamp();
-        let (username, platform, token_uuid, token_hash) = match credential {
-            EstCredential::Password { username, password } => {
-                let user = self.directory.authenticate(&username, &password).await?;
-                (
-                    user.username,
-                    label_platform.unwrap_or(Platform::Windows),
-                    None,
-                    None,
-                )
-            }
-            EstCredential::Token(token) => {
-                let rec = self
-                    .usable_grant(GrantProtocol::Est, &token, at)
-                    .await?
-                    .ok_or(CoreError::EstTokenInvalid)?;
-                if !self.grant_user_exists(&rec.username).await? {
-                    tracing::info!(user = %rec.username, "EST token of a deleted user refused");
-                    return Err(CoreError::EstTokenInvalid);
-                }
-                (
-                    rec.username,
-                    rec.platform,
-                    rec.device_uuid,
-                    Some(rec.secret_hash),
-                )
-            }
-        };
-        let device_uuid = match token_uuid {
-            Some(u) => u,
-            None => [csr.subject_serial_number(), csr.subject_cn()]
-                .into_iter()
-                .flatten()
-                .find_map(|s| normalise_uuid(&s).ok())
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        };
-        let existing = self.store.device_by_uuid(&device_uuid).await?;
-        if let Some(d) = existing.as_ref().filter(|d| d.username != username) {
-            tracing::info!(device = %d.id, user = %username, "EST enrollment for another user's device refused");
-            return Err(CoreError::Conflict(format!(
-                "device {device_uuid} belongs to another user"
-            )));
-        }
-        let ma = self.store.mutual_auth().await?;
-        let default_policy = self.default_policy().await?;
-        let mut device = registration_device(
-            existing.as_ref(),
-            Enrollee {
-                device_uuid,
-                username,
-                platform,
-                client_kind: ClientKind::Agent,
-                client_version: est_client_version(platform).to_owned(),
-                mutual: true,
-                listener: Listener::Device,
-                registered_with_ma: ma.enabled_at.is_some(),
-                enrollment_config: ma.enrollment_config.clone(),
-                default_policy: default_policy.name,
-            },
-            at,
-        );
-        // What the configuration needs (an external CA's CSR attributes) is checked before
-        // anything is sent or written, as registration and renewal do.
-        self.check_csr_for(
-            device
-                .enrollment_config
-                .as_deref()
-                .unwrap_or(crate::service::LOCAL_CONFIG),
-            csr,
-        )?;
-        let policy = self.policy_of(&device).await?;
-        let (issued, record) = self
-            .issue_registration_cert(&mut device, &policy, csr, now, "est")
+        let token = matches!(credential, EstCredential::Token(_));
+        let e = self
+            .enroll(&EstEnrollment {
+                credential,
+                label_platform,
+                csr: csr.clone(),
+            })
             .await?;
-        let reg = Registration {
-            cert: Some(record),
-            device: device.clone(),
-        };
-        device.id = self
-            .store
-            .apply_est_enrollment(&reg, token_hash.as_deref(), at)
-            .await?;
-        self.registered(existing.is_some(), &reg, &device).await?;
+        let issued = e
+            .issued
+            .ok_or_else(|| CoreError::internal("EST enrollment without a certificate"))?;
         tracing::info!(
-            device = %device.id, uuid = %device.device_uuid, user = %device.username,
-            platform = %device.platform, serial = %issued.serial_hex,
-            token = token_hash.is_some(), "EST enrollment"
+            device = %e.device.id, uuid = %e.device.device_uuid, user = %e.device.username,
+            platform = %e.device.platform, serial = %issued.serial_hex, token, "EST enrollment"
         );
-        let ca_der = self.issuer(&ma.enrollment_config)?.ca_der();
         Ok(EstEnrolled {
-            device,
+            device: e.device,
             issued,
-            ca_der,
+            ca_der: e.issuer.ca_der(),
         })
     }
 
     /// EST `simplereenroll`: mutual TLS with the device's current certificate; the renewal
     /// rules of [`Core::renew`] apply (renewal window, grace after expiry, a new key).
     pub async fn est_reenroll(&self, cert: &PresentedCert, csr: &VerifiedCsr) -> Result<Reissued> {
-        self.renew_with(cert, csr, "est_renewal").await
+        self.renew_with(cert, csr, IssueReason::EstRenewal).await
     }
 }

@@ -10,8 +10,7 @@
 //!   (an administrator hands a credential to one kind of client; accepting it elsewhere would
 //!   only widen what a leaked secret opens);
 //! - it is consumed in the transaction that records the certificate it paid for
-//!   (`GrantStore::apply_est_enrollment`, `ScepStore::apply_scep_enrollment`), so a reused grant
-//!   changes nothing;
+//!   (`DeviceStore::apply_enrollment`), so a reused grant changes nothing;
 //! - the administrator lists grants (state active / consumed / expired / revoked, user,
 //!   protocol) and revokes unused ones; a revoked grant is refused exactly like an unknown
 //!   one (EST `est_token_invalid`, SCEP FAILURE `badRequest`), revoking a consumed one is
@@ -110,6 +109,12 @@ impl Core {
         let device_uuid = device_uuid.map(normalise_uuid).transpose()?;
         if self.store.user(username).await?.is_none() {
             return Err(CoreError::NotFound(format!("user {username:?}")));
+        }
+        // A grant naming another user's device could never be used: refused now, with the
+        // code the enrollment would give.
+        if let Some(u) = &device_uuid {
+            let existing = self.store.device_by_uuid(u).await?;
+            crate::enrollment::ensure_owner(existing.as_ref(), username)?;
         }
         let secret = new_secret(protocol)?;
         let at = self.now().unix_timestamp();

@@ -74,15 +74,20 @@ impl fmt::Display for Version {
     }
 }
 
-/// The mutual-authentication setting, as Table 4's three columns see it.
+/// The mutual-authentication setting, as Table 4's columns see it.
+///
+/// Table 4's third column ("upgrade in which the setting WAS enabled before upgrade") is not
+/// modelled: it describes devices an earlier installation registered, and Ferrocore imports
+/// none. Its one difference from the second column (an Android agent registered before the
+/// switch uses mutual authentication) would put a device that holds no certificate in mutual
+/// mode, locking it out; an installation that enabled the setting and was then upgraded
+/// keeps `enabled_at` and each device its recorded history, which the second column answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SettingState {
     /// New installation (or upgrade) where the setting is not enabled.
     NotEnabled,
-    /// Enabled by the administrator after installation (or after an upgrade that did not carry it).
+    /// Enabled by the administrator (it can never be disabled again).
     EnabledAfterInstall,
-    /// Carried over enabled from an earlier installation.
-    EnabledBeforeUpgrade,
 }
 
 /// When the device registered relative to the setting being enabled.
@@ -150,19 +155,18 @@ pub fn decide(
             (NotEnabled, _) => SYNC_NO_MA,
             (EnabledAfterInstall, RegisteredAfterEnable) => DEVICE_MA,
             (EnabledAfterInstall, RegisteredBeforeEnable) => SYNC_NO_MA,
-            (EnabledBeforeUpgrade, _) => DEVICE_MA,
         },
         // Rows "iOS: Mobile@Work 9.8+" and "iOS: Mobile@Work prior to 9.8".
         (Ios, Agent) if !version.at_least(&IOS_AGENT_MA_MIN) => SYNC_NO_MA,
         (Ios, Agent) => match (setting, history) {
             (NotEnabled, _) => SYNC_NO_MA,
-            (_, RegisteredAfterEnable) => DEVICE_MA,
-            (_, RegisteredBeforeEnable) => SYNC_NO_MA,
+            (EnabledAfterInstall, RegisteredAfterEnable) => DEVICE_MA,
+            (EnabledAfterInstall, RegisteredBeforeEnable) => SYNC_NO_MA,
         },
         // Rows "iOS MDM check-in" and "macOS MDM agent check-in".
         (Ios | Macos, Mdm) => match setting {
             NotEnabled => DEVICE_NO_MA,
-            EnabledAfterInstall | EnabledBeforeUpgrade => DEVICE_MA,
+            EnabledAfterInstall => DEVICE_MA,
         },
         // Row "macOS: Mobile@Work": always mutual.
         (Macos, Agent) => DEVICE_MA,
@@ -309,28 +313,19 @@ mod tests {
             ("Android M@W / not enabled (new device)",          Android, Agent, "11.0",   NotEnabled, RegisteredAfterEnable,  p9997, false),
             ("Android M@W / enabled after install / new",       Android, Agent, "10.1.0", EnabledAfterInstall, RegisteredAfterEnable,  p443, true),
             ("Android M@W / enabled after install / existing",  Android, Agent, "10.1.0", EnabledAfterInstall, RegisteredBeforeEnable, p9997, false),
-            ("Android M@W / enabled before upgrade",            Android, Agent, "9.0",    EnabledBeforeUpgrade, RegisteredBeforeEnable, p443, true),
-            ("Android M@W / enabled before upgrade / new",      Android, Agent, "12.0",   EnabledBeforeUpgrade, RegisteredAfterEnable,  p443, true),
             ("iOS M@W 9.8+ / not enabled",                      Ios, Agent, "9.8",        NotEnabled, RegisteredBeforeEnable, p9997, false),
             ("iOS M@W 9.8+ / enabled after install / new",      Ios, Agent, "9.8.0.0",    EnabledAfterInstall, RegisteredAfterEnable,  p443, true),
             ("iOS M@W 9.8+ / enabled after install / existing", Ios, Agent, "11.1.0",     EnabledAfterInstall, RegisteredBeforeEnable, p9997, false),
-            ("iOS M@W 9.8+ / enabled before upgrade / new",     Ios, Agent, "10.0",       EnabledBeforeUpgrade, RegisteredAfterEnable,  p443, true),
-            ("iOS M@W 9.8+ / enabled before upgrade / existing",Ios, Agent, "10.0",       EnabledBeforeUpgrade, RegisteredBeforeEnable, p9997, false),
             ("iOS M@W <9.8 / not enabled",                      Ios, Agent, "9.7.9",      NotEnabled, RegisteredBeforeEnable, p9997, false),
             ("iOS M@W <9.8 / enabled after install",            Ios, Agent, "9.7",        EnabledAfterInstall, RegisteredAfterEnable,  p9997, false),
-            ("iOS M@W <9.8 / enabled before upgrade",           Ios, Agent, "8.5",        EnabledBeforeUpgrade, RegisteredAfterEnable,  p9997, false),
             ("iOS MDM / not enabled",                           Ios, Mdm, "17.0",         NotEnabled, RegisteredBeforeEnable, p443, false),
             ("iOS MDM / enabled after install",                 Ios, Mdm, "17.0",         EnabledAfterInstall, RegisteredAfterEnable,  p443, true),
-            ("iOS MDM / enabled before upgrade",                Ios, Mdm, "17.0",         EnabledBeforeUpgrade, RegisteredBeforeEnable, p443, true),
             ("macOS M@W / not enabled",                         Macos, Agent, "1.0",      NotEnabled, RegisteredBeforeEnable, p443, true),
             ("macOS M@W / enabled after install",               Macos, Agent, "1.0",      EnabledAfterInstall, RegisteredAfterEnable,  p443, true),
-            ("macOS M@W / enabled before upgrade",              Macos, Agent, "1.0",      EnabledBeforeUpgrade, RegisteredBeforeEnable, p443, true),
             ("macOS MDM / not enabled",                         Macos, Mdm, "14.0",       NotEnabled, RegisteredBeforeEnable, p443, false),
             ("macOS MDM / enabled after install",               Macos, Mdm, "14.0",       EnabledAfterInstall, RegisteredAfterEnable,  p443, true),
-            ("macOS MDM / enabled before upgrade",              Macos, Mdm, "14.0",       EnabledBeforeUpgrade, RegisteredBeforeEnable, p443, true),
             ("Windows 10 / not enabled",                        Windows, Agent, "10.0",   NotEnabled, RegisteredBeforeEnable, p443, true),
             ("Windows 10 / enabled after install",              Windows, Mdm, "10.0",     EnabledAfterInstall, RegisteredAfterEnable,  p443, true),
-            ("Windows 10 / enabled before upgrade",             Windows, Agent, "10.0",   EnabledBeforeUpgrade, RegisteredBeforeEnable, p443, true),
         ];
         for (name, platform, kind, version, setting, history, listener, mutual) in cells {
             let got = decide(*platform, *kind, &v(version), *setting, *history)

@@ -6,12 +6,14 @@
 
 use crate::clock::Clock;
 use crate::directory::{Directory, hash_password};
+use crate::enrollment::{Enrolled, IssueReason, decision_of};
 use crate::error::{CoreError, Result};
 use crate::issuance::{Issuer, KIND_LOCAL_CA, LocalIssuer, PublishedCrl};
+use crate::provisioners::{self, AgentRegistration, Migration, Renewal, RenewalStyle};
 use crate::rules::{self, Decision, History, SettingState, Version};
 use crate::store::{
     AtRisk, CertRecord, CheckinEffects, CheckinRecord, DeviceQuery, DeviceRecord, Page,
-    PolicyRecord, Registration, ScepChallengeRecord, ScepRequestKey, Store, UserRecord,
+    PolicyRecord, ScepChallengeRecord, ScepRequestKey, Store, UserRecord,
 };
 use arc_swap::ArcSwap;
 use aws_lc_rs::{constant_time, digest, rand as lc_rand};
@@ -287,125 +289,19 @@ impl Core {
 
     // ------------------------------------------------------------------ registration
 
-    /// Registers (or re-registers) a device. `via` is the listener the request came in on.
+    /// Registers (or re-registers) a device: the [`AgentRegistration`] provisioner through
+    /// the enrollment pipeline. `via` is the listener the request came in on (registration
+    /// is accepted on either device-facing listener).
     pub async fn register(&self, req: RegisterRequest, via: Listener) -> Result<Registered> {
-        let device_uuid = normalise_uuid(&req.device_uuid)?;
-        let version: Version = req
-            .client_version
-            .parse()
-            .map_err(CoreError::InvalidVersion)?;
-        // Parse the CSR before the (slow) password check: malformed input fails fast.
-        let csr = match req.csr_pem.as_deref() {
-            Some(pem) if !pem.trim().is_empty() => Some(ferrocore_pki::parse_csr(pem.as_bytes())?),
-            _ => None,
-        };
-        let user = self
-            .directory
-            .authenticate(&req.username, &req.password)
-            .await?;
-
-        let ma = self.store.mutual_auth().await?;
-        let setting = setting_state(&ma);
-        let history = if ma.enabled_at.is_some() {
-            History::RegisteredAfterEnable
-        } else {
-            History::RegisteredBeforeEnable
-        };
-        let decision =
-            self.decide_for(req.platform, req.client_kind, &version, setting, history)?;
-        let _ = via; // registration is accepted on either device-facing listener
-        let policy = self.default_policy().await?;
-        let now = self.now();
-        let at = now.unix_timestamp();
-
-        let selected = ma.enrollment_config.clone();
-        let existing = self.store.device_by_uuid(&device_uuid).await?;
-        let mut device = registration_device(
-            existing.as_ref(),
-            Enrollee {
-                device_uuid,
-                username: user.username.clone(),
-                platform: req.platform,
-                client_kind: req.client_kind,
-                client_version: version.to_string(),
-                mutual: decision.mutual,
-                listener: decision.listener,
-                registered_with_ma: ma.enabled_at.is_some(),
-                enrollment_config: selected.clone(),
-                default_policy: policy.name.clone(),
-            },
-            at,
-        );
-        let policy = self.policy_of(&device).await?;
-
-        let mut cert_record = None;
-        let mut certificate_pem = None;
-        let mut device_secret = None;
-        if decision.mutual {
-            let csr = csr.ok_or(CoreError::CsrRequired)?;
-            self.check_csr_for(&selected, &csr)?;
-            let (issued, record) = self
-                .issue_registration_cert(&mut device, &policy, &csr, now, "registration")
-                .await?;
-            cert_record = Some(record);
-            certificate_pem = Some(issued.pem);
-        } else {
-            let secret = random_secret()?;
-            device.secret_hash = Some(sha256_hex(secret.as_bytes()));
-            device_secret = Some(secret);
-        }
-
-        let reg = Registration {
-            device: device.clone(),
-            cert: cert_record,
-        };
-        device.id = self.store.apply_registration(&reg, at).await?;
-        self.registered(existing.is_some(), &reg, &device).await?;
+        let _ = via;
+        let e = self.enroll(&AgentRegistration { request: req }).await?;
         Ok(Registered {
-            device,
-            certificate_pem,
-            device_secret,
-            ca_pem: self.issuer(&selected)?.ca_pem(),
-            policy,
+            certificate_pem: e.issued.map(|i| i.pem),
+            device_secret: e.device_secret,
+            ca_pem: e.issuer.ca_pem(),
+            policy: e.policy,
+            device: e.device,
         })
-    }
-
-    /// Issues a registering device's first certificate (registration, SCEP enrollment) and
-    /// makes it the device's current one; returns it with its record.
-    pub(crate) async fn issue_registration_cert(
-        &self,
-        device: &mut DeviceRecord,
-        policy: &PolicyRecord,
-        csr: &VerifiedCsr,
-        now: OffsetDateTime,
-        reason: &str,
-    ) -> Result<(IssuedCert, CertRecord)> {
-        let issued = self.issue_identity(device, policy, csr, now).await?;
-        device.current_cert_serial = Some(issued.serial_hex.clone());
-        device.cert_not_after = Some(issued.not_after.unix_timestamp());
-        let record = cert_record_of(&issued, device, now.unix_timestamp(), reason, None);
-        Ok((issued, record))
-    }
-
-    /// After a registration committed: republish the CRL when an earlier identity was
-    /// revoked, and log it.
-    pub(crate) async fn registered(
-        &self,
-        had_identity: bool,
-        reg: &Registration,
-        device: &DeviceRecord,
-    ) -> Result<()> {
-        if had_identity || device.id != reg.device.id {
-            // The previous identity's certificates were revoked: republish.
-            self.publish_crl().await?;
-        }
-        tracing::info!(
-            device = %device.id, uuid = %device.device_uuid, user = %device.username,
-            platform = %device.platform, kind = %device.client_kind, mode = %device.mode,
-            source = reg.cert.as_ref().map(|c| c.issue_reason.as_str()).unwrap_or("registration"),
-            "device registered"
-        );
-        Ok(())
     }
 
     // ------------------------------------------------------------------ SCEP
@@ -423,83 +319,14 @@ impl Core {
             return self.scep_issued(done).await;
         }
         let csr = ferrocore_pki::parse_csr(&req.csr_der)?;
-        let now = self.now();
-        let at = now.unix_timestamp();
-        let challenge = req
-            .challenge
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or(CoreError::ScepChallengeInvalid)?;
-        let grant = self
-            .scep_grant(challenge, at)
-            .await?
-            .ok_or(CoreError::ScepChallengeInvalid)?;
-        if !self.grant_user_exists(&grant.username).await? {
-            tracing::info!(user = %grant.username, "SCEP challenge of a deleted user refused");
-            return Err(CoreError::ScepChallengeInvalid);
-        }
-        let ma = self.store.mutual_auth().await?;
-        let config = grant
-            .static_config
-            .clone()
-            .unwrap_or_else(|| ma.enrollment_config.clone());
-        // A grant without a device UUID enrolls a new device: its fresh random UUID names no
-        // existing device, so there is nothing to look up.
-        let (device_uuid, existing) = match &grant.device_uuid {
-            Some(u) => {
-                let u = normalise_uuid(u)?;
-                let existing = self.store.device_by_uuid(&u).await?;
-                (u, existing)
-            }
-            None => (uuid::Uuid::new_v4().hyphenated().to_string(), None),
-        };
-        let policy = self.default_policy().await?;
-        let mut device = registration_device(
-            existing.as_ref(),
-            Enrollee {
-                device_uuid,
-                username: grant.username.clone(),
-                platform: grant.platform,
-                client_kind: existing
-                    .as_ref()
-                    .map(|d| d.client_kind)
-                    .unwrap_or(ClientKind::Mdm),
-                client_version: existing
-                    .as_ref()
-                    .map(|d| d.client_version.clone())
-                    .unwrap_or_else(|| SCEP_CLIENT_VERSION.to_owned()),
-                mutual: true,
-                listener: Listener::Device,
-                registered_with_ma: ma.enabled_at.is_some(),
-                enrollment_config: config,
-                default_policy: policy.name.clone(),
-            },
-            at,
-        );
-        // What the configuration needs (an external CA's CSR attributes) is checked before
-        // anything is sent or written, as registration and renewal do.
-        self.check_csr_for(
-            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
-            &csr,
-        )?;
-        let policy = self.policy_of(&device).await?;
-        let (issued, record) = self
-            .issue_registration_cert(&mut device, &policy, &csr, now, "scep")
+        let e = self
+            .enroll(&provisioners::ScepEnrollment {
+                csr,
+                challenge: req.challenge.clone(),
+                request: key,
+            })
             .await?;
-        let reg = Registration {
-            device: device.clone(),
-            cert: Some(record),
-        };
-        device.id = self
-            .store
-            .apply_scep_enrollment(&reg, &grant, &key, at)
-            .await?;
-        self.registered(existing.is_some(), &reg, &device).await?;
-        Ok(ScepIssued {
-            cert_der: issued.der,
-            ca_der: self.issuer_of(&device)?.ca_der(),
-            device_id: device.id,
-        })
+        scep_issued_of(e)
     }
 
     /// SCEP RenewalReq: signed with the device's current certificate (verified by the server
@@ -517,18 +344,16 @@ impl Core {
             return self.scep_issued(done).await;
         }
         let csr = ferrocore_pki::parse_csr(csr_der)?;
-        let (device, issued, record) = self
-            .prepare_renewal(cert, &csr, RenewalKind::Scep, "scep_renewal")
+        let e = self
+            .enroll(&Renewal {
+                cert: cert.clone(),
+                csr,
+                style: RenewalStyle::Scep,
+                reason: IssueReason::ScepRenewal,
+                scep_request: Some(key),
+            })
             .await?;
-        self.store
-            .apply_scep_renewal(&device.id, &record, &cert.serial, &key, record.issued_at)
-            .await?;
-        let done = self.renewed(cert, &device, issued).await?;
-        Ok(ScepIssued {
-            cert_der: done.issued.der,
-            ca_der: self.issuer_of(&done.device)?.ca_der(),
-            device_id: done.device.id,
-        })
+        scep_issued_of(e)
     }
 
     /// SCEP GetCertInitial (CertPoll): certificates are issued synchronously, so a poll is
@@ -573,10 +398,6 @@ impl Core {
             ca_der: issuer.ca_der(),
             device_id: done.device_id.unwrap_or_default(),
         })
-    }
-
-    fn issuer_of(&self, device: &DeviceRecord) -> Result<Arc<dyn Issuer>> {
-        self.issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))
     }
 
     /// Creates a one-time SCEP challenge (an enrollment grant of protocol `scep`, see
@@ -727,7 +548,7 @@ impl Core {
         Ok(self.issuer(&config)?.csr_requirements())
     }
 
-    fn decide_for(
+    pub(crate) fn decide_for(
         &self,
         platform: Platform,
         kind: ClientKind,
@@ -802,11 +623,19 @@ impl Core {
             ..CheckinEffects::default()
         };
         let mut actions = Vec::new();
+        // Table 4 asked again: a legacy device the rules now put in mutual mode (an MDM
+        // device once mutual authentication is enabled) becomes mutual with its certificate,
+        // or is sent to get one (migration).
+        let rules_say_mutual = device.mode == AuthMode::Legacy
+            && decision_of(&device, &self.store.mutual_auth().await?).is_some_and(|d| d.mutual);
         if let Some(serial) = &by_cert {
             if device.current_cert_serial.as_deref() == Some(serial.as_str()) {
                 effects.supersede = device.previous_cert_serial.clone();
                 effects.migration_success = migrating;
+                effects.mutual = rules_say_mutual && !migrating;
             }
+        } else if rules_say_mutual {
+            actions.push(Action::Migrate);
         } else if device.mode == AuthMode::Legacy && policy.migrate_client {
             match self.migration_check(&device).await? {
                 Ok(()) => actions.push(Action::Migrate),
@@ -844,6 +673,12 @@ impl Core {
         }
         if effects.migration_not_supported {
             device.migration_status = MigrationStatus::NotSupported;
+        }
+        if effects.mutual {
+            device.mode = AuthMode::Mutual;
+            device.listener = Listener::Device;
+            device.secret_hash = None;
+            tracing::info!(device = %device.id, "the rules now put this device in mutual mode");
         }
         device.last_checkin_at = Some(at);
         let lifecycle = self.lifecycle(&device, &policy);
@@ -942,7 +777,10 @@ impl Core {
 
     /// Whether a legacy device may migrate now (policy aside): Android agent 10.1+, with
     /// mutual authentication enabled.
-    async fn migration_check(&self, device: &DeviceRecord) -> Result<Result<(), String>> {
+    pub(crate) async fn migration_check(
+        &self,
+        device: &DeviceRecord,
+    ) -> Result<Result<(), String>> {
         let version: Version = device
             .client_version
             .parse()
@@ -968,85 +806,27 @@ impl Core {
     /// certificate over mutual TLS (or with one expired less than [`GRACE`] ago).
     pub async fn renew(&self, cert: &PresentedCert, csr_pem: &str) -> Result<Reissued> {
         let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
-        self.renew_with(cert, &csr, "renewal").await
+        self.renew_with(cert, &csr, IssueReason::Renewal).await
     }
 
-    /// An agent-style renewal (`/api/v1/renew`, EST simplereenroll): the renewal rules for a
-    /// verified CSR, recorded with `reason` (`renewal`, `est_renewal`).
+    /// An agent-style renewal (`/api/v1/renew`, EST simplereenroll) through the [`Renewal`]
+    /// provisioner.
     pub(crate) async fn renew_with(
         &self,
         cert: &PresentedCert,
         csr: &VerifiedCsr,
-        reason: &str,
+        reason: IssueReason,
     ) -> Result<Reissued> {
-        let (device, issued, record) = self
-            .prepare_renewal(cert, csr, RenewalKind::Agent, reason)
+        let e = self
+            .enroll(&Renewal {
+                cert: cert.clone(),
+                csr: csr.clone(),
+                style: RenewalStyle::Agent,
+                reason,
+                scep_request: None,
+            })
             .await?;
-        self.store
-            .apply_renewal(&device.id, &record, &cert.serial, record.issued_at)
-            .await?;
-        self.renewed(cert, &device, issued).await
-    }
-
-    /// The renewal checks and issuance shared by `/api/v1/renew`, EST and SCEP RenewalReq: the
-    /// presented certificate authenticates the device (grace rules) and the window is open.
-    /// An agent renewal must come from a client version that renews and use a new key; a
-    /// SCEP RenewalReq shows by itself that its client renews, and may keep its key (RFC 8894
-    /// allows it; micromdm's `scepclient` renews with the same key).
-    async fn prepare_renewal(
-        &self,
-        cert: &PresentedCert,
-        csr: &VerifiedCsr,
-        kind: RenewalKind,
-        reason: &str,
-    ) -> Result<(DeviceRecord, IssuedCert, CertRecord)> {
-        let device = self.authenticate_cert(cert, Purpose::Renewal).await?;
-        if kind == RenewalKind::Agent && !supports_renewal(&device) {
-            return Err(CoreError::RenewalNotSupported);
-        }
-        let policy = self.policy_of(&device).await?;
-        let now = self.now();
-        let renew_from = cert.not_after - i64::from(renewal_window_days(&policy)) * 86_400;
-        if now.unix_timestamp() < renew_from {
-            return Err(CoreError::RenewalNotDue { renew_from });
-        }
-        let old = self
-            .store
-            .certificate(&cert.serial)
-            .await?
-            .ok_or_else(|| CoreError::CertUnknown(cert.serial.clone()))?;
-        let old_info = ferrocore_pki::cert_info(&old.der)?;
-        if kind == RenewalKind::Agent && old_info.spki_sha256_hex == csr.spki_sha256_hex() {
-            return Err(CoreError::SameKey);
-        }
-        self.check_csr_for(
-            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
-            csr,
-        )?;
-        let issued = self.issue_identity(&device, &policy, csr, now).await?;
-        let at = now.unix_timestamp();
-        let record = cert_record_of(&issued, &device, at, reason, Some(cert.serial.clone()));
-        Ok((device, issued, record))
-    }
-
-    async fn renewed(
-        &self,
-        cert: &PresentedCert,
-        device: &DeviceRecord,
-        issued: IssuedCert,
-    ) -> Result<Reissued> {
-        // A renewal that replaced an unconfirmed earlier renewal revoked it.
-        self.publish_crl().await?;
-        tracing::info!(device = %device.id, old = %cert.serial, new = %issued.serial_hex, "certificate renewed");
-        let device = self.device(&device.id).await?;
-        let ca_pem = self
-            .issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))?
-            .ca_pem();
-        Ok(Reissued {
-            device,
-            issued,
-            ca_pem,
-        })
+        reissued_of(e)
     }
 
     /// Issues a legacy device its mutual-auth identity certificate (migration), authenticated
@@ -1058,44 +838,14 @@ impl Core {
         csr_pem: &str,
     ) -> Result<Reissued> {
         let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
-        let device = self.authenticate_secret(device_uuid, secret).await?;
-        let policy = self.policy_of(&device).await?;
-        if device.mode != AuthMode::Legacy {
-            return Err(CoreError::MigrationNotAllowed(
-                "the device already uses mutual authentication".into(),
-            ));
-        }
-        if !policy.migrate_client {
-            return Err(CoreError::MigrationNotAllowed(format!(
-                "policy {:?} does not migrate clients",
-                policy.name
-            )));
-        }
-        if let Err(why) = self.migration_check(&device).await? {
-            return Err(CoreError::MigrationNotAllowed(why));
-        }
-        let now = self.now();
-        let at = now.unix_timestamp();
-        let mut device = device;
-        device.enrollment_config = Some(self.store.mutual_auth().await?.enrollment_config);
-        self.check_csr_for(
-            device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG),
-            &csr,
-        )?;
-        let issued = self.issue_identity(&device, &policy, &csr, now).await?;
-        let record = cert_record_of(&issued, &device, at, "migration", None);
-        self.store.apply_migration(&device.id, &record, at).await?;
-        self.publish_crl().await?;
-        tracing::info!(device = %device.id, serial = %issued.serial_hex, "migration certificate issued (pending)");
-        let device = self.device(&device.id).await?;
-        let ca_pem = self
-            .issuer(device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG))?
-            .ca_pem();
-        Ok(Reissued {
-            device,
-            issued,
-            ca_pem,
-        })
+        let e = self
+            .enroll(&Migration {
+                device_uuid: device_uuid.to_owned(),
+                secret: secret.to_owned(),
+                csr,
+            })
+            .await?;
+        reissued_of(e)
     }
 
     /// The periodic sweep: retires every device whose certificate expired more than
@@ -1565,102 +1315,33 @@ pub fn supports_renewal(d: &DeviceRecord) -> bool {
         .unwrap_or(false)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RenewalKind {
-    /// `/api/v1/renew` from an agent.
-    Agent,
-    /// SCEP RenewalReq.
-    Scep,
+fn reissued_of(e: Enrolled) -> Result<Reissued> {
+    let issued = e
+        .issued
+        .ok_or_else(|| CoreError::internal("reissue without a certificate"))?;
+    Ok(Reissued {
+        device: e.device,
+        issued,
+        ca_pem: e.issuer.ca_pem(),
+    })
 }
 
-/// Who a registration is for (registration and SCEP enrollment).
-pub(crate) struct Enrollee {
-    pub device_uuid: String,
-    pub username: String,
-    pub platform: Platform,
-    pub client_kind: ClientKind,
-    pub client_version: String,
-    pub mutual: bool,
-    pub listener: Listener,
-    pub registered_with_ma: bool,
-    pub enrollment_config: String,
-    pub default_policy: String,
-}
-
-/// The device row a registration writes: a new device, or the existing one (same id and
-/// policy) with a fresh identity.
-pub(crate) fn registration_device(
-    existing: Option<&DeviceRecord>,
-    e: Enrollee,
-    at: i64,
-) -> DeviceRecord {
-    DeviceRecord {
-        id: existing
-            .map(|d| d.id.clone())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        device_uuid: e.device_uuid,
-        username: e.username,
-        platform: e.platform,
-        client_kind: e.client_kind,
-        client_version: e.client_version,
-        mode: if e.mutual {
-            AuthMode::Mutual
-        } else {
-            AuthMode::Legacy
-        },
-        listener: e.listener,
-        status: DeviceStatus::Active,
-        registered_with_ma: e.registered_with_ma,
-        registered_at: at,
-        last_checkin_at: None,
-        retired_at: None,
-        current_cert_serial: None,
-        cert_not_after: None,
-        secret_hash: None,
-        policy: existing
-            .map(|d| d.policy.clone())
-            .unwrap_or(e.default_policy),
-        previous_cert_serial: None,
-        migration_status: MigrationStatus::None,
-        renewal_count: 0,
-        enrollment_config: e.mutual.then_some(e.enrollment_config),
-        reregister_required: false,
-    }
-}
-
-pub(crate) fn cert_record_of(
-    issued: &IssuedCert,
-    device: &DeviceRecord,
-    at: i64,
-    reason: &str,
-    replaces: Option<String>,
-) -> CertRecord {
-    CertRecord {
-        enrollment_config: device
-            .enrollment_config
-            .clone()
-            .unwrap_or_else(|| LOCAL_CONFIG.to_owned()),
-        serial: issued.serial_hex.clone(),
-        device_id: Some(device.id.clone()),
-        subject: issued.subject.clone(),
-        not_before: issued.not_before.unix_timestamp(),
-        not_after: issued.not_after.unix_timestamp(),
-        issued_at: at,
-        status: CertStatus::Active,
-        revoked_at: None,
-        revocation_reason: None,
-        der: issued.der.clone(),
-        issue_reason: reason.to_owned(),
-        replaces_serial: replaces,
-    }
+fn scep_issued_of(e: Enrolled) -> Result<ScepIssued> {
+    let issued = e
+        .issued
+        .ok_or_else(|| CoreError::internal("SCEP enrollment without a certificate"))?;
+    Ok(ScepIssued {
+        cert_der: issued.der,
+        ca_der: e.issuer.ca_der(),
+        device_id: e.device.id,
+    })
 }
 
 /// Table 4's column for the current setting.
 pub fn setting_state(ma: &crate::store::MutualAuthRow) -> SettingState {
-    match (ma.enabled_at, ma.carried_over) {
-        (None, _) => SettingState::NotEnabled,
-        (Some(_), false) => SettingState::EnabledAfterInstall,
-        (Some(_), true) => SettingState::EnabledBeforeUpgrade,
+    match ma.enabled_at {
+        None => SettingState::NotEnabled,
+        Some(_) => SettingState::EnabledAfterInstall,
     }
 }
 
@@ -1707,7 +1388,7 @@ fn random_challenge() -> Result<String> {
     Ok(hex::encode(bytes))
 }
 
-fn random_secret() -> Result<String> {
+pub(crate) fn random_secret() -> Result<String> {
     let mut bytes = [0u8; 32];
     lc_rand::fill(&mut bytes).map_err(|_| CoreError::Internal("rng failure".into()))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))

@@ -14,8 +14,6 @@ use ferrocore_proto::{
 pub struct MutualAuthRow {
     /// When the setting was enabled; `None` while it never was.
     pub enabled_at: Option<i64>,
-    /// Enabled before an upgrade / import (Table 4, third column).
-    pub carried_over: bool,
     /// The enrollment configuration new mutual-auth identities come from.
     pub enrollment_config: String,
 }
@@ -121,6 +119,58 @@ pub struct Registration {
     pub cert: Option<CertRecord>,
 }
 
+/// A one-time enrollment grant an enrollment consumes in its transaction.
+#[derive(Debug, Clone)]
+pub struct GrantUse {
+    pub protocol: GrantProtocol,
+    /// SHA-256 (hex) of the grant's secret.
+    pub secret_hash: String,
+}
+
+/// Everything an enrollment (registration, EST, SCEP) writes, applied in one transaction:
+/// the registration, the consumption of its one-time grant (the protocol's invalid-grant
+/// error, and nothing written, when it was used, revoked or expired meanwhile) and, for
+/// SCEP, the request record that answers retransmissions and polls.
+#[derive(Debug, Clone)]
+pub struct EnrollmentWrite {
+    pub registration: Registration,
+    pub grant: Option<GrantUse>,
+    pub scep_request: Option<ScepRequestKey>,
+}
+
+/// What an enrollment wrote: the device id (an existing device's, when its uuid was already
+/// registered) and the serials it revoked (the previous identity's certificates).
+#[derive(Debug, Clone)]
+pub struct Applied {
+    pub device_id: String,
+    pub revoked: Vec<String>,
+}
+
+/// How a new certificate for an existing device replaces its current one.
+#[derive(Debug, Clone)]
+pub enum ReissueKind {
+    /// Renewal: the new certificate becomes current, the one used to authenticate becomes
+    /// previous; any other active certificate of the device is revoked as superseded.
+    Renewal { authenticated_with: String },
+    /// Migration: every earlier active certificate is revoked, the migration status becomes
+    /// pending and the device's configuration the certificate's.
+    Migration,
+    /// A storefront certificate for a legacy device: recorded for the device (revoked with
+    /// it), not its identity; earlier active certificates other than the current one are
+    /// revoked as superseded; the device row is unchanged.
+    Storefront,
+}
+
+/// A certificate for an existing device (renewal, EST re-enrollment, SCEP RenewalReq,
+/// migration), applied in one transaction with the SCEP request record if any.
+#[derive(Debug, Clone)]
+pub struct ReissueWrite {
+    pub device_id: String,
+    pub cert: CertRecord,
+    pub kind: ReissueKind,
+    pub scep_request: Option<ScepRequestKey>,
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckinRecord {
     pub device_id: String,
@@ -140,6 +190,9 @@ pub struct CheckinEffects {
     pub migration_success: bool,
     /// Mark the device's migration as not supported.
     pub migration_not_supported: bool,
+    /// The rules now put the device in mutual mode and it used its current certificate:
+    /// mutual mode on the device listener, secret dropped.
+    pub mutual: bool,
 }
 
 /// A certificate presented on a request, with the device it belongs to.
@@ -358,29 +411,18 @@ pub trait DeviceStore: Send + Sync {
 
     async fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
 
-    /// Applies a registration; returns the device id (an existing device's, when its uuid
-    /// was already registered).
-    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String>;
+    /// Applies an enrollment (registration, EST, SCEP) in one transaction. The device row
+    /// is found by its uuid; a device of another user is refused
+    /// (`DeviceOfAnotherUser`) and nothing is written.
+    async fn apply_enrollment(&self, enrollment: &EnrollmentWrite, at: i64) -> Result<Applied>;
 
+    /// Applies a new certificate for an existing device (renewal, migration) in one
+    /// transaction; returns the serials it revoked.
+    async fn apply_reissue(&self, reissue: &ReissueWrite, at: i64) -> Result<Vec<String>>;
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>>;
 
     async fn record_checkin(&self, checkin: &CheckinRecord, effects: &CheckinEffects)
     -> Result<()>;
-
-    /// Stores a renewed certificate: the device's current certificate becomes `new`, the one
-    /// used to authenticate becomes previous; any other active certificate of the device is
-    /// revoked as superseded.
-    async fn apply_renewal(
-        &self,
-        device_id: &str,
-        new: &CertRecord,
-        authenticated_with: &str,
-        at: i64,
-    ) -> Result<()>;
-
-    /// Stores a migration certificate and sets the status to pending; a previous pending
-    /// migration certificate is revoked.
-    async fn apply_migration(&self, device_id: &str, new: &CertRecord, at: i64) -> Result<()>;
 
     /// Retires every active device whose certificate expired before `expired_before`, revoking
     /// its certificates. Returns how many devices were retired.
@@ -448,16 +490,6 @@ pub trait GrantStore: Send + Sync {
     /// consumption) and returns it; an already revoked grant is returned unchanged.
     /// `NotFound` when unknown, `GrantConsumed` when it already paid for a certificate.
     async fn revoke_grant(&self, id: &str, at: i64) -> Result<GrantRecord>;
-
-    /// Applies an EST enrollment like [`DeviceStore::apply_registration`]; with `token_hash`, the
-    /// EST grant is consumed in the same transaction (`EstTokenInvalid` when it is unknown,
-    /// used, revoked or expired at `at`, and then nothing is written).
-    async fn apply_est_enrollment(
-        &self,
-        reg: &Registration,
-        token_hash: Option<&str>,
-        at: i64,
-    ) -> Result<String>;
 }
 
 /// Enrollment configurations (certificate sources) and the selection of one.
@@ -503,17 +535,6 @@ pub trait ScepStore: Send + Sync {
     /// The static challenge whose SHA-256 is `hash`, as a grant.
     async fn static_scep_challenge(&self, hash: &str) -> Result<Option<ScepGrant>>;
 
-    /// One transaction: consumes a one-time SCEP grant (`CoreError::ScepChallengeInvalid`
-    /// when it was used, revoked or expired meanwhile), applies the registration and records the
-    /// SCEP request. Returns the device id.
-    async fn apply_scep_enrollment(
-        &self,
-        reg: &Registration,
-        grant: &ScepGrant,
-        request: &ScepRequestKey,
-        at: i64,
-    ) -> Result<String>;
-
     /// The certificate issued for a SCEP request (by its hash), if any.
     async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>>;
 
@@ -525,16 +546,6 @@ pub trait ScepStore: Send + Sync {
         transaction_id: &str,
         signer_spki_sha256: &str,
     ) -> Result<Option<CertRecord>>;
-
-    /// [`DeviceStore::apply_renewal`] plus the SCEP request record, in one transaction.
-    async fn apply_scep_renewal(
-        &self,
-        device_id: &str,
-        new: &CertRecord,
-        authenticated_with: &str,
-        request: &ScepRequestKey,
-        at: i64,
-    ) -> Result<()>;
 }
 
 /// The whole storage interface: every per-concern trait. A backend implements each of them

@@ -7,7 +7,9 @@
 //! storage is the small [`StorefrontStore`] trait; package files are the server's business.
 
 use crate::directory::Directory;
+use crate::enrollment::IssueReason;
 use crate::error::{CoreError, Result};
+use crate::provisioners::StorefrontIdentity;
 use crate::rules::{self, StorefrontCredential, Version};
 use crate::service::{Core, DeviceCredential, PresentedCert, Purpose};
 use crate::store::DeviceRecord;
@@ -133,7 +135,7 @@ impl Storefront {
         let setting = self.store.storefront_auth().await?;
         let (device, used) = match presented {
             StorefrontPresented::Certificate(cert) => (
-                self.core.authenticate_cert(&cert, Purpose::Checkin).await?,
+                self.authenticate_cert(&cert).await?,
                 StorefrontCredential::Certificate,
             ),
             StorefrontPresented::Password {
@@ -147,9 +149,10 @@ impl Storefront {
                     .store()
                     .device_by_uuid(&device_uuid.trim().to_ascii_lowercase())
                     .await?
-                    .filter(|d| d.username == user.username)
-                    // Someone else's or an unknown device: same answer as a wrong password.
+                    // An unknown device: same answer as a wrong password.
                     .ok_or(CoreError::InvalidCredentials)?;
+                // Someone else's: the one ownership refusal of every path.
+                crate::enrollment::ensure_owner(Some(&device), &user.username)?;
                 if device.status == DeviceStatus::Retired {
                     return Err(CoreError::DeviceRetired);
                 }
@@ -178,6 +181,67 @@ impl Storefront {
             (StorefrontCredential::Certificate, _) => Err(CoreError::ClientCertRequired),
             (StorefrontCredential::Password, _) => Err(CoreError::StorefrontPasswordRequired),
         }
+    }
+
+    /// A storefront certificate is the device's identity certificate (checked like a check-in)
+    /// or, for a legacy device, an unrevoked, unexpired certificate issued to it for the
+    /// storefront ([`Storefront::issue_identity`]).
+    async fn authenticate_cert(&self, cert: &PresentedCert) -> Result<DeviceRecord> {
+        match self.core.authenticate_cert(cert, Purpose::Checkin).await {
+            Err(CoreError::CertSuperseded) => {}
+            other => return other,
+        }
+        // Known, this certificate, unrevoked, device active: checked above.
+        let record = self
+            .core
+            .store()
+            .certificate(&cert.serial)
+            .await?
+            .ok_or_else(|| CoreError::CertUnknown(cert.serial.clone()))?;
+        let device_id = record.device_id.clone().unwrap_or_default();
+        let device = self.core.device(&device_id).await?;
+        let now = self.core.clock().now().unix_timestamp();
+        if record.issue_reason != IssueReason::Storefront.as_str()
+            || device.current_cert_serial.is_some()
+        {
+            return Err(CoreError::CertSuperseded);
+        }
+        if cert.not_after < now {
+            return Err(CoreError::CertExpired {
+                not_after: cert.not_after,
+            });
+        }
+        Ok(device)
+    }
+
+    /// Issues a legacy device a storefront certificate when the storefront rule asks it for
+    /// one ([`StorefrontIdentity`]), so no registered device is left without a working
+    /// storefront credential.
+    pub async fn issue_identity(
+        &self,
+        device_uuid: &str,
+        secret: &str,
+        csr_pem: &str,
+    ) -> Result<crate::service::Reissued> {
+        let csr = ferrocore_pki::parse_csr(csr_pem.as_bytes())?;
+        let setting = self.store.storefront_auth().await?;
+        let e = self
+            .core
+            .enroll(&StorefrontIdentity {
+                device_uuid: device_uuid.to_owned(),
+                secret: secret.to_owned(),
+                csr,
+                setting,
+            })
+            .await?;
+        let issued = e
+            .issued
+            .ok_or_else(|| CoreError::internal("storefront identity without a certificate"))?;
+        Ok(crate::service::Reissued {
+            device: e.device,
+            issued,
+            ca_pem: e.issuer.ca_pem(),
+        })
     }
 
     /// The apps a device may install: those of its platform.

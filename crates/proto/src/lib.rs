@@ -381,6 +381,14 @@ pub mod codes {
     pub const CERT_EXPIRED: &str = "certificate_expired";
     pub const CERT_SUPERSEDED: &str = "certificate_superseded";
     pub const DEVICE_UNKNOWN: &str = "device_unknown";
+    /// The named device (UUID, serial, subject) is another user's; nothing was changed.
+    pub const DEVICE_OF_ANOTHER_USER: &str = "device_of_another_user";
+    /// A certificate-only enrollment (EST, SCEP) for a client that checks in with a device
+    /// secret under the current mutual-authentication setting.
+    pub const CERTIFICATE_NOT_USED: &str = "certificate_not_used";
+    /// A storefront certificate asked for by a device that needs none (it has its identity
+    /// certificate, or the storefront rule gives it the password).
+    pub const STOREFRONT_IDENTITY_NOT_NEEDED: &str = "storefront_identity_not_needed";
     pub const DEVICE_RETIRED: &str = "device_retired";
     pub const DEVICE_SECRET_REQUIRED: &str = "device_secret_required";
     pub const MUTUAL_AUTH_REQUIRED: &str = "mutual_auth_required";
@@ -453,9 +461,6 @@ pub struct Settings {
     pub mutual_auth_enabled: bool,
     /// Unix time at which mutual authentication was enabled.
     pub mutual_auth_enabled_at: Option<i64>,
-    /// Whether the setting was carried over enabled from an earlier installation
-    /// (Table 4's third column).
-    pub mutual_auth_carried_over: bool,
     /// Enrollment configuration new mutual-auth identities come from.
     pub mutual_auth_enrollment_config: String,
     pub sync_tls_enabled: bool,
@@ -878,6 +883,8 @@ pub mod storefront_paths {
     pub const APPS: &str = "/storefront/v1/apps";
     pub const PACKAGE: &str = "/storefront/v1/apps/{id}/package";
     pub const APPCONNECT_CHECKIN: &str = "/api/v1/appconnect/checkin";
+    /// A storefront certificate for a legacy device the storefront rule asks to use one.
+    pub const IDENTITY: &str = "/api/v1/storefront/identity";
     /// Header naming the device on password-authenticated storefront requests.
     pub const DEVICE_UUID_HEADER: &str = "x-ferrocore-device-uuid";
     /// Header carrying the package's SHA-256 (hex) on downloads.

@@ -1,6 +1,7 @@
 //! [`DeviceStore`] for SQLite. Devices: registration, identities, check-ins, renewal, migration, retirement, search.
 
 use super::*;
+use ferrocore_proto::GrantProtocol;
 
 #[async_trait]
 impl DeviceStore for SqliteStore {
@@ -24,11 +25,49 @@ impl DeviceStore for SqliteStore {
         DeviceRecord::from_opt(row)
     }
 
-    async fn apply_registration(&self, reg: &Registration, at: i64) -> Result<String> {
+    async fn apply_enrollment(&self, e: &EnrollmentWrite, at: i64) -> Result<Applied> {
+        let reg = &e.registration;
         let mut tx = self.begin().await?;
-        let id = registration_in(&mut tx, reg, at).await?;
+        let applied = registration_in(&mut tx, reg, at).await?;
+        if let Some(g) = &e.grant {
+            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
+            let consumed = grants::consume_in(
+                &mut tx,
+                g.protocol,
+                &g.secret_hash,
+                at,
+                serial,
+                &applied.device_id,
+            )
+            .await?;
+            if !consumed {
+                return Err(match g.protocol {
+                    GrantProtocol::Est => CoreError::EstTokenInvalid,
+                    GrantProtocol::Scep => CoreError::ScepChallengeInvalid,
+                });
+            }
+        }
+        if let (Some(request), Some(c)) = (&e.scep_request, &reg.cert) {
+            scep::record_request(&mut tx, request, &c.serial, &applied.device_id, at).await?;
+        }
         tx.commit().await.db()?;
-        Ok(id)
+        Ok(applied)
+    }
+
+    async fn apply_reissue(&self, r: &ReissueWrite, at: i64) -> Result<Vec<String>> {
+        let mut tx = self.begin().await?;
+        let revoked = match &r.kind {
+            ReissueKind::Renewal { authenticated_with } => {
+                renewal_in(&mut tx, &r.device_id, &r.cert, authenticated_with, at).await?
+            }
+            ReissueKind::Migration => migration_in(&mut tx, &r.device_id, &r.cert, at).await?,
+            ReissueKind::Storefront => storefront_in(&mut tx, &r.device_id, &r.cert, at).await?,
+        };
+        if let Some(request) = &r.scep_request {
+            scep::record_request(&mut tx, request, &r.cert.serial, &r.device_id, at).await?;
+        }
+        tx.commit().await.db()?;
+        Ok(revoked)
     }
 
     async fn identity_by_serial(&self, serial: &str) -> Result<Option<Identity>> {
@@ -65,7 +104,8 @@ impl DeviceStore for SqliteStore {
         let plain = fx.client_version.is_none()
             && fx.supersede.is_none()
             && !fx.migration_success
-            && !fx.migration_not_supported;
+            && !fx.migration_not_supported
+            && !fx.mutual;
         if plain {
             // Hot path: one statement; the trigger updates devices.last_checkin_at in it. It
             // writes, so it takes the writer turn like a transaction.
@@ -104,6 +144,16 @@ impl DeviceStore for SqliteStore {
             .await
             .db()?;
         }
+        if fx.mutual {
+            sqlx::query(
+                "UPDATE devices SET mode = 'mutual', listener = 'device', secret_hash = NULL \
+                 WHERE id = ?",
+            )
+            .bind(&c.device_id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
         if fx.migration_not_supported {
             sqlx::query("UPDATE devices SET migration_status = 'not_supported' WHERE id = ?")
                 .bind(&c.device_id)
@@ -111,42 +161,6 @@ impl DeviceStore for SqliteStore {
                 .await
                 .db()?;
         }
-        tx.commit().await.db()
-    }
-
-    async fn apply_renewal(
-        &self,
-        device_id: &str,
-        new: &CertRecord,
-        authenticated_with: &str,
-        at: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        renewal_in(&mut tx, device_id, new, authenticated_with, at).await?;
-        tx.commit().await.db()
-    }
-
-    async fn apply_migration(&self, device_id: &str, new: &CertRecord, at: i64) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let earlier: Vec<String> = sqlx::query_scalar(ACTIVE_CERTS_OF_DEVICE)
-            .bind(device_id)
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
-        revoke_in(&mut tx, &earlier, "superseded", at).await?;
-        insert_cert(&mut tx, new).await?;
-        sqlx::query(
-            "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
-             previous_cert_serial = NULL, migration_status = 'pending', enrollment_config = ? \
-             WHERE id = ?",
-        )
-        .bind(&new.serial)
-        .bind(new.not_after)
-        .bind(&new.enrollment_config)
-        .bind(device_id)
-        .execute(&mut *tx)
-        .await
-        .db()?;
         tx.commit().await.db()
     }
 

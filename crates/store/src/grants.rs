@@ -6,7 +6,7 @@
 use super::*;
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
-use ferrocore_core::store::{GrantQuery, GrantRecord, GrantStore, Page, Registration};
+use ferrocore_core::store::{GrantQuery, GrantRecord, GrantStore, Page};
 use ferrocore_proto::GrantProtocol;
 
 type Tx = super::WriteTx;
@@ -159,23 +159,5 @@ impl GrantStore for SqliteStore {
         }
         tx.commit().await.db()?;
         Ok(g)
-    }
-
-    async fn apply_est_enrollment(
-        &self,
-        reg: &Registration,
-        token_hash: Option<&str>,
-        at: i64,
-    ) -> Result<String> {
-        let mut tx = self.begin().await?;
-        let id = registration_in(&mut tx, reg, at).await?;
-        if let Some(hash) = token_hash {
-            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
-            if !consume_in(&mut tx, GrantProtocol::Est, hash, at, serial, &id).await? {
-                return Err(CoreError::EstTokenInvalid);
-            }
-        }
-        tx.commit().await.db()?;
-        Ok(id)
     }
 }

@@ -181,15 +181,12 @@ impl SqliteStore {
     }
 
     async fn read_mutual_auth(&self) -> Result<MutualAuthRow> {
-        let r = sqlx::query(
-            "SELECT enabled_at, carried_over, enrollment_config FROM mutual_auth WHERE id = 1",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .db()?;
+        let r = sqlx::query("SELECT enabled_at, enrollment_config FROM mutual_auth WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
         Ok(MutualAuthRow {
             enabled_at: r.col("enabled_at")?,
-            carried_over: r.col("carried_over")?,
             enrollment_config: r.col("enrollment_config")?,
         })
     }
@@ -292,9 +289,16 @@ impl SqliteStore {
 }
 
 /// Revokes `serials` (those still active) inside `tx`.
-async fn revoke_in(tx: &mut WriteTx, serials: &[String], reason: &str, at: i64) -> Result<()> {
+/// Revokes those of `serials` that are active; returns the ones it revoked.
+async fn revoke_in(
+    tx: &mut WriteTx,
+    serials: &[String],
+    reason: &str,
+    at: i64,
+) -> Result<Vec<String>> {
+    let mut revoked = Vec::new();
     for s in serials {
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? \
              WHERE serial = ? AND status = 'active'",
         )
@@ -304,8 +308,11 @@ async fn revoke_in(tx: &mut WriteTx, serials: &[String], reason: &str, at: i64) 
         .execute(&mut **tx)
         .await
         .db()?;
+        if done.rows_affected() == 1 {
+            revoked.push(s.clone());
+        }
     }
-    Ok(())
+    Ok(revoked)
 }
 
 async fn insert_cert(tx: &mut WriteTx, c: &CertRecord) -> Result<()> {
@@ -338,18 +345,22 @@ pub(crate) async fn registration_in(
     tx: &mut WriteTx,
     reg: &Registration,
     at: i64,
-) -> Result<String> {
+) -> Result<Applied> {
     // The device row is found by its uuid inside the transaction, so two registrations of
     // one new device racing each other end as one device (the later identity wins) rather
-    // than a uniqueness failure.
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT id FROM devices WHERE device_uuid = ?")
+    // than a uniqueness failure, and another user's device is refused here even
+    // when it was registered after the domain looked.
+    let existing: Option<(String, String)> =
+        sqlx::query_as("SELECT id, username FROM devices WHERE device_uuid = ?")
             .bind(&reg.device.device_uuid)
             .fetch_optional(&mut **tx)
             .await
             .db()?;
     let mut device = reg.device.clone();
-    if let Some(id) = existing {
+    if let Some((id, owner)) = existing {
+        if owner != device.username {
+            return Err(CoreError::DeviceOfAnotherUser);
+        }
         device.id = id;
     }
     let d = &device;
@@ -358,7 +369,7 @@ pub(crate) async fn registration_in(
         .fetch_all(&mut **tx)
         .await
         .db()?;
-    revoke_in(tx, &previous, "superseded", at).await?;
+    let revoked = revoke_in(tx, &previous, "superseded", at).await?;
     // The device row carries its current certificate from the start (no INSERT-then-UPDATE:
     // each devices index is written once); the certificate row, which references the
     // device, follows.
@@ -403,7 +414,10 @@ pub(crate) async fn registration_in(
         c.device_id = Some(d.id.clone());
         insert_cert(tx, &c).await?;
     }
-    Ok(device.id)
+    Ok(Applied {
+        device_id: device.id,
+        revoked,
+    })
 }
 
 /// The renewal steps inside a caller's transaction (renewal and SCEP RenewalReq).
@@ -413,7 +427,7 @@ pub(crate) async fn renewal_in(
     new: &CertRecord,
     authenticated_with: &str,
     at: i64,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let others: Vec<String> = sqlx::query_scalar(
         "SELECT serial FROM certificates WHERE device_id = ? AND +status = 'active' AND serial <> ?",
     )
@@ -422,7 +436,7 @@ pub(crate) async fn renewal_in(
     .fetch_all(&mut **tx)
     .await
     .db()?;
-    revoke_in(tx, &others, "superseded", at).await?;
+    let revoked = revoke_in(tx, &others, "superseded", at).await?;
     insert_cert(tx, new).await?;
     sqlx::query(
         "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
@@ -435,7 +449,59 @@ pub(crate) async fn renewal_in(
     .execute(&mut **tx)
     .await
     .db()?;
-    Ok(())
+    Ok(revoked)
+}
+
+/// A storefront certificate inside a caller's transaction: the device's earlier active
+/// certificates other than its current one are revoked, the new one recorded.
+pub(crate) async fn storefront_in(
+    tx: &mut WriteTx,
+    device_id: &str,
+    new: &CertRecord,
+    at: i64,
+) -> Result<Vec<String>> {
+    let earlier: Vec<String> = sqlx::query_scalar(
+        "SELECT c.serial FROM certificates c JOIN devices d ON d.id = c.device_id \
+         WHERE c.device_id = ? AND +c.status = 'active' \
+         AND c.serial IS NOT d.current_cert_serial",
+    )
+    .bind(device_id)
+    .fetch_all(&mut **tx)
+    .await
+    .db()?;
+    let revoked = revoke_in(tx, &earlier, "superseded", at).await?;
+    insert_cert(tx, new).await?;
+    Ok(revoked)
+}
+
+/// The migration steps inside a caller's transaction: every earlier active certificate is
+/// revoked, the new one becomes current and the migration pending.
+pub(crate) async fn migration_in(
+    tx: &mut WriteTx,
+    device_id: &str,
+    new: &CertRecord,
+    at: i64,
+) -> Result<Vec<String>> {
+    let earlier: Vec<String> = sqlx::query_scalar(ACTIVE_CERTS_OF_DEVICE)
+        .bind(device_id)
+        .fetch_all(&mut **tx)
+        .await
+        .db()?;
+    let revoked = revoke_in(tx, &earlier, "superseded", at).await?;
+    insert_cert(tx, new).await?;
+    sqlx::query(
+        "UPDATE devices SET current_cert_serial = ?, cert_not_after = ?, \
+         previous_cert_serial = NULL, migration_status = 'pending', enrollment_config = ? \
+         WHERE id = ?",
+    )
+    .bind(&new.serial)
+    .bind(new.not_after)
+    .bind(&new.enrollment_config)
+    .bind(device_id)
+    .execute(&mut **tx)
+    .await
+    .db()?;
+    Ok(revoked)
 }
 
 #[cfg(test)]

@@ -1,17 +1,16 @@
 //! SCEP storage for SQLite (migration `0009_scep.sql`): static challenges per enrollment
 //! configuration (hashes only) and the certificate issued per SCEP transaction; one-time
 //! challenges are enrollment grants (`grants.rs`, consumed here with
-//! [`super::grants::consume_in`]). Enrollment and renewal share the registration / renewal
-//! steps of `lib.rs` inside one transaction with the challenge consumption and the
-//! transaction record.
+//! [`super::grants::consume_in`]). `record_request` runs inside the enrollment and
+//! renewal transactions of `lib.rs` (`apply_enrollment`, `apply_reissue`).
 
 use super::*;
 use async_trait::async_trait;
 use ferrocore_core::error::{CoreError, Result};
 use ferrocore_core::store::{
-    CertRecord, Registration, ScepChallengeRecord, ScepGrant, ScepRequestKey, ScepStore,
+    CertRecord, ScepChallengeRecord, ScepGrant, ScepRequestKey, ScepStore,
 };
-use ferrocore_proto::{GrantProtocol, Platform};
+use ferrocore_proto::Platform;
 
 type Tx = WriteTx;
 
@@ -65,37 +64,6 @@ impl ScepStore for SqliteStore {
         .transpose()
     }
 
-    async fn apply_scep_enrollment(
-        &self,
-        reg: &Registration,
-        grant: &ScepGrant,
-        request: &ScepRequestKey,
-        at: i64,
-    ) -> Result<String> {
-        let mut tx = self.begin().await?;
-        let device_id = registration_in(&mut tx, reg, at).await?;
-        if grant.static_config.is_none() {
-            let serial = reg.cert.as_ref().map(|c| c.serial.as_str());
-            let consumed = super::grants::consume_in(
-                &mut tx,
-                GrantProtocol::Scep,
-                &grant.hash,
-                at,
-                serial,
-                &device_id,
-            )
-            .await?;
-            if !consumed {
-                return Err(CoreError::ScepChallengeInvalid);
-            }
-        }
-        if let Some(c) = &reg.cert {
-            record_request(&mut tx, request, &c.serial, &device_id, at).await?;
-        }
-        tx.commit().await.db()?;
-        Ok(device_id)
-    }
-
     async fn scep_request(&self, request_hash: &str) -> Result<Option<CertRecord>> {
         let row = sqlx::query(
             "SELECT c.* FROM scep_transactions t JOIN certificates c ON c.serial = t.cert_serial \
@@ -125,23 +93,9 @@ impl ScepStore for SqliteStore {
         .db()?;
         CertRecord::from_opt(row)
     }
-
-    async fn apply_scep_renewal(
-        &self,
-        device_id: &str,
-        new: &CertRecord,
-        authenticated_with: &str,
-        request: &ScepRequestKey,
-        at: i64,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        renewal_in(&mut tx, device_id, new, authenticated_with, at).await?;
-        record_request(&mut tx, request, &new.serial, device_id, at).await?;
-        tx.commit().await.db()
-    }
 }
 
-async fn record_request(
+pub(crate) async fn record_request(
     tx: &mut Tx,
     request: &ScepRequestKey,
     serial: &str,

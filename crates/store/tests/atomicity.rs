@@ -12,6 +12,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ferrocore_core::CoreError;
+#[path = "support/apply.rs"]
+mod apply;
+use apply::ApplyExt;
 use ferrocore_core::store::traits::*;
 use ferrocore_core::store::{
     CertRecord, CheckinEffects, CheckinRecord, DeviceRecord, EnrollmentConfigRecord, GrantRecord,

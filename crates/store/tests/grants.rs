@@ -227,6 +227,8 @@ async fn migration_moves_est_tokens_and_scep_challenges_into_grants() {
     // The hashes stay valid: the moved active EST token enrolls, once; the used and the
     // expired ones are refused.
     w.core.add_user("alice", "Alice-pass1", None).await.unwrap();
+    // Android agents enroll with a certificate (EST) only once mutual authentication is on.
+    w.core.enable_mutual_auth().await.unwrap();
     let serial = est_with(&w, "est_active").await.unwrap();
     let g = by(GrantProtocol::Est, "est_active").await;
     assert_eq!(g.consumed_by_serial.as_deref(), Some(serial.as_str()));

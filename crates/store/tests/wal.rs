@@ -2,6 +2,9 @@
 //! and nothing committed is lost by emptying it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/apply.rs"]
+mod apply;
+use apply::ApplyExt;
 use ferrocore_core::store::traits::*;
 use ferrocore_core::store::{
     CertRecord, CheckinEffects, CheckinRecord, DeviceRecord, Registration, UserRecord,

@@ -81,7 +81,7 @@ fn pyscep_enrolls_against_an_rsa_ca_and_reused_or_unknown_challenges_fail() {
     let caps = pyscep(&server, &["caps", &url]);
     assert_eq!(caps["post"], true, "{caps}");
     server.add_user("carol");
-    let c = challenge(&server, "carol", "android");
+    let c = challenge(&server, "carol", "windows");
     let before = server.device_total();
     let res = pyscep(&server, &["enroll", &url, &c, "py-device"]);
     // GetCACert passed PyScep's check (RA certificates issued by the CA, PKCS#1 v1.5), and
@@ -440,7 +440,7 @@ fn pyscep_transaction_ids_outside_printable_string_are_answered() {
     let url = format!("{}/scep", server.device_url());
     server.add_user("frank");
     for (kind, txid) in [("utf8", "a_b@c*1"), ("printable", "x_y@z*2")] {
-        let c = challenge(&server, "frank", "android");
+        let c = challenge(&server, "frank", "windows");
         let res = pyscep(&server, &["txid", &url, &c, "frank-dev", txid, kind]);
         for attempt in ["first", "retransmission"] {
             let o = &res[attempt];

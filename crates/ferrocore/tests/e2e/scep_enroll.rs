@@ -58,7 +58,13 @@ fn scepclient_enrolls_renews_checks_in_and_is_refused_after_retire() {
     let d = device_by_serial(&server, &first);
     assert_eq!(d["client_kind"], "mdm", "{d}");
     assert_eq!(d["platform"], "ios", "{d}");
-    assert_eq!(d["mode"], "mutual", "{d}");
+    // Table 4, iOS MDM with mutual authentication off: port 443, MA not used (the SCEP
+    // certificate is the device's identity on the device listener).
+    assert_eq!(
+        (&d["mode"], &d["listener"]),
+        (&"legacy".into(), &"device".into()),
+        "{d}"
+    );
     assert_eq!(d["username"], "alice", "{d}");
     let certs = server.admin_ok(&[
         "certificates",

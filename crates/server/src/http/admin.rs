@@ -119,7 +119,6 @@ async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
     Ok(Settings {
         mutual_auth_enabled: ma.enabled_at.is_some(),
         mutual_auth_enabled_at: ma.enabled_at,
-        mutual_auth_carried_over: ma.carried_over,
         mutual_auth_enrollment_config: ma.enrollment_config,
         sync_tls_enabled: state.core.sync_tls_enabled().await?,
         sync_tls_port: state.ports.sync_tls,

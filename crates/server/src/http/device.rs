@@ -56,7 +56,7 @@ async fn csr_attributes(
     }))
 }
 
-fn endpoint(state: &SharedState, listener: Listener) -> CheckinEndpoint {
+pub(super) fn endpoint(state: &SharedState, listener: Listener) -> CheckinEndpoint {
     let port = match listener {
         Listener::Device => state.ports.device,
         Listener::SyncTls => state.ports.sync_tls.unwrap_or(0),

@@ -38,7 +38,9 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         | DeviceRetired
         | MutualAuthRequired
         | RenewalNotSupported
+        | DeviceOfAnotherUser
         | MigrationNotAllowed(_) => StatusCode::FORBIDDEN,
+        CertificateNotUsed { .. } | StorefrontIdentityNotNeeded(_) => StatusCode::CONFLICT,
         WrongListener(_) => StatusCode::MISDIRECTED_REQUEST,
         DeviceUnknown | NotFound(_) => StatusCode::NOT_FOUND,
         MutualAuthIrreversible

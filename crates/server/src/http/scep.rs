@@ -9,13 +9,12 @@
 //!   enrollment configuration (plus the local CA that issued the RA when another
 //!   configuration is selected).
 //! - `GET ?operation=PKIOperation&message=<url-escaped base64>` and `POST
-//!   ?operation=PKIOperation` (body: the DER message): PKCSReq → [`Core::scep_enroll`],
-//!   RenewalReq → [`Core::scep_renew`] (its signer certificate verified by
-//!   [`crate::tls::TrustStore::verify`] like a TLS client certificate; a PKCSReq whose signer
-//!   certificate verifies so — the pre-RFC 8894 renewal certmonger sends — is a renewal too,
-//!   its challenge unused; first enrollments are signed with self-signed certificates),
-//!   GetCertInitial → [`Core::scep_poll`] (the poll's signer key must be the original
-//!   requester's), GetCert / GetCRL → [`access`]. Answered with a
+//!   ?operation=PKIOperation` (body: the DER message): decrypted here, its signer
+//!   certificate verified by [`crate::tls::TrustStore::verify`] like a TLS client
+//!   certificate, then one domain call, `Core::scep_operation`
+//!   (`ferrocore_core::scep_operation`: which message type does what — a PKCSReq whose
+//!   signer certificate verifies is the pre-RFC 8894 renewal certmonger sends — and which
+//!   failInfo a refusal gets). Answered with a
 //!   CertRep (`application/x-pki-message`): SUCCESS
 //!   (issued certificate + CA, encrypted to the requester with AES: the request's AES
 //!   variant, AES-128 for 3DES requests; to an ECDSA signer certificate by ECDH key
@@ -52,10 +51,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use ferrocore_core::CoreError;
-use ferrocore_core::service::{LOCAL_CONFIG, ScepEnrollment, ScepIssued};
+use ferrocore_core::scep_operation::{ScepAnswer, ScepOperation, ScepSigner};
+use ferrocore_core::service::LOCAL_CONFIG;
 use ferrocore_pki::cms::ContentCipher;
-use ferrocore_pki::scep::{self, CertRepBody, FailInfo, MessageType, RaKey, ReplyTo, ScepError};
+use ferrocore_pki::scep::{self, CertRepBody, MessageType, RaKey, ReplyTo, ScepError};
 use ferrocore_proto::{NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths};
 use std::sync::Arc;
 
@@ -321,61 +320,12 @@ async fn reply(ra: Arc<RaKey>, to: ReplyTo, body: CertRepBody, cipher: ContentCi
     }
 }
 
-/// failInfo for a refusal by the domain.
-fn fail_info_of(e: &CoreError) -> Option<FailInfo> {
-    use CoreError::*;
-    Some(match e {
-        ScepTransactionUnknown(_) => FailInfo::BadCertId,
-        Internal(_) => return None,
-        CertUnknown(_)
-        | CertRevoked { .. }
-        | CertSuperseded
-        | DeviceRetired
-        | ReregistrationRequired => FailInfo::BadCertId,
-        // RFC 8894 badTime is about signingTime, not certificate validity: an expired
-        // certificate whose client may not renew in the grace is a transaction not permitted.
-        CertExpired { .. } => FailInfo::BadRequest,
-        _ => FailInfo::BadRequest,
-    })
-}
-
 /// The request's signer certificate, verified like a TLS client certificate.
 fn verify_signer(state: &SharedState, msg: &scep::PkiMessage) -> ClientCert {
     let chain = [rustls_pki_types::CertificateDer::from(
         msg.reply_to.signer_cert_der.clone(),
     )];
     state.trust.verify(&chain, state.core.clock().now())
-}
-
-/// A renewal authenticated by the request's verified signer certificate: the renewal rules
-/// of [`ferrocore_core::service::Core::scep_renew`] (the same as `/api/v1/renew` and EST).
-async fn renew(
-    state: &SharedState,
-    msg: &scep::PkiMessage,
-    tx: &str,
-    presented: ferrocore_core::service::PresentedCert,
-) -> Result<ScepIssued, CoreError> {
-    state
-        .core
-        .scep_renew(&presented, &msg.reply_to.signer_cert_der, &msg.content, tx)
-        .await
-}
-
-/// A first enrollment authorised by the CSR's challengePassword.
-async fn enroll(
-    state: &SharedState,
-    msg: &scep::PkiMessage,
-    tx: &str,
-) -> Result<ScepIssued, CoreError> {
-    state
-        .core
-        .scep_enroll(&ScepEnrollment {
-            challenge: scep::csr_challenge_password(&msg.content),
-            csr_der: msg.content.clone(),
-            transaction_id: tx.to_owned(),
-            signer_cert_der: msg.reply_to.signer_cert_der.clone(),
-        })
-        .await
 }
 
 async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) -> Response {
@@ -418,93 +368,60 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
         ContentCipher::DesEde3Cbc | ContentCipher::DesCbc => ContentCipher::Aes128Cbc,
         aes => aes,
     };
-    if matches!(msg.message_type, MessageType::GetCert | MessageType::GetCrl) {
-        return access(&state, &info, ra, msg, cipher).await;
-    }
-    let tx = msg.transaction_id().to_owned();
-    let outcome: Result<ScepIssued, CoreError> = match msg.message_type {
-        // A PKCSReq signed with a certificate this server trusts (not a self-signed one) is a
-        // renewal in the pre-RFC 8894 form: certmonger sends it when the CA announces
-        // Renewal. It is authenticated by that certificate, so its challenge is not used.
-        MessageType::PkcsReq => match verify_signer(&state, &msg) {
-            ClientCert::Verified(presented) => renew(&state, &msg, &tx, presented).await,
-            _ => enroll(&state, &msg, &tx).await,
+    // The signer is judged here (the trust store is the edge's); what each message type
+    // does and which failInfo a refusal gets is the domain's (`scep_operation`).
+    let signer = match msg.message_type {
+        MessageType::PkcsReq | MessageType::RenewalReq => match verify_signer(&state, &msg) {
+            ClientCert::Verified(presented) => ScepSigner::Trusted(presented),
+            ClientCert::Rejected(e) => ScepSigner::Untrusted(e.to_string()),
+            ClientCert::None => ScepSigner::SelfSigned,
         },
-        MessageType::RenewalReq => match verify_signer(&state, &msg) {
-            ClientCert::Verified(presented) => renew(&state, &msg, &tx, presented).await,
-            ClientCert::Rejected(e) => Err(CoreError::CertUnknown(e.to_string())),
-            ClientCert::None => Err(CoreError::ClientCertRequired),
-        },
-        MessageType::CertPoll => {
-            state
-                .core
-                .scep_poll(&tx, &msg.reply_to.signer_cert_der)
-                .await
-        }
-        // GetCert and GetCRL were answered above ([`access`]).
-        MessageType::GetCert | MessageType::GetCrl | MessageType::CertRep => Err(
-            CoreError::BadRequest("only PKCSReq, RenewalReq and GetCertInitial are served".into()),
-        ),
+        _ => ScepSigner::SelfSigned,
     };
-    match outcome {
-        Ok(issued) => {
-            tracing::info!(transaction = %tx, device = %issued.device_id,
-                kind = ?msg.message_type, cipher = msg.cipher.name(), "SCEP certificate issued");
-            reply(
-                ra,
-                msg.reply_to,
-                CertRepBody::Success(vec![issued.cert_der, issued.ca_der]),
-                cipher,
-            )
-            .await
-        }
-        Err(e) => match fail_info_of(&e) {
-            Some(fi) => {
-                tracing::warn!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
-                    fail_info = fi.name(), code = e.code(), error = %e, "SCEP request refused");
-                reply(ra, msg.reply_to, CertRepBody::Failure(fi), cipher).await
-            }
-            None => internal(e),
-        },
-    }
-}
-
-/// GetCert and GetCRL (RFC 8894 3.3.3, 3.3.4; content: IssuerAndSerialNumber):
-/// [`ferrocore_core::Core::scep_get_cert`] (the requester's own certificate, SUCCESS with it
-/// and its CA) and [`ferrocore_core::Core::scep_get_crl`] (SUCCESS with the CRL in `crls`);
-/// FAILURE badCertId for an unknown certificate or CA, badRequest for undecodable content.
-async fn access(
-    state: &SharedState,
-    info: &ConnInfo,
-    ra: Arc<RaKey>,
-    msg: scep::PkiMessage,
-    cipher: ContentCipher,
-) -> Response {
-    let tx = msg.transaction_id().to_owned();
-    let outcome = match scep::parse_issuer_and_serial(&msg.content) {
-        Err(e) => Err(CoreError::BadRequest(e.to_string())),
-        Ok((issuer, serial)) if msg.message_type == MessageType::GetCert => state
-            .core
-            .scep_get_cert(&issuer, &serial, &msg.reply_to.signer_cert_der)
-            .await
-            .map(|(cert, ca)| CertRepBody::Success(vec![cert, ca])),
-        Ok((issuer, _)) => state.core.scep_get_crl(&issuer).map(CertRepBody::Crl),
+    let op = ScepOperation {
+        message_type: msg.message_type,
+        transaction_id: msg.transaction_id().to_owned(),
+        challenge: (msg.message_type == MessageType::PkcsReq)
+            .then(|| scep::csr_challenge_password(&msg.content))
+            .flatten(),
+        content: msg.content.clone(),
+        signer_cert_der: msg.reply_to.signer_cert_der.clone(),
     };
-    match outcome {
-        Ok(body) => {
+    let tx = op.transaction_id.as_str();
+    let body = match state.core.scep_operation(&op, signer).await {
+        Ok(ScepAnswer::Certificates {
+            certs,
+            device_id: Some(device),
+        }) => {
+            tracing::info!(transaction = %tx, %device, kind = ?msg.message_type,
+                cipher = msg.cipher.name(), "SCEP certificate issued");
+            CertRepBody::Success(certs)
+        }
+        Ok(ScepAnswer::Certificates {
+            certs,
+            device_id: None,
+        }) => {
             tracing::info!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
                 "SCEP access answered");
-            reply(ra, msg.reply_to, body, cipher).await
+            CertRepBody::Success(certs)
         }
-        Err(e) => match fail_info_of(&e) {
-            Some(fi) => {
-                tracing::warn!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
-                    fail_info = fi.name(), code = e.code(), error = %e, "SCEP request refused");
-                reply(ra, msg.reply_to, CertRepBody::Failure(fi), cipher).await
-            }
-            None => internal(e),
-        },
-    }
+        Ok(ScepAnswer::Crl(crl)) => {
+            tracing::info!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
+                "SCEP access answered");
+            CertRepBody::Crl(crl)
+        }
+        Ok(ScepAnswer::Failure {
+            fail_info,
+            code,
+            error,
+        }) => {
+            tracing::warn!(peer = %info.peer, transaction = %tx, kind = ?msg.message_type,
+                fail_info = fail_info.name(), code, %error, "SCEP request refused");
+            CertRepBody::Failure(fail_info)
+        }
+        Err(e) => return internal(e),
+    };
+    reply(ra, msg.reply_to, body, cipher).await
 }
 
 #[cfg(test)]

@@ -46,10 +46,12 @@ pub fn storefront_routes() -> Router<SharedState> {
 
 /// The AppConnect check-in, merged into the device and sync-TLS listeners' router.
 pub fn device_routes() -> Router<SharedState> {
-    Router::new().route(
-        storefront_paths::APPCONNECT_CHECKIN,
-        post(appconnect_checkin),
-    )
+    Router::new()
+        .route(
+            storefront_paths::APPCONNECT_CHECKIN,
+            post(appconnect_checkin),
+        )
+        .route(storefront_paths::IDENTITY, post(storefront_identity))
 }
 
 /// Admin routes, merged into the admin router (behind its token check).
@@ -203,6 +205,39 @@ async fn appconnect_checkin(
         .appconnect_checkin(cred, via, &req.app_id)
         .await?;
     Ok(Json(appconnect_out(r)))
+}
+
+/// A storefront certificate for a legacy device, authenticated with its device secret.
+async fn storefront_identity(
+    State(state): State<SharedState>,
+    Extension(info): Extension<Arc<super::ConnInfo>>,
+    identity: ClientIdentity,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<ferrocore_proto::CsrRequest>,
+) -> Result<Json<ferrocore_proto::IssuedIdentity>, ApiError> {
+    info.kind
+        .device_listener()
+        .ok_or_else(|| CoreError::WrongListener("not a device listener".into()))?;
+    let r = match super::device::credential(&identity, &headers)? {
+        ferrocore_core::service::DeviceCredential::Secret {
+            device_uuid,
+            secret,
+        } => {
+            state
+                .storefront
+                .issue_identity(&device_uuid, &secret, &req.csr_pem)
+                .await?
+        }
+        _ => return Err(CoreError::DeviceSecretRequired.into()),
+    };
+    Ok(Json(ferrocore_proto::IssuedIdentity {
+        serial: r.issued.serial_hex.clone(),
+        not_after: r.issued.not_after.unix_timestamp(),
+        certificate_pem: r.issued.pem,
+        ca_pem: r.ca_pem,
+        mode: r.device.mode,
+        checkin: super::device::endpoint(&state, r.device.listener),
+    }))
 }
 
 pub fn appconnect_out(r: ferrocore_core::storefront::AppConnectRecord) -> AppConnectCheckin {

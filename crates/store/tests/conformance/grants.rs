@@ -2,6 +2,7 @@
 //! consumption inside the enrollment's transaction, and refusal of revoked, expired, reused
 //! and other-protocol grants.
 
+use crate::apply::ApplyExt;
 use crate::backend::Backend;
 use ferrocore_core::directory::LocalDirectory;
 use ferrocore_core::est::EstCredential;
@@ -50,6 +51,9 @@ async fn world<B: Backend>() -> World {
     };
     w.core.add_user("alice", "Alice-pass1", None).await.unwrap();
     w.core.add_user("bob", "Bob-pass12", None).await.unwrap();
+    // The grants here are mostly for Android agents, which enroll with a certificate (EST)
+    // only once mutual authentication is on (Table 4).
+    w.core.enable_mutual_auth().await.unwrap();
     w
 }
 

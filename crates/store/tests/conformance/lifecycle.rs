@@ -659,6 +659,61 @@ pub async fn migration_pending_then_success<B: Backend>() {
     );
 }
 
+/// The CRL publisher runs only when something was revoked: a renewal or a migration that
+/// revokes nothing leaves the published CRL (and its number) as it was; a renewal that
+/// replaces an unconfirmed earlier renewal revokes it and republishes.
+pub async fn renewal_and_migration_sign_a_crl_only_when_they_revoke<B: Backend>() {
+    let w = world::<B>().await;
+    let legacy = w.register(Platform::Android, "10.1.0").await;
+    w.core.enable_mutual_auth().await.unwrap();
+    let mut d = w.register(Platform::Android, "10.1.0").await;
+    let published = w.core.publish_crl().await.unwrap();
+    w.set(not_after(&d) - Duration::days(30));
+    let old = d.cert.clone().unwrap();
+    w.renew(&mut d).await.unwrap();
+    assert_eq!(
+        w.core.crl().number,
+        published.number,
+        "a renewal that revoked nothing signed a CRL"
+    );
+    assert_eq!(w.core.crl().der, published.der);
+
+    w.core
+        .put_policy(
+            "default",
+            &PolicyChange {
+                migrate_client: Some(true),
+                ..PolicyChange::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    let (_k, csr_pem) = csr();
+    w.core
+        .migrate(&legacy.uuid, legacy.secret.as_deref().unwrap(), &csr_pem)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.core.crl().number,
+        published.number,
+        "a migration that revoked nothing signed a CRL"
+    );
+
+    // Renewing again with the previous certificate (the new one never used) revokes the
+    // unconfirmed one: published at once.
+    let unconfirmed = d.cert.clone().unwrap();
+    let mut again = Dev {
+        uuid: d.uuid.clone(),
+        id: d.id.clone(),
+        cert: Some(old),
+        secret: None,
+    };
+    w.renew(&mut again).await.unwrap();
+    assert!(w.core.crl().number > published.number);
+    assert!(crl_serials(&w.core.crl().der).contains(&unconfirmed.serial));
+}
+
 /// Advanced search filters combine; the renewal-at-risk report lists devices in their window
 /// or grace with the date each will be retired.
 pub async fn search_and_renewal_at_risk<B: Backend>() {

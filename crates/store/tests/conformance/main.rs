@@ -3,6 +3,8 @@
 //! factory of fresh stores. Every backend runs the same suite: `suite!(name, BackendType)`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../support/apply.rs"]
+mod apply;
 mod backend;
 mod grants;
 mod lifecycle;
@@ -25,6 +27,7 @@ macro_rules! suite {
             run!(lifecycle::ten_renewals_keep_one_identity);
             run!(lifecycle::bad_renewal_input_is_refused);
             run!(lifecycle::migration_pending_then_success);
+            run!(lifecycle::renewal_and_migration_sign_a_crl_only_when_they_revoke);
             run!(lifecycle::search_and_renewal_at_risk);
             run!(lifecycle::ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_revocation);
             run!(grants::revoked_expired_reused_and_other_protocol_grants_are_refused);
