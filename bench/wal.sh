@@ -2,9 +2,11 @@
 # The database under sustained load (issue 22): WAL size, database size, server RSS and the
 # check-in rate and p99, sampled every 10 s, for builds run alternately.
 #
-# Usage: bench/wal.sh LABEL=BIN_DIR [LABEL=BIN_DIR ...]
+# Usage: bench/wal.sh LABEL=BIN_DIR[@WAL_LIMIT_MB] [LABEL=BIN_DIR[@WAL_LIMIT_MB] ...]
 #   Each BIN_DIR holds release `ferrocore` and `ferrocore-agent` binaries (e.g. one built from
 #   main, one from the branch: `cargo build --release -p ferrocore`, then copy target/release).
+#   @WAL_LIMIT_MB sets FERROCORE_STORE_WAL_LIMIT_MB for that build's server (65536: a limit
+#   never reached, i.e. only the PASSIVE checkpoints of before the change).
 #
 # Knobs (environment, defaults in brackets):
 #   LOADS ["checkin mixed"]  checkin: `swarm run --concurrency 16 --rate 1700 --threads 1`
@@ -15,8 +17,6 @@
 #   DURATION [600]           seconds of load per run (a multiple of 10)
 #   ROUNDS [1]               rounds; each round runs every LOAD with every build, alternating
 #   DEVICES [200]  RATE [1700]  CONCURRENCY [16]
-#   WAL_LIMIT_MB             if set, passed as FERROCORE_STORE_WAL_LIMIT_MB (builds that do not
-#                            know the key ignore it)
 #   OUT [target/bench-wal]   per-run series (JSON lines) and the summary table
 #
 # Per run it prints a summary: max WAL, max DB, RSS at the first sample after 30 s and at the end,
@@ -26,7 +26,7 @@
 # Requires: python3. Binds 127.0.0.1 only (free ports).
 set -euo pipefail
 
-[ $# -ge 1 ] || { sed -n '2,25p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,26p' "$0"; exit 2; }
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOADS="${LOADS:-checkin mixed}"
 DURATION="${DURATION:-600}"
@@ -59,8 +59,9 @@ ticks() { local s; s="$(cat "/proc/$1/stat" 2>/dev/null)" || { echo 0; return; }
 machine_busy() { awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6}' /proc/stat; }
 HZ="$(getconf CLK_TCK)"
 
-run_one() { # label bin_dir load round
-    local label="$1" bin="$2" load="$3" round="$4"
+run_one() { # label bin_dir[@wal_limit_mb] load round
+    local label="$1" bin="${2%@*}" load="$3" round="$4" limit=""
+    [ "$bin" != "$2" ] && limit="${2##*@}"
     local FC="$bin/ferrocore" AGENT="$bin/ferrocore-agent" data="$W/data-$label-$load-$round"
     [ -x "$FC" ] && [ -x "$AGENT" ] || die "no binaries in $bin"
     local P_DEV P_SYNC P_ADMIN P_STORE P_PKI
@@ -68,7 +69,7 @@ run_one() { # label bin_dir load round
     local env=(FERROCORE_LISTENERS_DEVICE="127.0.0.1:$P_DEV" FERROCORE_LISTENERS_SYNC_TLS="127.0.0.1:$P_SYNC"
                FERROCORE_LISTENERS_ADMIN="127.0.0.1:$P_ADMIN" FERROCORE_LISTENERS_STOREFRONT="127.0.0.1:$P_STORE"
                FERROCORE_LISTENERS_PKI="127.0.0.1:$P_PKI" FERROCORE_SERVER_HOSTNAMES="localhost,127.0.0.1" RUST_LOG=warn)
-    [ -n "${WAL_LIMIT_MB:-}" ] && env+=(FERROCORE_STORE_WAL_LIMIT_MB="$WAL_LIMIT_MB")
+    [ -n "$limit" ] && env+=(FERROCORE_STORE_WAL_LIMIT_MB="$limit")
     env "${env[@]}" "$FC" serve --data-dir "$data" >"$W/fc.out" 2>"$W/fc.log" &
     local fc=$!
     PIDS+=("$fc")

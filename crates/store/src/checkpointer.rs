@@ -13,10 +13,10 @@
 //! holding the turn ([`WalState::backstop`]): the log stays bounded at any write rate.
 //! The loop ends when its store is dropped.
 
-use super::db_err;
+use super::row::{Cols, Db};
 use ferrocore_core::error::Result;
 use ferrocore_core::store::StorageStatus;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Weak;
@@ -92,7 +92,7 @@ impl WalState {
         if self.wal_bytes() <= self.limit.saturating_mul(2) {
             return Ok(());
         }
-        let mut conn = pool.acquire().await.map_err(db_err)?;
+        let mut conn = pool.acquire().await.db()?;
         let deadline = tokio::time::Instant::now() + BACKSTOP_WAIT;
         loop {
             let (busy, _, _) = checkpoint(&mut conn, Mode::Truncate).await?;
@@ -128,14 +128,11 @@ pub(crate) async fn checkpoint(
         Mode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
         Mode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
     };
-    let row = sqlx::query(sql)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    let row = sqlx::query(sql).fetch_one(&mut *conn).await.db()?;
     Ok((
-        row.try_get::<i64, _>(0).map_err(db_err)? != 0,
-        row.try_get::<i64, _>(1).map_err(db_err)?,
-        row.try_get::<i64, _>(2).map_err(db_err)?,
+        row.col::<i64>("busy")? != 0,
+        row.col::<i64>("log")?,
+        row.col::<i64>("checkpointed")?,
     ))
 }
 

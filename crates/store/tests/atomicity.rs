@@ -345,7 +345,7 @@ async fn every_state_change_commits_whole_or_leaves_nothing() {
     let f = world().await;
     let revoked = f
         .check("retirement", 3, |s| {
-            Box::pin(async move { s.retire_device(&a, T0 + 10).await })
+            Box::pin(async move { s.retire_device(a, T0 + 10).await })
         })
         .await;
     assert_eq!(revoked.len(), 2);
@@ -353,28 +353,28 @@ async fn every_state_change_commits_whole_or_leaves_nothing() {
     let f = world().await;
     let reg = &registration(A, "a3");
     f.check("re-registration", 4, |s| {
-        Box::pin(async move { s.apply_registration(&reg, T0 + 10).await })
+        Box::pin(async move { s.apply_registration(reg, T0 + 10).await })
     })
     .await;
 
     let f = world().await;
-    let new = &cert("a3", &a, "renewal");
+    let new = &cert("a3", a, "renewal");
     f.check("renewal", 3, |s| {
-        Box::pin(async move { s.apply_renewal(&a, &new, "a2", T0 + 10).await })
+        Box::pin(async move { s.apply_renewal(a, new, "a2", T0 + 10).await })
     })
     .await;
 
     let f = world().await;
-    let (new, req) = &(cert("a3", &a, "scep_renewal"), request("r"));
+    let (new, req) = &(cert("a3", a, "scep_renewal"), request("r"));
     f.check("SCEP renewal", 4, |s| {
-        Box::pin(async move { s.apply_scep_renewal(&a, &new, "a2", &req, T0 + 10).await })
+        Box::pin(async move { s.apply_scep_renewal(a, new, "a2", req, T0 + 10).await })
     })
     .await;
 
     let f = world().await;
-    let new = &cert("a3", &a, "migration");
+    let new = &cert("a3", a, "migration");
     f.check("migration", 4, |s| {
-        Box::pin(async move { s.apply_migration(&a, &new, T0 + 10).await })
+        Box::pin(async move { s.apply_migration(a, new, T0 + 10).await })
     })
     .await;
 
@@ -391,7 +391,7 @@ async fn every_state_change_commits_whole_or_leaves_nothing() {
         ..CheckinEffects::default()
     };
     f.check("check-in with its effects", 4, |s| {
-        Box::pin(async move { s.record_checkin(&checkin, &effects).await })
+        Box::pin(async move { s.record_checkin(checkin, effects).await })
     })
     .await;
 
@@ -430,7 +430,7 @@ async fn every_state_change_commits_whole_or_leaves_nothing() {
     let reg = &registration(B, "b2");
     f.check("EST grant consumption", 3, |s| {
         Box::pin(async move {
-            s.apply_est_enrollment(&reg, Some("hash-g-est"), T0 + 10)
+            s.apply_est_enrollment(reg, Some("hash-g-est"), T0 + 10)
                 .await
         })
     })
@@ -450,7 +450,7 @@ async fn every_state_change_commits_whole_or_leaves_nothing() {
     };
     let (reg, req) = &(registration(B, "b2"), request("s"));
     f.check("SCEP grant consumption", 4, |s| {
-        Box::pin(async move { s.apply_scep_enrollment(&reg, &g, &req, T0 + 10).await })
+        Box::pin(async move { s.apply_scep_enrollment(reg, g, req, T0 + 10).await })
     })
     .await;
 

@@ -130,8 +130,8 @@ async fn wal_stays_bounded_under_sustained_writes_with_overlapping_reads() {
             let mut n = 0_usize;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                if w == 0 && n % 10 == 0 {
-                    // Re-registration: revokes and inserts certificates (bigger transactions).
+                if w == 0 && n.is_multiple_of(10) {
+                    // A registration: device and certificate rows (a bigger transaction).
                     let i = 1000 + n;
                     store.apply_registration(&registration(i), 2).await.unwrap();
                     registrations.fetch_add(1, Ordering::Relaxed);
