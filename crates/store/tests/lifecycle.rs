@@ -378,14 +378,13 @@ async fn agents_without_renewal_register_again() {
 async fn ten_renewals_keep_one_identity() {
     let w = mutual_world().await;
     w.core
-        .put_policy(
+        .create_policy(
             "short",
             &PolicyChange {
                 cert_lifetime_days: Some(60),
                 renewal_window_days: Some(serde_json::json!(60)),
                 ..PolicyChange::default()
             },
-            true,
         )
         .await
         .unwrap();
@@ -451,13 +450,12 @@ async fn bad_renewal_input_is_refused() {
     ] {
         let err = w
             .core
-            .put_policy(
+            .change_policy(
                 "default",
                 &PolicyChange {
                     renewal_window_days: Some(bad.clone()),
                     ..PolicyChange::default()
                 },
-                false,
             )
             .await
             .unwrap_err();
@@ -475,13 +473,12 @@ async fn bad_renewal_input_is_refused() {
     ] {
         let p = w
             .core
-            .put_policy(
+            .change_policy(
                 "default",
                 &PolicyChange {
                     renewal_window_days: Some(serde_json::from_str(v).unwrap()),
                     ..PolicyChange::default()
                 },
-                false,
             )
             .await
             .unwrap();
@@ -589,13 +586,12 @@ async fn migration_pending_then_success() {
     // Flag off: nothing happens.
     assert!(w.checkin(&legacy).await.unwrap().actions.is_empty());
     w.core
-        .put_policy(
+        .change_policy(
             "default",
             &PolicyChange {
                 migrate_client: Some(true),
                 ..PolicyChange::default()
             },
-            false,
         )
         .await
         .unwrap();
@@ -684,13 +680,12 @@ async fn renewal_and_migration_sign_a_crl_only_when_they_revoke() {
     assert_eq!(w.core.crl().der, published.der);
 
     w.core
-        .put_policy(
+        .change_policy(
             "default",
             &PolicyChange {
                 migrate_client: Some(true),
                 ..PolicyChange::default()
             },
-            false,
         )
         .await
         .unwrap();
