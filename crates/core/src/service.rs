@@ -1049,12 +1049,29 @@ impl Core {
             .ok_or_else(|| CoreError::NotFound(format!("policy {name:?}")))
     }
 
-    /// Creates (`create`) or changes a policy; every value is validated first.
-    pub async fn put_policy(
+    /// Creates a policy (`Conflict` when it exists); every value is validated first.
+    pub async fn create_policy(
         &self,
         name: &str,
         change: &ferrocore_proto::PolicyChange,
-        create: bool,
+    ) -> Result<PolicyRecord> {
+        self.write_policy(name, change, PolicyWrite::Create).await
+    }
+
+    /// Changes an existing policy (`NotFound` otherwise); every value is validated first.
+    pub async fn change_policy(
+        &self,
+        name: &str,
+        change: &ferrocore_proto::PolicyChange,
+    ) -> Result<PolicyRecord> {
+        self.write_policy(name, change, PolicyWrite::Change).await
+    }
+
+    async fn write_policy(
+        &self,
+        name: &str,
+        change: &ferrocore_proto::PolicyChange,
+        write: PolicyWrite,
     ) -> Result<PolicyRecord> {
         validate_username(name).map_err(|_| {
             CoreError::InvalidSetting(format!(
@@ -1062,15 +1079,17 @@ impl Core {
             ))
         })?;
         let existing = self.store.policy(name).await?;
-        let mut p = match (existing, create) {
-            (Some(_), true) => {
+        let mut p = match (existing, write) {
+            (Some(_), PolicyWrite::Create) => {
                 return Err(CoreError::Conflict(format!(
                     "policy {name:?} already exists"
                 )));
             }
-            (None, false) => return Err(CoreError::NotFound(format!("policy {name:?}"))),
-            (Some(p), false) => p,
-            (None, true) => {
+            (None, PolicyWrite::Change) => {
+                return Err(CoreError::NotFound(format!("policy {name:?}")));
+            }
+            (Some(p), PolicyWrite::Change) => p,
+            (None, PolicyWrite::Create) => {
                 let mut p = self.default_policy().await?;
                 p.name = name.to_owned();
                 p.migrate_client = false;
@@ -1137,7 +1156,7 @@ impl Core {
     }
 
     /// Policies are read on every check-in and change rarely (only through this `Core`), so
-    /// they are cached; `put_policy` and `delete_policy` clear the cache.
+    /// they are cached; `create_policy`, `change_policy` and `delete_policy` clear the cache.
     async fn cached_policy(&self, name: &str) -> Result<Option<PolicyRecord>> {
         if let Some(p) = self.policy_cache.load().get(name) {
             return Ok(Some(p.clone()));
@@ -1256,15 +1275,15 @@ impl Core {
         self.store.enrollment_configs().await
     }
 
-    /// Changes the configuration mutual-auth identities come from. Without `confirm` it only
-    /// reports the devices that would have to register again; with it, it applies the change
-    /// and those devices' check-ins are refused with "register again" (devices without mutual
-    /// authentication carry on).
+    /// Changes the configuration mutual-auth identities come from. A dry run only reports the
+    /// devices that would have to register again; applied, those devices' check-ins are
+    /// refused with "register again" (devices without mutual authentication carry on).
     pub async fn select_enrollment_config(
         &self,
         name: &str,
-        confirm: bool,
+        mode: SelectionMode,
     ) -> Result<SelectionChange> {
+        let confirm = mode == SelectionMode::Apply;
         self.issuer(name)?;
         let current = self.store.mutual_auth().await?.enrollment_config;
         let (affected, affected_total) = self.store.devices_outside_config(name, 1000).await?;
@@ -1282,6 +1301,20 @@ impl Core {
             affected_total,
         })
     }
+}
+
+/// Whether a policy write creates or changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PolicyWrite {
+    Create,
+    Change,
+}
+
+/// Whether an enrollment-configuration selection is applied or only reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectionMode {
+    DryRun,
+    Apply,
 }
 
 /// Parses the renewal window as an administrator enters it: a whole number of days from 1 to

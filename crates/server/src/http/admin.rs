@@ -423,7 +423,7 @@ async fn create_policy(
     Path(name): Path<String>,
     OptionalJson(change): OptionalJson<PolicyChange>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let p = state.core.put_policy(&name, &change, true).await?;
+    let p = state.core.create_policy(&name, &change).await?;
     Ok((StatusCode::CREATED, Json(policy_out(p))))
 }
 
@@ -433,7 +433,7 @@ async fn change_policy(
     ApiJson(change): ApiJson<PolicyChange>,
 ) -> Result<Json<Policy>, ApiError> {
     Ok(Json(policy_out(
-        state.core.put_policy(&name, &change, false).await?,
+        state.core.change_policy(&name, &change).await?,
     )))
 }
 
@@ -753,7 +753,14 @@ async fn select_enrollment(
 ) -> Result<Json<EnrollmentChange>, ApiError> {
     let c = state
         .core
-        .select_enrollment_config(&req.config, req.confirm)
+        .select_enrollment_config(
+            &req.config,
+            if req.confirm {
+                ferrocore_core::service::SelectionMode::Apply
+            } else {
+                ferrocore_core::service::SelectionMode::DryRun
+            },
+        )
         .await?;
     Ok(Json(EnrollmentChange {
         applied: c.applied,

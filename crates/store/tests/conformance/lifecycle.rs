@@ -376,14 +376,13 @@ pub async fn agents_without_renewal_register_again<B: Backend>() {
 pub async fn ten_renewals_keep_one_identity<B: Backend>() {
     let w = mutual_world::<B>().await;
     w.core
-        .put_policy(
+        .create_policy(
             "short",
             &PolicyChange {
                 cert_lifetime_days: Some(60),
                 renewal_window_days: Some(serde_json::json!(60)),
                 ..PolicyChange::default()
             },
-            true,
         )
         .await
         .unwrap();
@@ -448,13 +447,12 @@ pub async fn bad_renewal_input_is_refused<B: Backend>() {
     ] {
         let err = w
             .core
-            .put_policy(
+            .change_policy(
                 "default",
                 &PolicyChange {
                     renewal_window_days: Some(bad.clone()),
                     ..PolicyChange::default()
                 },
-                false,
             )
             .await
             .unwrap_err();
@@ -472,13 +470,12 @@ pub async fn bad_renewal_input_is_refused<B: Backend>() {
     ] {
         let p = w
             .core
-            .put_policy(
+            .change_policy(
                 "default",
                 &PolicyChange {
                     renewal_window_days: Some(serde_json::from_str(v).unwrap()),
                     ..PolicyChange::default()
                 },
-                false,
             )
             .await
             .unwrap();
@@ -585,13 +582,12 @@ pub async fn migration_pending_then_success<B: Backend>() {
     // Flag off: nothing happens.
     assert!(w.checkin(&legacy).await.unwrap().actions.is_empty());
     w.core
-        .put_policy(
+        .change_policy(
             "default",
             &PolicyChange {
                 migrate_client: Some(true),
                 ..PolicyChange::default()
             },
-            false,
         )
         .await
         .unwrap();
@@ -679,13 +675,12 @@ pub async fn renewal_and_migration_sign_a_crl_only_when_they_revoke<B: Backend>(
     assert_eq!(w.core.crl().der, published.der);
 
     w.core
-        .put_policy(
+        .change_policy(
             "default",
             &PolicyChange {
                 migrate_client: Some(true),
                 ..PolicyChange::default()
             },
-            false,
         )
         .await
         .unwrap();
