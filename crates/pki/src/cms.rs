@@ -9,7 +9,7 @@
 //!   recipient (PKCS#1 v1.5). Encrypts with AES-128/256-CBC or DES-EDE3-CBC;
 //!   decrypts AES-128/192/256-CBC and DES-EDE3-CBC, BER (indefinite lengths,
 //!   constructed OCTET STRINGs) as OpenSSL writes it.
-//! - [`sign`] / [`sign_with`] / [`verify`]: SignedData with signed attributes and
+//! - [`sign`] / [`sign_with`] / [`verify`] / [`verify_detached`]: SignedData with signed attributes and
 //!   one signer: RSA PKCS#1 v1.5 (SHA-1, SHA-256, SHA-384, SHA-512 accepted on
 //!   verify; SHA-256 or SHA-512 used to sign) or ECDSA on P-256/P-384
 //!   (`ecdsa-with-SHA256/384/512` or `id-ecPublicKey` plus the digestAlgorithm on
@@ -966,14 +966,22 @@ pub fn sign_with(
 /// [`PkiError::UnsupportedAlgorithm`] (digest/signature/key not supported),
 /// [`PkiError::CmsSignature`] (does not verify).
 pub fn verify(der: &[u8]) -> Result<Verified, PkiError> {
-    decode_signed(der, true)
+    decode_signed(der, true, None)
+}
+
+/// Verifies a detached SignedData (eContent absent) over `content`, the bytes
+/// signed, with the checks of [`verify`]; the returned [`Verified::content`] is
+/// `content`. A message that embeds its content is refused
+/// ([`PkiError::InvalidCms`]): the caller expects a detached signature.
+pub fn verify_detached(der: &[u8], content: &[u8]) -> Result<Verified, PkiError> {
+    decode_signed(der, true, Some(content))
 }
 
 /// Decodes a SignedData like [`verify`] but does not check the signature or
 /// the messageDigest: for reading the attributes of a message that may be
 /// refused (a SCEP FAILURE reply needs its transactionID and senderNonce).
 pub fn inspect_signed(der: &[u8]) -> Result<Verified, PkiError> {
-    decode_signed(der, false)
+    decode_signed(der, false, None)
 }
 
 // SignedData is read at the TLV level, not with the `cms` types: those refuse
@@ -1098,9 +1106,18 @@ fn signed_parts(sd: &BerTlv) -> Result<SignedParts<'_>, PkiError> {
     })
 }
 
-fn decode_signed(der: &[u8], check: bool) -> Result<Verified, PkiError> {
+fn decode_signed(der: &[u8], check: bool, detached: Option<&[u8]>) -> Result<Verified, PkiError> {
     let sd = signed_data_tlv(der)?;
-    let parts = signed_parts(&sd)?;
+    let mut parts = signed_parts(&sd)?;
+    let has_content = parts.econtent.is_some();
+    if let Some(external) = detached {
+        if parts.econtent.is_some() {
+            return Err(cms_err(
+                "SignedData embeds its content; a detached signature was expected",
+            ));
+        }
+        parts.econtent = Some(external.to_vec());
+    }
     let si = match parts.signer_infos {
         [si] => si,
         [] => return Err(cms_err("SignedData has no signer")),
@@ -1161,7 +1178,6 @@ fn decode_signed(der: &[u8], check: bool) -> Result<Verified, PkiError> {
         .ok_or_else(|| cms_err("no messageDigest attribute"))?;
     let ct =
         oid_of(single(OID_ATTR_CONTENT_TYPE).ok_or_else(|| cms_err("no contentType attribute"))?)?;
-    let has_content = parts.econtent.is_some();
     let content = parts.econtent.unwrap_or_default();
     if check {
         if ct != parts.econtent_type {

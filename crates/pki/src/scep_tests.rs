@@ -515,3 +515,48 @@ fn cert_rep_echoes_the_transaction_id_as_the_client_encoded_it() {
         }
     }
 }
+
+#[test]
+fn openssl_detached_signature_verifies_over_the_external_content_only() {
+    let ra = ra();
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("ra.pem"), pem("CERTIFICATE", &ra.cert_der)).unwrap();
+    std::fs::write(
+        dir.path().join("ra.key"),
+        pem("PRIVATE KEY", ra.key.pkcs8_der()),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("msg"), b"request body").unwrap();
+    let sign = |detach: bool| {
+        let mut args = vec![
+            "cms", "-sign", "-binary", "-signer", "ra.pem", "-inkey", "ra.key", "-in", "msg",
+            "-outform", "DER",
+        ];
+        if !detach {
+            args.push("-nodetach");
+        }
+        openssl(dir.path(), &args)
+    };
+    let detached = sign(true);
+    let v = cms::verify_detached(&detached, b"request body").unwrap();
+    assert_eq!(v.content, b"request body");
+    assert!(!v.has_content);
+    assert_eq!(v.signer_cert_der, ra.cert_der);
+    // Another body, or no body (plain verify), does not verify.
+    assert_eq!(
+        cms::verify_detached(&detached, b"request bodz")
+            .unwrap_err()
+            .code(),
+        "cms_signature"
+    );
+    assert_eq!(cms::verify(&detached).unwrap_err().code(), "cms_signature");
+    // An attached signature is not what a detached verifier expects.
+    let attached = sign(false);
+    assert!(cms::verify(&attached).is_ok());
+    assert_eq!(
+        cms::verify_detached(&attached, b"request body")
+            .unwrap_err()
+            .code(),
+        "invalid_cms"
+    );
+}
