@@ -23,7 +23,11 @@ pub enum Command {
     },
     /// Installed profiles (access right 1).
     ProfileList {
-        #[serde(rename = "ManagedOnly", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "ManagedOnly",
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "crate::profile::some"
+        )]
         managed_only: Option<bool>,
     },
     /// Installs a profile (`.mobileconfig` bytes, signed or not; access right 2).
@@ -38,14 +42,26 @@ pub enum Command {
     },
     /// Installed certificates (access right 4).
     CertificateList {
-        #[serde(rename = "ManagedOnly", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "ManagedOnly",
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "crate::profile::some"
+        )]
         managed_only: Option<bool>,
     },
     /// Installed applications (access right 256).
     InstalledApplicationList {
-        #[serde(rename = "Identifiers", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "Identifiers",
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "crate::profile::some"
+        )]
         identifiers: Option<Vec<String>>,
-        #[serde(rename = "ManagedAppsOnly", skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "ManagedAppsOnly",
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "crate::profile::some"
+        )]
         managed_apps_only: Option<bool>,
     },
 }

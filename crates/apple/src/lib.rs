@@ -25,5 +25,8 @@ pub use error::{ParseError, ProfileError};
 /// Lower-case hex SHA-256 of a DER certificate: the key that binds an identity
 /// certificate to an enrollment.
 pub fn cert_hash(cert_der: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert_der))
+    hex::encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        cert_der,
+    ))
 }

@@ -20,11 +20,23 @@ pub struct PayloadCommon {
     pub uuid: String,
     #[serde(rename = "PayloadVersion")]
     pub version: u32,
-    #[serde(rename = "PayloadDisplayName", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PayloadDisplayName",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub display_name: Option<String>,
-    #[serde(rename = "PayloadDescription", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PayloadDescription",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub description: Option<String>,
-    #[serde(rename = "PayloadOrganization", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PayloadOrganization",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub organization: Option<String>,
 }
 
@@ -48,6 +60,19 @@ impl PayloadCommon {
     }
 }
 
+/// Serialises `Some(v)` as `v`. The `plist` serializer writes an `Option` met
+/// inside a map (which `#[serde(flatten)]` and tagged enums produce) as a
+/// `{"Some": v}` dictionary; every optional key goes through here instead.
+pub(crate) fn some<T: Serialize, S: serde::Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => v.serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A fresh UUID in the upper-case form Apple's tools write.
 pub fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string().to_uppercase()
@@ -59,11 +84,16 @@ pub fn new_uuid() -> String {
 pub struct Profile {
     #[serde(flatten)]
     pub common: PayloadCommon,
-    #[serde(rename = "PayloadScope", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PayloadScope",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub scope: Option<String>,
     #[serde(
         rename = "PayloadRemovalDisallowed",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
     )]
     pub removal_disallowed: Option<bool>,
     #[serde(rename = "PayloadContent")]
@@ -136,18 +166,42 @@ pub struct MdmPayload {
     /// Command/report URL.
     #[serde(rename = "ServerURL")]
     pub server_url: String,
-    #[serde(rename = "CheckInURL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CheckInURL",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub check_in_url: Option<String>,
     /// `true`: requests carry `Mdm-Signature` instead of a TLS client certificate.
-    #[serde(rename = "SignMessage", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SignMessage",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub sign_message: Option<bool>,
-    #[serde(rename = "AccessRights", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "AccessRights",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub access_rights: Option<u32>,
-    #[serde(rename = "CheckOutWhenRemoved", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CheckOutWhenRemoved",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub check_out_when_removed: Option<bool>,
-    #[serde(rename = "UseDevelopmentAPNS", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "UseDevelopmentAPNS",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub use_development_apns: Option<bool>,
-    #[serde(rename = "ServerCapabilities", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ServerCapabilities",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub server_capabilities: Option<Vec<String>>,
 }
 
@@ -166,33 +220,81 @@ pub struct ScepContent {
     #[serde(rename = "URL")]
     pub url: String,
     /// CA name (SCEP `GetCACert` message).
-    #[serde(rename = "Name", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Name",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub name: Option<String>,
-    #[serde(rename = "Subject", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Subject",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub subject: Option<Subject>,
     /// The challenge password (a one-time grant).
-    #[serde(rename = "Challenge", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Challenge",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub challenge: Option<String>,
     /// 1024, 2048 or 4096.
-    #[serde(rename = "Keysize", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Keysize",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub key_size: Option<u32>,
     /// `RSA` (the only type Apple documents).
-    #[serde(rename = "Key Type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Key Type",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub key_type: Option<String>,
     /// 1 signing, 4 encryption, 5 both.
-    #[serde(rename = "Key Usage", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Key Usage",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub key_usage: Option<u32>,
-    #[serde(rename = "CAFingerprint", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "CAFingerprint",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub ca_fingerprint: Option<Data>,
-    #[serde(rename = "Retries", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Retries",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub retries: Option<u32>,
-    #[serde(rename = "RetryDelay", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "RetryDelay",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub retry_delay: Option<u32>,
-    #[serde(rename = "SubjectAltName", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SubjectAltName",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub subject_alt_name: Option<SubjectAltName>,
-    #[serde(rename = "KeyIsExtractable", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "KeyIsExtractable",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub key_is_extractable: Option<bool>,
-    #[serde(rename = "AllowAllAppsAccess", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "AllowAllAppsAccess",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub allow_all_apps_access: Option<bool>,
 }
 
@@ -217,17 +319,30 @@ impl Subject {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SubjectAltName {
     /// E-mail address (the certificate-based e-mail identity).
-    #[serde(rename = "rfc822Name", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "rfc822Name",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub rfc822_name: Option<String>,
-    #[serde(rename = "dNSName", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dNSName",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub dns_name: Option<String>,
     #[serde(
         rename = "uniformResourceIdentifier",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
     )]
     pub uri: Option<String>,
     /// NT Principal Name (UPN), e.g. for Exchange / Active Directory.
-    #[serde(rename = "ntPrincipalName", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ntPrincipalName",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub nt_principal_name: Option<String>,
 }
 
@@ -238,7 +353,8 @@ pub struct CertificatePayload {
     pub common: PayloadCommon,
     #[serde(
         rename = "PayloadCertificateFileName",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
     )]
     pub file_name: Option<String>,
     #[serde(rename = "PayloadContent")]
@@ -250,40 +366,72 @@ pub struct CertificatePayload {
 pub struct EasPayload {
     #[serde(flatten)]
     pub common: PayloadCommon,
-    #[serde(rename = "Host", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Host",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub host: Option<String>,
-    #[serde(rename = "SSL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SSL",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub ssl: Option<bool>,
-    #[serde(rename = "UserName", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "UserName",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub user_name: Option<String>,
-    #[serde(rename = "EmailAddress", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "EmailAddress",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub email_address: Option<String>,
     /// `PayloadUUID` of the identity (SCEP or PKCS#12 payload) to authenticate with.
     #[serde(
         rename = "PayloadCertificateUUID",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
     )]
     pub payload_certificate_uuid: Option<String>,
     /// 0 (no limit), 1, 3, 7, 14 or 31.
     #[serde(
         rename = "MailNumberOfPastDaysToSync",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
     )]
     pub mail_number_of_past_days_to_sync: Option<u32>,
-    #[serde(rename = "PreventMove", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PreventMove",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub prevent_move: Option<bool>,
-    #[serde(rename = "PreventAppSheet", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PreventAppSheet",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub prevent_app_sheet: Option<bool>,
-    #[serde(rename = "SMIMEEnabled", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "SMIMEEnabled",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
+    )]
     pub smime_enabled: Option<bool>,
     #[serde(
         rename = "SMIMESigningCertificateUUID",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
     )]
     pub smime_signing_certificate_uuid: Option<String>,
     #[serde(
         rename = "SMIMEEncryptionCertificateUUID",
-        skip_serializing_if = "Option::is_none"
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::profile::some"
     )]
     pub smime_encryption_certificate_uuid: Option<String>,
 }

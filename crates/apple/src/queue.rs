@@ -14,9 +14,13 @@ use crate::command::{CommandEnvelope, ErrorChainItem, Report, Status};
 #[derive(Debug, Clone, PartialEq)]
 pub enum CommandState {
     /// Queued; `sent` times handed out so far.
-    Pending { sent: u32 },
+    Pending {
+        sent: u32,
+    },
     /// The device said NotNow; retried after its next Idle.
-    NotNow { sent: u32 },
+    NotNow {
+        sent: u32,
+    },
     Acknowledged,
     Error(Vec<ErrorChainItem>),
     CommandFormatError,
