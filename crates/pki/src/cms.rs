@@ -9,7 +9,8 @@
 //!   recipient (PKCS#1 v1.5). Encrypts with AES-128/256-CBC or DES-EDE3-CBC;
 //!   decrypts AES-128/192/256-CBC and DES-EDE3-CBC, BER (indefinite lengths,
 //!   constructed OCTET STRINGs) as OpenSSL writes it.
-//! - [`sign`] / [`sign_with`] / [`verify`] / [`verify_detached`]: SignedData with signed attributes and
+//! - [`sign`] / [`sign_with`] / [`verify`], detached: [`sign_detached`] /
+//!   [`verify_detached`]: SignedData with signed attributes and
 //!   one signer: RSA PKCS#1 v1.5 (SHA-1, SHA-256, SHA-384, SHA-512 accepted on
 //!   verify; SHA-256 or SHA-512 used to sign) or ECDSA on P-256/P-384
 //!   (`ecdsa-with-SHA256/384/512` or `id-ecPublicKey` plus the digestAlgorithm on
@@ -867,10 +868,40 @@ pub fn sign_with(
     attrs: &[SignedAttr],
     certs: &[Vec<u8>],
 ) -> Result<Vec<u8>, PkiError> {
+    sign_inner(
+        content.unwrap_or(&[]),
+        content.is_some(),
+        signer_cert_der,
+        key,
+        attrs,
+        certs,
+    )
+}
+
+/// A detached SignedData over `content` (eContent absent, messageDigest of
+/// `content`), as [`verify_detached`] reads it: an `Mdm-Signature`.
+pub fn sign_detached(
+    content: &[u8],
+    signer_cert_der: &[u8],
+    key: SignerKey<'_>,
+    attrs: &[SignedAttr],
+    certs: &[Vec<u8>],
+) -> Result<Vec<u8>, PkiError> {
+    sign_inner(content, false, signer_cert_der, key, attrs, certs)
+}
+
+fn sign_inner(
+    content: &[u8],
+    embed: bool,
+    signer_cert_der: &[u8],
+    key: SignerKey<'_>,
+    attrs: &[SignedAttr],
+    certs: &[Vec<u8>],
+) -> Result<Vec<u8>, PkiError> {
     let digest = key.digest();
     let cert = parse_cert(signer_cert_der)?;
     let ie = |e: der::Error| PkiError::internal("CMS encoding", e);
-    let content_digest = digest.digest(content.unwrap_or(&[]));
+    let content_digest = digest.digest(content);
     let mut signed = SetOfVec::<Attribute>::new();
     let mut push = |oid: Oid, value: Any| -> Result<(), PkiError> {
         let values = SetOfVec::try_from(vec![value]).map_err(ie)?;
@@ -933,9 +964,10 @@ pub fn sign_with(
     for c in certs {
         cert_set.push(CertificateChoices::Certificate(parse_cert(c)?));
     }
-    let econtent = match content {
-        Some(c) => Some(Any::encode_from(&OctetString::new(c.to_vec()).map_err(ie)?).map_err(ie)?),
-        None => None,
+    let econtent = if embed {
+        Some(Any::encode_from(&OctetString::new(content.to_vec()).map_err(ie)?).map_err(ie)?)
+    } else {
+        None
     };
     let sd = SignedData {
         version: CmsVersion::V1,

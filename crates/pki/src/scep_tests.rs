@@ -560,3 +560,34 @@ fn openssl_detached_signature_verifies_over_the_external_content_only() {
         "invalid_cms"
     );
 }
+
+#[test]
+fn sign_detached_is_verified_by_openssl_over_the_external_content() {
+    let ra = ra();
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("ra.pem"), pem("CERTIFICATE", &ra.cert_der)).unwrap();
+    std::fs::write(dir.path().join("msg"), b"request body").unwrap();
+    let sig = cms::sign_detached(
+        b"request body",
+        &ra.cert_der,
+        cms::SignerKey::Rsa(&ra.key, DigestAlg::Sha256),
+        &[],
+        std::slice::from_ref(&ra.cert_der),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sig.der"), &sig).unwrap();
+    let out = openssl(
+        dir.path(),
+        &[
+            "cms", "-verify", "-binary", "-inform", "DER", "-in", "sig.der", "-content", "msg",
+            "-CAfile", "ra.pem", "-purpose", "any",
+        ],
+    );
+    assert_eq!(out, b"request body");
+    assert!(
+        !cms::verify_detached(&sig, b"request body")
+            .unwrap()
+            .has_content
+    );
+    assert!(cms::verify_detached(&sig, b"other body").is_err());
+}
