@@ -19,14 +19,14 @@ pub const REPORT_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// Parses `body` as an XML plist whose top level is a dictionary.
 pub fn read_dict(body: &[u8], limit: usize) -> Result<Dictionary, ParseError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ParseError::Empty);
-    }
     if body.len() > limit {
         return Err(ParseError::TooLarge {
             size: body.len(),
             limit,
         });
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
     }
     let start = body
         .strip_prefix(b"\xEF\xBB\xBF")

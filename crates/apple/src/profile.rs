@@ -652,3 +652,56 @@ pub fn sign_profile(
         &certs,
     )?)
 }
+
+/// Largest profile [`profile_identity`] reads.
+pub const PROFILE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// What identifies an uploaded profile (for RemoveProfile and ProfileList).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileIdentity {
+    /// Top-level `PayloadIdentifier` (RemoveProfile's `Identifier`).
+    pub identifier: String,
+    pub uuid: String,
+    pub display_name: Option<String>,
+    /// The signer certificate (DER) when the profile is CMS-signed (signature
+    /// checked, chain not judged).
+    pub signer_cert_der: Option<Vec<u8>>,
+}
+
+/// Reads an uploaded `.mobileconfig`, unsigned (XML plist) or CMS-signed (DER,
+/// plist embedded; the signature must verify): its top-level identity. Payload
+/// types this crate does not model are fine; only the top level is read.
+pub fn profile_identity(bytes: &[u8]) -> Result<ProfileIdentity, crate::ParseError> {
+    use crate::ParseError;
+    use crate::plist_in::{opt_string, read_dict, string};
+    let (xml, signer) = if bytes.first() == Some(&0x30) {
+        if bytes.len() > PROFILE_MAX_BYTES {
+            return Err(ParseError::TooLarge {
+                size: bytes.len(),
+                limit: PROFILE_MAX_BYTES,
+            });
+        }
+        let v = cms::verify(bytes).map_err(|e| ParseError::Malformed(e.to_string()))?;
+        if !v.has_content {
+            return Err(ParseError::Malformed(
+                "detached signature: the profile is not embedded".into(),
+            ));
+        }
+        (v.content, Some(v.signer_cert_der))
+    } else {
+        (bytes.to_vec(), None)
+    };
+    let d = read_dict(&xml, PROFILE_MAX_BYTES)?;
+    if string(&d, "PayloadType")? != "Configuration" {
+        return Err(ParseError::WrongType {
+            key: "PayloadType",
+            expected: "Configuration",
+        });
+    }
+    Ok(ProfileIdentity {
+        identifier: string(&d, "PayloadIdentifier")?,
+        uuid: string(&d, "PayloadUUID")?,
+        display_name: opt_string(&d, "PayloadDisplayName")?,
+        signer_cert_der: signer,
+    })
+}

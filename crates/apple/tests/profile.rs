@@ -211,7 +211,13 @@ fn sign_and_check(key_name: &str, signer_key: SignerKey<'_>, signer_der: &[u8], 
     assert!(ok);
     assert!(!String::from_utf8_lossy(&printed).contains("eContent: <ABSENT>"));
 
-    // A flipped byte inside the embedded plist: openssl refuses it.
+    // The upload path reads the identity of the signed profile and its signer.
+    let id = profile_identity(&signed).unwrap();
+    assert_eq!(id.identifier, "org.example.ferrocore.enroll");
+    assert_eq!(id.signer_cert_der.as_deref(), Some(signer_der));
+    assert_eq!(profile_identity(&xml).unwrap().uuid, id.uuid);
+
+    // A flipped byte inside the embedded plist: openssl refuses it, so do we.
     let pos = signed
         .windows(b"one-time-challenge".len())
         .position(|w| w == b"one-time-challenge")
@@ -236,6 +242,10 @@ fn sign_and_check(key_name: &str, signer_key: SignerKey<'_>, signer_der: &[u8], 
         ],
     );
     assert!(!ok, "{key_name}: a tampered profile must not verify");
+    assert_eq!(
+        profile_identity(&bad).unwrap_err().code(),
+        "malformed_plist"
+    );
 }
 
 #[test]
@@ -310,7 +320,8 @@ fn the_checker_catches_what_validate_refuses() {
     // Serialised without `validate`, these profiles are wrong; check_payload.py
     // says so (the harness can fail), and `to_xml` refuses them first.
     let chain = chain();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Profile)>)> = vec![
+    type Breaker = Box<dyn Fn(&mut Profile)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "Keysize",
             Box::new(|p| {
@@ -443,5 +454,21 @@ fn builder_refuses_values_apple_refuses() {
         String::from_utf8(root.to_xml().unwrap())
             .unwrap()
             .contains("<data>")
+    );
+}
+
+#[test]
+fn uploaded_profiles_are_identified_or_refused() {
+    // nanomdm's example enrollment profile (not ours) is read at its top level.
+    let nano = common::ref_file("nanomdm-testdata/docs/enroll.mobileconfig");
+    let id = profile_identity(&nano).unwrap();
+    assert_eq!(id.identifier, "com.github.micromdm.nanomdm");
+    assert_eq!(id.signer_cert_der, None);
+    // A command report is not a profile; garbage is not a signed profile.
+    let report = common::ref_file("nanomdm-testdata/mdm/testdata/DeviceInformation.1.plist");
+    assert_eq!(profile_identity(&report).unwrap_err().code(), "missing_key");
+    assert_eq!(
+        profile_identity(&[0x30, 0x03, 1, 2, 3]).unwrap_err().code(),
+        "malformed_plist"
     );
 }
