@@ -30,3 +30,13 @@ pub fn cert_hash(cert_der: &[u8]) -> String {
         cert_der,
     ))
 }
+
+/// `Content-Type` of check-in requests (Authenticate, TokenUpdate, CheckOut, ...).
+pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
+
+/// `Content-Type` of command/report requests.
+pub const CONNECT_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm";
+
+/// The `code` of a 403 answer that tells a device (iOS 17 / macOS 14 and
+/// later) to unenroll. Never answer 401: that also unenrolls, unasked.
+pub const UNRECOGNIZED_DEVICE: &str = "com.apple.unrecognized.device";
