@@ -353,7 +353,8 @@ fn the_checker_catches_what_validate_refuses() {
         ),
     ];
     let dir = TempDir::new().unwrap();
-    for (field, break_it) in cases {
+    let mut files = Vec::new();
+    for (field, break_it) in &cases {
         let mut p = enrollment_profile_struct(&spec(&chain.root_der)).unwrap();
         break_it(&mut p);
         let err = p.to_xml().unwrap_err();
@@ -361,12 +362,18 @@ fn the_checker_catches_what_validate_refuses() {
         assert!(err.to_string().contains(field), "{field}: {err}");
         let mut raw = Vec::new();
         plist::to_writer_xml(&mut raw, &p).unwrap();
-        let path = dir.path().join(format!("{field}.mobileconfig"));
+        let path = dir.path().join(format!("broken-{field}.mobileconfig"));
         std::fs::write(&path, raw).unwrap();
-        let f = check_payload(&path, &[]);
-        assert_eq!(f.status, 1, "{field}: check_payload.py accepted it");
+        files.push(path);
+    }
+    let f = common::check_payloads(&files, &[]);
+    assert_eq!(f.status, 1, "check_payload.py accepted them");
+    for (field, _) in &cases {
+        let file = format!("broken-{field}.mobileconfig");
         assert!(
-            f.errors.iter().any(|e| e.contains(field)),
+            f.errors
+                .iter()
+                .any(|e| e.contains(&file) && e.split_once(": ").unwrap().1.contains(field)),
             "{field}: {:#?}",
             f.errors
         );

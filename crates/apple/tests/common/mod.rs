@@ -47,12 +47,18 @@ pub struct Findings {
 }
 
 pub fn check_payload(file: &Path, args: &[&str]) -> Findings {
+    check_payloads(&[file.to_path_buf()], args)
+}
+
+/// One `check_payload.py` run over several files (findings of all of them,
+/// each prefixed with its file name).
+pub fn check_payloads(files: &[PathBuf], args: &[&str]) -> Findings {
     let script = ref_dir().join("apple-device-management/check_payload.py");
     let out = Command::new("python3")
         .arg(&script)
         .arg("--json")
         .args(args)
-        .arg(file)
+        .args(files)
         .output()
         .expect("run python3 check_payload.py");
     let status = out.status.code().unwrap_or(-1);
@@ -73,9 +79,9 @@ pub fn check_payload(file: &Path, args: &[&str]) -> Findings {
         warnings: vec![],
         infos: vec![],
     };
-    for (_, list) in v.as_object().unwrap() {
+    for (file, list) in v.as_object().unwrap() {
         for item in list.as_array().unwrap() {
-            let text = item.to_string();
+            let text = format!("{file}: {item}");
             match item.get("level").and_then(|l| l.as_str()) {
                 Some("error") => f.errors.push(text),
                 Some("warning") => f.warnings.push(text),
