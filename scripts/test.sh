@@ -29,6 +29,11 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
+# PyYAML: Apple's profile schemas, read by check_payload.py (ferrocore-apple's profile tests).
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  python3 -m pip install -q pyyaml || python3 -m pip install -q --break-system-packages pyyaml
+fi
+
 # PyScep (SCEP e2e) and its dependencies; oscrypto 1.3.0 misreads OpenSSL 3.0.x version
 # strings ("3.0.11"), so its version regex is widened the same way on every machine.
 if ! python3 -c 'import scep, oscrypto' 2>/dev/null; then

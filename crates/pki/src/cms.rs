@@ -9,7 +9,8 @@
 //!   recipient (PKCS#1 v1.5). Encrypts with AES-128/256-CBC or DES-EDE3-CBC;
 //!   decrypts AES-128/192/256-CBC and DES-EDE3-CBC, BER (indefinite lengths,
 //!   constructed OCTET STRINGs) as OpenSSL writes it.
-//! - [`sign`] / [`sign_with`] / [`verify`]: SignedData with signed attributes and
+//! - [`sign`] / [`sign_with`] / [`verify`], detached: [`sign_detached`] /
+//!   [`verify_detached`]: SignedData with signed attributes and
 //!   one signer: RSA PKCS#1 v1.5 (SHA-1, SHA-256, SHA-384, SHA-512 accepted on
 //!   verify; SHA-256 or SHA-512 used to sign) or ECDSA on P-256/P-384
 //!   (`ecdsa-with-SHA256/384/512` or `id-ecPublicKey` plus the digestAlgorithm on
@@ -867,10 +868,40 @@ pub fn sign_with(
     attrs: &[SignedAttr],
     certs: &[Vec<u8>],
 ) -> Result<Vec<u8>, PkiError> {
+    sign_inner(
+        content.unwrap_or(&[]),
+        content.is_some(),
+        signer_cert_der,
+        key,
+        attrs,
+        certs,
+    )
+}
+
+/// A detached SignedData over `content` (eContent absent, messageDigest of
+/// `content`), as [`verify_detached`] reads it: an `Mdm-Signature`.
+pub fn sign_detached(
+    content: &[u8],
+    signer_cert_der: &[u8],
+    key: SignerKey<'_>,
+    attrs: &[SignedAttr],
+    certs: &[Vec<u8>],
+) -> Result<Vec<u8>, PkiError> {
+    sign_inner(content, false, signer_cert_der, key, attrs, certs)
+}
+
+fn sign_inner(
+    content: &[u8],
+    embed: bool,
+    signer_cert_der: &[u8],
+    key: SignerKey<'_>,
+    attrs: &[SignedAttr],
+    certs: &[Vec<u8>],
+) -> Result<Vec<u8>, PkiError> {
     let digest = key.digest();
     let cert = parse_cert(signer_cert_der)?;
     let ie = |e: der::Error| PkiError::internal("CMS encoding", e);
-    let content_digest = digest.digest(content.unwrap_or(&[]));
+    let content_digest = digest.digest(content);
     let mut signed = SetOfVec::<Attribute>::new();
     let mut push = |oid: Oid, value: Any| -> Result<(), PkiError> {
         let values = SetOfVec::try_from(vec![value]).map_err(ie)?;
@@ -933,9 +964,10 @@ pub fn sign_with(
     for c in certs {
         cert_set.push(CertificateChoices::Certificate(parse_cert(c)?));
     }
-    let econtent = match content {
-        Some(c) => Some(Any::encode_from(&OctetString::new(c.to_vec()).map_err(ie)?).map_err(ie)?),
-        None => None,
+    let econtent = if embed {
+        Some(Any::encode_from(&OctetString::new(content.to_vec()).map_err(ie)?).map_err(ie)?)
+    } else {
+        None
     };
     let sd = SignedData {
         version: CmsVersion::V1,
@@ -966,14 +998,22 @@ pub fn sign_with(
 /// [`PkiError::UnsupportedAlgorithm`] (digest/signature/key not supported),
 /// [`PkiError::CmsSignature`] (does not verify).
 pub fn verify(der: &[u8]) -> Result<Verified, PkiError> {
-    decode_signed(der, true)
+    decode_signed(der, true, None)
+}
+
+/// Verifies a detached SignedData (eContent absent) over `content`, the bytes
+/// signed, with the checks of [`verify`]; the returned [`Verified::content`] is
+/// `content`. A message that embeds its content is refused
+/// ([`PkiError::InvalidCms`]): the caller expects a detached signature.
+pub fn verify_detached(der: &[u8], content: &[u8]) -> Result<Verified, PkiError> {
+    decode_signed(der, true, Some(content))
 }
 
 /// Decodes a SignedData like [`verify`] but does not check the signature or
 /// the messageDigest: for reading the attributes of a message that may be
 /// refused (a SCEP FAILURE reply needs its transactionID and senderNonce).
 pub fn inspect_signed(der: &[u8]) -> Result<Verified, PkiError> {
-    decode_signed(der, false)
+    decode_signed(der, false, None)
 }
 
 // SignedData is read at the TLV level, not with the `cms` types: those refuse
@@ -1098,9 +1138,18 @@ fn signed_parts(sd: &BerTlv) -> Result<SignedParts<'_>, PkiError> {
     })
 }
 
-fn decode_signed(der: &[u8], check: bool) -> Result<Verified, PkiError> {
+fn decode_signed(der: &[u8], check: bool, detached: Option<&[u8]>) -> Result<Verified, PkiError> {
     let sd = signed_data_tlv(der)?;
-    let parts = signed_parts(&sd)?;
+    let mut parts = signed_parts(&sd)?;
+    let has_content = parts.econtent.is_some();
+    if let Some(external) = detached {
+        if parts.econtent.is_some() {
+            return Err(cms_err(
+                "SignedData embeds its content; a detached signature was expected",
+            ));
+        }
+        parts.econtent = Some(external.to_vec());
+    }
     let si = match parts.signer_infos {
         [si] => si,
         [] => return Err(cms_err("SignedData has no signer")),
@@ -1161,7 +1210,6 @@ fn decode_signed(der: &[u8], check: bool) -> Result<Verified, PkiError> {
         .ok_or_else(|| cms_err("no messageDigest attribute"))?;
     let ct =
         oid_of(single(OID_ATTR_CONTENT_TYPE).ok_or_else(|| cms_err("no contentType attribute"))?)?;
-    let has_content = parts.econtent.is_some();
     let content = parts.econtent.unwrap_or_default();
     if check {
         if ct != parts.econtent_type {

@@ -515,3 +515,79 @@ fn cert_rep_echoes_the_transaction_id_as_the_client_encoded_it() {
         }
     }
 }
+
+#[test]
+fn openssl_detached_signature_verifies_over_the_external_content_only() {
+    let ra = ra();
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("ra.pem"), pem("CERTIFICATE", &ra.cert_der)).unwrap();
+    std::fs::write(
+        dir.path().join("ra.key"),
+        pem("PRIVATE KEY", ra.key.pkcs8_der()),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("msg"), b"request body").unwrap();
+    let sign = |detach: bool| {
+        let mut args = vec![
+            "cms", "-sign", "-binary", "-signer", "ra.pem", "-inkey", "ra.key", "-in", "msg",
+            "-outform", "DER",
+        ];
+        if !detach {
+            args.push("-nodetach");
+        }
+        openssl(dir.path(), &args)
+    };
+    let detached = sign(true);
+    let v = cms::verify_detached(&detached, b"request body").unwrap();
+    assert_eq!(v.content, b"request body");
+    assert!(!v.has_content);
+    assert_eq!(v.signer_cert_der, ra.cert_der);
+    // Another body, or no body (plain verify), does not verify.
+    assert_eq!(
+        cms::verify_detached(&detached, b"request bodz")
+            .unwrap_err()
+            .code(),
+        "cms_signature"
+    );
+    assert_eq!(cms::verify(&detached).unwrap_err().code(), "cms_signature");
+    // An attached signature is not what a detached verifier expects.
+    let attached = sign(false);
+    assert!(cms::verify(&attached).is_ok());
+    assert_eq!(
+        cms::verify_detached(&attached, b"request body")
+            .unwrap_err()
+            .code(),
+        "invalid_cms"
+    );
+}
+
+#[test]
+fn sign_detached_is_verified_by_openssl_over_the_external_content() {
+    let ra = ra();
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("ra.pem"), pem("CERTIFICATE", &ra.cert_der)).unwrap();
+    std::fs::write(dir.path().join("msg"), b"request body").unwrap();
+    let sig = cms::sign_detached(
+        b"request body",
+        &ra.cert_der,
+        cms::SignerKey::Rsa(&ra.key, DigestAlg::Sha256),
+        &[],
+        std::slice::from_ref(&ra.cert_der),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sig.der"), &sig).unwrap();
+    let out = openssl(
+        dir.path(),
+        &[
+            "cms", "-verify", "-binary", "-inform", "DER", "-in", "sig.der", "-content", "msg",
+            "-CAfile", "ra.pem", "-purpose", "any",
+        ],
+    );
+    assert_eq!(out, b"request body");
+    assert!(
+        !cms::verify_detached(&sig, b"request body")
+            .unwrap()
+            .has_content
+    );
+    assert!(cms::verify_detached(&sig, b"other body").is_err());
+}
