@@ -31,6 +31,96 @@ pub mod paths {
     pub const DEVICE_SECRET_HEADER: &str = "x-ferrocore-device-secret";
 }
 
+/// Percent-encoding (RFC 3986) of path segments and query values, and its decoding: the one
+/// implementation the server, the admin client and the agent share.
+pub mod percent {
+    /// Escapes every byte but the unreserved characters (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
+    pub fn encode(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+        out
+    }
+
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+    /// `%XX` escapes to bytes, strictly: a truncated or non-hex escape, or a result that is
+    /// not UTF-8, is an error. `+` stands for itself (not a space).
+    pub fn decode(s: &str) -> Result<String, String> {
+        let bytes = decode_bytes(s, false)?;
+        String::from_utf8(bytes).map_err(|_| "escaped value is not UTF-8".into())
+    }
+
+    /// Like [`decode`], but a malformed escape stands for itself and invalid UTF-8 is
+    /// replaced (for lenient peers, e.g. SCEP clients that leave `+` and `%` unescaped).
+    pub fn decode_lossy(s: &str) -> String {
+        match decode_bytes(s, true) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => s.to_owned(),
+        }
+    }
+
+    fn decode_bytes(s: &str, lenient: bool) -> Result<Vec<u8>, String> {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let digits = b.get(i + 1..i + 3);
+                match digits.and_then(|d| Some((hex_val(d[0])?, hex_val(d[1])?))) {
+                    Some((h, l)) => {
+                        out.push(h * 16 + l);
+                        i += 3;
+                        continue;
+                    }
+                    None if lenient => {}
+                    None if digits.is_none() => return Err("truncated %-escape".into()),
+                    None => {
+                        let bad = String::from_utf8_lossy(digits.unwrap_or_default());
+                        return Err(format!("bad %-escape %{bad}"));
+                    }
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    fn hex_val(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trips_and_rejects_bad_escapes() {
+            assert_eq!(encode("a+b/c== é"), "a%2Bb%2Fc%3D%3D%20%C3%A9");
+            assert_eq!(decode("a%2Bb%2fc+").as_deref(), Ok("a+b/c+"));
+            assert_eq!(decode(&encode("x y/ü")).as_deref(), Ok("x y/ü"));
+            assert!(decode("%4").is_err());
+            assert!(decode("%zz").is_err());
+            assert!(decode("%FF").is_err());
+            assert_eq!(decode_lossy("%zz%4"), "%zz%4");
+            assert_eq!(decode_lossy("a%20b"), "a b");
+        }
+    }
+}
+
 /// A device platform (spec Table 2/4 rows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -447,6 +537,100 @@ pub mod codes {
 }
 
 // ---------- admin API ----------
+
+/// One page of a listing: the items and how many there are in all.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// `limit` (1 to 1000, default 100) and `offset` (default 0) of a paged listing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// Query of `GET /api/v1/admin/devices`: filters combine; an empty value is no filter.
+/// Times are Unix seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceListQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_version: Option<String>,
+    /// `mutual` or `legacy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// `none`, `pending`, `success` or `not_supported`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_status: Option<String>,
+    /// `active` or `retired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expires_after: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_expires_before: Option<i64>,
+    /// `true`: only devices inside their renewal window now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_renewal_window: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checkin_after: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checkin_before: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// Query of `GET /api/v1/admin/certificates`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertListQuery {
+    /// Only the certificates of this device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// Query of `GET /api/v1/admin/grants`: newest first; an empty value is no filter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantListQuery {
+    /// `active`, `consumed`, `expired` or `revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `scep` or `est`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// Answer of `POST /api/v1/admin/maintenance/sweep`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepResult {
+    /// Devices retired by this sweep.
+    pub retired: u64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
@@ -919,6 +1103,25 @@ pub struct App {
     /// SHA-256 of the package, hex.
     pub sha256: String,
     pub published_at: i64,
+}
+
+/// Query of `POST /api/v1/admin/apps` (the package is the body).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishQuery {
+    /// `android` or `ios`.
+    pub platform: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// Query of `GET /api/v1/admin/apps`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppListQuery {
+    /// Only the apps of this platform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 /// `POST /api/v1/appconnect/checkin` body.

@@ -20,7 +20,9 @@ use ferrocore_proto::{
     NewUser, Platform, Policy, PolicyChange, PortSettingsRequest, RenewalRisk, RevokeRequest,
     SelectEnrollment, Settings, User, codes,
 };
-use serde::{Deserialize, Serialize};
+use ferrocore_proto::{
+    CertListQuery, DeviceListQuery, GrantListQuery, Page, PageQuery, SweepResult,
+};
 use std::sync::atomic::Ordering;
 
 pub fn routes(state: SharedState) -> Router<SharedState> {
@@ -105,12 +107,6 @@ async fn require_token(State(state): State<SharedState>, req: Request, next: Nex
         );
     }
     next.run(req).await
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct PageOf<T> {
-    pub items: Vec<T>,
-    pub total: u64,
 }
 
 async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
@@ -244,26 +240,6 @@ fn checkin_out(c: CheckinRecord) -> Checkin {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeviceListQuery {
-    username: Option<String>,
-    platform: Option<String>,
-    client_kind: Option<String>,
-    client_version: Option<String>,
-    mode: Option<String>,
-    migration_status: Option<String>,
-    status: Option<String>,
-    cert_expires_after: Option<i64>,
-    cert_expires_before: Option<i64>,
-    /// `true`: only devices inside their renewal window now.
-    in_renewal_window: Option<bool>,
-    last_checkin_after: Option<i64>,
-    last_checkin_before: Option<i64>,
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
 fn parse_opt<T: std::str::FromStr<Err = String>>(v: Option<String>) -> Result<Option<T>, ApiError> {
     v.filter(|s| !s.is_empty())
         .map(|s| {
@@ -284,7 +260,7 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 async fn list_devices(
     State(state): State<SharedState>,
     q: Result<Query<DeviceListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<Device>>, ApiError> {
+) -> Result<Json<Page<Device>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
@@ -314,7 +290,7 @@ async fn list_devices(
         offset: q.offset.unwrap_or(0),
     };
     let page = state.core.devices(&query).await?;
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         items: page.items.into_iter().map(device_out).collect(),
         total: page.total,
     }))
@@ -348,18 +324,10 @@ async fn retire_device(
     Ok(Json(device_out(state.core.retire_device(&id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CertListQuery {
-    device_id: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
 async fn list_certificates(
     State(state): State<SharedState>,
     q: Result<Query<CertListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<Certificate>>, ApiError> {
+) -> Result<Json<Page<Certificate>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let page = state
         .core
@@ -369,7 +337,7 @@ async fn list_certificates(
             q.offset.unwrap_or(0),
         )
         .await?;
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         items: page.items.into_iter().map(cert_out).collect(),
         total: page.total,
     }))
@@ -455,17 +423,10 @@ async fn assign_policy(
     )))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
 async fn renewal_at_risk(
     State(state): State<SharedState>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<RenewalRisk>>, ApiError> {
+) -> Result<Json<Page<RenewalRisk>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let now = state.core.clock().now().unix_timestamp();
     let page = state
@@ -473,7 +434,7 @@ async fn renewal_at_risk(
         .renewal_at_risk(page_limit(q.limit)?, q.offset.unwrap_or(0))
         .await?;
     let grace = ferrocore_core::service::GRACE.whole_seconds();
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         total: page.total,
         items: page
             .items
@@ -495,11 +456,6 @@ async fn renewal_at_risk(
             })
             .collect(),
     }))
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct SweepResult {
-    pub retired: u64,
 }
 
 async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
@@ -669,16 +625,6 @@ async fn create_est_token(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantListQuery {
-    state: Option<String>,
-    username: Option<String>,
-    protocol: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
 /// Parses an optional filter value; empty means no filter.
 fn filter_of<T: std::str::FromStr<Err = String>>(
     name: &str,
@@ -698,7 +644,7 @@ fn filter_of<T: std::str::FromStr<Err = String>>(
 async fn list_grants(
     State(state): State<SharedState>,
     q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<ferrocore_proto::EnrollmentGrant>>, ApiError> {
+) -> Result<Json<Page<ferrocore_proto::EnrollmentGrant>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let page = state
         .core
@@ -712,7 +658,7 @@ async fn list_grants(
             offset: q.offset.unwrap_or(0),
         })
         .await?;
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         items: page.items,
         total: page.total,
     }))

@@ -56,7 +56,9 @@ use ferrocore_core::CoreError;
 use ferrocore_core::service::{LOCAL_CONFIG, ScepEnrollment, ScepIssued};
 use ferrocore_pki::cms::ContentCipher;
 use ferrocore_pki::scep::{self, CertRepBody, FailInfo, MessageType, RaKey, ReplyTo, ScepError};
-use ferrocore_proto::{NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths};
+use ferrocore_proto::{
+    NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths, percent,
+};
 use std::sync::Arc;
 
 /// The capabilities this server announces.
@@ -124,37 +126,9 @@ fn query_pairs(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
+            (percent::decode_lossy(k), percent::decode_lossy(v))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn operation(q: &[(String, String)]) -> Option<&str> {
@@ -517,6 +491,5 @@ mod tests {
         assert_eq!(operation(&q), Some("PKIOperation"));
         assert_eq!(q[1].1, "ab+c+d==");
         assert_eq!(q[2], ("x".to_owned(), String::new()));
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

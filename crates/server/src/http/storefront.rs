@@ -26,11 +26,10 @@ use base64::Engine as _;
 use ferrocore_core::CoreError;
 use ferrocore_core::storefront::{AppRecord, StorefrontPresented};
 use ferrocore_proto::{
-    App, AppConnectCheckin, AppConnectCheckinRequest, Platform, StorefrontAuth, StorefrontSettings,
-    codes, storefront_paths,
+    App, AppConnectCheckin, AppConnectCheckinRequest, AppListQuery, Platform, PublishQuery,
+    StorefrontAuth, StorefrontSettings, codes, storefront_paths,
 };
 use http_body_util::BodyExt as _;
-use serde::Deserialize;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt as _;
 
@@ -244,20 +243,6 @@ async fn set_storefront_settings(
     Ok(Json(StorefrontSettings {
         storefront_auth: state.storefront.auth_setting().await?,
     }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishQuery {
-    platform: String,
-    name: String,
-    version: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AppListQuery {
-    platform: Option<String>,
 }
 
 async fn admin_list_apps(
