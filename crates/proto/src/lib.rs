@@ -547,81 +547,57 @@ pub struct Page<T> {
 
 /// `limit` (1 to 1000, default 100) and `offset` (default 0) of a paged listing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PageQuery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
 }
 
 /// Query of `GET /api/v1/admin/devices`: filters combine; an empty value is no filter.
 /// Times are Unix seconds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeviceListQuery {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_kind: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_version: Option<String>,
     /// `mutual` or `legacy`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// `none`, `pending`, `success` or `not_supported`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration_status: Option<String>,
     /// `active` or `retired`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_expires_after: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_expires_before: Option<i64>,
     /// `true`: only devices inside their renewal window now.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_renewal_window: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checkin_after: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checkin_before: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
 }
 
 /// Query of `GET /api/v1/admin/certificates`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CertListQuery {
     /// Only the certificates of this device.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
 }
 
 /// Query of `GET /api/v1/admin/grants`: newest first; an empty value is no filter.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GrantListQuery {
     /// `active`, `consumed`, `expired` or `revoked`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// `scep` or `est`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
 }
 
@@ -1117,10 +1093,9 @@ pub struct PublishQuery {
 
 /// Query of `GET /api/v1/admin/apps`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AppListQuery {
     /// Only the apps of this platform.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
 }
 
