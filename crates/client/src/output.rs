@@ -13,7 +13,7 @@ fn is_time_field(name: &str) -> bool {
     name.ends_with("_at")
         || matches!(
             name,
-            "not_before"
+            "at" | "not_before"
                 | "not_after"
                 | "cert_not_after"
                 | "server_time"

@@ -120,7 +120,7 @@ pub struct Out {
 }
 
 impl Out {
-    fn from_parts(status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Out {
+    pub fn from_parts(status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Out {
         let stdout = String::from_utf8_lossy(&stdout).into_owned();
         let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
         Out {
