@@ -122,7 +122,7 @@ pub mod percent {
 }
 
 /// A device platform (spec Table 2/4 rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     Android,
@@ -149,7 +149,7 @@ impl Platform {
 }
 
 /// The kind of client software speaking for the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientKind {
     /// The device agent (Mobile@Work in the spec).
@@ -208,7 +208,7 @@ impl_str_enum!(GrantState, "grant state");
 
 /// The enrollment protocol a one-time enrollment grant was created for; it is accepted by
 /// that protocol only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantProtocol {
     /// A SCEP challenge password (PKCS#9 challengePassword in the CSR).
@@ -230,7 +230,7 @@ impl GrantProtocol {
 /// Where a one-time enrollment grant stands. Exactly one holds: `revoked` (by an admin,
 /// before use), `consumed` (it paid for a certificate), `expired` (unused past its expiry),
 /// else `active`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantState {
     Active,
@@ -257,7 +257,7 @@ impl GrantState {
 }
 
 /// How a device authenticates its check-ins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// Mutual TLS with a client identity certificate, on the device listener.
@@ -277,7 +277,7 @@ impl AuthMode {
 }
 
 /// Which of the server's device-facing listeners a device must use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Listener {
     /// Registration and check-ins (443 in the spec); client certificate optional at the TLS layer.
@@ -297,7 +297,7 @@ impl Listener {
 }
 
 /// `POST /api/v1/register` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub username: String,
@@ -313,7 +313,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /api/v1/register` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterResponse {
     pub device_id: String,
     pub mode: AuthMode,
@@ -331,28 +331,28 @@ pub struct RegisterResponse {
     pub policy: PolicyInfo,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CheckinEndpoint {
     pub listener: Listener,
     pub port: u16,
 }
 
 /// What the policy tells the agent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyInfo {
     pub name: String,
     pub checkin_interval_secs: u64,
 }
 
 /// `POST /api/v1/checkin` body (all fields optional: identity comes from the certificate or secret).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckinRequest {
     #[serde(default)]
     pub client_version: Option<String>,
 }
 
 /// `POST /api/v1/checkin` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckinResponse {
     pub device_id: String,
     pub mode: AuthMode,
@@ -368,7 +368,7 @@ pub struct CheckinResponse {
 }
 
 /// What the agent needs to renew on time.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CertificateLifecycle {
     pub serial: String,
     pub not_after: i64,
@@ -383,14 +383,14 @@ pub struct CertificateLifecycle {
 }
 
 /// `POST /api/v1/renew` and `POST /api/v1/migrate` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsrRequest {
     pub csr_pem: String,
 }
 
 /// Answer of `/api/v1/renew` and `/api/v1/migrate`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedIdentity {
     pub certificate_pem: String,
     pub ca_pem: String,
@@ -400,7 +400,7 @@ pub struct IssuedIdentity {
     pub checkin: CheckinEndpoint,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
     /// Register again: the device's identity is gone (retired or replaced).
@@ -414,7 +414,7 @@ pub enum Action {
 }
 
 /// Migration of a legacy device to mutual authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationStatus {
     None,
@@ -441,12 +441,12 @@ impl MigrationStatus {
 }
 
 /// Every 4xx/5xx answer of every API: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -539,14 +539,15 @@ pub mod codes {
 // ---------- admin API ----------
 
 /// One page of a listing: the items and how many there are in all.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: u64,
 }
 
 /// `limit` (1 to 1000, default 100) and `offset` (default 0) of a paged listing.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub struct PageQuery {
     pub limit: Option<u32>,
@@ -555,7 +556,8 @@ pub struct PageQuery {
 
 /// Query of `GET /api/v1/admin/devices`: filters combine; an empty value is no filter.
 /// Times are Unix seconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeviceListQuery {
     pub username: Option<String>,
@@ -579,7 +581,8 @@ pub struct DeviceListQuery {
 }
 
 /// Query of `GET /api/v1/admin/certificates`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub struct CertListQuery {
     /// Only the certificates of this device.
@@ -589,7 +592,8 @@ pub struct CertListQuery {
 }
 
 /// Query of `GET /api/v1/admin/grants`: newest first; an empty value is no filter.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrantListQuery {
     /// `active`, `consumed`, `expired` or `revoked`.
@@ -602,13 +606,13 @@ pub struct GrantListQuery {
 }
 
 /// Answer of `POST /api/v1/admin/maintenance/sweep`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SweepResult {
     /// Devices retired by this sweep.
     pub retired: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Settings {
     pub mutual_auth_enabled: bool,
     /// Unix time at which mutual authentication was enabled.
@@ -626,7 +630,7 @@ pub struct Settings {
     pub storefront_auth: StorefrontAuth,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortSettingsRequest {
     pub sync_tls_enabled: bool,
@@ -634,7 +638,7 @@ pub struct PortSettingsRequest {
     pub force: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -643,14 +647,14 @@ pub struct NewUser {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub username: String,
     pub email: Option<String>,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Device {
     pub device_id: String,
     pub device_uuid: String,
@@ -676,14 +680,14 @@ pub struct Device {
     pub reregister_required: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceStatus {
     Active,
     Retired,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceDetail {
     #[serde(flatten)]
     pub device: Device,
@@ -694,14 +698,14 @@ pub struct DeviceDetail {
     pub appconnect: Vec<AppConnectCheckin>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkin {
     pub at: i64,
     pub listener: Listener,
     pub mode: AuthMode,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Certificate {
     pub serial: String,
     pub device_id: Option<String>,
@@ -721,14 +725,14 @@ pub struct Certificate {
     pub enrollment_config: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CertStatus {
     Active,
     Revoked,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
     /// RFC 5280 reason name, e.g. `key_compromise`; `unspecified` when absent.
@@ -737,13 +741,13 @@ pub struct RevokeRequest {
 }
 
 /// Answer of admin operations that refuse because they would affect devices.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AffectedDevices {
     pub count: u64,
 }
 
 /// A sync policy, as the admin API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Policy {
     pub name: String,
     pub checkin_interval_secs: u64,
@@ -757,7 +761,7 @@ pub struct Policy {
 
 /// Create or change a sync policy. Fields left out keep their value (defaults on create).
 /// `renewal_window_days` takes a number 1..=60, or `""`/`null` for blank (= 60).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyChange {
     #[serde(default)]
@@ -772,14 +776,14 @@ pub struct PolicyChange {
 }
 
 /// `POST /api/v1/admin/devices/{id}/policy`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignPolicy {
     pub policy: String,
 }
 
 /// One row of the renewal-at-risk report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RenewalRisk {
     #[serde(flatten)]
     pub device: Device,
@@ -791,7 +795,7 @@ pub struct RenewalRisk {
 }
 
 /// An enrollment configuration (certificate source for mutual authentication).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentConfig {
     pub name: String,
     /// `local_ca` or `scep`
@@ -816,7 +820,7 @@ pub struct EnrollmentConfig {
 }
 
 /// `POST /api/v1/admin/est-tokens` body: a one-time EST enrollment token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EstTokenRequest {
     pub username: String,
@@ -830,7 +834,7 @@ pub struct EstTokenRequest {
 }
 
 /// A created EST token; `token` is shown this once (only its hash is stored).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EstTokenCreated {
     pub id: String,
     pub token: String,
@@ -843,7 +847,7 @@ pub struct EstTokenCreated {
 
 /// A one-time enrollment grant (SCEP challenge or EST token) as the admin API lists it. The
 /// secret itself is shown only when it is created.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentGrant {
     pub id: String,
     pub protocol: GrantProtocol,
@@ -865,7 +869,7 @@ pub struct EnrollmentGrant {
 
 /// `POST /api/v1/admin/enrollment-configs/{name}` body. `kind` `local_ca` takes nothing
 /// else; `scep` needs `url`, `challenge` and `ca_fingerprint`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnrollmentConfig {
     pub kind: String,
@@ -892,7 +896,7 @@ pub struct NewEnrollmentConfig {
 /// `POST /api/v1/csr-attributes` body: the registering user's credentials. Empty for a
 /// registered device, which authenticates as for a check-in (its certificate over mutual TLS
 /// before a renewal, its device secret before a migration).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsrAttributesRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -903,7 +907,7 @@ pub struct CsrAttributesRequest {
 
 /// What the agent's CSR must carry for the selected enrollment configuration (nothing for
 /// a local CA).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CsrAttributes {
     /// `rsa-2048` when the key must be RSA (at least 2048 bits); absent: any supported key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -914,7 +918,7 @@ pub struct CsrAttributes {
 }
 
 /// `POST /api/v1/admin/scep/challenges` body: a one-time SCEP challenge for one registration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewScepChallenge {
     pub username: String,
@@ -928,7 +932,7 @@ pub struct NewScepChallenge {
 }
 
 /// `PUT /api/v1/admin/scep/static-challenges/{config}` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticScepChallenge {
     pub username: String,
@@ -936,7 +940,7 @@ pub struct StaticScepChallenge {
 }
 
 /// A created SCEP challenge: shown once, stored only as its hash.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScepChallenge {
     /// The enrollment grant of a one-time challenge (`/api/v1/admin/grants/{id}`); `None`
     /// for a static challenge.
@@ -953,7 +957,7 @@ pub struct ScepChallenge {
 }
 
 /// `PUT /api/v1/admin/settings/mutual-auth/enrollment` body: without `confirm` a dry run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelectEnrollment {
     pub config: String,
@@ -962,7 +966,7 @@ pub struct SelectEnrollment {
 }
 
 /// Answer of a selection change (dry run or applied).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentChange {
     pub applied: bool,
     pub current: String,
@@ -975,7 +979,7 @@ pub struct EnrollmentChange {
 // ---------- portal HTTPS certificate (admin API) ----------
 
 /// `PUT /api/v1/admin/portal-cert` body: PEM chain + key, or PKCS#12 (base64) + password.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalCertUpload {
     /// Leaf first, then the intermediates (the root may be included).
@@ -992,7 +996,7 @@ pub struct PortalCertUpload {
 }
 
 /// Facts about the portal HTTPS certificate being served.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortalCert {
     /// `auto-issued` (from the local CA) or `uploaded`.
     pub source: String,
@@ -1030,7 +1034,9 @@ pub mod storefront_paths {
 }
 
 /// The App Storefront Authentication setting. Defaults to `password`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StorefrontAuth {
     #[default]
@@ -1061,14 +1067,14 @@ impl std::str::FromStr for StorefrontAuth {
 }
 
 /// `GET/PUT /api/v1/admin/settings/storefront-auth`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorefrontSettings {
     pub storefront_auth: StorefrontAuth,
 }
 
 /// An app published to the storefront.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct App {
     pub id: String,
     pub platform: Platform,
@@ -1082,7 +1088,8 @@ pub struct App {
 }
 
 /// Query of `POST /api/v1/admin/apps` (the package is the body).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PublishQuery {
     /// `android` or `ios`.
@@ -1092,7 +1099,8 @@ pub struct PublishQuery {
 }
 
 /// Query of `GET /api/v1/admin/apps`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppListQuery {
     /// Only the apps of this platform.
@@ -1100,7 +1108,7 @@ pub struct AppListQuery {
 }
 
 /// `POST /api/v1/appconnect/checkin` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppConnectCheckinRequest {
     /// Reverse-DNS app identifier, e.g. `com.example.app`.
@@ -1108,7 +1116,7 @@ pub struct AppConnectCheckinRequest {
 }
 
 /// Per-app AppConnect check-ins of a device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppConnectCheckin {
     pub app_id: String,
     pub first_checkin_at: i64,

@@ -1,5 +1,6 @@
 //! The admin API (`/api/v1/admin/...`, bearer token), served on the admin listener only.
-//! The `ferrocore admin` CLI is a client of exactly these routes; `openapi.json` describes them.
+//! `ferrocore_client::AdminClient` (and the `ferrocore admin` CLI over it) has a method per route;
+//! the `#[utoipa::path]` annotations describe them in `/api/v1/openapi.json`.
 
 use super::SharedState;
 use super::error::ApiError;
@@ -23,6 +24,7 @@ use ferrocore_proto::{
 use ferrocore_proto::{
     CertListQuery, DeviceListQuery, GrantListQuery, Page, PageQuery, SweepResult,
 };
+use ferrocore_proto::{EnrollmentGrant, ErrorBody, EstTokenCreated, EstTokenRequest};
 use std::sync::atomic::Ordering;
 
 pub fn routes(state: SharedState) -> Router<SharedState> {
@@ -123,20 +125,45 @@ async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/settings",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn settings(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     Ok(Json(current_settings(&state).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/settings/mutual-auth/enable",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn enable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     state.core.enable_mutual_auth().await?;
     Ok(Json(current_settings(&state).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/settings/mutual-auth/disable",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn disable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     state.core.disable_mutual_auth().await?;
     Ok(Json(current_settings(&state).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/settings/ports",
+    tag = "admin",
+    request_body = PortSettingsRequest,
+    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn set_ports(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<PortSettingsRequest>,
@@ -159,6 +186,12 @@ fn user_out(u: UserRecord) -> User {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = Vec<User>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(
         state
@@ -171,6 +204,13 @@ async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>,
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    request_body = NewUser,
+    responses((status = 201, description = "Created", body = User), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn add_user(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<NewUser>,
@@ -182,6 +222,13 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(user_out(u))))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/users/{username}",
+    tag = "admin",
+    params(("username" = String, Path, description = "The user name")),
+    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn remove_user(
     State(state): State<SharedState>,
     Path(username): Path<String>,
@@ -257,6 +304,13 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/devices",
+    tag = "admin",
+    params(DeviceListQuery),
+    responses((status = 200, description = "OK", body = Page<Device>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn list_devices(
     State(state): State<SharedState>,
     q: Result<Query<DeviceListQuery>, axum::extract::rejection::QueryRejection>,
@@ -296,6 +350,13 @@ async fn list_devices(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/devices/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The device id")),
+    responses((status = 200, description = "OK", body = DeviceDetail), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn show_device(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -317,6 +378,13 @@ async fn show_device(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/devices/{id}/retire",
+    tag = "admin",
+    params(("id" = String, Path, description = "The device id")),
+    responses((status = 200, description = "OK", body = Device), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn retire_device(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -324,6 +392,13 @@ async fn retire_device(
     Ok(Json(device_out(state.core.retire_device(&id).await?)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/certificates",
+    tag = "admin",
+    params(CertListQuery),
+    responses((status = 200, description = "OK", body = Page<Certificate>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn list_certificates(
     State(state): State<SharedState>,
     q: Result<Query<CertListQuery>, axum::extract::rejection::QueryRejection>,
@@ -343,6 +418,14 @@ async fn list_certificates(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/certificates/{serial}/revoke",
+    tag = "admin",
+    params(("serial" = String, Path, description = "The serial number, hex")),
+    request_body(content = Option<RevokeRequest>, description = "Optional: the reason"),
+    responses((status = 200, description = "OK", body = Certificate), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn revoke_certificate(
     State(state): State<SharedState>,
     Path(serial): Path<String>,
@@ -367,6 +450,12 @@ fn policy_out(p: ferrocore_core::store::PolicyRecord) -> Policy {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/policies",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = Vec<Policy>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Policy>>, ApiError> {
     Ok(Json(
         state
@@ -379,6 +468,13 @@ async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Poli
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/policies/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    responses((status = 200, description = "OK", body = Policy), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn show_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -386,6 +482,14 @@ async fn show_policy(
     Ok(Json(policy_out(state.core.policy(&name).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/policies/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    request_body(content = Option<PolicyChange>, description = "Optional: values other than the defaults"),
+    responses((status = 201, description = "Created", body = Policy), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn create_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -395,6 +499,14 @@ async fn create_policy(
     Ok((StatusCode::CREATED, Json(policy_out(p))))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/admin/policies/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    request_body = PolicyChange,
+    responses((status = 200, description = "OK", body = Policy), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn change_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -405,6 +517,13 @@ async fn change_policy(
     )))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/policies/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn delete_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -413,6 +532,14 @@ async fn delete_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/devices/{id}/policy",
+    tag = "admin",
+    params(("id" = String, Path, description = "The device id")),
+    request_body = AssignPolicy,
+    responses((status = 200, description = "OK", body = Device), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn assign_policy(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -423,6 +550,13 @@ async fn assign_policy(
     )))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/reports/renewal-at-risk",
+    tag = "admin",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Page<RenewalRisk>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn renewal_at_risk(
     State(state): State<SharedState>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
@@ -458,6 +592,12 @@ async fn renewal_at_risk(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/maintenance/sweep",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = SweepResult), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
     Ok(Json(SweepResult {
         retired: state.core.sweep_expired().await?,
@@ -492,6 +632,12 @@ async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentCon
         .collect())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/enrollment-configs",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = Vec<EnrollmentConfig>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn list_enrollment_configs(
     State(state): State<SharedState>,
 ) -> Result<Json<Vec<EnrollmentConfig>>, ApiError> {
@@ -502,6 +648,14 @@ async fn list_enrollment_configs(
 /// listener's TLS configuration is swapped): `local_ca` makes a new CA in `DIR/ca/NAME/`;
 /// `scep` checks the external CA (GetCACaps, GetCACert, the CA certificate's fingerprint)
 /// before anything is written, then stores Ferrocore's RA key and the challenge (0600).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/enrollment-configs/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "The configuration name")),
+    request_body = NewEnrollmentConfig,
+    responses((status = 201, description = "Created", body = EnrollmentConfig), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn add_enrollment_config(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -598,6 +752,13 @@ async fn add_enrollment_config(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/est-tokens",
+    tag = "admin",
+    request_body = EstTokenRequest,
+    responses((status = 201, description = "Created", body = EstTokenCreated), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn create_est_token(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<ferrocore_proto::EstTokenRequest>,
@@ -641,6 +802,13 @@ fn filter_of<T: std::str::FromStr<Err = String>>(
 
 /// `GET /api/v1/admin/grants`: one-time enrollment grants (SCEP challenges, EST tokens),
 /// newest first; filters `state`, `username`, `protocol`; paged by `limit` / `offset`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/grants",
+    tag = "admin",
+    params(GrantListQuery),
+    responses((status = 200, description = "OK", body = Page<EnrollmentGrant>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn list_grants(
     State(state): State<SharedState>,
     q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
@@ -664,6 +832,13 @@ async fn list_grants(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/grants/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The grant id")),
+    responses((status = 200, description = "OK", body = EnrollmentGrant), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn show_grant(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -672,6 +847,13 @@ async fn show_grant(
 }
 
 /// Revokes an unused grant (`grant_consumed`, 409, once it paid for a certificate).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/grants/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "The grant id")),
+    responses((status = 200, description = "OK", body = EnrollmentGrant), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn revoke_grant(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -679,6 +861,13 @@ async fn revoke_grant(
     Ok(Json(state.core.revoke_grant(&id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/settings/mutual-auth/enrollment",
+    tag = "admin",
+    request_body = SelectEnrollment,
+    responses((status = 200, description = "OK", body = EnrollmentChange), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn select_enrollment(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<SelectEnrollment>,
@@ -695,3 +884,36 @@ async fn select_enrollment(
         devices_to_reregister_total: c.affected_total,
     }))
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    settings,
+    enable_mutual_auth,
+    disable_mutual_auth,
+    set_ports,
+    list_users,
+    add_user,
+    remove_user,
+    list_devices,
+    show_device,
+    retire_device,
+    list_certificates,
+    revoke_certificate,
+    list_policies,
+    show_policy,
+    create_policy,
+    change_policy,
+    delete_policy,
+    assign_policy,
+    renewal_at_risk,
+    sweep,
+    list_enrollment_configs,
+    add_enrollment_config,
+    create_est_token,
+    list_grants,
+    show_grant,
+    revoke_grant,
+    select_enrollment
+))]
+pub struct Api;

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use ferrocore_core::CoreError;
+use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{PortalCert, PortalCertUpload, codes};
 
 /// Uploads and rollbacks run one at a time (they read, swap and write the same files).
@@ -57,10 +58,23 @@ async fn current(state: &SharedState) -> Result<PortalCert, ApiError> {
     )?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/portal-cert",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = PortalCert), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn show_portal_cert(State(state): State<SharedState>) -> Result<Json<PortalCert>, ApiError> {
     Ok(Json(current(&state).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/portal-cert",
+    tag = "admin",
+    request_body = PortalCertUpload,
+    responses((status = 200, description = "OK", body = PortalCert), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn upload_portal_cert(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<PortalCertUpload>,
@@ -136,6 +150,12 @@ async fn upload_portal_cert(
     Ok(Json(out))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/portal-cert/rollback",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = PortalCert), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn rollback_portal_cert(
     State(state): State<SharedState>,
 ) -> Result<Json<PortalCert>, ApiError> {
@@ -163,3 +183,8 @@ async fn rollback_portal_cert(
     tracing::info!("portal HTTPS certificate rolled back");
     Ok(Json(current(&state).await?))
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show_portal_cert, upload_portal_cert, rollback_portal_cert))]
+pub struct Api;

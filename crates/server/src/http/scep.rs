@@ -56,6 +56,7 @@ use ferrocore_core::CoreError;
 use ferrocore_core::service::{LOCAL_CONFIG, ScepEnrollment, ScepIssued};
 use ferrocore_pki::cms::ContentCipher;
 use ferrocore_pki::scep::{self, CertRepBody, FailInfo, MessageType, RaKey, ReplyTo, ScepError};
+use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{
     NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths, percent,
 };
@@ -91,6 +92,13 @@ pub fn admin_routes() -> axum::Router<SharedState> {
         )
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/scep/challenges",
+    tag = "admin",
+    request_body = NewScepChallenge,
+    responses((status = 201, description = "Created", body = ScepChallenge), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn create_challenge(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<NewScepChallenge>,
@@ -101,6 +109,14 @@ async fn create_challenge(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/scep/static-challenges/{config}",
+    tag = "admin",
+    params(("config" = String, Path, description = "The enrollment configuration")),
+    request_body = StaticScepChallenge,
+    responses((status = 200, description = "OK", body = ScepChallenge), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn set_static_challenge(
     State(state): State<SharedState>,
     Path(config): Path<String>,
@@ -111,6 +127,13 @@ async fn set_static_challenge(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/scep/static-challenges/{config}",
+    tag = "admin",
+    params(("config" = String, Path, description = "The enrollment configuration")),
+    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn clear_static_challenge(
     State(state): State<SharedState>,
     Path(config): Path<String>,
@@ -155,6 +178,13 @@ fn malformed(message: String) -> Response {
     error_response(StatusCode::BAD_REQUEST, codes::SCEP_MALFORMED, message)
 }
 
+#[utoipa::path(
+    get,
+    path = paths::SCEP,
+    tag = "scep",
+    params(("operation" = String, Query, description = "GetCACaps, GetCACert or PKIOperation"), ("message" = Option<String>, Query, description = "PKIOperation: the base64 CMS message")),
+    responses((status = 200, description = "GetCACaps: text; GetCACert: a certificate or degenerate PKCS#7; PKIOperation: a CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/octet-stream"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn scep_get(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -191,6 +221,14 @@ async fn scep_get(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = paths::SCEP,
+    tag = "scep",
+    params(("operation" = String, Query, description = "PKIOperation")),
+    request_body(content = Vec<u8>, description = "The CMS PKIOperation message (DER)", content_type = "application/x-pki-message"),
+    responses((status = 200, description = "A CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/x-pki-message"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn scep_post(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -480,6 +518,17 @@ async fn access(
         },
     }
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create_challenge,
+    set_static_challenge,
+    clear_static_challenge,
+    scep_get,
+    scep_post
+))]
+pub struct Api;
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@ use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use ferrocore_core::CoreError;
 use ferrocore_core::storefront::{AppRecord, StorefrontPresented};
+use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{
     App, AppConnectCheckin, AppConnectCheckinRequest, AppListQuery, Platform, PublishQuery,
     StorefrontAuth, StorefrontSettings, codes, storefront_paths,
@@ -127,6 +128,12 @@ fn presented(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = storefront_paths::APPS,
+    tag = "storefront",
+    responses((status = 200, description = "The apps this device may install", body = Vec<App>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn list_apps(
     State(state): State<SharedState>,
     identity: ClientIdentity,
@@ -140,6 +147,13 @@ async fn list_apps(
     Ok(Json(apps.into_iter().map(app_out).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = storefront_paths::PACKAGE,
+    tag = "storefront",
+    params(("id" = String, Path, description = "The app id")),
+    responses((status = 200, description = "The package (its SHA-256 in x-ferrocore-sha256)", body = Vec<u8>, content_type = "application/octet-stream"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn download(
     State(state): State<SharedState>,
     identity: ClientIdentity,
@@ -185,6 +199,13 @@ fn sanitize(s: &str) -> String {
 
 // ------------------------------------------------------------------ AppConnect
 
+#[utoipa::path(
+    post,
+    path = storefront_paths::APPCONNECT_CHECKIN,
+    tag = "device",
+    request_body = AppConnectCheckinRequest,
+    responses((status = 200, description = "OK", body = AppConnectCheckin), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn appconnect_checkin(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<super::ConnInfo>>,
@@ -215,6 +236,12 @@ pub fn appconnect_out(r: ferrocore_core::storefront::AppConnectRecord) -> AppCon
 
 // ------------------------------------------------------------------ admin
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/settings/storefront-auth",
+    tag = "admin",
+    responses((status = 200, description = "OK", body = StorefrontSettings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn storefront_settings(
     State(state): State<SharedState>,
 ) -> Result<Json<StorefrontSettings>, ApiError> {
@@ -225,6 +252,13 @@ async fn storefront_settings(
 
 /// Changes the setting and swaps the storefront listener's TLS configuration (it asks for
 /// client certificates exactly while the setting is `certificate`).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/settings/storefront-auth",
+    tag = "admin",
+    request_body = StorefrontSettings,
+    responses((status = 200, description = "OK", body = StorefrontSettings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn set_storefront_settings(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<StorefrontSettings>,
@@ -245,6 +279,13 @@ async fn set_storefront_settings(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/apps",
+    tag = "admin",
+    params(AppListQuery),
+    responses((status = 200, description = "OK", body = Vec<App>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn admin_list_apps(
     State(state): State<SharedState>,
     q: Result<Query<AppListQuery>, axum::extract::rejection::QueryRejection>,
@@ -275,6 +316,14 @@ fn check_label(what: &str, v: &str, max: usize) -> Result<(), ApiError> {
 
 /// `POST /api/v1/admin/apps?platform=P&name=N&version=V` with the package as the body
 /// (application/octet-stream), streamed to disk while hashing.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/apps",
+    tag = "admin",
+    params(PublishQuery),
+    request_body(content = Vec<u8>, description = "The package", content_type = "application/octet-stream"),
+    responses((status = 201, description = "Published", body = App), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn publish_app(
     State(state): State<SharedState>,
     q: Result<Query<PublishQuery>, axum::extract::rejection::QueryRejection>,
@@ -389,6 +438,13 @@ async fn receive(body: Body, path: &std::path::Path) -> Result<(u64, String), Re
     Ok((size, hex::encode(hasher.finish().as_ref())))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/apps/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "The app id")),
+    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+)]
 async fn remove_app(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -405,3 +461,17 @@ async fn remove_app(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_apps,
+    download,
+    appconnect_checkin,
+    storefront_settings,
+    set_storefront_settings,
+    admin_list_apps,
+    publish_app,
+    remove_app
+))]
+pub struct Api;
