@@ -487,46 +487,7 @@ pub enum UsersCommand {
 #[derive(Debug, Subcommand)]
 pub enum DevicesCommand {
     /// Advanced search; filters combine. Times are RFC 3339 or Unix seconds.
-    List {
-        /// Only devices of this user.
-        #[arg(long)]
-        user: Option<String>,
-        /// Only devices of this platform: android, ios, macos or windows.
-        #[arg(long)]
-        platform: Option<String>,
-        /// Only devices with this client: agent, mdm, appconnect or storefront.
-        #[arg(long)]
-        client_kind: Option<String>,
-        /// Only devices with this client version.
-        #[arg(long)]
-        client_version: Option<String>,
-        /// Only devices in this mode: mutual or legacy.
-        #[arg(long)]
-        mode: Option<String>,
-        /// Only devices with this migration status: none, pending, success or not_supported.
-        #[arg(long)]
-        migration_status: Option<String>,
-        /// Only devices with this status: active or retired.
-        #[arg(long)]
-        status: Option<String>,
-        /// Only devices whose certificate expires after this time.
-        #[arg(long, value_parser = parse_time)]
-        cert_expires_after: Option<i64>,
-        /// Only devices whose certificate expires before this time.
-        #[arg(long, value_parser = parse_time)]
-        cert_expires_before: Option<i64>,
-        /// Only devices inside their renewal window now.
-        #[arg(long)]
-        in_renewal_window: bool,
-        /// Only devices that checked in after this time.
-        #[arg(long, value_parser = parse_time)]
-        last_checkin_after: Option<i64>,
-        /// Only devices that checked in before this time.
-        #[arg(long, value_parser = parse_time)]
-        last_checkin_before: Option<i64>,
-        #[command(flatten)]
-        page: PageArgs,
-    },
+    List(Box<DeviceListArgs>),
     /// One device with its certificates and recent check-ins.
     Show {
         /// The device's id.
@@ -544,6 +505,49 @@ pub enum DevicesCommand {
         /// The policy's name.
         policy: String,
     },
+}
+
+/// The filters of `devices list`.
+#[derive(Debug, clap::Args)]
+pub struct DeviceListArgs {
+    /// Only devices of this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only devices of this platform: android, ios, macos or windows.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Only devices with this client: agent, mdm, appconnect or storefront.
+    #[arg(long)]
+    client_kind: Option<String>,
+    /// Only devices with this client version.
+    #[arg(long)]
+    client_version: Option<String>,
+    /// Only devices in this mode: mutual or legacy.
+    #[arg(long)]
+    mode: Option<String>,
+    /// Only devices with this migration status: none, pending, success or not_supported.
+    #[arg(long)]
+    migration_status: Option<String>,
+    /// Only devices with this status: active or retired.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only devices whose certificate expires after this time.
+    #[arg(long, value_parser = parse_time)]
+    cert_expires_after: Option<i64>,
+    /// Only devices whose certificate expires before this time.
+    #[arg(long, value_parser = parse_time)]
+    cert_expires_before: Option<i64>,
+    /// Only devices inside their renewal window now.
+    #[arg(long)]
+    in_renewal_window: bool,
+    /// Only devices that checked in after this time.
+    #[arg(long, value_parser = parse_time)]
+    last_checkin_after: Option<i64>,
+    /// Only devices that checked in before this time.
+    #[arg(long, value_parser = parse_time)]
+    last_checkin_before: Option<i64>,
+    #[command(flatten)]
+    page: PageArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -700,36 +704,22 @@ async fn admin(args: AdminArgs) -> Result<Value> {
             }
         },
         AdminCommand::Devices { command } => match command {
-            DevicesCommand::List {
-                user,
-                platform,
-                client_kind,
-                client_version,
-                mode,
-                migration_status,
-                status,
-                cert_expires_after,
-                cert_expires_before,
-                in_renewal_window,
-                last_checkin_after,
-                last_checkin_before,
-                page: p,
-            } => json(
+            DevicesCommand::List(a) => json(
                 c.devices(&DeviceListQuery {
-                    username: user,
-                    platform,
-                    client_kind,
-                    client_version,
-                    mode,
-                    migration_status,
-                    status,
-                    cert_expires_after,
-                    cert_expires_before,
-                    in_renewal_window: in_renewal_window.then_some(true),
-                    last_checkin_after,
-                    last_checkin_before,
-                    limit: Some(p.limit),
-                    offset: Some(p.offset),
+                    username: a.user,
+                    platform: a.platform,
+                    client_kind: a.client_kind,
+                    client_version: a.client_version,
+                    mode: a.mode,
+                    migration_status: a.migration_status,
+                    status: a.status,
+                    cert_expires_after: a.cert_expires_after,
+                    cert_expires_before: a.cert_expires_before,
+                    in_renewal_window: a.in_renewal_window.then_some(true),
+                    last_checkin_after: a.last_checkin_after,
+                    last_checkin_before: a.last_checkin_before,
+                    limit: Some(a.page.limit),
+                    offset: Some(a.page.offset),
                 })
                 .await?,
             ),

@@ -377,15 +377,7 @@ mod tests {
     }
 
     fn escape(s: &str) -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
+        ferrocore_proto::percent::encode(s)
     }
 
     #[test]
