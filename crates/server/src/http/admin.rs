@@ -24,7 +24,7 @@ use ferrocore_proto::{
 use ferrocore_proto::{
     CertListQuery, DeviceListQuery, GrantListQuery, Page, PageQuery, SweepResult,
 };
-use ferrocore_proto::{EnrollmentGrant, ErrorBody, EstTokenCreated, EstTokenRequest};
+use ferrocore_proto::{EnrollmentGrant, EstTokenCreated, EstTokenRequest};
 use std::sync::atomic::Ordering;
 
 pub fn routes(state: SharedState) -> Router<SharedState> {
@@ -129,7 +129,7 @@ async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
     get,
     path = "/api/v1/admin/settings",
     tag = "admin",
-    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Settings))
 )]
 async fn settings(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     Ok(Json(current_settings(&state).await?))
@@ -139,7 +139,7 @@ async fn settings(State(state): State<SharedState>) -> Result<Json<Settings>, Ap
     post,
     path = "/api/v1/admin/settings/mutual-auth/enable",
     tag = "admin",
-    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Settings))
 )]
 async fn enable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     state.core.enable_mutual_auth().await?;
@@ -150,7 +150,7 @@ async fn enable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Set
     post,
     path = "/api/v1/admin/settings/mutual-auth/disable",
     tag = "admin",
-    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Settings))
 )]
 async fn disable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     state.core.disable_mutual_auth().await?;
@@ -162,7 +162,7 @@ async fn disable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Se
     path = "/api/v1/admin/settings/ports",
     tag = "admin",
     request_body = PortSettingsRequest,
-    responses((status = 200, description = "OK", body = Settings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Settings))
 )]
 async fn set_ports(
     State(state): State<SharedState>,
@@ -190,7 +190,7 @@ fn user_out(u: UserRecord) -> User {
     get,
     path = "/api/v1/admin/users",
     tag = "admin",
-    responses((status = 200, description = "OK", body = Vec<User>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Vec<User>))
 )]
 async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(
@@ -209,7 +209,7 @@ async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>,
     path = "/api/v1/admin/users",
     tag = "admin",
     request_body = NewUser,
-    responses((status = 201, description = "Created", body = User), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 201, description = "Created", body = User))
 )]
 async fn add_user(
     State(state): State<SharedState>,
@@ -227,7 +227,7 @@ async fn add_user(
     path = "/api/v1/admin/users/{username}",
     tag = "admin",
     params(("username" = String, Path, description = "The user name")),
-    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 204, description = "Removed"))
 )]
 async fn remove_user(
     State(state): State<SharedState>,
@@ -309,7 +309,7 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     path = "/api/v1/admin/devices",
     tag = "admin",
     params(DeviceListQuery),
-    responses((status = 200, description = "OK", body = Page<Device>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Page<Device>))
 )]
 async fn list_devices(
     State(state): State<SharedState>,
@@ -355,7 +355,7 @@ async fn list_devices(
     path = "/api/v1/admin/devices/{id}",
     tag = "admin",
     params(("id" = String, Path, description = "The device id")),
-    responses((status = 200, description = "OK", body = DeviceDetail), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = DeviceDetail))
 )]
 async fn show_device(
     State(state): State<SharedState>,
@@ -383,7 +383,7 @@ async fn show_device(
     path = "/api/v1/admin/devices/{id}/retire",
     tag = "admin",
     params(("id" = String, Path, description = "The device id")),
-    responses((status = 200, description = "OK", body = Device), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Device))
 )]
 async fn retire_device(
     State(state): State<SharedState>,
@@ -397,7 +397,7 @@ async fn retire_device(
     path = "/api/v1/admin/certificates",
     tag = "admin",
     params(CertListQuery),
-    responses((status = 200, description = "OK", body = Page<Certificate>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Page<Certificate>))
 )]
 async fn list_certificates(
     State(state): State<SharedState>,
@@ -424,7 +424,7 @@ async fn list_certificates(
     tag = "admin",
     params(("serial" = String, Path, description = "The serial number, hex")),
     request_body(content = Option<RevokeRequest>, description = "Optional: the reason"),
-    responses((status = 200, description = "OK", body = Certificate), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Certificate))
 )]
 async fn revoke_certificate(
     State(state): State<SharedState>,
@@ -454,7 +454,7 @@ fn policy_out(p: ferrocore_core::store::PolicyRecord) -> Policy {
     get,
     path = "/api/v1/admin/policies",
     tag = "admin",
-    responses((status = 200, description = "OK", body = Vec<Policy>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Vec<Policy>))
 )]
 async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Policy>>, ApiError> {
     Ok(Json(
@@ -473,7 +473,7 @@ async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Poli
     path = "/api/v1/admin/policies/{name}",
     tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
-    responses((status = 200, description = "OK", body = Policy), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Policy))
 )]
 async fn show_policy(
     State(state): State<SharedState>,
@@ -488,7 +488,7 @@ async fn show_policy(
     tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
     request_body(content = Option<PolicyChange>, description = "Optional: values other than the defaults"),
-    responses((status = 201, description = "Created", body = Policy), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 201, description = "Created", body = Policy))
 )]
 async fn create_policy(
     State(state): State<SharedState>,
@@ -505,7 +505,7 @@ async fn create_policy(
     tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
     request_body = PolicyChange,
-    responses((status = 200, description = "OK", body = Policy), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Policy))
 )]
 async fn change_policy(
     State(state): State<SharedState>,
@@ -522,7 +522,7 @@ async fn change_policy(
     path = "/api/v1/admin/policies/{name}",
     tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
-    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 204, description = "Removed"))
 )]
 async fn delete_policy(
     State(state): State<SharedState>,
@@ -538,7 +538,7 @@ async fn delete_policy(
     tag = "admin",
     params(("id" = String, Path, description = "The device id")),
     request_body = AssignPolicy,
-    responses((status = 200, description = "OK", body = Device), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Device))
 )]
 async fn assign_policy(
     State(state): State<SharedState>,
@@ -555,7 +555,7 @@ async fn assign_policy(
     path = "/api/v1/admin/reports/renewal-at-risk",
     tag = "admin",
     params(PageQuery),
-    responses((status = 200, description = "OK", body = Page<RenewalRisk>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Page<RenewalRisk>))
 )]
 async fn renewal_at_risk(
     State(state): State<SharedState>,
@@ -596,7 +596,7 @@ async fn renewal_at_risk(
     post,
     path = "/api/v1/admin/maintenance/sweep",
     tag = "admin",
-    responses((status = 200, description = "OK", body = SweepResult), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = SweepResult))
 )]
 async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
     Ok(Json(SweepResult {
@@ -636,7 +636,7 @@ async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentCon
     get,
     path = "/api/v1/admin/enrollment-configs",
     tag = "admin",
-    responses((status = 200, description = "OK", body = Vec<EnrollmentConfig>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Vec<EnrollmentConfig>))
 )]
 async fn list_enrollment_configs(
     State(state): State<SharedState>,
@@ -654,7 +654,7 @@ async fn list_enrollment_configs(
     tag = "admin",
     params(("name" = String, Path, description = "The configuration name")),
     request_body = NewEnrollmentConfig,
-    responses((status = 201, description = "Created", body = EnrollmentConfig), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 201, description = "Created", body = EnrollmentConfig))
 )]
 async fn add_enrollment_config(
     State(state): State<SharedState>,
@@ -757,7 +757,7 @@ async fn add_enrollment_config(
     path = "/api/v1/admin/est-tokens",
     tag = "admin",
     request_body = EstTokenRequest,
-    responses((status = 201, description = "Created", body = EstTokenCreated), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 201, description = "Created", body = EstTokenCreated))
 )]
 async fn create_est_token(
     State(state): State<SharedState>,
@@ -807,7 +807,7 @@ fn filter_of<T: std::str::FromStr<Err = String>>(
     path = "/api/v1/admin/grants",
     tag = "admin",
     params(GrantListQuery),
-    responses((status = 200, description = "OK", body = Page<EnrollmentGrant>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Page<EnrollmentGrant>))
 )]
 async fn list_grants(
     State(state): State<SharedState>,
@@ -837,7 +837,7 @@ async fn list_grants(
     path = "/api/v1/admin/grants/{id}",
     tag = "admin",
     params(("id" = String, Path, description = "The grant id")),
-    responses((status = 200, description = "OK", body = EnrollmentGrant), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = EnrollmentGrant))
 )]
 async fn show_grant(
     State(state): State<SharedState>,
@@ -852,7 +852,7 @@ async fn show_grant(
     path = "/api/v1/admin/grants/{id}/revoke",
     tag = "admin",
     params(("id" = String, Path, description = "The grant id")),
-    responses((status = 200, description = "OK", body = EnrollmentGrant), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = EnrollmentGrant))
 )]
 async fn revoke_grant(
     State(state): State<SharedState>,
@@ -866,7 +866,7 @@ async fn revoke_grant(
     path = "/api/v1/admin/settings/mutual-auth/enrollment",
     tag = "admin",
     request_body = SelectEnrollment,
-    responses((status = 200, description = "OK", body = EnrollmentChange), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = EnrollmentChange))
 )]
 async fn select_enrollment(
     State(state): State<SharedState>,

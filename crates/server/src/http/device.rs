@@ -14,7 +14,6 @@ use axum::routing::post;
 use axum::{Extension, Json, Router};
 use ferrocore_core::CoreError;
 use ferrocore_core::service::DeviceCredential;
-use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{
     AuthMode, CheckinEndpoint, CheckinRequest, CheckinResponse, CsrAttributes,
     CsrAttributesRequest, CsrRequest, IssuedIdentity, Listener, PolicyInfo, RegisterRequest,
@@ -40,7 +39,7 @@ pub fn routes() -> Router<SharedState> {
     path = paths::CSR_ATTRIBUTES,
     tag = "device",
     request_body(content = Option<CsrAttributesRequest>, description = "The user's credentials; empty for a registered device"),
-    responses((status = 200, description = "OK", body = CsrAttributes), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = CsrAttributes))
 )]
 async fn csr_attributes(
     State(state): State<SharedState>,
@@ -90,7 +89,7 @@ fn listener_of(info: &ConnInfo) -> Result<Listener, ApiError> {
     path = paths::REGISTER,
     tag = "device",
     request_body = RegisterRequest,
-    responses((status = 200, description = "OK", body = RegisterResponse), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = RegisterResponse))
 )]
 async fn register(
     State(state): State<SharedState>,
@@ -149,7 +148,7 @@ pub(super) fn credential(
     path = paths::CHECKIN,
     tag = "device",
     request_body(content = Option<CheckinRequest>),
-    responses((status = 200, description = "OK", body = CheckinResponse), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = CheckinResponse))
 )]
 async fn checkin(
     State(state): State<SharedState>,
@@ -189,7 +188,7 @@ fn issued_out(state: &SharedState, r: ferrocore_core::service::Reissued) -> Issu
     path = paths::RENEW,
     tag = "device",
     request_body = CsrRequest,
-    responses((status = 200, description = "OK", body = IssuedIdentity), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = IssuedIdentity))
 )]
 async fn renew(
     State(state): State<SharedState>,
@@ -212,7 +211,7 @@ async fn renew(
     path = paths::MIGRATE,
     tag = "device",
     request_body = CsrRequest,
-    responses((status = 200, description = "OK", body = IssuedIdentity), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = IssuedIdentity))
 )]
 async fn migrate(
     State(state): State<SharedState>,
@@ -272,7 +271,7 @@ fn crl_response(
     path = "/pki/{config}/crl.der",
     tag = "pki",
     params(("config" = String, Path, description = "The enrollment configuration")),
-    responses((status = 200, description = "The CRL, DER", body = Vec<u8>, content_type = "application/pkix-crl"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The CRL, DER", body = Vec<u8>, content_type = "application/pkix-crl"))
 )]
 pub async fn config_crl_der(
     State(state): State<SharedState>,
@@ -287,7 +286,7 @@ pub async fn config_crl_der(
     path = "/pki/{config}/crl.pem",
     tag = "pki",
     params(("config" = String, Path, description = "The enrollment configuration")),
-    responses((status = 200, description = "The CRL, PEM", body = String, content_type = "application/x-pem-file"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The CRL, PEM", body = String, content_type = "application/x-pem-file"))
 )]
 pub async fn config_crl_pem(
     State(state): State<SharedState>,
@@ -302,7 +301,7 @@ pub async fn config_crl_pem(
     path = "/pki/{config}/ca.pem",
     tag = "pki",
     params(("config" = String, Path, description = "The enrollment configuration")),
-    responses((status = 200, description = "The CA certificate, PEM", body = String, content_type = "application/x-pem-file"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The CA certificate, PEM", body = String, content_type = "application/x-pem-file"))
 )]
 pub async fn config_ca_pem(
     State(state): State<SharedState>,

@@ -26,7 +26,6 @@ use ferrocore_core::CoreError;
 use ferrocore_core::est::EstCredential;
 use ferrocore_core::service::DeviceCredential;
 use ferrocore_pki::{EST_BODY_MAX_BYTES, EstBodyError, VerifiedCsr};
-use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{Platform, codes};
 use std::sync::Arc;
 
@@ -118,7 +117,7 @@ fn pkcs7_response(p7: Vec<u8>) -> Response {
     get,
     path = "/.well-known/est/cacerts",
     tag = "est",
-    responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
 )]
 async fn cacerts(State(state): State<SharedState>) -> Result<Response, EstError> {
     let selected = state.core.mutual_auth().await?.enrollment_config;
@@ -132,7 +131,7 @@ async fn cacerts(State(state): State<SharedState>) -> Result<Response, EstError>
     path = "/.well-known/est/{label}/cacerts",
     tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
-    responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
 )]
 async fn cacerts_label(
     state: State<SharedState>,
@@ -170,7 +169,7 @@ async fn csrattrs() -> Response {
     path = "/.well-known/est/{label}/csrattrs",
     tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
-    responses((status = 200, description = "CSR attributes, base64 DER", body = String, content_type = "application/csrattrs"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "CSR attributes, base64 DER", body = String, content_type = "application/csrattrs"))
 )]
 async fn csrattrs_label(Path(label): Path<String>) -> Result<Response, EstError> {
     label_platform(&label)?;
@@ -282,7 +281,7 @@ async fn enroll(
     path = "/.well-known/est/simpleenroll",
     tag = "est",
     request_body(content = String, description = "A PKCS#10 request, base64 DER", content_type = "application/pkcs10"),
-    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"))
 )]
 async fn simpleenroll(
     State(state): State<SharedState>,
@@ -298,7 +297,7 @@ async fn simpleenroll(
     tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
     request_body(content = String, description = "A PKCS#10 request, base64 DER", content_type = "application/pkcs10"),
-    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"))
 )]
 async fn simpleenroll_label(
     State(state): State<SharedState>,
@@ -335,7 +334,7 @@ async fn reenroll(
     path = "/.well-known/est/simplereenroll",
     tag = "est",
     request_body(content = String, description = "A PKCS#10 request, base64 DER (mutual TLS with the current certificate)", content_type = "application/pkcs10"),
-    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
 )]
 async fn simplereenroll(
     State(state): State<SharedState>,
@@ -353,7 +352,7 @@ async fn simplereenroll(
     tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
     request_body(content = String, description = "A PKCS#10 request, base64 DER (mutual TLS with the current certificate)", content_type = "application/pkcs10"),
-    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
 )]
 async fn simplereenroll_label(
     State(state): State<SharedState>,

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use ferrocore_pki::OCSP_REQUEST_MAX_BYTES;
-use ferrocore_proto::ErrorBody;
 use ferrocore_proto::codes;
 
 pub fn routes() -> Router<SharedState> {
@@ -51,7 +50,7 @@ fn too_large() -> Response {
     path = "/ocsp",
     tag = "pki",
     request_body(content = Vec<u8>, description = "An OCSP request (DER)", content_type = "application/ocsp-request"),
-    responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"))
 )]
 async fn ocsp_post(State(state): State<SharedState>, headers: HeaderMap, body: Body) -> Response {
     let ct = headers
@@ -86,7 +85,7 @@ async fn ocsp_post(State(state): State<SharedState>, headers: HeaderMap, body: B
     path = "/ocsp/{request}",
     tag = "pki",
     params(("request" = String, Path, description = "The OCSP request, base64 (RFC 6960 A.1)")),
-    responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"))
 )]
 async fn ocsp_get(State(state): State<SharedState>, Path(request): Path<String>) -> Response {
     if request.len() > OCSP_REQUEST_MAX_BYTES * 2 {

@@ -9,6 +9,7 @@ use ferrocore_proto::ErrorBody;
 use std::sync::LazyLock;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
 /// The document itself.
 #[utoipa::path(
@@ -41,7 +42,8 @@ struct Root;
 /// Name of the admin API's security scheme.
 const ADMIN_TOKEN: &str = "admin_token";
 
-/// The whole document: every module's routes, the admin routes behind the bearer token.
+/// The whole document: every module's routes, each with its refusal (`4XX`, [`ErrorBody`]),
+/// the admin routes behind the bearer token.
 pub fn build() -> utoipa::openapi::OpenApi {
     let mut doc = Root::openapi();
     for part in [
@@ -66,10 +68,17 @@ pub fn build() -> utoipa::openapi::OpenApi {
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
     let admin_prefix = format!("{}/", ferrocore_proto::paths::ADMIN);
+    let refused = ResponseBuilder::new()
+        .description("Refused: `{\"error\": {\"code\", \"message\"}}` with a stable code")
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
     for (path, item) in doc.paths.paths.iter_mut() {
-        if !path.starts_with(&admin_prefix) {
-            continue;
-        }
+        let admin = path.starts_with(&admin_prefix);
         for op in [
             &mut item.get,
             &mut item.put,
@@ -80,10 +89,16 @@ pub fn build() -> utoipa::openapi::OpenApi {
         .into_iter()
         .flatten()
         {
-            op.security = Some(vec![SecurityRequirement::new(
-                ADMIN_TOKEN,
-                Vec::<String>::new(),
-            )]);
+            op.responses
+                .responses
+                .entry("4XX".into())
+                .or_insert_with(|| refused.clone().into());
+            if admin {
+                op.security = Some(vec![SecurityRequirement::new(
+                    ADMIN_TOKEN,
+                    Vec::<String>::new(),
+                )]);
+            }
         }
     }
     doc
@@ -241,6 +256,11 @@ mod tests {
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
+                assert_eq!(
+                    op["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path}"
+                );
                 let secured = op["security"][0].get(super::ADMIN_TOKEN).is_some();
                 assert_eq!(
                     secured,

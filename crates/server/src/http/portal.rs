@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use ferrocore_core::CoreError;
-use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{PortalCert, PortalCertUpload, codes};
 
 /// Uploads and rollbacks run one at a time (they read, swap and write the same files).
@@ -62,7 +61,7 @@ async fn current(state: &SharedState) -> Result<PortalCert, ApiError> {
     get,
     path = "/api/v1/admin/portal-cert",
     tag = "admin",
-    responses((status = 200, description = "OK", body = PortalCert), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = PortalCert))
 )]
 async fn show_portal_cert(State(state): State<SharedState>) -> Result<Json<PortalCert>, ApiError> {
     Ok(Json(current(&state).await?))
@@ -73,7 +72,7 @@ async fn show_portal_cert(State(state): State<SharedState>) -> Result<Json<Porta
     path = "/api/v1/admin/portal-cert",
     tag = "admin",
     request_body = PortalCertUpload,
-    responses((status = 200, description = "OK", body = PortalCert), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = PortalCert))
 )]
 async fn upload_portal_cert(
     State(state): State<SharedState>,
@@ -154,7 +153,7 @@ async fn upload_portal_cert(
     post,
     path = "/api/v1/admin/portal-cert/rollback",
     tag = "admin",
-    responses((status = 200, description = "OK", body = PortalCert), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = PortalCert))
 )]
 async fn rollback_portal_cert(
     State(state): State<SharedState>,

@@ -56,7 +56,6 @@ use ferrocore_core::CoreError;
 use ferrocore_core::service::{LOCAL_CONFIG, ScepEnrollment, ScepIssued};
 use ferrocore_pki::cms::ContentCipher;
 use ferrocore_pki::scep::{self, CertRepBody, FailInfo, MessageType, RaKey, ReplyTo, ScepError};
-use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{
     NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths, percent,
 };
@@ -97,7 +96,7 @@ pub fn admin_routes() -> axum::Router<SharedState> {
     path = "/api/v1/admin/scep/challenges",
     tag = "admin",
     request_body = NewScepChallenge,
-    responses((status = 201, description = "Created", body = ScepChallenge), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 201, description = "Created", body = ScepChallenge))
 )]
 async fn create_challenge(
     State(state): State<SharedState>,
@@ -115,7 +114,7 @@ async fn create_challenge(
     tag = "admin",
     params(("config" = String, Path, description = "The enrollment configuration")),
     request_body = StaticScepChallenge,
-    responses((status = 200, description = "OK", body = ScepChallenge), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = ScepChallenge))
 )]
 async fn set_static_challenge(
     State(state): State<SharedState>,
@@ -132,7 +131,7 @@ async fn set_static_challenge(
     path = "/api/v1/admin/scep/static-challenges/{config}",
     tag = "admin",
     params(("config" = String, Path, description = "The enrollment configuration")),
-    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 204, description = "Removed"))
 )]
 async fn clear_static_challenge(
     State(state): State<SharedState>,
@@ -183,7 +182,7 @@ fn malformed(message: String) -> Response {
     path = paths::SCEP,
     tag = "scep",
     params(("operation" = String, Query, description = "GetCACaps, GetCACert or PKIOperation"), ("message" = Option<String>, Query, description = "PKIOperation: the base64 CMS message")),
-    responses((status = 200, description = "GetCACaps: text; GetCACert: a certificate or degenerate PKCS#7; PKIOperation: a CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/octet-stream"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "GetCACaps: text; GetCACert: a certificate or degenerate PKCS#7; PKIOperation: a CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/octet-stream"))
 )]
 async fn scep_get(
     State(state): State<SharedState>,
@@ -227,7 +226,7 @@ async fn scep_get(
     tag = "scep",
     params(("operation" = String, Query, description = "PKIOperation")),
     request_body(content = Vec<u8>, description = "The CMS PKIOperation message (DER)", content_type = "application/x-pki-message"),
-    responses((status = 200, description = "A CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/x-pki-message"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "A CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/x-pki-message"))
 )]
 async fn scep_post(
     State(state): State<SharedState>,

@@ -25,7 +25,6 @@ use axum::{Extension, Json, Router};
 use base64::Engine as _;
 use ferrocore_core::CoreError;
 use ferrocore_core::storefront::{AppRecord, StorefrontPresented};
-use ferrocore_proto::ErrorBody;
 use ferrocore_proto::{
     App, AppConnectCheckin, AppConnectCheckinRequest, AppListQuery, Platform, PublishQuery,
     StorefrontAuth, StorefrontSettings, codes, storefront_paths,
@@ -132,7 +131,7 @@ fn presented(
     get,
     path = storefront_paths::APPS,
     tag = "storefront",
-    responses((status = 200, description = "The apps this device may install", body = Vec<App>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The apps this device may install", body = Vec<App>))
 )]
 async fn list_apps(
     State(state): State<SharedState>,
@@ -152,7 +151,7 @@ async fn list_apps(
     path = storefront_paths::PACKAGE,
     tag = "storefront",
     params(("id" = String, Path, description = "The app id")),
-    responses((status = 200, description = "The package (its SHA-256 in x-ferrocore-sha256)", body = Vec<u8>, content_type = "application/octet-stream"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "The package (its SHA-256 in x-ferrocore-sha256)", body = Vec<u8>, content_type = "application/octet-stream"))
 )]
 async fn download(
     State(state): State<SharedState>,
@@ -204,7 +203,7 @@ fn sanitize(s: &str) -> String {
     path = storefront_paths::APPCONNECT_CHECKIN,
     tag = "device",
     request_body = AppConnectCheckinRequest,
-    responses((status = 200, description = "OK", body = AppConnectCheckin), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = AppConnectCheckin))
 )]
 async fn appconnect_checkin(
     State(state): State<SharedState>,
@@ -240,7 +239,7 @@ pub fn appconnect_out(r: ferrocore_core::storefront::AppConnectRecord) -> AppCon
     get,
     path = "/api/v1/admin/settings/storefront-auth",
     tag = "admin",
-    responses((status = 200, description = "OK", body = StorefrontSettings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = StorefrontSettings))
 )]
 async fn storefront_settings(
     State(state): State<SharedState>,
@@ -257,7 +256,7 @@ async fn storefront_settings(
     path = "/api/v1/admin/settings/storefront-auth",
     tag = "admin",
     request_body = StorefrontSettings,
-    responses((status = 200, description = "OK", body = StorefrontSettings), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = StorefrontSettings))
 )]
 async fn set_storefront_settings(
     State(state): State<SharedState>,
@@ -284,7 +283,7 @@ async fn set_storefront_settings(
     path = "/api/v1/admin/apps",
     tag = "admin",
     params(AppListQuery),
-    responses((status = 200, description = "OK", body = Vec<App>), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 200, description = "OK", body = Vec<App>))
 )]
 async fn admin_list_apps(
     State(state): State<SharedState>,
@@ -322,7 +321,7 @@ fn check_label(what: &str, v: &str, max: usize) -> Result<(), ApiError> {
     tag = "admin",
     params(PublishQuery),
     request_body(content = Vec<u8>, description = "The package", content_type = "application/octet-stream"),
-    responses((status = 201, description = "Published", body = App), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 201, description = "Published", body = App))
 )]
 async fn publish_app(
     State(state): State<SharedState>,
@@ -443,7 +442,7 @@ async fn receive(body: Body, path: &std::path::Path) -> Result<(u64, String), Re
     path = "/api/v1/admin/apps/{id}",
     tag = "admin",
     params(("id" = String, Path, description = "The app id")),
-    responses((status = 204, description = "Removed"), (status = "4XX", description = "Refused: a JSON error with a stable code", body = ErrorBody))
+    responses((status = 204, description = "Removed"))
 )]
 async fn remove_app(
     State(state): State<SharedState>,
