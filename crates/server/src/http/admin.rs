@@ -126,9 +126,7 @@ async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/settings",
-    tag = "admin",
+    get, path = "/api/v1/admin/settings", tag = "admin",
     responses((status = 200, description = "OK", body = Settings))
 )]
 async fn settings(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
@@ -136,9 +134,7 @@ async fn settings(State(state): State<SharedState>) -> Result<Json<Settings>, Ap
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/settings/mutual-auth/enable",
-    tag = "admin",
+    post, path = "/api/v1/admin/settings/mutual-auth/enable", tag = "admin",
     responses((status = 200, description = "OK", body = Settings))
 )]
 async fn enable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
@@ -147,9 +143,7 @@ async fn enable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Set
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/settings/mutual-auth/disable",
-    tag = "admin",
+    post, path = "/api/v1/admin/settings/mutual-auth/disable", tag = "admin",
     responses((status = 200, description = "OK", body = Settings))
 )]
 async fn disable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
@@ -158,9 +152,7 @@ async fn disable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Se
 }
 
 #[utoipa::path(
-    put,
-    path = "/api/v1/admin/settings/ports",
-    tag = "admin",
+    put, path = "/api/v1/admin/settings/ports", tag = "admin",
     request_body = PortSettingsRequest,
     responses((status = 200, description = "OK", body = Settings))
 )]
@@ -187,9 +179,7 @@ fn user_out(u: UserRecord) -> User {
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/users",
-    tag = "admin",
+    get, path = "/api/v1/admin/users", tag = "admin",
     responses((status = 200, description = "OK", body = Vec<User>))
 )]
 async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>, ApiError> {
@@ -205,9 +195,7 @@ async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>,
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/users",
-    tag = "admin",
+    post, path = "/api/v1/admin/users", tag = "admin",
     request_body = NewUser,
     responses((status = 201, description = "Created", body = User))
 )]
@@ -223,9 +211,7 @@ async fn add_user(
 }
 
 #[utoipa::path(
-    delete,
-    path = "/api/v1/admin/users/{username}",
-    tag = "admin",
+    delete, path = "/api/v1/admin/users/{username}", tag = "admin",
     params(("username" = String, Path, description = "The user name")),
     responses((status = 204, description = "Removed"))
 )]
@@ -305,9 +291,7 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/devices",
-    tag = "admin",
+    get, path = "/api/v1/admin/devices", tag = "admin",
     params(DeviceListQuery),
     responses((status = 200, description = "OK", body = Page<Device>))
 )]
@@ -351,9 +335,7 @@ async fn list_devices(
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/devices/{id}",
-    tag = "admin",
+    get, path = "/api/v1/admin/devices/{id}", tag = "admin",
     params(("id" = String, Path, description = "The device id")),
     responses((status = 200, description = "OK", body = DeviceDetail))
 )]
@@ -379,9 +361,7 @@ async fn show_device(
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/devices/{id}/retire",
-    tag = "admin",
+    post, path = "/api/v1/admin/devices/{id}/retire", tag = "admin",
     params(("id" = String, Path, description = "The device id")),
     responses((status = 200, description = "OK", body = Device))
 )]
@@ -393,9 +373,7 @@ async fn retire_device(
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/certificates",
-    tag = "admin",
+    get, path = "/api/v1/admin/certificates", tag = "admin",
     params(CertListQuery),
     responses((status = 200, description = "OK", body = Page<Certificate>))
 )]
@@ -419,9 +397,7 @@ async fn list_certificates(
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/certificates/{serial}/revoke",
-    tag = "admin",
+    post, path = "/api/v1/admin/certificates/{serial}/revoke", tag = "admin",
     params(("serial" = String, Path, description = "The serial number, hex")),
     request_body(content = Option<RevokeRequest>, description = "Optional: the reason"),
     responses((status = 200, description = "OK", body = Certificate))
@@ -451,9 +427,7 @@ fn policy_out(p: ferrocore_core::store::PolicyRecord) -> Policy {
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/policies",
-    tag = "admin",
+    get, path = "/api/v1/admin/policies", tag = "admin",
     responses((status = 200, description = "OK", body = Vec<Policy>))
 )]
 async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Policy>>, ApiError> {
@@ -469,9 +443,7 @@ async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Poli
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/policies/{name}",
-    tag = "admin",
+    get, path = "/api/v1/admin/policies/{name}", tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
     responses((status = 200, description = "OK", body = Policy))
 )]
@@ -483,9 +455,7 @@ async fn show_policy(
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/policies/{name}",
-    tag = "admin",
+    post, path = "/api/v1/admin/policies/{name}", tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
     request_body(content = Option<PolicyChange>, description = "Optional: values other than the defaults"),
     responses((status = 201, description = "Created", body = Policy))
@@ -500,9 +470,7 @@ async fn create_policy(
 }
 
 #[utoipa::path(
-    patch,
-    path = "/api/v1/admin/policies/{name}",
-    tag = "admin",
+    patch, path = "/api/v1/admin/policies/{name}", tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
     request_body = PolicyChange,
     responses((status = 200, description = "OK", body = Policy))
@@ -518,9 +486,7 @@ async fn change_policy(
 }
 
 #[utoipa::path(
-    delete,
-    path = "/api/v1/admin/policies/{name}",
-    tag = "admin",
+    delete, path = "/api/v1/admin/policies/{name}", tag = "admin",
     params(("name" = String, Path, description = "The policy name")),
     responses((status = 204, description = "Removed"))
 )]
@@ -533,9 +499,7 @@ async fn delete_policy(
 }
 
 #[utoipa::path(
-    put,
-    path = "/api/v1/admin/devices/{id}/policy",
-    tag = "admin",
+    put, path = "/api/v1/admin/devices/{id}/policy", tag = "admin",
     params(("id" = String, Path, description = "The device id")),
     request_body = AssignPolicy,
     responses((status = 200, description = "OK", body = Device))
@@ -551,9 +515,7 @@ async fn assign_policy(
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/reports/renewal-at-risk",
-    tag = "admin",
+    get, path = "/api/v1/admin/reports/renewal-at-risk", tag = "admin",
     params(PageQuery),
     responses((status = 200, description = "OK", body = Page<RenewalRisk>))
 )]
@@ -593,9 +555,7 @@ async fn renewal_at_risk(
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/maintenance/sweep",
-    tag = "admin",
+    post, path = "/api/v1/admin/maintenance/sweep", tag = "admin",
     responses((status = 200, description = "OK", body = SweepResult))
 )]
 async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
@@ -633,9 +593,7 @@ async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentCon
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/enrollment-configs",
-    tag = "admin",
+    get, path = "/api/v1/admin/enrollment-configs", tag = "admin",
     responses((status = 200, description = "OK", body = Vec<EnrollmentConfig>))
 )]
 async fn list_enrollment_configs(
@@ -649,9 +607,7 @@ async fn list_enrollment_configs(
 /// `scep` checks the external CA (GetCACaps, GetCACert, the CA certificate's fingerprint)
 /// before anything is written, then stores Ferrocore's RA key and the challenge (0600).
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/enrollment-configs/{name}",
-    tag = "admin",
+    post, path = "/api/v1/admin/enrollment-configs/{name}", tag = "admin",
     params(("name" = String, Path, description = "The configuration name")),
     request_body = NewEnrollmentConfig,
     responses((status = 201, description = "Created", body = EnrollmentConfig))
@@ -753,9 +709,7 @@ async fn add_enrollment_config(
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/est-tokens",
-    tag = "admin",
+    post, path = "/api/v1/admin/est-tokens", tag = "admin",
     request_body = EstTokenRequest,
     responses((status = 201, description = "Created", body = EstTokenCreated))
 )]
@@ -803,9 +757,7 @@ fn filter_of<T: std::str::FromStr<Err = String>>(
 /// `GET /api/v1/admin/grants`: one-time enrollment grants (SCEP challenges, EST tokens),
 /// newest first; filters `state`, `username`, `protocol`; paged by `limit` / `offset`.
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/grants",
-    tag = "admin",
+    get, path = "/api/v1/admin/grants", tag = "admin",
     params(GrantListQuery),
     responses((status = 200, description = "OK", body = Page<EnrollmentGrant>))
 )]
@@ -833,9 +785,7 @@ async fn list_grants(
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/grants/{id}",
-    tag = "admin",
+    get, path = "/api/v1/admin/grants/{id}", tag = "admin",
     params(("id" = String, Path, description = "The grant id")),
     responses((status = 200, description = "OK", body = EnrollmentGrant))
 )]
@@ -848,9 +798,7 @@ async fn show_grant(
 
 /// Revokes an unused grant (`grant_consumed`, 409, once it paid for a certificate).
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/grants/{id}/revoke",
-    tag = "admin",
+    post, path = "/api/v1/admin/grants/{id}/revoke", tag = "admin",
     params(("id" = String, Path, description = "The grant id")),
     responses((status = 200, description = "OK", body = EnrollmentGrant))
 )]
@@ -862,9 +810,7 @@ async fn revoke_grant(
 }
 
 #[utoipa::path(
-    put,
-    path = "/api/v1/admin/settings/mutual-auth/enrollment",
-    tag = "admin",
+    put, path = "/api/v1/admin/settings/mutual-auth/enrollment", tag = "admin",
     request_body = SelectEnrollment,
     responses((status = 200, description = "OK", body = EnrollmentChange))
 )]

@@ -35,9 +35,7 @@ pub fn routes() -> Router<SharedState> {
 /// a check-in (renewal: its configuration; migration: the selected one). It can hold an
 /// external CA's challenge.
 #[utoipa::path(
-    post,
-    path = paths::CSR_ATTRIBUTES,
-    tag = "device",
+    post, path = paths::CSR_ATTRIBUTES, tag = "device",
     request_body(content = Option<CsrAttributesRequest>, description = "The user's credentials; empty for a registered device"),
     responses((status = 200, description = "OK", body = CsrAttributes))
 )]
@@ -85,9 +83,7 @@ fn listener_of(info: &ConnInfo) -> Result<Listener, ApiError> {
 }
 
 #[utoipa::path(
-    post,
-    path = paths::REGISTER,
-    tag = "device",
+    post, path = paths::REGISTER, tag = "device",
     request_body = RegisterRequest,
     responses((status = 200, description = "OK", body = RegisterResponse))
 )]
@@ -144,9 +140,7 @@ pub(super) fn credential(
 }
 
 #[utoipa::path(
-    post,
-    path = paths::CHECKIN,
-    tag = "device",
+    post, path = paths::CHECKIN, tag = "device",
     request_body(content = Option<CheckinRequest>),
     responses((status = 200, description = "OK", body = CheckinResponse))
 )]
@@ -184,9 +178,7 @@ fn issued_out(state: &SharedState, r: ferrocore_core::service::Reissued) -> Issu
 
 /// Renewal: mutual TLS with the current certificate (or one expired within the grace).
 #[utoipa::path(
-    post,
-    path = paths::RENEW,
-    tag = "device",
+    post, path = paths::RENEW, tag = "device",
     request_body = CsrRequest,
     responses((status = 200, description = "OK", body = IssuedIdentity))
 )]
@@ -207,9 +199,7 @@ async fn renew(
 
 /// Migration of a legacy device: authenticated with its device secret.
 #[utoipa::path(
-    post,
-    path = paths::MIGRATE,
-    tag = "device",
+    post, path = paths::MIGRATE, tag = "device",
     request_body = CsrRequest,
     responses((status = 200, description = "OK", body = IssuedIdentity))
 )]
@@ -267,9 +257,7 @@ fn crl_response(
 }
 
 #[utoipa::path(
-    get,
-    path = "/pki/{config}/crl.der",
-    tag = "pki",
+    get, path = "/pki/{config}/crl.der", tag = "pki",
     params(("config" = String, Path, description = "The enrollment configuration")),
     responses((status = 200, description = "The CRL, DER", body = Vec<u8>, content_type = "application/pkix-crl"))
 )]
@@ -282,9 +270,7 @@ pub async fn config_crl_der(
 }
 
 #[utoipa::path(
-    get,
-    path = "/pki/{config}/crl.pem",
-    tag = "pki",
+    get, path = "/pki/{config}/crl.pem", tag = "pki",
     params(("config" = String, Path, description = "The enrollment configuration")),
     responses((status = 200, description = "The CRL, PEM", body = String, content_type = "application/x-pem-file"))
 )]
@@ -297,9 +283,7 @@ pub async fn config_crl_pem(
 }
 
 #[utoipa::path(
-    get,
-    path = "/pki/{config}/ca.pem",
-    tag = "pki",
+    get, path = "/pki/{config}/ca.pem", tag = "pki",
     params(("config" = String, Path, description = "The enrollment configuration")),
     responses((status = 200, description = "The CA certificate, PEM", body = String, content_type = "application/x-pem-file"))
 )]
@@ -314,9 +298,7 @@ pub async fn config_ca_pem(
 }
 
 #[utoipa::path(
-    get,
-    path = paths::CRL_DER,
-    tag = "pki",
+    get, path = paths::CRL_DER, tag = "pki",
     responses((status = 200, description = "The local CA's CRL, DER", body = Vec<u8>, content_type = "application/pkix-crl"))
 )]
 pub async fn crl_der(State(state): State<SharedState>) -> axum::response::Response {
@@ -324,9 +306,7 @@ pub async fn crl_der(State(state): State<SharedState>) -> axum::response::Respon
 }
 
 #[utoipa::path(
-    get,
-    path = paths::CRL_PEM,
-    tag = "pki",
+    get, path = paths::CRL_PEM, tag = "pki",
     responses((status = 200, description = "The local CA's CRL, PEM", body = String, content_type = "application/x-pem-file"))
 )]
 pub async fn crl_pem(State(state): State<SharedState>) -> axum::response::Response {
@@ -334,9 +314,7 @@ pub async fn crl_pem(State(state): State<SharedState>) -> axum::response::Respon
 }
 
 #[utoipa::path(
-    get,
-    path = paths::CA_PEM,
-    tag = "pki",
+    get, path = paths::CA_PEM, tag = "pki",
     responses((status = 200, description = "The local CA certificate, PEM", body = String, content_type = "application/x-pem-file"))
 )]
 pub async fn ca_pem(State(state): State<SharedState>) -> impl IntoResponse {

@@ -114,9 +114,7 @@ fn pkcs7_response(p7: Vec<u8>) -> Response {
 }
 
 #[utoipa::path(
-    get,
-    path = "/.well-known/est/cacerts",
-    tag = "est",
+    get, path = "/.well-known/est/cacerts", tag = "est",
     responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
 )]
 async fn cacerts(State(state): State<SharedState>) -> Result<Response, EstError> {
@@ -127,9 +125,7 @@ async fn cacerts(State(state): State<SharedState>) -> Result<Response, EstError>
 }
 
 #[utoipa::path(
-    get,
-    path = "/.well-known/est/{label}/cacerts",
-    tag = "est",
+    get, path = "/.well-known/est/{label}/cacerts", tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
     responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
 )]
@@ -142,9 +138,7 @@ async fn cacerts_label(
 }
 
 #[utoipa::path(
-    get,
-    path = "/.well-known/est/csrattrs",
-    tag = "est",
+    get, path = "/.well-known/est/csrattrs", tag = "est",
     responses((status = 200, description = "CSR attributes, base64 DER", body = String, content_type = "application/csrattrs"))
 )]
 async fn csrattrs() -> Response {
@@ -165,9 +159,7 @@ async fn csrattrs() -> Response {
 }
 
 #[utoipa::path(
-    get,
-    path = "/.well-known/est/{label}/csrattrs",
-    tag = "est",
+    get, path = "/.well-known/est/{label}/csrattrs", tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
     responses((status = 200, description = "CSR attributes, base64 DER", body = String, content_type = "application/csrattrs"))
 )]
@@ -277,9 +269,7 @@ async fn enroll(
 }
 
 #[utoipa::path(
-    post,
-    path = "/.well-known/est/simpleenroll",
-    tag = "est",
+    post, path = "/.well-known/est/simpleenroll", tag = "est",
     request_body(content = String, description = "A PKCS#10 request, base64 DER", content_type = "application/pkcs10"),
     responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"))
 )]
@@ -292,9 +282,7 @@ async fn simpleenroll(
 }
 
 #[utoipa::path(
-    post,
-    path = "/.well-known/est/{label}/simpleenroll",
-    tag = "est",
+    post, path = "/.well-known/est/{label}/simpleenroll", tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
     request_body(content = String, description = "A PKCS#10 request, base64 DER", content_type = "application/pkcs10"),
     responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"))
@@ -330,9 +318,7 @@ async fn reenroll(
 }
 
 #[utoipa::path(
-    post,
-    path = "/.well-known/est/simplereenroll",
-    tag = "est",
+    post, path = "/.well-known/est/simplereenroll", tag = "est",
     request_body(content = String, description = "A PKCS#10 request, base64 DER (mutual TLS with the current certificate)", content_type = "application/pkcs10"),
     responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
 )]
@@ -347,9 +333,7 @@ async fn simplereenroll(
 }
 
 #[utoipa::path(
-    post,
-    path = "/.well-known/est/{label}/simplereenroll",
-    tag = "est",
+    post, path = "/.well-known/est/{label}/simplereenroll", tag = "est",
     params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
     request_body(content = String, description = "A PKCS#10 request, base64 DER (mutual TLS with the current certificate)", content_type = "application/pkcs10"),
     responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))

@@ -157,9 +157,7 @@ fn pki_routes() -> Router<SharedState> {
 
 /// Liveness: `ok` while the server accepts requests.
 #[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "health",
+    get, path = "/healthz", tag = "health",
     responses((status = 200, description = "ok", body = String, content_type = "text/plain"))
 )]
 async fn healthz() -> &'static str {

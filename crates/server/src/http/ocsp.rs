@@ -46,9 +46,7 @@ fn too_large() -> Response {
 }
 
 #[utoipa::path(
-    post,
-    path = "/ocsp",
-    tag = "pki",
+    post, path = "/ocsp", tag = "pki",
     request_body(content = Vec<u8>, description = "An OCSP request (DER)", content_type = "application/ocsp-request"),
     responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"))
 )]
@@ -81,9 +79,7 @@ async fn ocsp_post(State(state): State<SharedState>, headers: HeaderMap, body: B
 }
 
 #[utoipa::path(
-    get,
-    path = "/ocsp/{request}",
-    tag = "pki",
+    get, path = "/ocsp/{request}", tag = "pki",
     params(("request" = String, Path, description = "The OCSP request, base64 (RFC 6960 A.1)")),
     responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"))
 )]
@@ -105,9 +101,7 @@ async fn ocsp_get(State(state): State<SharedState>, Path(request): Path<String>)
 }
 
 #[utoipa::path(
-    get,
-    path = "/ocsp",
-    tag = "pki",
+    get, path = "/ocsp", tag = "pki",
     responses((status = 200, description = "malformedRequest (an OCSP GET needs the request in the path)", body = Vec<u8>, content_type = "application/ocsp-response"))
 )]
 async fn ocsp_get_empty(State(state): State<SharedState>) -> Response {

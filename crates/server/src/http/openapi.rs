@@ -13,9 +13,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 
 /// The document itself.
 #[utoipa::path(
-    get,
-    path = ferrocore_proto::paths::OPENAPI,
-    tag = "health",
+    get, path = ferrocore_proto::paths::OPENAPI, tag = "health",
     responses((status = 200, description = "This OpenAPI document", body = Object))
 )]
 pub async fn document() -> impl IntoResponse {

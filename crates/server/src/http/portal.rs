@@ -58,9 +58,7 @@ async fn current(state: &SharedState) -> Result<PortalCert, ApiError> {
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/portal-cert",
-    tag = "admin",
+    get, path = "/api/v1/admin/portal-cert", tag = "admin",
     responses((status = 200, description = "OK", body = PortalCert))
 )]
 async fn show_portal_cert(State(state): State<SharedState>) -> Result<Json<PortalCert>, ApiError> {
@@ -68,9 +66,7 @@ async fn show_portal_cert(State(state): State<SharedState>) -> Result<Json<Porta
 }
 
 #[utoipa::path(
-    put,
-    path = "/api/v1/admin/portal-cert",
-    tag = "admin",
+    put, path = "/api/v1/admin/portal-cert", tag = "admin",
     request_body = PortalCertUpload,
     responses((status = 200, description = "OK", body = PortalCert))
 )]
@@ -150,9 +146,7 @@ async fn upload_portal_cert(
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/portal-cert/rollback",
-    tag = "admin",
+    post, path = "/api/v1/admin/portal-cert/rollback", tag = "admin",
     responses((status = 200, description = "OK", body = PortalCert))
 )]
 async fn rollback_portal_cert(

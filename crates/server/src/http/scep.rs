@@ -92,9 +92,7 @@ pub fn admin_routes() -> axum::Router<SharedState> {
 }
 
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/scep/challenges",
-    tag = "admin",
+    post, path = "/api/v1/admin/scep/challenges", tag = "admin",
     request_body = NewScepChallenge,
     responses((status = 201, description = "Created", body = ScepChallenge))
 )]
@@ -109,9 +107,7 @@ async fn create_challenge(
 }
 
 #[utoipa::path(
-    put,
-    path = "/api/v1/admin/scep/static-challenges/{config}",
-    tag = "admin",
+    put, path = "/api/v1/admin/scep/static-challenges/{config}", tag = "admin",
     params(("config" = String, Path, description = "The enrollment configuration")),
     request_body = StaticScepChallenge,
     responses((status = 200, description = "OK", body = ScepChallenge))
@@ -127,9 +123,7 @@ async fn set_static_challenge(
 }
 
 #[utoipa::path(
-    delete,
-    path = "/api/v1/admin/scep/static-challenges/{config}",
-    tag = "admin",
+    delete, path = "/api/v1/admin/scep/static-challenges/{config}", tag = "admin",
     params(("config" = String, Path, description = "The enrollment configuration")),
     responses((status = 204, description = "Removed"))
 )]
@@ -178,9 +172,7 @@ fn malformed(message: String) -> Response {
 }
 
 #[utoipa::path(
-    get,
-    path = paths::SCEP,
-    tag = "scep",
+    get, path = paths::SCEP, tag = "scep",
     params(("operation" = String, Query, description = "GetCACaps, GetCACert or PKIOperation"), ("message" = Option<String>, Query, description = "PKIOperation: the base64 CMS message")),
     responses((status = 200, description = "GetCACaps: text; GetCACert: a certificate or degenerate PKCS#7; PKIOperation: a CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/octet-stream"))
 )]
@@ -221,9 +213,7 @@ async fn scep_get(
 }
 
 #[utoipa::path(
-    post,
-    path = paths::SCEP,
-    tag = "scep",
+    post, path = paths::SCEP, tag = "scep",
     params(("operation" = String, Query, description = "PKIOperation")),
     request_body(content = Vec<u8>, description = "The CMS PKIOperation message (DER)", content_type = "application/x-pki-message"),
     responses((status = 200, description = "A CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/x-pki-message"))

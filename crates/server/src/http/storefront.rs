@@ -128,9 +128,7 @@ fn presented(
 }
 
 #[utoipa::path(
-    get,
-    path = storefront_paths::APPS,
-    tag = "storefront",
+    get, path = storefront_paths::APPS, tag = "storefront",
     responses((status = 200, description = "The apps this device may install", body = Vec<App>))
 )]
 async fn list_apps(
@@ -147,9 +145,7 @@ async fn list_apps(
 }
 
 #[utoipa::path(
-    get,
-    path = storefront_paths::PACKAGE,
-    tag = "storefront",
+    get, path = storefront_paths::PACKAGE, tag = "storefront",
     params(("id" = String, Path, description = "The app id")),
     responses((status = 200, description = "The package (its SHA-256 in x-ferrocore-sha256)", body = Vec<u8>, content_type = "application/octet-stream"))
 )]
@@ -199,9 +195,7 @@ fn sanitize(s: &str) -> String {
 // ------------------------------------------------------------------ AppConnect
 
 #[utoipa::path(
-    post,
-    path = storefront_paths::APPCONNECT_CHECKIN,
-    tag = "device",
+    post, path = storefront_paths::APPCONNECT_CHECKIN, tag = "device",
     request_body = AppConnectCheckinRequest,
     responses((status = 200, description = "OK", body = AppConnectCheckin))
 )]
@@ -236,9 +230,7 @@ pub fn appconnect_out(r: ferrocore_core::storefront::AppConnectRecord) -> AppCon
 // ------------------------------------------------------------------ admin
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/settings/storefront-auth",
-    tag = "admin",
+    get, path = "/api/v1/admin/settings/storefront-auth", tag = "admin",
     responses((status = 200, description = "OK", body = StorefrontSettings))
 )]
 async fn storefront_settings(
@@ -252,9 +244,7 @@ async fn storefront_settings(
 /// Changes the setting and swaps the storefront listener's TLS configuration (it asks for
 /// client certificates exactly while the setting is `certificate`).
 #[utoipa::path(
-    put,
-    path = "/api/v1/admin/settings/storefront-auth",
-    tag = "admin",
+    put, path = "/api/v1/admin/settings/storefront-auth", tag = "admin",
     request_body = StorefrontSettings,
     responses((status = 200, description = "OK", body = StorefrontSettings))
 )]
@@ -279,9 +269,7 @@ async fn set_storefront_settings(
 }
 
 #[utoipa::path(
-    get,
-    path = "/api/v1/admin/apps",
-    tag = "admin",
+    get, path = "/api/v1/admin/apps", tag = "admin",
     params(AppListQuery),
     responses((status = 200, description = "OK", body = Vec<App>))
 )]
@@ -316,9 +304,7 @@ fn check_label(what: &str, v: &str, max: usize) -> Result<(), ApiError> {
 /// `POST /api/v1/admin/apps?platform=P&name=N&version=V` with the package as the body
 /// (application/octet-stream), streamed to disk while hashing.
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/apps",
-    tag = "admin",
+    post, path = "/api/v1/admin/apps", tag = "admin",
     params(PublishQuery),
     request_body(content = Vec<u8>, description = "The package", content_type = "application/octet-stream"),
     responses((status = 201, description = "Published", body = App))
@@ -438,9 +424,7 @@ async fn receive(body: Body, path: &std::path::Path) -> Result<(u64, String), Re
 }
 
 #[utoipa::path(
-    delete,
-    path = "/api/v1/admin/apps/{id}",
-    tag = "admin",
+    delete, path = "/api/v1/admin/apps/{id}", tag = "admin",
     params(("id" = String, Path, description = "The app id")),
     responses((status = 204, description = "Removed"))
 )]
