@@ -20,7 +20,7 @@ use crate::state::StateDir;
 use crate::swarm::{self, EnrollOptions, Limit, RunOptions};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use ferrocore_client::ClientError;
+use ferrocore_client::{ClientError, output};
 use ferrocore_proto::{ClientKind, Platform};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -101,8 +101,10 @@ pub struct ServerArgs {
     /// PEM file with the CA that the server's certificate chains to.
     #[arg(long, value_name = "CA.pem")]
     pub ca: PathBuf,
+    /// The user registering.
     #[arg(long)]
     pub user: String,
+    /// The user's password.
     #[arg(long, env = "FERROCORE_PASSWORD", hide_env_values = true)]
     pub password: String,
 }
@@ -111,10 +113,13 @@ pub struct ServerArgs {
 pub struct RegisterArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// The device's platform: android, ios, macos or windows.
     #[arg(long)]
     pub platform: Platform,
+    /// The client speaking for the device: agent, mdm, appconnect or storefront.
     #[arg(long)]
     pub client_kind: ClientKind,
+    /// The client's version, e.g. 10.1.0.
     #[arg(long)]
     pub client_version: String,
     /// Device uuid (default: the stored one, else a new random uuid).
@@ -134,14 +139,19 @@ pub enum SwarmCommand {
 pub struct EnrollArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// How many devices to register.
     #[arg(long)]
     pub devices: u64,
+    /// The devices' platform: android, ios, macos or windows.
     #[arg(long, default_value = "windows")]
     pub platform: Platform,
+    /// The devices' client: agent, mdm, appconnect or storefront.
     #[arg(long, default_value = "agent")]
     pub client_kind: ClientKind,
+    /// The devices' client version.
     #[arg(long, default_value = "1.0")]
     pub client_version: String,
+    /// Registrations in flight.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Runtime worker threads (default: number of CPUs).
@@ -203,8 +213,12 @@ pub fn run() -> Result<ExitCode> {
     })
 }
 
-/// Print an error the documented way and pick the exit code.
+/// Print an error the documented way and pick the exit code. A closed output pipe
+/// (`... | head`) ends the command quietly.
 pub fn report_error(e: &anyhow::Error) -> ExitCode {
+    if output::is_broken_pipe(e.as_ref()) {
+        return ExitCode::SUCCESS;
+    }
     let api = e
         .chain()
         .find_map(|c| match c.downcast_ref::<ClientError>() {
@@ -256,7 +270,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             keys: args.keys,
         };
         let report = runtime(None, true)?.block_on(crate::scep_bench::run(opts))?;
-        println!("{}", serde_json::to_string(&report)?);
+        output::print_json_line(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
     let state = state_dir(&cli.state)?;
@@ -277,13 +291,13 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 let client = device::registration_client(&ca_pem)?;
                 device::register(&dir, &params, &client, &ca_pem).await
             })?;
-            println!("{}", serde_json::to_string_pretty(&st)?);
+            output::print_json(&st)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Checkin => {
             let dir = StateDir::new(state);
             let resp = runtime(None, false)?.block_on(device::checkin(&dir))?;
-            println!("{}", serde_json::to_string_pretty(&resp)?);
+            output::print_json(&resp)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { checkins, interval } => {
@@ -302,12 +316,12 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         Command::AppconnectCheckin { app_id } => {
             let dir = StateDir::new(state);
             let resp = runtime(None, false)?.block_on(device::appconnect_checkin(&dir, &app_id))?;
-            println!("{}", serde_json::to_string_pretty(&resp)?);
+            output::print_json(&resp)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
             let v = device::status(&StateDir::new(state))?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            output::print_json(&v)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Swarm(SwarmCommand::Enroll(args)) => {
@@ -329,10 +343,10 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             };
             let report = runtime(args.threads, true)?.block_on(swarm::enroll(opts))?;
             if args.json {
-                println!("{}", serde_json::to_string(&report)?);
+                output::print_json_line(&report)?;
             } else {
-                println!(
-                    "enrolled {}/{} devices (mutual {}, legacy {}) in {:.3} s",
+                let mut text = format!(
+                    "enrolled {}/{} devices (mutual {}, legacy {}) in {:.3} s\n",
                     report.registered,
                     report.devices,
                     report.mutual,
@@ -345,8 +359,13 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                         .iter()
                         .map(|(k, v)| format!("{k}: {v}"))
                         .collect();
-                    println!("errors: {} ({})", report.errors, parts.join(", "));
+                    text.push_str(&format!(
+                        "errors: {} ({})\n",
+                        report.errors,
+                        parts.join(", ")
+                    ));
                 }
+                output::print_text(&text)?;
             }
             if let Some(first) = &report.first_error {
                 eprintln!("error: {first}");
@@ -379,9 +398,9 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
             };
             let report = runtime(args.threads, true)?.block_on(swarm::run(opts))?;
             if args.json {
-                println!("{}", serde_json::to_string(&report)?);
+                output::print_json_line(&report)?;
             } else {
-                print!("{}", report.render());
+                output::print_text(&report.render())?;
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,7 @@
 
 use crate::state::{DeviceFiles, DeviceState, Registration, StateDir};
 use anyhow::{Context, Result, bail};
-use ferrocore_client::{ClientError, ClientIdentity, ClientOptions, HttpsUrl, TlsClient};
+use ferrocore_client::{ClientError, ClientIdentity, ClientOptions, TlsClient, Url};
 use ferrocore_proto::{
     AuthMode, CheckinRequest, CheckinResponse, ClientKind, CsrAttributes, CsrAttributesRequest,
     CsrRequest, IssuedIdentity, Platform, RegisterRequest, RegisterResponse, codes, paths,
@@ -107,7 +107,7 @@ pub async fn register(
     client: &TlsClient,
     ca_pem: &str,
 ) -> Result<DeviceState> {
-    let url = HttpsUrl::parse(&params.url)?;
+    let url = Url::parse_https(&params.url)?;
     let device_uuid = match &params.device_uuid {
         Some(u) => u.clone(),
         None => dir

@@ -9,11 +9,10 @@
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use ferrocore_client::{ClientOptions, Connection, Method, Scheme, TlsClient, Url};
 use ferrocore_pki::RsaKey;
 use ferrocore_pki::cms::{self, ContentCipher};
 use ferrocore_pki::scep::{self, CaCaps};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,98 +97,53 @@ where
 /// Clock ticks per second for `/proc` CPU times (USER_HZ, 100 on Linux).
 const TICKS_PER_SEC: f64 = 100.0;
 
+/// The SCEP service under load: its URL and the project's HTTP client.
 struct Target {
-    tls: Option<Arc<rustls::ClientConfig>>,
-    host: String,
-    port: u16,
-    path: String,
+    client: TlsClient,
+    url: Url,
 }
 
 impl Target {
     fn parse(url: &str, ca_pem: Option<&str>) -> Result<Target> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            bail!("--url must start with http:// or https://");
+        let url = Url::parse(url).context("--url")?;
+        let client = match url.scheme {
+            Scheme::Https => TlsClient::new(
+                ca_pem.context("an https:// URL needs --ca")?,
+                None,
+                ClientOptions::default(),
+            )?,
+            Scheme::Http => TlsClient::plain(ClientOptions::default())?,
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].to_owned()),
-            None => (rest, "/".to_owned()),
-        };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), p.parse().context("port")?),
-            None => (authority.to_owned(), if tls { 443 } else { 80 }),
-        };
-        let tls = if tls {
-            let mut roots = rustls::RootCertStore::empty();
-            let pem = ca_pem.context("an https:// URL needs --ca")?;
-            for der in ferrocore_pki::pem_to_der_certs(pem)? {
-                roots.add(der.into())?;
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            Some(Arc::new(
-                rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-            ))
-        } else {
-            None
-        };
-        Ok(Target {
-            tls,
-            host,
-            port,
-            path,
-        })
+        Ok(Target { client, url })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        tcp.set_nodelay(true)?;
-        if let Some(cfg) = &self.tls {
-            let name = rustls_pki_types::ServerName::try_from(self.host.clone())?;
-            let stream = tokio_rustls::TlsConnector::from(cfg.clone())
-                .connect(name, tcp)
-                .await?;
-            let (send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            Ok(send)
-        } else {
-            let (send, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-            tokio::spawn(conn);
-            Ok(send)
-        }
+    /// A keep-alive connection to the service.
+    async fn connect(&self) -> Result<Connection> {
+        Ok(self.client.connect(&self.url.origin()).await?)
     }
 
     async fn call(
         &self,
-        send: &mut SendRequest<Full<Bytes>>,
-        method: hyper::Method,
+        conn: &mut Connection,
+        method: Method,
         query: &str,
         body: Bytes,
     ) -> Result<(u16, String, Bytes)> {
-        let req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{}?{query}", self.path))
-            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
-            .header(hyper::header::CONTENT_TYPE, "application/x-pki-message")
-            .body(Full::new(body))?;
-        send.ready().await?;
-        let resp = send.send_request(req).await?;
-        let status = resp.status().as_u16();
+        let resp = conn
+            .send(
+                method,
+                &format!("{}?{query}", self.url.path),
+                &[("content-type", "application/x-pki-message")],
+                body.to_vec(),
+            )
+            .await?;
         let ct = resp
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
+            .headers
+            .get(ferrocore_client::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let body = resp.into_body().collect().await?.to_bytes();
-        Ok((status, ct, body))
+        Ok((resp.status, ct, Bytes::from(resp.body)))
     }
 }
 
@@ -220,21 +174,11 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
     let target = Arc::new(Target::parse(&opts.url, opts.ca_pem.as_deref())?);
     let mut conn = target.connect().await?;
     let (_, _, caps) = target
-        .call(
-            &mut conn,
-            hyper::Method::GET,
-            "operation=GetCACaps",
-            Bytes::new(),
-        )
+        .call(&mut conn, Method::GET, "operation=GetCACaps", Bytes::new())
         .await?;
     let caps = CaCaps::parse(&String::from_utf8_lossy(&caps));
     let (status, ct, body) = target
-        .call(
-            &mut conn,
-            hyper::Method::GET,
-            "operation=GetCACert",
-            Bytes::new(),
-        )
+        .call(&mut conn, Method::GET, "operation=GetCACert", Bytes::new())
         .await?;
     if status != 200 {
         bail!("GetCACert answered {status}");
@@ -296,7 +240,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
                 match target
                     .call(
                         c,
-                        hyper::Method::POST,
+                        Method::POST,
                         "operation=PKIOperation",
                         messages[i].clone(),
                     )

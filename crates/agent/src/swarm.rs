@@ -9,7 +9,7 @@
 use crate::device::{self, RegisterParams};
 use crate::state::StateDir;
 use anyhow::{Context, Result, bail};
-use ferrocore_client::{ClientOptions, HttpsUrl, Method, TlsClient};
+use ferrocore_client::{ClientOptions, Method, TlsClient, Url};
 use ferrocore_proto::{AuthMode, CheckinRequest, paths};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -149,7 +149,7 @@ pub struct RunOptions {
 /// One device ready to check in.
 struct Prepared {
     client: TlsClient,
-    url: HttpsUrl,
+    url: Url,
     body: Vec<u8>,
 }
 
@@ -228,8 +228,8 @@ pub fn device_dirs(state: &Path) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-fn target_url(target: &str) -> Result<HttpsUrl> {
-    let mut url = HttpsUrl::parse(target)?;
+fn target_url(target: &str) -> Result<Url> {
+    let mut url = Url::parse_https(target)?;
     if url.path == "/" {
         url.path = paths::CHECKIN.to_string();
     }
@@ -247,7 +247,7 @@ async fn prepare(opts: &RunOptions) -> Result<Vec<Prepared>> {
         let files = StateDir::new(&dir).load()?;
         let url = match &override_url {
             Some(u) => u.clone(),
-            None => HttpsUrl::parse(&files.state.checkin_url())?,
+            None => Url::parse_https(&files.state.checkin_url())?,
         };
         let mut trust = files.trust_pem();
         if let Some(extra) = &opts.extra_ca_pem {

@@ -1,21 +1,32 @@
-//! Minimal HTTPS client for Ferrocore: rustls (aws-lc-rs provider) + hyper 1 HTTP/1.1, no pool.
+//! The project's one HTTP client: rustls (aws-lc-rs provider) + hyper 1 HTTP/1.1, no pool.
 //!
-//! * [`TlsClient::request`] opens a new TCP + TLS connection for every call, sends one request
-//!   with `Connection: close` and closes the connection after the answer.
+//! * [`TlsClient::request`] opens a new TCP (+ TLS) connection for every call, sends one
+//!   request with `Connection: close` and closes the connection after the answer. A client
+//!   made with trust anchors speaks `https://` only; [`TlsClient::plain`] speaks `http://`
+//!   only (the external SCEP CA transport, the SCEP load generator).
+//! * A server that answers before it has read the whole request body (a refused upload) and
+//!   closes the connection is still heard: a failed body write does not hide the answer.
 //! * [`TlsClient::connect`] returns a keep-alive [`Connection`] for many requests on one
 //!   connection.
 //! * [`TlsClient::post_json`] and friends encode/decode JSON and map non-2xx answers carrying a
 //!   [`ferrocore_proto::ErrorBody`] to [`ClientError::Api`].
+//! * [`AdminClient`]: one typed method per admin API route.
 //!
 //! TLS session resumption can be disabled ([`ClientOptions::session_resumption`]) so that every
 //! connection performs a full handshake (used by the load generator).
 
+mod admin;
 mod error;
+pub mod output;
+mod stream;
 mod url;
 
+pub use admin::AdminClient;
 pub use error::ClientError;
 pub use hyper::{HeaderMap, Method, StatusCode, header};
-pub use url::HttpsUrl;
+pub use url::{Scheme, Url};
+
+use stream::{Stream, WriteFailure};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,7 +43,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 /// A TLS client identity: certificate chain (leaf first) and private key, both PEM.
 #[derive(Clone)]
@@ -183,10 +193,12 @@ pub fn client_config(
     Ok(config)
 }
 
-/// An HTTPS client: trust anchors, optional client identity and options. Cheap to clone.
+/// An HTTP client: trust anchors (HTTPS) or none ([`TlsClient::plain`], HTTP), an optional
+/// client identity and options. Cheap to clone.
 #[derive(Clone)]
 pub struct TlsClient {
-    connector: TlsConnector,
+    /// `None`: a plain-HTTP client.
+    connector: Option<TlsConnector>,
     opts: Arc<ClientOptions>,
     default_headers: Arc<Vec<(HeaderName, HeaderValue)>>,
     /// Whether the last TLS handshake of this client resumed a session.
@@ -227,6 +239,15 @@ impl TlsClient {
         config: Arc<rustls::ClientConfig>,
         opts: ClientOptions,
     ) -> Result<Self, ClientError> {
+        Self::build(Some(TlsConnector::from(config)), opts)
+    }
+
+    /// A plain-HTTP client: `http://` URLs only (SCEP protects its messages itself).
+    pub fn plain(opts: ClientOptions) -> Result<Self, ClientError> {
+        Self::build(None, opts)
+    }
+
+    fn build(connector: Option<TlsConnector>, opts: ClientOptions) -> Result<Self, ClientError> {
         let mut headers = Vec::new();
         if let Some(token) = &opts.bearer_token {
             headers.push((
@@ -238,7 +259,7 @@ impl TlsClient {
             headers.push((header_name(name)?, header_value(value)?));
         }
         Ok(TlsClient {
-            connector: TlsConnector::from(config),
+            connector,
             opts: Arc::new(opts),
             default_headers: Arc::new(headers),
             resumed: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -262,22 +283,22 @@ impl TlsClient {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Response, ClientError> {
-        let url = HttpsUrl::parse(url)?;
+        let url = Url::parse(url)?;
         self.request_url(&url, method, headers, body).await
     }
 
     /// [`TlsClient::request`] with a pre-parsed URL.
     pub async fn request_url(
         &self,
-        url: &HttpsUrl,
+        url: &Url,
         method: Method,
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Response, ClientError> {
         let req = self.build_request(url, &url.path, method, headers, body, true)?;
         with_timeout(self.opts.timeout, async {
-            let tls = self.open(url).await?;
-            let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(tls))
+            let (stream, write_failure) = self.open(url).await?;
+            let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
                 .await
                 .map_err(ClientError::from_hyper)?;
             let max = self.opts.max_body_bytes;
@@ -289,6 +310,8 @@ impl TlsClient {
             let (result, conn_result) = tokio::join!(exchange, conn);
             match (result, conn_result) {
                 (Ok(resp), _) => Ok(resp),
+                // The peer went away while the request was written and left no answer.
+                (Err(_), _) if write_failure.get().is_some() => Err(write_failure.error()),
                 // Prefer the connection's (often more specific, e.g. TLS alert) error.
                 (Err(ClientError::Http(_)), Err(ce)) => Err(ClientError::from_hyper(ce)),
                 (Err(e), _) => Err(e),
@@ -299,9 +322,9 @@ impl TlsClient {
 
     /// Open a keep-alive connection to the origin of `url` (its path is ignored).
     pub async fn connect(&self, url: &str) -> Result<Connection, ClientError> {
-        let url = HttpsUrl::parse(url)?;
-        let tls = with_timeout(self.opts.timeout, self.open(&url)).await?;
-        let (sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(tls))
+        let url = Url::parse(url)?;
+        let (stream, _) = with_timeout(self.opts.timeout, self.open(&url)).await?;
+        let (sender, conn) = http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
             .await
             .map_err(ClientError::from_hyper)?;
         tokio::spawn(async move {
@@ -384,28 +407,51 @@ impl TlsClient {
         }
     }
 
-    async fn open(&self, url: &HttpsUrl) -> Result<TlsStream<TcpStream>, ClientError> {
-        let server_name = url.server_name()?;
+    /// A connection to the URL's origin: TCP, then TLS for `https://`.
+    async fn open(&self, url: &Url) -> Result<(Stream, WriteFailure), ClientError> {
+        let server_name = match (url.scheme, &self.connector) {
+            (Scheme::Https, Some(_)) => Some(url.server_name()?),
+            (Scheme::Http, None) => None,
+            (Scheme::Https, None) => {
+                return Err(ClientError::Url(format!(
+                    "{}: this client speaks plain http:// only",
+                    url.origin()
+                )));
+            }
+            (Scheme::Http, Some(_)) => {
+                return Err(ClientError::Url(format!(
+                    "{}: only https:// URLs are supported",
+                    url.origin()
+                )));
+            }
+        };
         let tcp = match self.opts.connect_to {
             Some(addr) => TcpStream::connect(addr).await,
             None => TcpStream::connect((url.host.as_str(), url.port)).await,
         }
         .map_err(ClientError::Io)?;
         tcp.set_nodelay(true).map_err(ClientError::Io)?;
-        let tls = self
-            .connector
-            .connect(server_name, tcp)
-            .await
-            .map_err(ClientError::from_io)?;
-        let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        self.resumed
-            .store(resumed, std::sync::atomic::Ordering::Relaxed);
-        Ok(tls)
+        let (tcp, write_failure) = stream::Tcp::new(tcp);
+        let stream = match (&self.connector, server_name) {
+            (Some(connector), Some(name)) => {
+                let tls = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(ClientError::from_io)?;
+                let resumed =
+                    tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                self.resumed
+                    .store(resumed, std::sync::atomic::Ordering::Relaxed);
+                Stream::Tls(Box::new(tls))
+            }
+            _ => Stream::Plain(tcp),
+        };
+        Ok((stream, write_failure))
     }
 
     fn build_request(
         &self,
-        url: &HttpsUrl,
+        url: &Url,
         path: &str,
         method: Method,
         headers: &[(&str, &str)],
@@ -439,7 +485,7 @@ impl TlsClient {
 /// A keep-alive HTTP/1.1 connection (one request at a time).
 pub struct Connection {
     client: TlsClient,
-    url: HttpsUrl,
+    url: Url,
     sender: http1::SendRequest<Full<Bytes>>,
 }
 

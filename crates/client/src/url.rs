@@ -1,11 +1,34 @@
-//! A tiny parser for the `https://host[:port][/path][?query]` URLs the client accepts.
+//! The project's one URL parser: `http(s)://host[:port][/path][?query]`.
 
 use crate::ClientError;
 use rustls_pki_types::ServerName;
 
-/// A parsed `https` URL.
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// A parsed `http://` or `https://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpsUrl {
+pub struct Url {
+    pub scheme: Scheme,
     /// Host name or IP literal, without IPv6 brackets.
     pub host: String,
     pub port: u16,
@@ -13,13 +36,20 @@ pub struct HttpsUrl {
     pub path: String,
 }
 
-impl HttpsUrl {
-    /// Parse an `https://` URL. Userinfo is rejected; a fragment is dropped.
+impl Url {
+    /// Parse an `http://` or `https://` URL. Userinfo is rejected; a fragment is dropped.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let bad = |why: &str| ClientError::Url(format!("{url:?}: {why}"));
-        let rest = match url.get(..8) {
-            Some(scheme) if scheme.eq_ignore_ascii_case("https://") => &url[8..],
-            _ => return Err(bad("only https:// URLs are supported")),
+        let prefix = |p: &str| {
+            url.get(..p.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(p))
+        };
+        let (scheme, rest) = if prefix("https://") {
+            (Scheme::Https, &url[8..])
+        } else if prefix("http://") {
+            (Scheme::Http, &url[7..])
+        } else {
+            return Err(bad("an http:// or https:// URL is needed"));
         };
         let rest = rest.split('#').next().unwrap_or_default();
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -45,8 +75,11 @@ impl HttpsUrl {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
+        if host.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(bad("invalid host"));
+        }
         let port = match port {
-            None => 443,
+            None => scheme.default_port(),
             Some(p) => p.parse::<u16>().map_err(|_| bad("invalid port"))?,
         };
         let path = match path {
@@ -54,26 +87,49 @@ impl HttpsUrl {
             p if p.starts_with('?') => format!("/{p}"),
             p => p.to_string(),
         };
-        Ok(HttpsUrl {
+        Ok(Url {
+            scheme,
             host: host.to_string(),
             port,
             path,
         })
     }
 
-    /// The `Host` header value: `host` or `host:port` (IPv6 in brackets), port omitted when 443.
+    /// [`Url::parse`], refusing `http://`.
+    pub fn parse_https(url: &str) -> Result<Self, ClientError> {
+        let u = Self::parse(url)?;
+        if u.scheme != Scheme::Https {
+            return Err(ClientError::Url(format!(
+                "{url:?}: only https:// URLs are supported"
+            )));
+        }
+        Ok(u)
+    }
+
+    /// Whether the URL has a query (`?...`).
+    pub fn has_query(&self) -> bool {
+        self.path.contains('?')
+    }
+
+    /// The `Host` header value: `host` or `host:port` (IPv6 in brackets), port omitted when
+    /// it is the scheme's default.
     pub fn host_header(&self) -> String {
         let host = self.bracketed_host();
-        if self.port == 443 {
+        if self.port == self.scheme.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
         }
     }
 
-    /// The origin `https://host:port` (no path).
+    /// The origin `scheme://host:port` (no path).
     pub fn origin(&self) -> String {
-        format!("https://{}:{}", self.bracketed_host(), self.port)
+        format!(
+            "{}://{}:{}",
+            self.scheme.as_str(),
+            self.bracketed_host(),
+            self.port
+        )
     }
 
     /// The TLS server name (SNI for DNS names; IP literals are verified against IP SANs).
@@ -97,20 +153,21 @@ mod tests {
 
     #[test]
     fn parses_urls() -> Result<(), ClientError> {
-        let u = HttpsUrl::parse("https://example.com:8443/api/v1/checkin?x=1#frag")?;
+        let u = Url::parse("https://example.com:8443/api/v1/checkin?x=1#frag")?;
         assert_eq!(u.host, "example.com");
         assert_eq!(u.port, 8443);
         assert_eq!(u.path, "/api/v1/checkin?x=1");
         assert_eq!(u.host_header(), "example.com:8443");
+        assert!(u.has_query());
 
-        let u = HttpsUrl::parse("HTTPS://10.0.0.1")?;
+        let u = Url::parse("HTTPS://10.0.0.1")?;
         assert_eq!(
             (u.host.as_str(), u.port, u.path.as_str()),
             ("10.0.0.1", 443, "/")
         );
         assert_eq!(u.host_header(), "10.0.0.1");
 
-        let u = HttpsUrl::parse("https://[::1]:9997?q")?;
+        let u = Url::parse("https://[::1]:9997?q")?;
         assert_eq!(
             (u.host.as_str(), u.port, u.path.as_str()),
             ("::1", 9997, "/?q")
@@ -119,16 +176,25 @@ mod tests {
         assert_eq!(u.origin(), "https://[::1]:9997");
         assert!(u.server_name().is_ok());
 
+        let u = Url::parse("http://ca.example/scep")?;
+        assert_eq!(
+            (u.scheme, u.port, u.path.as_str(), u.host_header().as_str()),
+            (Scheme::Http, 80, "/scep", "ca.example")
+        );
+        assert!(Url::parse_https("http://ca.example").is_err());
+
         for bad in [
-            "http://x",
+            "ftp://x",
             "https://",
+            "http://",
             "https://:80",
             "https://h:notaport",
             "https://u@h",
             "https://[::1",
             "https://h:70000",
+            "http://h h/",
         ] {
-            assert!(HttpsUrl::parse(bad).is_err(), "{bad}");
+            assert!(Url::parse(bad).is_err(), "{bad}");
         }
         Ok(())
     }

@@ -1427,6 +1427,4 @@ pub(crate) fn random_secret() -> Result<String> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(digest::digest(&digest::SHA256, data).as_ref())
-}
+pub use ferrocore_pki::sha256_hex;

@@ -59,10 +59,7 @@ impl VerifiedCsr {
     }
     /// Lowercase hex SHA-256 of the SubjectPublicKeyInfo DER.
     pub fn spki_sha256_hex(&self) -> String {
-        hex::encode(aws_lc_rs::digest::digest(
-            &aws_lc_rs::digest::SHA256,
-            &self.spki_der,
-        ))
+        crate::sha256_hex(&self.spki_der)
     }
     /// The first subject commonName, when present and a string.
     pub fn subject_cn(&self) -> Option<String> {

@@ -26,7 +26,9 @@ pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
 pub use error::PkiError;
 pub use est::{EST_BODY_MAX_BYTES, EstBodyError, base64_lines, csr_attrs_der, parse_est_body};
 pub use files::{write_public_file, write_secret_file};
-pub use info::{CertInfo, cert_info, cert_names_der, pem_to_der_certs, serial_hex_from_bytes};
+pub use info::{
+    CertInfo, cert_info, cert_names_der, pem_to_der_certs, serial_hex_from_bytes, sha256_hex,
+};
 pub use ocsp::{
     OCSP_MAX_CERT_IDS, OCSP_REQUEST_MAX_BYTES, OcspAnswer, OcspCertRequest, OcspHash,
     OcspResponder, OcspStatus, ParsedOcspRequest, build_ocsp_request, internal_error_response,

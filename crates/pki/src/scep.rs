@@ -691,7 +691,7 @@ impl CaCaps {
 
 /// Hex SHA-256 of a SubjectPublicKeyInfo: a transactionID as RFC 8894 suggests.
 pub fn transaction_id_for(spki_der: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der).as_ref())
+    crate::sha256_hex(spki_der)
 }
 
 fn rcgen_key(key: &RsaKey) -> Result<rcgen::KeyPair, PkiError> {

@@ -31,8 +31,98 @@ pub mod paths {
     pub const DEVICE_SECRET_HEADER: &str = "x-ferrocore-device-secret";
 }
 
+/// Percent-encoding (RFC 3986) of path segments and query values, and its decoding: the one
+/// implementation the server, the admin client and the agent share.
+pub mod percent {
+    /// Escapes every byte but the unreserved characters (`A-Z a-z 0-9 - . _ ~`) as `%XX`.
+    pub fn encode(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
+        out
+    }
+
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+    /// `%XX` escapes to bytes, strictly: a truncated or non-hex escape, or a result that is
+    /// not UTF-8, is an error. `+` stands for itself (not a space).
+    pub fn decode(s: &str) -> Result<String, String> {
+        let bytes = decode_bytes(s, false)?;
+        String::from_utf8(bytes).map_err(|_| "escaped value is not UTF-8".into())
+    }
+
+    /// Like [`decode`], but a malformed escape stands for itself and invalid UTF-8 is
+    /// replaced (for lenient peers, e.g. SCEP clients that leave `+` and `%` unescaped).
+    pub fn decode_lossy(s: &str) -> String {
+        match decode_bytes(s, true) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(_) => s.to_owned(),
+        }
+    }
+
+    fn decode_bytes(s: &str, lenient: bool) -> Result<Vec<u8>, String> {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                let digits = b.get(i + 1..i + 3);
+                match digits.and_then(|d| Some((hex_val(d[0])?, hex_val(d[1])?))) {
+                    Some((h, l)) => {
+                        out.push(h * 16 + l);
+                        i += 3;
+                        continue;
+                    }
+                    None if lenient => {}
+                    None if digits.is_none() => return Err("truncated %-escape".into()),
+                    None => {
+                        let bad = String::from_utf8_lossy(digits.unwrap_or_default());
+                        return Err(format!("bad %-escape %{bad}"));
+                    }
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        Ok(out)
+    }
+
+    fn hex_val(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trips_and_rejects_bad_escapes() {
+            assert_eq!(encode("a+b/c== é"), "a%2Bb%2Fc%3D%3D%20%C3%A9");
+            assert_eq!(decode("a%2Bb%2fc+").as_deref(), Ok("a+b/c+"));
+            assert_eq!(decode(&encode("x y/ü")).as_deref(), Ok("x y/ü"));
+            assert!(decode("%4").is_err());
+            assert!(decode("%zz").is_err());
+            assert!(decode("%FF").is_err());
+            assert_eq!(decode_lossy("%zz%4"), "%zz%4");
+            assert_eq!(decode_lossy("a%20b"), "a b");
+        }
+    }
+}
+
 /// A device platform (spec Table 2/4 rows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
     Android,
@@ -59,7 +149,7 @@ impl Platform {
 }
 
 /// The kind of client software speaking for the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClientKind {
     /// The device agent (Mobile@Work in the spec).
@@ -118,7 +208,7 @@ impl_str_enum!(GrantState, "grant state");
 
 /// The enrollment protocol a one-time enrollment grant was created for; it is accepted by
 /// that protocol only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantProtocol {
     /// A SCEP challenge password (PKCS#9 challengePassword in the CSR).
@@ -140,7 +230,7 @@ impl GrantProtocol {
 /// Where a one-time enrollment grant stands. Exactly one holds: `revoked` (by an admin,
 /// before use), `consumed` (it paid for a certificate), `expired` (unused past its expiry),
 /// else `active`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum GrantState {
     Active,
@@ -167,7 +257,7 @@ impl GrantState {
 }
 
 /// How a device authenticates its check-ins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// Mutual TLS with a client identity certificate, on the device listener.
@@ -187,7 +277,7 @@ impl AuthMode {
 }
 
 /// Which of the server's device-facing listeners a device must use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Listener {
     /// Registration and check-ins (443 in the spec); client certificate optional at the TLS layer.
@@ -207,7 +297,7 @@ impl Listener {
 }
 
 /// `POST /api/v1/register` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub username: String,
@@ -223,7 +313,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /api/v1/register` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterResponse {
     pub device_id: String,
     pub mode: AuthMode,
@@ -241,28 +331,28 @@ pub struct RegisterResponse {
     pub policy: PolicyInfo,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CheckinEndpoint {
     pub listener: Listener,
     pub port: u16,
 }
 
 /// What the policy tells the agent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyInfo {
     pub name: String,
     pub checkin_interval_secs: u64,
 }
 
 /// `POST /api/v1/checkin` body (all fields optional: identity comes from the certificate or secret).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckinRequest {
     #[serde(default)]
     pub client_version: Option<String>,
 }
 
 /// `POST /api/v1/checkin` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckinResponse {
     pub device_id: String,
     pub mode: AuthMode,
@@ -278,7 +368,7 @@ pub struct CheckinResponse {
 }
 
 /// What the agent needs to renew on time.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CertificateLifecycle {
     pub serial: String,
     pub not_after: i64,
@@ -293,14 +383,14 @@ pub struct CertificateLifecycle {
 }
 
 /// `POST /api/v1/renew` and `POST /api/v1/migrate` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsrRequest {
     pub csr_pem: String,
 }
 
 /// Answer of `/api/v1/renew` and `/api/v1/migrate`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IssuedIdentity {
     pub certificate_pem: String,
     pub ca_pem: String,
@@ -310,7 +400,7 @@ pub struct IssuedIdentity {
     pub checkin: CheckinEndpoint,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
     /// Register again: the device's identity is gone (retired or replaced).
@@ -324,7 +414,7 @@ pub enum Action {
 }
 
 /// Migration of a legacy device to mutual authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationStatus {
     None,
@@ -351,12 +441,12 @@ impl MigrationStatus {
 }
 
 /// Every 4xx/5xx answer of every API: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -456,7 +546,81 @@ pub mod codes {
 
 // ---------- admin API ----------
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One page of a listing: the items and how many there are in all.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// `limit` (1 to 1000, default 100) and `offset` (default 0) of a paged listing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// Query of `GET /api/v1/admin/devices`: filters combine; an empty value is no filter.
+/// Times are Unix seconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceListQuery {
+    pub username: Option<String>,
+    pub platform: Option<String>,
+    pub client_kind: Option<String>,
+    pub client_version: Option<String>,
+    /// `mutual` or `legacy`.
+    pub mode: Option<String>,
+    /// `none`, `pending`, `success` or `not_supported`.
+    pub migration_status: Option<String>,
+    /// `active` or `retired`.
+    pub status: Option<String>,
+    pub cert_expires_after: Option<i64>,
+    pub cert_expires_before: Option<i64>,
+    /// `true`: only devices inside their renewal window now.
+    pub in_renewal_window: Option<bool>,
+    pub last_checkin_after: Option<i64>,
+    pub last_checkin_before: Option<i64>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// Query of `GET /api/v1/admin/certificates`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
+pub struct CertListQuery {
+    /// Only the certificates of this device.
+    pub device_id: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// Query of `GET /api/v1/admin/grants`: newest first; an empty value is no filter.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrantListQuery {
+    /// `active`, `consumed`, `expired` or `revoked`.
+    pub state: Option<String>,
+    pub username: Option<String>,
+    /// `scep` or `est`.
+    pub protocol: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u64>,
+}
+
+/// Answer of `POST /api/v1/admin/maintenance/sweep`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SweepResult {
+    /// Devices retired by this sweep.
+    pub retired: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Settings {
     pub mutual_auth_enabled: bool,
     /// Unix time at which mutual authentication was enabled.
@@ -472,7 +636,7 @@ pub struct Settings {
 }
 
 /// `GET /api/v1/admin/store`: the database's files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoreStatus {
     pub database_bytes: u64,
     /// Size of the write-ahead log now.
@@ -486,7 +650,7 @@ pub struct StoreStatus {
     pub wal_truncations_busy: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortSettingsRequest {
     pub sync_tls_enabled: bool,
@@ -494,7 +658,7 @@ pub struct PortSettingsRequest {
     pub force: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -503,14 +667,14 @@ pub struct NewUser {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub username: String,
     pub email: Option<String>,
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Device {
     pub device_id: String,
     pub device_uuid: String,
@@ -536,14 +700,14 @@ pub struct Device {
     pub reregister_required: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceStatus {
     Active,
     Retired,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceDetail {
     #[serde(flatten)]
     pub device: Device,
@@ -554,14 +718,14 @@ pub struct DeviceDetail {
     pub appconnect: Vec<AppConnectCheckin>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkin {
     pub at: i64,
     pub listener: Listener,
     pub mode: AuthMode,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Certificate {
     pub serial: String,
     pub device_id: Option<String>,
@@ -581,14 +745,14 @@ pub struct Certificate {
     pub enrollment_config: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CertStatus {
     Active,
     Revoked,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
     /// RFC 5280 reason name, e.g. `key_compromise`; `unspecified` when absent.
@@ -597,13 +761,13 @@ pub struct RevokeRequest {
 }
 
 /// Answer of admin operations that refuse because they would affect devices.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AffectedDevices {
     pub count: u64,
 }
 
 /// A sync policy, as the admin API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Policy {
     pub name: String,
     pub checkin_interval_secs: u64,
@@ -617,7 +781,7 @@ pub struct Policy {
 
 /// Create or change a sync policy. Fields left out keep their value (defaults on create).
 /// `renewal_window_days` takes a number 1..=60, or `""`/`null` for blank (= 60).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyChange {
     #[serde(default)]
@@ -632,14 +796,14 @@ pub struct PolicyChange {
 }
 
 /// `POST /api/v1/admin/devices/{id}/policy`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignPolicy {
     pub policy: String,
 }
 
 /// One row of the renewal-at-risk report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RenewalRisk {
     #[serde(flatten)]
     pub device: Device,
@@ -651,7 +815,7 @@ pub struct RenewalRisk {
 }
 
 /// An enrollment configuration (certificate source for mutual authentication).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentConfig {
     pub name: String,
     /// `local_ca` or `scep`
@@ -676,7 +840,7 @@ pub struct EnrollmentConfig {
 }
 
 /// `POST /api/v1/admin/est-tokens` body: a one-time EST enrollment token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EstTokenRequest {
     pub username: String,
@@ -690,7 +854,7 @@ pub struct EstTokenRequest {
 }
 
 /// A created EST token; `token` is shown this once (only its hash is stored).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EstTokenCreated {
     pub id: String,
     pub token: String,
@@ -703,7 +867,7 @@ pub struct EstTokenCreated {
 
 /// A one-time enrollment grant (SCEP challenge or EST token) as the admin API lists it. The
 /// secret itself is shown only when it is created.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentGrant {
     pub id: String,
     pub protocol: GrantProtocol,
@@ -725,7 +889,7 @@ pub struct EnrollmentGrant {
 
 /// `POST /api/v1/admin/enrollment-configs/{name}` body. `kind` `local_ca` takes nothing
 /// else; `scep` needs `url`, `challenge` and `ca_fingerprint`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnrollmentConfig {
     pub kind: String,
@@ -752,7 +916,7 @@ pub struct NewEnrollmentConfig {
 /// `POST /api/v1/csr-attributes` body: the registering user's credentials. Empty for a
 /// registered device, which authenticates as for a check-in (its certificate over mutual TLS
 /// before a renewal, its device secret before a migration).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CsrAttributesRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -763,7 +927,7 @@ pub struct CsrAttributesRequest {
 
 /// What the agent's CSR must carry for the selected enrollment configuration (nothing for
 /// a local CA).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CsrAttributes {
     /// `rsa-2048` when the key must be RSA (at least 2048 bits); absent: any supported key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -774,7 +938,7 @@ pub struct CsrAttributes {
 }
 
 /// `POST /api/v1/admin/scep/challenges` body: a one-time SCEP challenge for one registration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewScepChallenge {
     pub username: String,
@@ -788,7 +952,7 @@ pub struct NewScepChallenge {
 }
 
 /// `PUT /api/v1/admin/scep/static-challenges/{config}` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StaticScepChallenge {
     pub username: String,
@@ -796,7 +960,7 @@ pub struct StaticScepChallenge {
 }
 
 /// A created SCEP challenge: shown once, stored only as its hash.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScepChallenge {
     /// The enrollment grant of a one-time challenge (`/api/v1/admin/grants/{id}`); `None`
     /// for a static challenge.
@@ -813,7 +977,7 @@ pub struct ScepChallenge {
 }
 
 /// `PUT /api/v1/admin/settings/mutual-auth/enrollment` body: without `confirm` a dry run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SelectEnrollment {
     pub config: String,
@@ -822,7 +986,7 @@ pub struct SelectEnrollment {
 }
 
 /// Answer of a selection change (dry run or applied).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnrollmentChange {
     pub applied: bool,
     pub current: String,
@@ -835,7 +999,7 @@ pub struct EnrollmentChange {
 // ---------- portal HTTPS certificate (admin API) ----------
 
 /// `PUT /api/v1/admin/portal-cert` body: PEM chain + key, or PKCS#12 (base64) + password.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalCertUpload {
     /// Leaf first, then the intermediates (the root may be included).
@@ -852,7 +1016,7 @@ pub struct PortalCertUpload {
 }
 
 /// Facts about the portal HTTPS certificate being served.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PortalCert {
     /// `auto-issued` (from the local CA) or `uploaded`.
     pub source: String,
@@ -892,7 +1056,9 @@ pub mod storefront_paths {
 }
 
 /// The App Storefront Authentication setting. Defaults to `password`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum StorefrontAuth {
     #[default]
@@ -923,14 +1089,14 @@ impl std::str::FromStr for StorefrontAuth {
 }
 
 /// `GET/PUT /api/v1/admin/settings/storefront-auth`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StorefrontSettings {
     pub storefront_auth: StorefrontAuth,
 }
 
 /// An app published to the storefront.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct App {
     pub id: String,
     pub platform: Platform,
@@ -943,8 +1109,28 @@ pub struct App {
     pub published_at: i64,
 }
 
+/// Query of `POST /api/v1/admin/apps` (the package is the body).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PublishQuery {
+    /// `android` or `ios`.
+    pub platform: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// Query of `GET /api/v1/admin/apps`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppListQuery {
+    /// Only the apps of this platform.
+    pub platform: Option<String>,
+}
+
 /// `POST /api/v1/appconnect/checkin` body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppConnectCheckinRequest {
     /// Reverse-DNS app identifier, e.g. `com.example.app`.
@@ -952,7 +1138,7 @@ pub struct AppConnectCheckinRequest {
 }
 
 /// Per-app AppConnect check-ins of a device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AppConnectCheckin {
     pub app_id: String,
     pub first_checkin_at: i64,

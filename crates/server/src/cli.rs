@@ -1,24 +1,25 @@
-//! The `ferrocore` command line: `serve`, and `admin ...`, a client of the admin API (token from
-//! `DIR/admin-token`, server certificate checked against the CA in `DIR/ca/ca.pem`).
+//! The `ferrocore` command line: `serve`, and `admin ...`, a thin layer over
+//! [`ferrocore_client::AdminClient`] (token from `DIR/admin-token`, server certificate checked
+//! against the CA in `DIR/ca/ca.pem`). Output is JSON with every time also in RFC 3339.
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use ferrocore_client::{ClientError, ClientOptions, TlsClient};
+use ferrocore_client::{AdminClient, ClientError, output};
 use ferrocore_proto::{
-    AssignPolicy, NewEnrollmentConfig, NewUser, PolicyChange, PortSettingsRequest, RevokeRequest,
-    SelectEnrollment,
+    AppListQuery, CertListQuery, DeviceListQuery, EstTokenRequest, GrantListQuery,
+    NewEnrollmentConfig, NewScepChallenge, NewUser, PageQuery, PolicyChange, PortSettingsRequest,
+    PortalCertUpload, PublishQuery, RevokeRequest, SelectEnrollment, StaticScepChallenge,
+    StorefrontAuth,
 };
+use serde::Serialize;
 use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Ferrocore device-management core: the server and its admin command line.
 #[derive(Debug, Parser)]
-#[command(
-    name = "ferrocore",
-    version,
-    about = "Ferrocore device-management core"
-)]
+#[command(name = "ferrocore", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -28,9 +29,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (initialises DIR on first start).
     Serve {
-        #[arg(long, default_value = "./ferrocore-data")]
+        /// The data directory (CA, database, tokens, TLS material).
+        #[arg(long, default_value = "./ferrocore-data", value_name = "DIR")]
         data_dir: PathBuf,
-        #[arg(long)]
+        /// Configuration file (TOML); FERROCORE_* variables override it.
+        #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
     /// Administer a running server through its admin API.
@@ -43,13 +46,13 @@ pub struct AdminArgs {
     #[arg(long, default_value = "https://localhost:8443")]
     pub url: String,
     /// The server's data directory (for admin-token and ca/ca.pem).
-    #[arg(long, default_value = "./ferrocore-data")]
+    #[arg(long, default_value = "./ferrocore-data", value_name = "DIR")]
     pub data_dir: PathBuf,
     /// Admin token (overrides DIR/admin-token).
     #[arg(long, env = "FERROCORE_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// CA certificate to verify the server with (default DIR/ca/ca.pem).
-    #[arg(long)]
+    #[arg(long, value_name = "CA.pem")]
     pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -126,6 +129,17 @@ pub enum AdminCommand {
     },
 }
 
+/// `--limit` and `--offset` of a paged listing.
+#[derive(Debug, clap::Args)]
+pub struct PageArgs {
+    /// Most items to show (1 to 1000).
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
+    /// Items to skip.
+    #[arg(long, default_value_t = 0)]
+    offset: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Database and WAL sizes, the WAL limit, the largest WAL seen and its truncations.
@@ -136,23 +150,28 @@ pub enum StoreCommand {
 pub enum GrantCommand {
     /// Grants, newest first (the secrets are never shown again).
     List {
-        /// active | consumed | expired | revoked
+        /// Only grants in this state: active, consumed, expired or revoked.
         #[arg(long)]
         state: Option<String>,
+        /// Only grants for this user.
         #[arg(long)]
         user: Option<String>,
-        /// scep | est
+        /// Only grants of this protocol: scep or est.
         #[arg(long)]
         protocol: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// One grant by its id.
-    Show { id: String },
+    Show {
+        /// The grant's id.
+        id: String,
+    },
     /// Revoke an unused grant: from now on it is refused like an unknown one.
-    Revoke { id: String },
+    Revoke {
+        /// The grant's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,44 +182,54 @@ pub enum ScepChallengeCommand {
     /// Set (replace) the static challenge of an enrollment configuration: each enrollment
     /// with it is a new device of USER on PLATFORM.
     SetStatic {
+        /// The enrollment configuration.
         #[arg(long)]
         config: String,
+        /// The user the enrolled devices belong to.
         #[arg(long)]
         user: String,
-        #[arg(long)]
-        platform: String,
+        /// The enrolled devices' platform: android, ios, macos or windows.
+        #[arg(long, value_parser = parse_platform)]
+        platform: ferrocore_proto::Platform,
     },
     /// Remove the static challenge of an enrollment configuration.
     ClearStatic {
+        /// The enrollment configuration.
         #[arg(long)]
         config: String,
     },
 }
 
-fn parse_platform(s: &str) -> Result<ferrocore_proto::Platform> {
+fn parse_platform(s: &str) -> Result<ferrocore_proto::Platform, String> {
     s.parse()
-        .map_err(|e: String| anyhow::anyhow!("--platform {s:?}: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AppsCommand {
     /// Publish a package (stored in DIR/apps/ with its SHA-256; at most 512 MiB).
     Publish {
-        /// android | ios
+        /// android or ios.
         #[arg(long)]
         platform: String,
+        /// The app's name as the storefront lists it.
         #[arg(long)]
         name: String,
+        /// The app's version.
         #[arg(long)]
         version: String,
+        /// The package file.
         #[arg(long)]
         file: PathBuf,
     },
+    /// The published apps.
     List {
+        /// Only the apps of this platform.
         #[arg(long)]
         platform: Option<String>,
     },
+    /// Remove a published app (its package is deleted).
     Remove {
+        /// The app's id.
         id: String,
     },
 }
@@ -238,17 +267,18 @@ pub enum EstTokenCommand {
 /// What a one-time enrollment credential (SCEP challenge, EST token) is bound to.
 #[derive(Debug, clap::Args)]
 pub struct OneTimeGrantArgs {
+    /// The user the enrolled device belongs to.
     #[arg(long)]
     user: String,
-    /// android | ios | macos | windows
-    #[arg(long)]
-    platform: String,
+    /// The device's platform: android, ios, macos or windows.
+    #[arg(long, value_parser = parse_platform)]
+    platform: ferrocore_proto::Platform,
     /// Bind the enrollment to this existing (or new) device UUID; a new device when absent.
     #[arg(long)]
     device_uuid: Option<String>,
     /// Lifetime: seconds, or a number with s, m, h or d (30m, 12h, 7d).
-    #[arg(long)]
-    ttl: Option<String>,
+    #[arg(long, value_parser = parse_ttl)]
+    ttl: Option<u64>,
 }
 
 /// A secret given as `--NAME VALUE` or read from standard input with `--NAME-stdin` (one
@@ -266,7 +296,7 @@ fn secret_arg(value: Option<String>, from_stdin: bool, name: &str) -> Result<Str
 }
 
 /// `90`, `90s`, `15m`, `24h`, `7d` as seconds (SCEP challenges, EST tokens).
-fn parse_ttl(s: &str) -> Result<u64> {
+fn parse_ttl(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (num, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
@@ -274,28 +304,41 @@ fn parse_ttl(s: &str) -> Result<u64> {
     };
     let n: u64 = num
         .parse()
-        .with_context(|| format!("--ttl {s:?}: expected a number with s, m, h or d"))?;
+        .map_err(|_| format!("{s:?}: expected a number with s, m, h or d"))?;
     let mult = match unit {
         's' => 1,
         'm' => 60,
         'h' => 3600,
         'd' => 86_400,
-        _ => anyhow::bail!("--ttl {s:?}: unit must be s, m, h or d"),
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
     };
     n.checked_mul(mult)
-        .with_context(|| format!("--ttl {s:?}: too large"))
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+/// A time given as RFC 3339 (`2026-12-01T00:00:00Z`) or as Unix seconds, as Unix seconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| format!("{s:?}: expected RFC 3339 (2026-12-01T00:00:00Z) or Unix seconds"))
 }
 
 #[derive(Debug, Subcommand)]
 pub enum EnrollmentCommand {
+    /// The enrollment configurations (which one is selected, their CAs).
     List,
     /// Create a local-CA enrollment configuration (a new CA held by Ferrocore).
     Add {
+        /// The configuration's name.
         name: String,
     },
     /// Create an external SCEP CA configuration: Ferrocore forwards devices' CSRs to it as a
     /// registration authority. The CA certificate it serves must have this SHA-256.
     AddScep {
+        /// The configuration's name.
         name: String,
         /// The CA's SCEP URL, e.g. http://ca.example:8080/scep
         #[arg(long)]
@@ -324,7 +367,9 @@ pub enum EnrollmentCommand {
     /// Select the configuration mutual-auth identities come from. Without --confirm this is a
     /// dry run listing the devices that would have to register again.
     Select {
+        /// The configuration's name.
         name: String,
+        /// Apply the change (without it: a dry run).
         #[arg(long)]
         confirm: bool,
     },
@@ -332,31 +377,40 @@ pub enum EnrollmentCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PoliciesCommand {
+    /// The sync policies.
     List,
+    /// One policy.
     Show {
+        /// The policy's name.
         name: String,
     },
     /// Create a policy (unset values come from the default policy).
     Add {
+        /// The policy's name.
         name: String,
         #[command(flatten)]
         values: PolicyValues,
     },
     /// Change a policy.
     Set {
+        /// The policy's name.
         name: String,
         #[command(flatten)]
         values: PolicyValues,
     },
+    /// Remove a policy no device uses.
     Remove {
+        /// The policy's name.
         name: String,
     },
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PolicyValues {
+    /// Seconds between a device's check-ins.
     #[arg(long)]
     checkin_interval_secs: Option<u64>,
+    /// Lifetime of issued identity certificates, in days.
     #[arg(long)]
     cert_lifetime_days: Option<u32>,
     /// Days before expiry a device may renew: 1 to 60; "" (blank) means 60.
@@ -384,28 +438,30 @@ pub enum ReportsCommand {
     /// Devices inside their renewal window or grace period that have not renewed, with the
     /// date each will be retired.
     RenewalAtRisk {
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
+        #[command(flatten)]
+        page: PageArgs,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum SettingsCommand {
+    /// All settings.
     Show,
     /// Mutual authentication (certificate authentication to the core).
     MutualAuth {
+        /// enable or disable.
         #[arg(value_parser = ["enable", "disable"])]
         action: String,
     },
-    /// App Storefront Authentication: password or certificate.
+    /// App Storefront Authentication: show it, or set it to password or certificate.
     StorefrontAuth {
+        /// password or certificate (absent: show the setting).
         #[arg(value_parser = ["password", "certificate"])]
         mode: Option<String>,
     },
     /// The sync-TLS port (server-auth-only check-ins of legacy devices).
     SyncTls {
+        /// enable or disable.
         #[arg(value_parser = ["enable", "disable"])]
         action: String,
         /// Disable even though legacy devices would lose contact.
@@ -416,83 +472,108 @@ pub enum SettingsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
+    /// Add a local user.
     Add {
+        /// The user name.
         username: String,
         /// Password (prefer --password-stdin).
         #[arg(long, conflicts_with = "password_stdin")]
         password: Option<String>,
+        /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// The user's e-mail address.
         #[arg(long)]
         email: Option<String>,
     },
+    /// The local users.
     List,
+    /// Remove a local user.
     Remove {
+        /// The user name.
         username: String,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DevicesCommand {
-    /// Advanced search; filters combine. Times are Unix seconds.
-    List {
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        platform: Option<String>,
-        #[arg(long)]
-        client_kind: Option<String>,
-        #[arg(long)]
-        client_version: Option<String>,
-        /// mutual | legacy
-        #[arg(long)]
-        mode: Option<String>,
-        /// none | pending | success | not_supported
-        #[arg(long)]
-        migration_status: Option<String>,
-        /// active | retired
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long)]
-        cert_expires_after: Option<i64>,
-        #[arg(long)]
-        cert_expires_before: Option<i64>,
-        /// Only devices inside their renewal window now.
-        #[arg(long)]
-        in_renewal_window: bool,
-        #[arg(long)]
-        last_checkin_after: Option<i64>,
-        #[arg(long)]
-        last_checkin_before: Option<i64>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
-    },
+    /// Advanced search; filters combine. Times are RFC 3339 or Unix seconds.
+    List(Box<DeviceListArgs>),
+    /// One device with its certificates and recent check-ins.
     Show {
+        /// The device's id.
         id: String,
     },
+    /// Retire a device: its certificates are revoked and it must register again.
     Retire {
+        /// The device's id.
         id: String,
     },
     /// Assign a sync policy to a device.
     SetPolicy {
+        /// The device's id.
         id: String,
+        /// The policy's name.
         policy: String,
     },
 }
 
+/// The filters of `devices list`.
+#[derive(Debug, clap::Args)]
+pub struct DeviceListArgs {
+    /// Only devices of this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only devices of this platform: android, ios, macos or windows.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Only devices with this client: agent, mdm, appconnect or storefront.
+    #[arg(long)]
+    client_kind: Option<String>,
+    /// Only devices with this client version.
+    #[arg(long)]
+    client_version: Option<String>,
+    /// Only devices in this mode: mutual or legacy.
+    #[arg(long)]
+    mode: Option<String>,
+    /// Only devices with this migration status: none, pending, success or not_supported.
+    #[arg(long)]
+    migration_status: Option<String>,
+    /// Only devices with this status: active or retired.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only devices whose certificate expires after this time.
+    #[arg(long, value_parser = parse_time)]
+    cert_expires_after: Option<i64>,
+    /// Only devices whose certificate expires before this time.
+    #[arg(long, value_parser = parse_time)]
+    cert_expires_before: Option<i64>,
+    /// Only devices inside their renewal window now.
+    #[arg(long)]
+    in_renewal_window: bool,
+    /// Only devices that checked in after this time.
+    #[arg(long, value_parser = parse_time)]
+    last_checkin_after: Option<i64>,
+    /// Only devices that checked in before this time.
+    #[arg(long, value_parser = parse_time)]
+    last_checkin_before: Option<i64>,
+    #[command(flatten)]
+    page: PageArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CertificatesCommand {
+    /// Issued certificates, newest first.
     List {
+        /// Only the certificates of this device (its id).
         #[arg(long)]
         device: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
-        #[arg(long, default_value_t = 0)]
-        offset: u64,
+        #[command(flatten)]
+        page: PageArgs,
     },
+    /// Revoke a certificate (published in the CRL and by OCSP).
     Revoke {
+        /// The certificate's serial number (hex).
         serial: String,
         /// RFC 5280 reason, e.g. key_compromise.
         #[arg(long)]
@@ -517,23 +598,26 @@ pub fn run() -> Result<ExitCode> {
                 }
             }
         }
-        Command::Admin(args) => match rt.block_on(admin(*args)) {
-            Ok(v) => {
-                if !v.is_null() {
-                    println!("{}", serde_json::to_string_pretty(&v)?);
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                match e.downcast_ref::<ClientError>() {
-                    Some(ClientError::Api { code, message, .. }) => {
-                        eprintln!("error: {code}: {message}");
+        Command::Admin(args) => {
+            let result = rt.block_on(admin(*args)).and_then(|v| match v {
+                Value::Null => Ok(()),
+                v => Ok(output::print_json(&v)?),
+            });
+            Ok(match result {
+                Ok(()) => ExitCode::SUCCESS,
+                // The reader of our output has gone (`... | head`): nothing more to say.
+                Err(e) if output::is_broken_pipe(e.as_ref()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    match e.downcast_ref::<ClientError>() {
+                        Some(ClientError::Api { code, message, .. }) => {
+                            eprintln!("error: {code}: {message}");
+                        }
+                        _ => eprintln!("error: {e:#}"),
                     }
-                    _ => eprintln!("error: {e:#}"),
+                    ExitCode::from(2)
                 }
-                Ok(ExitCode::from(2))
-            }
-        },
+            })
+        }
     }
 }
 
@@ -546,9 +630,11 @@ fn init_logging() {
         .try_init();
 }
 
-async fn admin(args: AdminArgs) -> Result<Value> {
-    let token = match args.token {
-        Some(t) => t,
+/// The admin client of `args`: URL, token (argument or `DIR/admin-token`) and trust anchors
+/// (`--ca`, else `DIR/ca/ca.pem` plus the roots of an uploaded portal certificate).
+pub fn admin_client(args: &AdminArgs) -> Result<AdminClient> {
+    let token = match &args.token {
+        Some(t) => t.clone(),
         None => {
             let p = args.data_dir.join("admin-token");
             std::fs::read_to_string(&p)
@@ -557,61 +643,53 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 .to_owned()
         }
     };
-    let explicit_ca = args.ca.is_some();
     let ca_path = args
         .ca
+        .clone()
         .unwrap_or_else(|| args.data_dir.join("ca").join("ca.pem"));
     let mut ca = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("{}: cannot read CA certificate", ca_path.display()))?;
-    if !explicit_ca {
+    if args.ca.is_none() {
         ca.push_str(&portal_roots(&args.data_dir));
     }
-    let client = TlsClient::new(
-        &ca,
-        None,
-        ClientOptions {
-            bearer_token: Some(token),
-            ..ClientOptions::default()
-        },
-    )?;
-    let base = format!("{}/api/v1/admin", args.url.trim_end_matches('/'));
-    let v: Value = match args.command {
+    Ok(AdminClient::new(&args.url, &ca, &token)?)
+}
+
+/// JSON of an answer, for printing.
+fn json(v: impl Serialize) -> Result<Value> {
+    Ok(serde_json::to_value(v)?)
+}
+
+fn read_file(p: &PathBuf) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))
+}
+
+/// Runs one admin command; the answer as JSON (`null`: nothing to print).
+async fn admin(args: AdminArgs) -> Result<Value> {
+    let c = admin_client(&args)?;
+    let page = |p: PageArgs| PageQuery {
+        limit: Some(p.limit),
+        offset: Some(p.offset),
+    };
+    match args.command {
         AdminCommand::Settings { command } => match command {
-            SettingsCommand::Show => client.get_json(&format!("{base}/settings")).await?,
-            SettingsCommand::MutualAuth { action } => {
-                client
-                    .post_json(
-                        &format!("{base}/settings/mutual-auth/{action}"),
-                        &Value::Null,
-                    )
-                    .await?
+            SettingsCommand::Show => json(c.settings().await?),
+            SettingsCommand::MutualAuth { action } if action == "enable" => {
+                json(c.enable_mutual_auth().await?)
             }
-            SettingsCommand::StorefrontAuth { mode } => match mode {
-                None => {
-                    client
-                        .get_json(&format!("{base}/settings/storefront-auth"))
-                        .await?
-                }
-                Some(mode) => {
-                    client
-                        .put_json(
-                            &format!("{base}/settings/storefront-auth"),
-                            &serde_json::json!({ "storefront_auth": mode }),
-                        )
-                        .await?
-                }
-            },
-            SettingsCommand::SyncTls { action, force } => {
-                client
-                    .put_json(
-                        &format!("{base}/settings/ports"),
-                        &PortSettingsRequest {
-                            sync_tls_enabled: action == "enable",
-                            force,
-                        },
-                    )
-                    .await?
+            SettingsCommand::MutualAuth { .. } => json(c.disable_mutual_auth().await?),
+            SettingsCommand::StorefrontAuth { mode: None } => json(c.storefront_auth().await?),
+            SettingsCommand::StorefrontAuth { mode: Some(mode) } => {
+                let mode: StorefrontAuth = mode.parse().map_err(anyhow::Error::msg)?;
+                json(c.set_storefront_auth(mode).await?)
             }
+            SettingsCommand::SyncTls { action, force } => json(
+                c.set_ports(&PortSettingsRequest {
+                    sync_tls_enabled: action == "enable",
+                    force,
+                })
+                .await?,
+            ),
         },
         AdminCommand::Users { command } => match command {
             UsersCommand::Add {
@@ -621,181 +699,88 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 email,
             } => {
                 let password = secret_arg(password, password_stdin, "password")?;
-                client
-                    .post_json(
-                        &format!("{base}/users"),
-                        &NewUser {
-                            username,
-                            password,
-                            email,
-                        },
-                    )
-                    .await?
+                json(
+                    c.add_user(&NewUser {
+                        username,
+                        password,
+                        email,
+                    })
+                    .await?,
+                )
             }
-            UsersCommand::List => client.get_json(&format!("{base}/users")).await?,
+            UsersCommand::List => json(c.users().await?),
             UsersCommand::Remove { username } => {
-                client
-                    .delete(&format!("{base}/users/{}", path_escape(&username)))
-                    .await?
-                    .empty()?;
-                Value::Null
+                c.remove_user(&username).await?;
+                Ok(Value::Null)
             }
         },
         AdminCommand::Devices { command } => match command {
-            DevicesCommand::List {
-                user,
-                platform,
-                client_kind,
-                client_version,
-                mode,
-                migration_status,
-                status,
-                cert_expires_after,
-                cert_expires_before,
-                in_renewal_window,
-                last_checkin_after,
-                last_checkin_before,
-                limit,
-                offset,
-            } => {
-                let mut q = vec![format!("limit={limit}"), format!("offset={offset}")];
-                let times = [
-                    ("cert_expires_after", cert_expires_after),
-                    ("cert_expires_before", cert_expires_before),
-                    ("last_checkin_after", last_checkin_after),
-                    ("last_checkin_before", last_checkin_before),
-                ];
-                let texts = [
-                    ("username", user),
-                    ("platform", platform),
-                    ("client_kind", client_kind),
-                    ("client_version", client_version),
-                    ("mode", mode),
-                    ("migration_status", migration_status),
-                    ("status", status),
-                ]
-                .into_iter()
-                .chain(
-                    times
-                        .into_iter()
-                        .map(|(k, t)| (k, t.map(|t| t.to_string()))),
-                )
-                .chain([(
-                    "in_renewal_window",
-                    in_renewal_window.then(|| "true".into()),
-                )]);
-                for (k, v) in texts {
-                    if let Some(v) = v {
-                        q.push(format!("{k}={}", path_escape(&v)));
-                    }
-                }
-                client
-                    .get_json(&format!("{base}/devices?{}", q.join("&")))
-                    .await?
-            }
-            DevicesCommand::Show { id } => {
-                client
-                    .get_json(&format!("{base}/devices/{}", path_escape(&id)))
-                    .await?
-            }
-            DevicesCommand::SetPolicy { id, policy } => {
-                client
-                    .put_json(
-                        &format!("{base}/devices/{}/policy", path_escape(&id)),
-                        &AssignPolicy { policy },
-                    )
-                    .await?
-            }
-            DevicesCommand::Retire { id } => {
-                client
-                    .post_json(
-                        &format!("{base}/devices/{}/retire", path_escape(&id)),
-                        &Value::Null,
-                    )
-                    .await?
-            }
+            DevicesCommand::List(a) => json(
+                c.devices(&DeviceListQuery {
+                    username: a.user,
+                    platform: a.platform,
+                    client_kind: a.client_kind,
+                    client_version: a.client_version,
+                    mode: a.mode,
+                    migration_status: a.migration_status,
+                    status: a.status,
+                    cert_expires_after: a.cert_expires_after,
+                    cert_expires_before: a.cert_expires_before,
+                    in_renewal_window: a.in_renewal_window.then_some(true),
+                    last_checkin_after: a.last_checkin_after,
+                    last_checkin_before: a.last_checkin_before,
+                    limit: Some(a.page.limit),
+                    offset: Some(a.page.offset),
+                })
+                .await?,
+            ),
+            DevicesCommand::Show { id } => json(c.device(&id).await?),
+            DevicesCommand::SetPolicy { id, policy } => json(c.assign_policy(&id, &policy).await?),
+            DevicesCommand::Retire { id } => json(c.retire_device(&id).await?),
         },
         AdminCommand::Certificates { command } => match command {
-            CertificatesCommand::List {
-                device,
-                limit,
-                offset,
-            } => {
-                let mut url = format!("{base}/certificates?limit={limit}&offset={offset}");
-                if let Some(d) = device {
-                    url.push_str(&format!("&device_id={}", path_escape(&d)));
-                }
-                client.get_json(&url).await?
-            }
-            CertificatesCommand::Revoke { serial, reason } => {
-                client
-                    .post_json(
-                        &format!("{base}/certificates/{}/revoke", path_escape(&serial)),
-                        &RevokeRequest { reason },
-                    )
-                    .await?
-            }
+            CertificatesCommand::List { device, page: p } => json(
+                c.certificates(&CertListQuery {
+                    device_id: device,
+                    limit: Some(p.limit),
+                    offset: Some(p.offset),
+                })
+                .await?,
+            ),
+            CertificatesCommand::Revoke { serial, reason } => json(
+                c.revoke_certificate(&serial, &RevokeRequest { reason })
+                    .await?,
+            ),
         },
         AdminCommand::Policies { command } => match command {
-            PoliciesCommand::List => client.get_json(&format!("{base}/policies")).await?,
-            PoliciesCommand::Show { name } => {
-                client
-                    .get_json(&format!("{base}/policies/{}", path_escape(&name)))
-                    .await?
-            }
+            PoliciesCommand::List => json(c.policies().await?),
+            PoliciesCommand::Show { name } => json(c.policy(&name).await?),
             PoliciesCommand::Add { name, values } => {
-                client
-                    .post_json(
-                        &format!("{base}/policies/{}", path_escape(&name)),
-                        &values.change(),
-                    )
-                    .await?
+                json(c.create_policy(&name, &values.change()).await?)
             }
             PoliciesCommand::Set { name, values } => {
-                let resp = client
-                    .request(
-                        &format!("{base}/policies/{}", path_escape(&name)),
-                        ferrocore_client::Method::PATCH,
-                        &[("content-type", "application/json")],
-                        serde_json::to_vec(&values.change())?,
-                    )
-                    .await?;
-                resp.error_for_status()?.json()?
+                json(c.change_policy(&name, &values.change()).await?)
             }
             PoliciesCommand::Remove { name } => {
-                client
-                    .delete(&format!("{base}/policies/{}", path_escape(&name)))
-                    .await?
-                    .empty()?;
-                Value::Null
+                c.delete_policy(&name).await?;
+                Ok(Value::Null)
             }
         },
         AdminCommand::Reports { command } => match command {
-            ReportsCommand::RenewalAtRisk { limit, offset } => {
-                client
-                    .get_json(&format!(
-                        "{base}/reports/renewal-at-risk?limit={limit}&offset={offset}"
-                    ))
-                    .await?
-            }
+            ReportsCommand::RenewalAtRisk { page: p } => json(c.renewal_at_risk(&page(p)).await?),
         },
         AdminCommand::Enrollment { command } => match command {
-            EnrollmentCommand::List => {
-                client
-                    .get_json(&format!("{base}/enrollment-configs"))
-                    .await?
-            }
-            EnrollmentCommand::Add { name } => {
-                client
-                    .post_json(
-                        &format!("{base}/enrollment-configs/{}", path_escape(&name)),
-                        &NewEnrollmentConfig {
-                            kind: "local_ca".into(),
-                            ..NewEnrollmentConfig::default()
-                        },
-                    )
-                    .await?
-            }
+            EnrollmentCommand::List => json(c.enrollment_configs().await?),
+            EnrollmentCommand::Add { name } => json(
+                c.add_enrollment_config(
+                    &name,
+                    &NewEnrollmentConfig {
+                        kind: "local_ca".into(),
+                        ..NewEnrollmentConfig::default()
+                    },
+                )
+                .await?,
+            ),
             EnrollmentCommand::AddScep {
                 name,
                 url,
@@ -813,99 +798,73 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     })?),
                     None => None,
                 };
-                client
-                    .post_json(
-                        &format!("{base}/enrollment-configs/{}", path_escape(&name)),
-                        &NewEnrollmentConfig {
-                            kind: "scep".into(),
-                            url: Some(url),
-                            challenge: Some(challenge),
-                            ca_fingerprint: Some(ca_fingerprint),
-                            tls_ca_pem,
-                            poll_interval_secs,
-                            poll_max_wait_secs,
-                        },
-                    )
-                    .await?
+                let config = NewEnrollmentConfig {
+                    kind: "scep".into(),
+                    url: Some(url),
+                    challenge: Some(challenge),
+                    ca_fingerprint: Some(ca_fingerprint),
+                    tls_ca_pem,
+                    poll_interval_secs,
+                    poll_max_wait_secs,
+                };
+                json(c.add_enrollment_config(&name, &config).await?)
             }
-            EnrollmentCommand::Select { name, confirm } => {
-                client
-                    .put_json(
-                        &format!("{base}/settings/mutual-auth/enrollment"),
-                        &SelectEnrollment {
-                            config: name,
-                            confirm,
-                        },
-                    )
-                    .await?
-            }
+            EnrollmentCommand::Select { name, confirm } => json(
+                c.select_enrollment(&SelectEnrollment {
+                    config: name,
+                    confirm,
+                })
+                .await?,
+            ),
         },
         AdminCommand::ScepChallenge { command } => match command {
-            ScepChallengeCommand::Create(g) => {
-                client
-                    .post_json(
-                        &format!("{base}/scep/challenges"),
-                        &ferrocore_proto::NewScepChallenge {
-                            platform: parse_platform(&g.platform)?,
-                            ttl_secs: g.ttl.as_deref().map(parse_ttl).transpose()?,
-                            username: g.user,
-                            device_uuid: g.device_uuid,
-                        },
-                    )
-                    .await?
-            }
+            ScepChallengeCommand::Create(g) => json(
+                c.create_scep_challenge(&NewScepChallenge {
+                    platform: g.platform,
+                    ttl_secs: g.ttl,
+                    username: g.user,
+                    device_uuid: g.device_uuid,
+                })
+                .await?,
+            ),
             ScepChallengeCommand::SetStatic {
                 config,
                 user,
                 platform,
-            } => {
-                client
-                    .put_json(
-                        &format!("{base}/scep/static-challenges/{}", path_escape(&config)),
-                        &ferrocore_proto::StaticScepChallenge {
-                            username: user,
-                            platform: parse_platform(&platform)?,
-                        },
-                    )
-                    .await?
-            }
+            } => json(
+                c.set_static_scep_challenge(
+                    &config,
+                    &StaticScepChallenge {
+                        username: user,
+                        platform,
+                    },
+                )
+                .await?,
+            ),
             ScepChallengeCommand::ClearStatic { config } => {
-                client
-                    .delete(&format!(
-                        "{base}/scep/static-challenges/{}",
-                        path_escape(&config)
-                    ))
-                    .await?
-                    .empty()?;
-                serde_json::json!({ "cleared": config })
+                c.clear_static_scep_challenge(&config).await?;
+                Ok(serde_json::json!({ "cleared": config }))
             }
         },
         AdminCommand::PortalCert { command } => match command {
-            PortalCertCommand::Show => client.get_json(&format!("{base}/portal-cert")).await?,
-            PortalCertCommand::Rollback => {
-                client
-                    .post_json(&format!("{base}/portal-cert/rollback"), &Value::Null)
-                    .await?
-            }
+            PortalCertCommand::Show => json(c.portal_cert().await?),
+            PortalCertCommand::Rollback => json(c.rollback_portal_cert().await?),
             PortalCertCommand::Upload {
                 chain,
                 key,
                 pkcs12,
                 password_stdin,
             } => {
-                let read = |p: &PathBuf| {
-                    std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))
-                };
-                let mut body = ferrocore_proto::PortalCertUpload::default();
+                let mut body = PortalCertUpload::default();
                 match (chain, key, pkcs12) {
-                    (Some(c), Some(k), None) => {
-                        body.chain_pem = Some(String::from_utf8_lossy(&read(&c)?).into_owned());
-                        body.key_pem = Some(String::from_utf8_lossy(&read(&k)?).into_owned());
+                    (Some(ch), Some(k), None) => {
+                        body.chain_pem = Some(String::from_utf8_lossy(&read_file(&ch)?).into());
+                        body.key_pem = Some(String::from_utf8_lossy(&read_file(&k)?).into());
                     }
                     (None, None, Some(p)) => {
                         use base64::Engine as _;
                         body.pkcs12_base64 =
-                            Some(base64::engine::general_purpose::STANDARD.encode(read(&p)?));
+                            Some(base64::engine::general_purpose::STANDARD.encode(read_file(&p)?));
                         body.password = Some(if password_stdin {
                             let mut s = String::new();
                             std::io::stdin().read_to_string(&mut s)?;
@@ -916,9 +875,7 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     }
                     _ => anyhow::bail!("give --chain and --key, or --pkcs12"),
                 }
-                client
-                    .put_json(&format!("{base}/portal-cert"), &body)
-                    .await?
+                json(c.upload_portal_cert(&body).await?)
             }
         },
         AdminCommand::Apps { command } => match command {
@@ -928,38 +885,18 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 version,
                 file,
             } => {
-                let data = std::fs::read(&file)
-                    .with_context(|| format!("{}: cannot read", file.display()))?;
-                let url = format!(
-                    "{base}/apps?platform={}&name={}&version={}",
-                    path_escape(&platform),
-                    path_escape(&name),
-                    path_escape(&version)
-                );
-                client
-                    .request(
-                        &url,
-                        ferrocore_client::Method::POST,
-                        &[("content-type", "application/octet-stream")],
-                        data,
-                    )
-                    .await?
-                    .error_for_status()?
-                    .json()?
+                let package = read_file(&file)?;
+                let q = PublishQuery {
+                    platform,
+                    name,
+                    version,
+                };
+                json(c.publish_app(&q, package).await?)
             }
-            AppsCommand::List { platform } => {
-                let mut url = format!("{base}/apps");
-                if let Some(p) = platform {
-                    url.push_str(&format!("?platform={}", path_escape(&p)));
-                }
-                client.get_json(&url).await?
-            }
+            AppsCommand::List { platform } => json(c.apps(&AppListQuery { platform }).await?),
             AppsCommand::Remove { id } => {
-                client
-                    .delete(&format!("{base}/apps/{}", path_escape(&id)))
-                    .await?
-                    .empty()?;
-                Value::Null
+                c.remove_app(&id).await?;
+                Ok(Value::Null)
             }
         },
         AdminCommand::Grant { command } => match command {
@@ -967,60 +904,42 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                 state,
                 user,
                 protocol,
-                limit,
-                offset,
-            } => {
-                let mut url = format!("{base}/grants?limit={limit}&offset={offset}");
-                for (name, v) in [("state", state), ("username", user), ("protocol", protocol)] {
-                    if let Some(v) = v {
-                        url.push_str(&format!("&{name}={}", path_escape(&v)));
-                    }
-                }
-                client.get_json(&url).await?
-            }
-            GrantCommand::Show { id } => {
-                client
-                    .get_json(&format!("{base}/grants/{}", path_escape(&id)))
-                    .await?
-            }
-            GrantCommand::Revoke { id } => {
-                client
-                    .post_json(
-                        &format!("{base}/grants/{}/revoke", path_escape(&id)),
-                        &Value::Null,
-                    )
-                    .await?
-            }
+                page: p,
+            } => json(
+                c.grants(&GrantListQuery {
+                    state,
+                    username: user,
+                    protocol,
+                    limit: Some(p.limit),
+                    offset: Some(p.offset),
+                })
+                .await?,
+            ),
+            GrantCommand::Show { id } => json(c.grant(&id).await?),
+            GrantCommand::Revoke { id } => json(c.revoke_grant(&id).await?),
         },
         AdminCommand::EstToken { command } => match command {
             EstTokenCommand::Create(g) => {
-                let ttl_secs = match g.ttl.as_deref().map(parse_ttl).transpose()? {
-                    Some(t) => Some(i64::try_from(t).context("--ttl: too large")?),
-                    None => None,
-                };
-                client
-                    .post_json(
-                        &format!("{base}/est-tokens"),
-                        &ferrocore_proto::EstTokenRequest {
-                            platform: parse_platform(&g.platform)?,
-                            ttl_secs,
-                            username: g.user,
-                            device_uuid: g.device_uuid,
-                        },
-                    )
-                    .await?
+                let ttl_secs = g
+                    .ttl
+                    .map(|t| i64::try_from(t).context("--ttl: too large"))
+                    .transpose()?;
+                json(
+                    c.create_est_token(&EstTokenRequest {
+                        platform: g.platform,
+                        ttl_secs,
+                        username: g.user,
+                        device_uuid: g.device_uuid,
+                    })
+                    .await?,
+                )
             }
         },
-        AdminCommand::Sweep => {
-            client
-                .post_json(&format!("{base}/maintenance/sweep"), &Value::Null)
-                .await?
-        }
+        AdminCommand::Sweep => json(c.sweep().await?),
         AdminCommand::Store {
             command: StoreCommand::Status,
-        } => client.get_json(&format!("{base}/store")).await?,
-    };
-    Ok(v)
+        } => json(c.store_status().await?),
+    }
 }
 
 /// Self-signed certificates at the end of the portal chains in `DIR/tls/` (an uploaded
@@ -1053,17 +972,4 @@ fn ferrocore_pki_ders(text: &str) -> Result<Vec<Vec<u8>>> {
         .filter(|p| p.tag() == "CERTIFICATE")
         .map(|p| p.into_contents())
         .collect())
-}
-
-/// Percent-escapes everything but unreserved characters.
-fn path_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }

@@ -270,7 +270,7 @@ impl DataDir {
                 // of another key, and every SCEP decryption would fail. The key is the one
                 // written first, so the certificate (and the encryption certificate) is
                 // re-issued for it.
-                let key_spki = crate::scep_ca::sha256_hex(key.spki_der());
+                let key_spki = ferrocore_pki::sha256_hex(key.spki_der());
                 let cert_der = if ferrocore_pki::cert_info(&cert_der)?.spki_sha256_hex == key_spki {
                     cert_der
                 } else {
@@ -543,7 +543,7 @@ mod tests {
         write_secret_file(&tmp.path().join("scep/ra.key"), key_pem.as_bytes()).unwrap();
 
         let ra = dir.load_or_issue_scep_ra(&ca, now).unwrap();
-        let key_spki = crate::scep_ca::sha256_hex(new_key.spki_der());
+        let key_spki = ferrocore_pki::sha256_hex(new_key.spki_der());
         assert_eq!(spki_of(&ra.cert_der), key_spki);
         assert_eq!(spki_of(ra.enc_cert_der.as_deref().unwrap()), key_spki);
         assert_ne!(ra.cert_der, first.cert_der);

@@ -225,7 +225,7 @@ pub fn parse(form: HeaderForm, value: &str) -> Result<Vec<Vec<u8>>, String> {
         HeaderForm::Rfc9440 => parse_rfc9440(value).map(|d| vec![d]),
         HeaderForm::SslClientCert => {
             if value.starts_with("-----BEGIN") {
-                pem_chain(&percent_decode(value)?)
+                pem_chain(&ferrocore_proto::percent::decode(value)?)
             } else {
                 base64_der(value).map(|d| vec![d])
             }
@@ -257,25 +257,6 @@ fn base64_der(v: &str) -> Result<Vec<u8>, String> {
         return Err("not a DER certificate".into());
     }
     Ok(der)
-}
-
-/// `%XX` escapes to bytes; every other character stands for itself ('+' is not a space).
-fn percent_decode(v: &str) -> Result<String, String> {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).ok_or("truncated %-escape")?;
-            let s = std::str::from_utf8(hex).map_err(|_| "bad %-escape")?;
-            out.push(u8::from_str_radix(s, 16).map_err(|_| format!("bad %-escape %{s}"))?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "escaped value is not UTF-8".into())
 }
 
 /// The `CERTIFICATE` blocks of PEM text, in order. Line breaks may have been replaced by
@@ -330,7 +311,7 @@ fn parse_xfcc(v: &str) -> Result<Vec<Vec<u8>>, String> {
         }
     }
     let cert = cert.ok_or("no Cert field (enable forwarding of the certificate itself)")?;
-    pem_chain(&percent_decode(&cert)?)
+    pem_chain(&ferrocore_proto::percent::decode(&cert)?)
 }
 
 /// Splits on `sep` outside double quotes (`\"` escapes a quote inside them).
@@ -396,15 +377,7 @@ mod tests {
     }
 
     fn escape(s: &str) -> String {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
+        ferrocore_proto::percent::encode(s)
     }
 
     #[test]

@@ -29,17 +29,16 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use bytes::Bytes;
+use ferrocore_client::{ClientError, ClientOptions, Method, Scheme, TlsClient, Url};
 use ferrocore_core::CoreError;
 use ferrocore_core::issuance::{CsrRequirements, Issuer, KIND_SCEP};
 use ferrocore_core::store::ScepParams;
 use ferrocore_pki::scep::CaCaps;
 use ferrocore_pki::{
-    ClientProfile, IssuedCert, RsaKey, VerifiedCsr, write_public_file, write_secret_file,
+    ClientProfile, IssuedCert, RsaKey, VerifiedCsr, sha256_hex, write_public_file,
+    write_secret_file,
 };
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use ferrocore_proto::percent;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,70 +52,36 @@ const MAX_ANSWER: usize = 1024 * 1024;
 /// them, sign with the CSR's signature algorithm and cannot issue for EC keys).
 const RSA_MIN_BITS: usize = 2048;
 
-/// An `http://` or `https://host:port/path` URL of a SCEP service.
+/// An `http://` or `https://host:port/path` URL of a SCEP service (no query, fragment or
+/// userinfo).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScepUrl {
-    pub https: bool,
-    pub host: String,
-    pub port: u16,
-    pub path: String,
+    pub url: Url,
     original: String,
 }
 
 impl ScepUrl {
     pub fn parse(url: &str) -> Result<Self, CoreError> {
         let bad = |why: &str| CoreError::BadRequest(format!("SCEP URL {url:?}: {why}"));
-        let (https, rest) = if url
-            .get(..7)
-            .is_some_and(|s| s.eq_ignore_ascii_case("http://"))
-        {
-            (false, &url[7..])
-        } else if url
-            .get(..8)
-            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-        {
-            (true, &url[8..])
-        } else {
-            return Err(bad("an http:// or https:// URL is needed"));
-        };
-        if rest.contains(['?', '#', '@', ' ']) {
+        if url.contains(['?', '#', '@', ' ']) {
             return Err(bad("no query, fragment, userinfo or spaces"));
         }
-        let split = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(split);
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') || h.ends_with(']') => (
-                h.trim_start_matches('[').trim_end_matches(']'),
-                p.parse::<u16>().map_err(|_| bad("invalid port"))?,
-            ),
-            _ => (authority, if https { 443 } else { 80 }),
-        };
-        if host.is_empty() {
-            return Err(bad("empty host"));
-        }
+        let parsed = Url::parse(url).map_err(|e| match e {
+            ferrocore_client::ClientError::Url(why) => bad(&why),
+            other => bad(&other.to_string()),
+        })?;
         Ok(ScepUrl {
-            https,
-            host: host.to_owned(),
-            port,
-            path: if path.is_empty() {
-                "/".into()
-            } else {
-                path.into()
-            },
+            url: parsed,
             original: url.to_owned(),
         })
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.original
+    pub fn https(&self) -> bool {
+        self.url.scheme == Scheme::Https
     }
 
-    fn host_header(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+    pub fn as_str(&self) -> &str {
+        &self.original
     }
 }
 
@@ -124,19 +89,19 @@ impl ScepUrl {
 struct Answer {
     status: u16,
     content_type: String,
-    body: Bytes,
+    body: Vec<u8>,
 }
 
 fn unreachable(url: &ScepUrl, e: impl std::fmt::Display) -> CoreError {
     CoreError::ExternalCaUnreachable(format!("{}: {e}", url.as_str()))
 }
 
-/// How Ferrocore reaches one external CA: its URL and, for `https://`, the TLS client
-/// configuration (roots: the configuration's bundle or the system's).
+/// How Ferrocore reaches one external CA: its URL and the project's HTTP client (for
+/// `https://`, with the configuration's bundle or the system's roots).
 #[derive(Clone)]
 pub struct Transport {
     pub url: ScepUrl,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    client: TlsClient,
 }
 
 /// Where the system's trusted roots are read from (first that exists).
@@ -150,25 +115,29 @@ impl Transport {
     /// `tls_ca_pem`: the administrator's bundle for an `https://` URL (refused with
     /// `http://`); without it the system roots.
     pub fn new(url: ScepUrl, tls_ca_pem: Option<&str>) -> Result<Transport, CoreError> {
-        if !url.https {
+        let opts = ClientOptions {
+            session_resumption: false,
+            timeout: Some(TIMEOUT),
+            max_body_bytes: MAX_ANSWER,
+            ..ClientOptions::default()
+        };
+        let config_error = |e: ClientError| CoreError::internal(format!("HTTP client: {e}"));
+        if !url.https() {
             if tls_ca_pem.is_some() {
                 return Err(CoreError::BadRequest(
                     "tls_ca_pem: only for an https:// URL".into(),
                 ));
             }
-            return Ok(Transport { url, tls: None });
+            let client = TlsClient::plain(opts).map_err(config_error)?;
+            return Ok(Transport { url, client });
         }
         let roots = match tls_ca_pem {
             Some(pem) => ferrocore_client::root_store_from_pem(pem)
                 .map_err(|e| CoreError::BadRequest(format!("tls_ca_pem: {e}")))?,
             None => system_roots()?,
         };
-        let config = ferrocore_client::client_config(Arc::new(roots), None, false)
-            .map_err(|e| CoreError::internal(format!("TLS client configuration: {e}")))?;
-        Ok(Transport {
-            url,
-            tls: Some(Arc::new(config)),
-        })
+        let client = TlsClient::with_roots(Arc::new(roots), None, opts).map_err(config_error)?;
+        Ok(Transport { url, client })
     }
 }
 
@@ -194,145 +163,63 @@ fn system_roots() -> Result<rustls::RootCertStore, CoreError> {
     Ok(roots)
 }
 
-/// A TLS handshake failure: a certificate problem is `external_ca_tls_untrusted`, anything
-/// else (reset, protocol) `external_ca_unreachable`.
-fn tls_failure(url: &ScepUrl, e: std::io::Error) -> CoreError {
-    let rustls_error = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match rustls_error {
-        Some(
+/// A failed exchange: a TLS certificate problem is `external_ca_tls_untrusted`, anything else
+/// (refused, reset, timeout, protocol) `external_ca_unreachable`.
+fn exchange_failure(url: &ScepUrl, e: ClientError) -> CoreError {
+    match e {
+        ClientError::Tls(
             r @ (rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented
             | rustls::Error::UnsupportedNameType),
         ) => CoreError::ExternalCaTlsUntrusted(format!("{}: {r}", url.as_str())),
-        _ => unreachable(url, format!("TLS: {e}")),
+        ClientError::Timeout => unreachable(url, format!("no answer within {TIMEOUT:?}")),
+        ClientError::Tls(r) => unreachable(url, format!("TLS: {r}")),
+        other => unreachable(url, other),
     }
 }
 
 /// One request on a new connection (`Connection: close`), bounded by [`TIMEOUT`].
 async fn exchange(
     transport: &Transport,
-    method: hyper::Method,
+    method: Method,
     path_and_query: String,
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> Result<Answer, CoreError> {
     let url = &transport.url;
-    let work = async {
-        let tcp = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| unreachable(url, e))?;
-        match &transport.tls {
-            None => {
-                send(
-                    url,
-                    TokioIo::new(tcp),
-                    method,
-                    path_and_query,
-                    content_type,
-                    body,
-                )
-                .await
-            }
-            Some(config) => {
-                let name = rustls_pki_types::ServerName::try_from(url.host.clone())
-                    .map_err(|e| CoreError::BadRequest(format!("SCEP URL host: {e}")))?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| tls_failure(url, e))?;
-                send(
-                    url,
-                    TokioIo::new(tls),
-                    method,
-                    path_and_query,
-                    content_type,
-                    body,
-                )
-                .await
-            }
-        }
+    let target = Url {
+        path: path_and_query,
+        ..url.url.clone()
     };
-    match tokio::time::timeout(TIMEOUT, work).await {
-        Ok(r) => r,
-        Err(_) => Err(unreachable(url, format!("no answer within {TIMEOUT:?}"))),
-    }
-}
-
-/// One HTTP/1.1 request on an established connection.
-async fn send<IO>(
-    url: &ScepUrl,
-    io: IO,
-    method: hyper::Method,
-    path_and_query: String,
-    content_type: Option<&str>,
-    body: Vec<u8>,
-) -> Result<Answer, CoreError>
-where
-    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    {
-        let (mut sender, conn) = http1::handshake::<_, Full<Bytes>>(io)
-            .await
-            .map_err(|e| unreachable(url, e))?;
-        let conn = tokio::spawn(conn);
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .header(hyper::header::HOST, url.host_header())
-            .header(hyper::header::CONNECTION, "close");
-        if let Some(ct) = content_type {
-            req = req.header(hyper::header::CONTENT_TYPE, ct);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| unreachable(url, e))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| unreachable(url, e))?;
-        let status = resp.status().as_u16();
-        let content_type = resp
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|e| unreachable(url, format!("reading the answer: {e}")))?
-            .to_bytes();
-        drop(sender);
-        conn.abort();
-        Ok(Answer {
-            status,
-            content_type,
-            body,
-        })
-    }
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|ct| ("content-type", ct))
+        .into_iter()
+        .collect();
+    let resp = transport
+        .client
+        .request_url(&target, method, &headers, body)
+        .await
+        .map_err(|e| exchange_failure(url, e))?;
+    let content_type = resp
+        .headers
+        .get(ferrocore_client::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    Ok(Answer {
+        status: resp.status,
+        content_type,
+        body: resp.body,
+    })
 }
 
 fn query_path(url: &ScepUrl, operation: &str, message: Option<&str>) -> String {
-    let mut p = format!("{}?operation={operation}", url.path);
+    let mut p = format!("{}?operation={operation}", url.url.path);
     if let Some(m) = message {
         p.push_str("&message=");
-        p.push_str(&percent_encode(m));
+        p.push_str(&percent::encode(m));
     }
     p
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `GetCACaps`: the capabilities, one a line (an empty answer is allowed by RFC 8894).
@@ -340,7 +227,7 @@ pub async fn get_ca_caps(transport: &Transport) -> Result<String, CoreError> {
     let url = &transport.url;
     let a = exchange(
         transport,
-        hyper::Method::GET,
+        Method::GET,
         query_path(url, "GetCACaps", None),
         None,
         Vec::new(),
@@ -374,7 +261,7 @@ pub async fn get_ca_cert(transport: &Transport) -> Result<Vec<Vec<u8>>, CoreErro
     let url = &transport.url;
     let a = exchange(
         transport,
-        hyper::Method::GET,
+        Method::GET,
         query_path(url, "GetCACert", Some("ferrocore")),
         None,
         Vec::new(),
@@ -440,11 +327,6 @@ pub fn select_ca(certs: Vec<Vec<u8>>, expected: &str) -> Result<CaCerts, CoreErr
         expected: expected.to_owned(),
         actual,
     })
-}
-
-/// SHA-256 of DER, lowercase hex.
-pub fn sha256_hex(der: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
 }
 
 /// Normalises an administrator's fingerprint (`AB:CD:..`, spaces, any case) to lowercase hex.
@@ -702,8 +584,8 @@ impl ScepCa {
         if self.caps.has("POSTPKIOperation") {
             exchange(
                 &self.transport,
-                hyper::Method::POST,
-                format!("{}?operation=PKIOperation", self.transport.url.path),
+                Method::POST,
+                format!("{}?operation=PKIOperation", self.transport.url.url.path),
                 Some("application/x-pki-message"),
                 message,
             )
@@ -713,7 +595,7 @@ impl ScepCa {
             let b64 = base64::engine::general_purpose::STANDARD.encode(&message);
             exchange(
                 &self.transport,
-                hyper::Method::GET,
+                Method::GET,
                 query_path(&self.transport.url, "PKIOperation", Some(&b64)),
                 None,
                 Vec::new(),
@@ -908,21 +790,25 @@ fn pem_contents(text: &str, tag: &str) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
 
     #[test]
     fn scep_urls() {
-        let u = ScepUrl::parse("http://127.0.0.1:8080/scep").unwrap();
+        let u = ScepUrl::parse("http://127.0.0.1:8080/scep").unwrap().url;
         assert_eq!(
             (u.host.as_str(), u.port, u.path.as_str()),
             ("127.0.0.1", 8080, "/scep")
         );
-        let u = ScepUrl::parse("http://ca.example").unwrap();
+        let u = ScepUrl::parse("http://ca.example").unwrap().url;
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
-        let u = ScepUrl::parse("http://[::1]:9/x").unwrap();
+        let u = ScepUrl::parse("http://[::1]:9/x").unwrap().url;
         assert_eq!((u.host.as_str(), u.port), ("::1", 9));
         let u = ScepUrl::parse("HTTPS://ca.example/scep").unwrap();
-        assert_eq!((u.https, u.port, u.path.as_str()), (true, 443, "/scep"));
-        assert!(!ScepUrl::parse("http://ca.example").unwrap().https);
+        assert!(u.https());
+        assert_eq!((u.url.port, u.url.path.as_str()), (443, "/scep"));
+        assert!(!ScepUrl::parse("http://ca.example").unwrap().https());
         for bad in [
             "ftp://x",
             "https://",
@@ -1157,7 +1043,7 @@ mod tests {
                             {
                                 use base64::Engine;
                                 body = base64::engine::general_purpose::STANDARD
-                                    .decode(percent_decode(m))
+                                    .decode(percent::decode(m).unwrap())
                                     .unwrap();
                             }
                             let msg = parse_request(&body, &ca).unwrap();
@@ -1186,22 +1072,6 @@ mod tests {
             cert_der,
             seen_out,
         )
-    }
-
-    fn percent_decode(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
     }
 
     fn scep_ca(url: ScepUrl, ca_der: Vec<u8>) -> ScepCa {
@@ -1316,6 +1186,10 @@ mod tests {
 
     #[test]
     fn query_messages_are_percent_encoded() {
-        assert_eq!(percent_encode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+        let url = ScepUrl::parse("http://ca.example/scep").unwrap();
+        assert_eq!(
+            query_path(&url, "PKIOperation", Some("a+b/c==")),
+            "/scep?operation=PKIOperation&message=a%2Bb%2Fc%3D%3D"
+        );
     }
 }

@@ -514,16 +514,17 @@ fn est_token_grant_is_listed_revoked_and_then_refused() {
         [&"consumed".into(), &cert["serial"], &cert["device_id"]],
         "{g}\n{cert}"
     );
-    let h = s.revoke_grant_http(id2);
-    assert_eq!((h.status, h.error_code()), (409, "grant_consumed"), "{h:?}");
+    let admin = s.admin_client();
+    let refused = refusal(block_on(admin.revoke_grant(id2)));
+    assert_eq!(refused, (409, "grant_consumed".into()));
     let out = s.admin(&["grant", "revoke", id2]);
     assert!(
         out.code != 0 && out.stderr.contains("grant_consumed"),
         "{out:?}"
     );
     assert_eq!(s.admin_ok(&["grant", "show", id2])["state"], "consumed");
-    let h = s.revoke_grant_http("no-such-grant");
-    assert_eq!((h.status, h.error_code()), (404, "not_found"), "{h:?}");
+    let refused = refusal(block_on(admin.revoke_grant("no-such-grant")));
+    assert_eq!(refused, (404, "not_found".into()));
 }
 
 /// Deleting a user revokes their outstanding grants in the same transaction: curl's

@@ -127,16 +127,7 @@ fn escaped_pem(pem_path: &Path) -> String {
         .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
         .collect::<String>();
     let end = pem.find("-----END CERTIFICATE-----").expect("end") + 26;
-    pem[..end]
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    ferrocore_proto::percent::encode(&pem[..end])
 }
 
 /// curl POST to `url`'s check-in endpoint with extra curl args.

@@ -8,6 +8,7 @@
 
 mod common;
 
+mod cli;
 mod core_api;
 mod enrollment;
 mod est;
@@ -16,10 +17,14 @@ mod frontend;
 mod lifecycle_faketime;
 mod migration;
 mod ocsp;
+mod ownership;
 mod portal;
 mod resumption;
 mod rsaca;
+mod rules;
 mod scep_enroll;
 mod scep_renew;
+mod store;
 mod storefront;
+mod storefront_lockout;
 mod tls;

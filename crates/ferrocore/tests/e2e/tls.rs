@@ -6,7 +6,7 @@
 
 use crate::common;
 
-use common::{Http, Server, openssl, openssl_ok, run};
+use common::{Http, Server, block_on, openssl, openssl_ok, refusal, run};
 use serde_json::Value;
 use std::fs;
 use std::io::Write;
@@ -564,14 +564,13 @@ fn admin_api_requires_the_token_and_serves_openapi() {
     assert_eq!(none.status, 401, "{none:?}");
     assert_eq!(none.error_code(), "unauthorized", "{none:?}");
 
-    let wrong = s.curl(&["-H", "authorization: Bearer 0123456789abcdef", &devices]);
-    assert_eq!(wrong.status, 401, "{wrong:?}");
-    assert_eq!(wrong.error_code(), "unauthorized", "{wrong:?}");
+    let wrong = s.admin_client_with_token("0123456789abcdef");
+    let refused = refusal(block_on(wrong.devices(&Default::default())));
+    assert_eq!(refused, (401, "unauthorized".into()));
 
-    let auth = format!("authorization: Bearer {}", s.admin_token());
-    let ok = s.curl(&["-H", &auth, &devices]);
-    assert_eq!(ok.status, 200, "{ok:?}");
-    assert_eq!(ok.json["total"], 0, "{ok:?}");
+    let admin = s.admin_client();
+    let page = block_on(admin.devices(&Default::default())).expect("device list");
+    assert_eq!((page.total, page.items.len()), (0, 0));
 
     // Token-protected mutations refuse without it too.
     let enable = s.curl(&[
@@ -591,6 +590,7 @@ fn admin_api_requires_the_token_and_serves_openapi() {
     assert!(out.stderr.contains("unauthorized"), "{out:?}");
 
     // The admin API is not served on the device listener.
+    let auth = format!("authorization: Bearer {}", s.admin_token());
     let elsewhere = s.curl(&[
         "-H",
         &auth,
@@ -599,16 +599,13 @@ fn admin_api_requires_the_token_and_serves_openapi() {
     assert_eq!(elsewhere.status, 404, "{elsewhere:?}");
     assert_eq!(elsewhere.error_code(), "not_found", "{elsewhere:?}");
 
-    let doc = s.curl(&[&format!("{}/api/v1/openapi.json", s.admin_url())]);
-    assert_eq!(doc.status, 200, "{doc:?}");
-    assert!(doc.json.is_object(), "openapi.json must be JSON: {doc:?}");
-    assert!(doc.json["openapi"].is_string(), "{}", doc.body);
+    let doc = block_on(admin.openapi()).expect("openapi.json is JSON");
+    assert!(doc["openapi"].is_string(), "{doc}");
     assert!(
-        doc.json["paths"]
+        doc["paths"]
             .as_object()
             .is_some_and(|p| p.keys().any(|k| k.starts_with("/api/v1/admin/"))),
-        "the document describes the admin API: {}",
-        doc.body
+        "the document describes the admin API: {doc}"
     );
 }
 

@@ -1,5 +1,6 @@
 //! The admin API (`/api/v1/admin/...`, bearer token), served on the admin listener only.
-//! The `ferrocore admin` CLI is a client of exactly these routes; `openapi.json` describes them.
+//! `ferrocore_client::AdminClient` (and the `ferrocore admin` CLI over it) has a method per route;
+//! the `#[utoipa::path]` annotations describe them in `/api/v1/openapi.json`.
 
 use super::SharedState;
 use super::error::ApiError;
@@ -20,7 +21,10 @@ use ferrocore_proto::{
     NewUser, Platform, Policy, PolicyChange, PortSettingsRequest, RenewalRisk, RevokeRequest,
     SelectEnrollment, Settings, User, codes,
 };
-use serde::{Deserialize, Serialize};
+use ferrocore_proto::{
+    CertListQuery, DeviceListQuery, GrantListQuery, Page, PageQuery, SweepResult,
+};
+use ferrocore_proto::{EnrollmentGrant, EstTokenCreated, EstTokenRequest};
 use std::sync::atomic::Ordering;
 
 pub fn routes(state: SharedState) -> Router<SharedState> {
@@ -108,12 +112,6 @@ async fn require_token(State(state): State<SharedState>, req: Request, next: Nex
     next.run(req).await
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct PageOf<T> {
-    pub items: Vec<T>,
-    pub total: u64,
-}
-
 async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
     let ma = state.core.mutual_auth().await?;
     Ok(Settings {
@@ -127,20 +125,37 @@ async fn current_settings(state: &SharedState) -> Result<Settings, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/settings", tag = "admin",
+    responses((status = 200, description = "OK", body = Settings))
+)]
 async fn settings(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     Ok(Json(current_settings(&state).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/settings/mutual-auth/enable", tag = "admin",
+    responses((status = 200, description = "OK", body = Settings))
+)]
 async fn enable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     state.core.enable_mutual_auth().await?;
     Ok(Json(current_settings(&state).await?))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/settings/mutual-auth/disable", tag = "admin",
+    responses((status = 200, description = "OK", body = Settings))
+)]
 async fn disable_mutual_auth(State(state): State<SharedState>) -> Result<Json<Settings>, ApiError> {
     state.core.disable_mutual_auth().await?;
     Ok(Json(current_settings(&state).await?))
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/admin/settings/ports", tag = "admin",
+    request_body = PortSettingsRequest,
+    responses((status = 200, description = "OK", body = Settings))
+)]
 async fn set_ports(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<PortSettingsRequest>,
@@ -163,6 +178,10 @@ fn user_out(u: UserRecord) -> User {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/users", tag = "admin",
+    responses((status = 200, description = "OK", body = Vec<User>))
+)]
 async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(
         state
@@ -175,6 +194,11 @@ async fn list_users(State(state): State<SharedState>) -> Result<Json<Vec<User>>,
     ))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/users", tag = "admin",
+    request_body = NewUser,
+    responses((status = 201, description = "Created", body = User))
+)]
 async fn add_user(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<NewUser>,
@@ -186,6 +210,11 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(user_out(u))))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/admin/users/{username}", tag = "admin",
+    params(("username" = String, Path, description = "The user name")),
+    responses((status = 204, description = "Removed"))
+)]
 async fn remove_user(
     State(state): State<SharedState>,
     Path(username): Path<String>,
@@ -244,26 +273,6 @@ fn checkin_out(c: CheckinRecord) -> Checkin {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DeviceListQuery {
-    username: Option<String>,
-    platform: Option<String>,
-    client_kind: Option<String>,
-    client_version: Option<String>,
-    mode: Option<String>,
-    migration_status: Option<String>,
-    status: Option<String>,
-    cert_expires_after: Option<i64>,
-    cert_expires_before: Option<i64>,
-    /// `true`: only devices inside their renewal window now.
-    in_renewal_window: Option<bool>,
-    last_checkin_after: Option<i64>,
-    last_checkin_before: Option<i64>,
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
 fn parse_opt<T: std::str::FromStr<Err = String>>(v: Option<String>) -> Result<Option<T>, ApiError> {
     v.filter(|s| !s.is_empty())
         .map(|s| {
@@ -281,10 +290,15 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/devices", tag = "admin",
+    params(DeviceListQuery),
+    responses((status = 200, description = "OK", body = Page<Device>))
+)]
 async fn list_devices(
     State(state): State<SharedState>,
     q: Result<Query<DeviceListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<Device>>, ApiError> {
+) -> Result<Json<Page<Device>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
@@ -314,12 +328,17 @@ async fn list_devices(
         offset: q.offset.unwrap_or(0),
     };
     let page = state.core.devices(&query).await?;
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         items: page.items.into_iter().map(device_out).collect(),
         total: page.total,
     }))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/devices/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The device id")),
+    responses((status = 200, description = "OK", body = DeviceDetail))
+)]
 async fn show_device(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -341,6 +360,11 @@ async fn show_device(
     }))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/devices/{id}/retire", tag = "admin",
+    params(("id" = String, Path, description = "The device id")),
+    responses((status = 200, description = "OK", body = Device))
+)]
 async fn retire_device(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -348,18 +372,15 @@ async fn retire_device(
     Ok(Json(device_out(state.core.retire_device(&id).await?)))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CertListQuery {
-    device_id: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
+#[utoipa::path(
+    get, path = "/api/v1/admin/certificates", tag = "admin",
+    params(CertListQuery),
+    responses((status = 200, description = "OK", body = Page<Certificate>))
+)]
 async fn list_certificates(
     State(state): State<SharedState>,
     q: Result<Query<CertListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<Certificate>>, ApiError> {
+) -> Result<Json<Page<Certificate>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let page = state
         .core
@@ -369,12 +390,18 @@ async fn list_certificates(
             q.offset.unwrap_or(0),
         )
         .await?;
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         items: page.items.into_iter().map(cert_out).collect(),
         total: page.total,
     }))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/certificates/{serial}/revoke", tag = "admin",
+    params(("serial" = String, Path, description = "The serial number, hex")),
+    request_body(content = Option<RevokeRequest>, description = "Optional: the reason"),
+    responses((status = 200, description = "OK", body = Certificate))
+)]
 async fn revoke_certificate(
     State(state): State<SharedState>,
     Path(serial): Path<String>,
@@ -399,6 +426,10 @@ fn policy_out(p: ferrocore_core::store::PolicyRecord) -> Policy {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/policies", tag = "admin",
+    responses((status = 200, description = "OK", body = Vec<Policy>))
+)]
 async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Policy>>, ApiError> {
     Ok(Json(
         state
@@ -411,6 +442,11 @@ async fn list_policies(State(state): State<SharedState>) -> Result<Json<Vec<Poli
     ))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/policies/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    responses((status = 200, description = "OK", body = Policy))
+)]
 async fn show_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -418,6 +454,12 @@ async fn show_policy(
     Ok(Json(policy_out(state.core.policy(&name).await?)))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/policies/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    request_body(content = Option<PolicyChange>, description = "Optional: values other than the defaults"),
+    responses((status = 201, description = "Created", body = Policy))
+)]
 async fn create_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -427,6 +469,12 @@ async fn create_policy(
     Ok((StatusCode::CREATED, Json(policy_out(p))))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/admin/policies/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    request_body = PolicyChange,
+    responses((status = 200, description = "OK", body = Policy))
+)]
 async fn change_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -437,6 +485,11 @@ async fn change_policy(
     )))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/admin/policies/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The policy name")),
+    responses((status = 204, description = "Removed"))
+)]
 async fn delete_policy(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -445,6 +498,12 @@ async fn delete_policy(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/admin/devices/{id}/policy", tag = "admin",
+    params(("id" = String, Path, description = "The device id")),
+    request_body = AssignPolicy,
+    responses((status = 200, description = "OK", body = Device))
+)]
 async fn assign_policy(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -455,17 +514,15 @@ async fn assign_policy(
     )))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
+#[utoipa::path(
+    get, path = "/api/v1/admin/reports/renewal-at-risk", tag = "admin",
+    params(PageQuery),
+    responses((status = 200, description = "OK", body = Page<RenewalRisk>))
+)]
 async fn renewal_at_risk(
     State(state): State<SharedState>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<RenewalRisk>>, ApiError> {
+) -> Result<Json<Page<RenewalRisk>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let now = state.core.clock().now().unix_timestamp();
     let page = state
@@ -473,7 +530,7 @@ async fn renewal_at_risk(
         .renewal_at_risk(page_limit(q.limit)?, q.offset.unwrap_or(0))
         .await?;
     let grace = ferrocore_core::service::GRACE.whole_seconds();
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         total: page.total,
         items: page
             .items
@@ -497,11 +554,10 @@ async fn renewal_at_risk(
     }))
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct SweepResult {
-    pub retired: u64,
-}
-
+#[utoipa::path(
+    post, path = "/api/v1/admin/maintenance/sweep", tag = "admin",
+    responses((status = 200, description = "OK", body = SweepResult))
+)]
 async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, ApiError> {
     Ok(Json(SweepResult {
         retired: state.core.sweep_expired().await?,
@@ -550,6 +606,10 @@ async fn enrollment_configs_out(state: &SharedState) -> Result<Vec<EnrollmentCon
         .collect())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/enrollment-configs", tag = "admin",
+    responses((status = 200, description = "OK", body = Vec<EnrollmentConfig>))
+)]
 async fn list_enrollment_configs(
     State(state): State<SharedState>,
 ) -> Result<Json<Vec<EnrollmentConfig>>, ApiError> {
@@ -560,6 +620,12 @@ async fn list_enrollment_configs(
 /// listener's TLS configuration is swapped): `local_ca` makes a new CA in `DIR/ca/NAME/`;
 /// `scep` checks the external CA (GetCACaps, GetCACert, the CA certificate's fingerprint)
 /// before anything is written, then stores Ferrocore's RA key and the challenge (0600).
+#[utoipa::path(
+    post, path = "/api/v1/admin/enrollment-configs/{name}", tag = "admin",
+    params(("name" = String, Path, description = "The configuration name")),
+    request_body = NewEnrollmentConfig,
+    responses((status = 201, description = "Created", body = EnrollmentConfig))
+)]
 async fn add_enrollment_config(
     State(state): State<SharedState>,
     Path(name): Path<String>,
@@ -656,6 +722,11 @@ async fn add_enrollment_config(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/est-tokens", tag = "admin",
+    request_body = EstTokenRequest,
+    responses((status = 201, description = "Created", body = EstTokenCreated))
+)]
 async fn create_est_token(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<ferrocore_proto::EstTokenRequest>,
@@ -683,16 +754,6 @@ async fn create_est_token(
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantListQuery {
-    state: Option<String>,
-    username: Option<String>,
-    protocol: Option<String>,
-    limit: Option<u32>,
-    offset: Option<u64>,
-}
-
 /// Parses an optional filter value; empty means no filter.
 fn filter_of<T: std::str::FromStr<Err = String>>(
     name: &str,
@@ -709,10 +770,15 @@ fn filter_of<T: std::str::FromStr<Err = String>>(
 
 /// `GET /api/v1/admin/grants`: one-time enrollment grants (SCEP challenges, EST tokens),
 /// newest first; filters `state`, `username`, `protocol`; paged by `limit` / `offset`.
+#[utoipa::path(
+    get, path = "/api/v1/admin/grants", tag = "admin",
+    params(GrantListQuery),
+    responses((status = 200, description = "OK", body = Page<EnrollmentGrant>))
+)]
 async fn list_grants(
     State(state): State<SharedState>,
     q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<PageOf<ferrocore_proto::EnrollmentGrant>>, ApiError> {
+) -> Result<Json<Page<ferrocore_proto::EnrollmentGrant>>, ApiError> {
     let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
     let page = state
         .core
@@ -726,12 +792,17 @@ async fn list_grants(
             offset: q.offset.unwrap_or(0),
         })
         .await?;
-    Ok(Json(PageOf {
+    Ok(Json(Page {
         items: page.items,
         total: page.total,
     }))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/grants/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The grant id")),
+    responses((status = 200, description = "OK", body = EnrollmentGrant))
+)]
 async fn show_grant(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -740,6 +811,11 @@ async fn show_grant(
 }
 
 /// Revokes an unused grant (`grant_consumed`, 409, once it paid for a certificate).
+#[utoipa::path(
+    post, path = "/api/v1/admin/grants/{id}/revoke", tag = "admin",
+    params(("id" = String, Path, description = "The grant id")),
+    responses((status = 200, description = "OK", body = EnrollmentGrant))
+)]
 async fn revoke_grant(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -747,6 +823,11 @@ async fn revoke_grant(
     Ok(Json(state.core.revoke_grant(&id).await?))
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/admin/settings/mutual-auth/enrollment", tag = "admin",
+    request_body = SelectEnrollment,
+    responses((status = 200, description = "OK", body = EnrollmentChange))
+)]
 async fn select_enrollment(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<SelectEnrollment>,
@@ -770,3 +851,36 @@ async fn select_enrollment(
         devices_to_reregister_total: c.affected_total,
     }))
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    settings,
+    enable_mutual_auth,
+    disable_mutual_auth,
+    set_ports,
+    list_users,
+    add_user,
+    remove_user,
+    list_devices,
+    show_device,
+    retire_device,
+    list_certificates,
+    revoke_certificate,
+    list_policies,
+    show_policy,
+    create_policy,
+    change_policy,
+    delete_policy,
+    assign_policy,
+    renewal_at_risk,
+    sweep,
+    list_enrollment_configs,
+    add_enrollment_config,
+    create_est_token,
+    list_grants,
+    show_grant,
+    revoke_grant,
+    select_enrollment
+))]
+pub struct Api;

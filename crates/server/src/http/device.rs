@@ -34,6 +34,11 @@ pub fn routes() -> Router<SharedState> {
 /// (registration: the selected configuration) or to a registered device authenticated as for
 /// a check-in (renewal: its configuration; migration: the selected one). It can hold an
 /// external CA's challenge.
+#[utoipa::path(
+    post, path = paths::CSR_ATTRIBUTES, tag = "device",
+    request_body(content = Option<CsrAttributesRequest>, description = "The user's credentials; empty for a registered device"),
+    responses((status = 200, description = "OK", body = CsrAttributes))
+)]
 async fn csr_attributes(
     State(state): State<SharedState>,
     identity: ClientIdentity,
@@ -77,6 +82,11 @@ fn listener_of(info: &ConnInfo) -> Result<Listener, ApiError> {
         .ok_or_else(|| CoreError::WrongListener("not a device listener".into()).into())
 }
 
+#[utoipa::path(
+    post, path = paths::REGISTER, tag = "device",
+    request_body = RegisterRequest,
+    responses((status = 200, description = "OK", body = RegisterResponse))
+)]
 async fn register(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -129,6 +139,11 @@ pub(super) fn credential(
     }
 }
 
+#[utoipa::path(
+    post, path = paths::CHECKIN, tag = "device",
+    request_body(content = Option<CheckinRequest>),
+    responses((status = 200, description = "OK", body = CheckinResponse))
+)]
 async fn checkin(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -162,6 +177,11 @@ fn issued_out(state: &SharedState, r: ferrocore_core::service::Reissued) -> Issu
 }
 
 /// Renewal: mutual TLS with the current certificate (or one expired within the grace).
+#[utoipa::path(
+    post, path = paths::RENEW, tag = "device",
+    request_body = CsrRequest,
+    responses((status = 200, description = "OK", body = IssuedIdentity))
+)]
 async fn renew(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -178,6 +198,11 @@ async fn renew(
 }
 
 /// Migration of a legacy device: authenticated with its device secret.
+#[utoipa::path(
+    post, path = paths::MIGRATE, tag = "device",
+    request_body = CsrRequest,
+    responses((status = 200, description = "OK", body = IssuedIdentity))
+)]
 async fn migrate(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -231,6 +256,11 @@ fn crl_response(
     }
 }
 
+#[utoipa::path(
+    get, path = "/pki/{config}/crl.der", tag = "pki",
+    params(("config" = String, Path, description = "The enrollment configuration")),
+    responses((status = 200, description = "The CRL, DER", body = Vec<u8>, content_type = "application/pkix-crl"))
+)]
 pub async fn config_crl_der(
     State(state): State<SharedState>,
     axum::extract::Path(config): axum::extract::Path<String>,
@@ -239,6 +269,11 @@ pub async fn config_crl_der(
     Ok(crl_response(&crl, false))
 }
 
+#[utoipa::path(
+    get, path = "/pki/{config}/crl.pem", tag = "pki",
+    params(("config" = String, Path, description = "The enrollment configuration")),
+    responses((status = 200, description = "The CRL, PEM", body = String, content_type = "application/x-pem-file"))
+)]
 pub async fn config_crl_pem(
     State(state): State<SharedState>,
     axum::extract::Path(config): axum::extract::Path<String>,
@@ -247,6 +282,11 @@ pub async fn config_crl_pem(
     Ok(crl_response(&crl, true))
 }
 
+#[utoipa::path(
+    get, path = "/pki/{config}/ca.pem", tag = "pki",
+    params(("config" = String, Path, description = "The enrollment configuration")),
+    responses((status = 200, description = "The CA certificate, PEM", body = String, content_type = "application/x-pem-file"))
+)]
 pub async fn config_ca_pem(
     State(state): State<SharedState>,
     axum::extract::Path(config): axum::extract::Path<String>,
@@ -257,17 +297,46 @@ pub async fn config_ca_pem(
     ))
 }
 
+#[utoipa::path(
+    get, path = paths::CRL_DER, tag = "pki",
+    responses((status = 200, description = "The local CA's CRL, DER", body = Vec<u8>, content_type = "application/pkix-crl"))
+)]
 pub async fn crl_der(State(state): State<SharedState>) -> axum::response::Response {
     crl_response(&state.core.crl(), false)
 }
 
+#[utoipa::path(
+    get, path = paths::CRL_PEM, tag = "pki",
+    responses((status = 200, description = "The local CA's CRL, PEM", body = String, content_type = "application/x-pem-file"))
+)]
 pub async fn crl_pem(State(state): State<SharedState>) -> axum::response::Response {
     crl_response(&state.core.crl(), true)
 }
 
+#[utoipa::path(
+    get, path = paths::CA_PEM, tag = "pki",
+    responses((status = 200, description = "The local CA certificate, PEM", body = String, content_type = "application/x-pem-file"))
+)]
 pub async fn ca_pem(State(state): State<SharedState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
         state.core.local_ca().ca().cert_pem(),
     )
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    csr_attributes,
+    register,
+    checkin,
+    renew,
+    migrate,
+    config_crl_der,
+    config_crl_pem,
+    config_ca_pem,
+    crl_der,
+    crl_pem,
+    ca_pem
+))]
+pub struct Api;

@@ -29,7 +29,7 @@ use ferrocore_pki::{EST_BODY_MAX_BYTES, EstBodyError, VerifiedCsr};
 use ferrocore_proto::{Platform, codes};
 use std::sync::Arc;
 
-const PREFIX: &str = "/.well-known/est";
+pub(crate) const PREFIX: &str = "/.well-known/est";
 const WWW_AUTHENTICATE: &str = "Basic realm=\"ferrocore-est\"";
 
 pub fn routes() -> Router<SharedState> {
@@ -113,6 +113,10 @@ fn pkcs7_response(p7: Vec<u8>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get, path = "/.well-known/est/cacerts", tag = "est",
+    responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
+)]
 async fn cacerts(State(state): State<SharedState>) -> Result<Response, EstError> {
     let selected = state.core.mutual_auth().await?.enrollment_config;
     let issuer = state.core.issuer(&selected)?;
@@ -120,6 +124,11 @@ async fn cacerts(State(state): State<SharedState>) -> Result<Response, EstError>
     Ok(pkcs7_response(p7))
 }
 
+#[utoipa::path(
+    get, path = "/.well-known/est/{label}/cacerts", tag = "est",
+    params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
+    responses((status = 200, description = "The CA certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
+)]
 async fn cacerts_label(
     state: State<SharedState>,
     Path(label): Path<String>,
@@ -128,6 +137,10 @@ async fn cacerts_label(
     cacerts(state).await
 }
 
+#[utoipa::path(
+    get, path = "/.well-known/est/csrattrs", tag = "est",
+    responses((status = 200, description = "CSR attributes, base64 DER", body = String, content_type = "application/csrattrs"))
+)]
 async fn csrattrs() -> Response {
     (
         [
@@ -145,6 +158,11 @@ async fn csrattrs() -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get, path = "/.well-known/est/{label}/csrattrs", tag = "est",
+    params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
+    responses((status = 200, description = "CSR attributes, base64 DER", body = String, content_type = "application/csrattrs"))
+)]
 async fn csrattrs_label(Path(label): Path<String>) -> Result<Response, EstError> {
     label_platform(&label)?;
     Ok(csrattrs().await)
@@ -250,6 +268,11 @@ async fn enroll(
     Ok(pkcs7_response(p7))
 }
 
+#[utoipa::path(
+    post, path = "/.well-known/est/simpleenroll", tag = "est",
+    request_body(content = String, description = "A PKCS#10 request, base64 DER", content_type = "application/pkcs10"),
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"))
+)]
 async fn simpleenroll(
     State(state): State<SharedState>,
     headers: HeaderMap,
@@ -258,6 +281,12 @@ async fn simpleenroll(
     enroll(state, None, headers, body).await
 }
 
+#[utoipa::path(
+    post, path = "/.well-known/est/{label}/simpleenroll", tag = "est",
+    params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
+    request_body(content = String, description = "A PKCS#10 request, base64 DER", content_type = "application/pkcs10"),
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"), (status = 401, description = "Credentials needed (Basic or Bearer)"))
+)]
 async fn simpleenroll_label(
     State(state): State<SharedState>,
     Path(label): Path<String>,
@@ -288,6 +317,11 @@ async fn reenroll(
     Ok(pkcs7_response(p7))
 }
 
+#[utoipa::path(
+    post, path = "/.well-known/est/simplereenroll", tag = "est",
+    request_body(content = String, description = "A PKCS#10 request, base64 DER (mutual TLS with the current certificate)", content_type = "application/pkcs10"),
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
+)]
 async fn simplereenroll(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -298,6 +332,12 @@ async fn simplereenroll(
     reenroll(state, info, identity, headers, body).await
 }
 
+#[utoipa::path(
+    post, path = "/.well-known/est/{label}/simplereenroll", tag = "est",
+    params(("label" = String, Path, description = "The platform label: android, ios, macos or windows")),
+    request_body(content = String, description = "A PKCS#10 request, base64 DER (mutual TLS with the current certificate)", content_type = "application/pkcs10"),
+    responses((status = 200, description = "The certificate, base64 PKCS#7 certs-only", body = String, content_type = "application/pkcs7-mime"))
+)]
 async fn simplereenroll_label(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -309,3 +349,17 @@ async fn simplereenroll_label(
     label_platform(&label)?;
     reenroll(state, info, identity, headers, body).await
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    cacerts,
+    cacerts_label,
+    csrattrs,
+    csrattrs_label,
+    simpleenroll,
+    simpleenroll_label,
+    simplereenroll,
+    simplereenroll_label
+))]
+pub struct Api;

@@ -106,7 +106,7 @@ pub fn device_router(state: SharedState) -> Router {
         .merge(pki_routes())
         .merge(scep::routes())
         .merge(ocsp::routes())
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)
         .with_state(state)
@@ -115,7 +115,7 @@ pub fn device_router(state: SharedState) -> Router {
 pub fn admin_router(state: SharedState) -> Router {
     admin::routes(state.clone())
         .merge(pki_routes())
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route(ferrocore_proto::paths::OPENAPI, get(openapi::document))
         .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .fallback(not_found)
@@ -130,7 +130,7 @@ pub fn pki_router(state: SharedState) -> Router {
         // SCEP protects its messages itself (signed and encrypted CMS), so plain HTTP is its
         // usual transport: clients that cannot trust the portal certificate yet enroll here.
         .merge(scep::routes())
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)
         .with_state(state)
@@ -138,7 +138,7 @@ pub fn pki_router(state: SharedState) -> Router {
 
 pub fn storefront_router(state: SharedState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .merge(storefront::storefront_routes())
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
         .fallback(not_found)
@@ -153,6 +153,15 @@ fn pki_routes() -> Router<SharedState> {
         .route("/pki/{config}/crl.der", get(device::config_crl_der))
         .route("/pki/{config}/crl.pem", get(device::config_crl_pem))
         .route("/pki/{config}/ca.pem", get(device::config_ca_pem))
+}
+
+/// Liveness: `ok` while the server accepts requests.
+#[utoipa::path(
+    get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "ok", body = String, content_type = "text/plain"))
+)]
+async fn healthz() -> &'static str {
+    "ok"
 }
 
 async fn not_found() -> axum::response::Response {

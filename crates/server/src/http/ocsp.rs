@@ -45,6 +45,11 @@ fn too_large() -> Response {
     )
 }
 
+#[utoipa::path(
+    post, path = "/ocsp", tag = "pki",
+    request_body(content = Vec<u8>, description = "An OCSP request (DER)", content_type = "application/ocsp-request"),
+    responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"))
+)]
 async fn ocsp_post(State(state): State<SharedState>, headers: HeaderMap, body: Body) -> Response {
     let ct = headers
         .get(header::CONTENT_TYPE)
@@ -73,6 +78,11 @@ async fn ocsp_post(State(state): State<SharedState>, headers: HeaderMap, body: B
     ocsp_response(state.core.ocsp_respond(&bytes).await.der)
 }
 
+#[utoipa::path(
+    get, path = "/ocsp/{request}", tag = "pki",
+    params(("request" = String, Path, description = "The OCSP request, base64 (RFC 6960 A.1)")),
+    responses((status = 200, description = "An OCSP response (DER)", body = Vec<u8>, content_type = "application/ocsp-response"))
+)]
 async fn ocsp_get(State(state): State<SharedState>, Path(request): Path<String>) -> Response {
     if request.len() > OCSP_REQUEST_MAX_BYTES * 2 {
         return too_large();
@@ -90,6 +100,15 @@ async fn ocsp_get(State(state): State<SharedState>, Path(request): Path<String>)
     ocsp_response(state.core.ocsp_respond(&der).await.der)
 }
 
+#[utoipa::path(
+    get, path = "/ocsp", tag = "pki",
+    responses((status = 200, description = "malformedRequest (an OCSP GET needs the request in the path)", body = Vec<u8>, content_type = "application/ocsp-response"))
+)]
 async fn ocsp_get_empty(State(state): State<SharedState>) -> Response {
     ocsp_response(state.core.ocsp_respond(&[]).await.der)
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(ocsp_post, ocsp_get, ocsp_get_empty))]
+pub struct Api;

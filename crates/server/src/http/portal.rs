@@ -57,10 +57,19 @@ async fn current(state: &SharedState) -> Result<PortalCert, ApiError> {
     )?)
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/portal-cert", tag = "admin",
+    responses((status = 200, description = "OK", body = PortalCert))
+)]
 async fn show_portal_cert(State(state): State<SharedState>) -> Result<Json<PortalCert>, ApiError> {
     Ok(Json(current(&state).await?))
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/admin/portal-cert", tag = "admin",
+    request_body = PortalCertUpload,
+    responses((status = 200, description = "OK", body = PortalCert))
+)]
 async fn upload_portal_cert(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<PortalCertUpload>,
@@ -136,6 +145,10 @@ async fn upload_portal_cert(
     Ok(Json(out))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/portal-cert/rollback", tag = "admin",
+    responses((status = 200, description = "OK", body = PortalCert))
+)]
 async fn rollback_portal_cert(
     State(state): State<SharedState>,
 ) -> Result<Json<PortalCert>, ApiError> {
@@ -163,3 +176,8 @@ async fn rollback_portal_cert(
     tracing::info!("portal HTTPS certificate rolled back");
     Ok(Json(current(&state).await?))
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(show_portal_cert, upload_portal_cert, rollback_portal_cert))]
+pub struct Api;

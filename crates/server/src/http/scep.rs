@@ -55,7 +55,9 @@ use ferrocore_core::scep_operation::{ScepAnswer, ScepOperation, ScepSigner};
 use ferrocore_core::service::LOCAL_CONFIG;
 use ferrocore_pki::cms::ContentCipher;
 use ferrocore_pki::scep::{self, CertRepBody, MessageType, RaKey, ReplyTo, ScepError};
-use ferrocore_proto::{NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths};
+use ferrocore_proto::{
+    NewScepChallenge, ScepChallenge, StaticScepChallenge, codes, paths, percent,
+};
 use std::sync::Arc;
 
 /// The capabilities this server announces.
@@ -88,6 +90,11 @@ pub fn admin_routes() -> axum::Router<SharedState> {
         )
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/admin/scep/challenges", tag = "admin",
+    request_body = NewScepChallenge,
+    responses((status = 201, description = "Created", body = ScepChallenge))
+)]
 async fn create_challenge(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<NewScepChallenge>,
@@ -98,6 +105,12 @@ async fn create_challenge(
     ))
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/admin/scep/static-challenges/{config}", tag = "admin",
+    params(("config" = String, Path, description = "The enrollment configuration")),
+    request_body = StaticScepChallenge,
+    responses((status = 200, description = "OK", body = ScepChallenge))
+)]
 async fn set_static_challenge(
     State(state): State<SharedState>,
     Path(config): Path<String>,
@@ -108,6 +121,11 @@ async fn set_static_challenge(
     ))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/admin/scep/static-challenges/{config}", tag = "admin",
+    params(("config" = String, Path, description = "The enrollment configuration")),
+    responses((status = 204, description = "Removed"))
+)]
 async fn clear_static_challenge(
     State(state): State<SharedState>,
     Path(config): Path<String>,
@@ -123,37 +141,9 @@ fn query_pairs(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
+            (percent::decode_lossy(k), percent::decode_lossy(v))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn operation(q: &[(String, String)]) -> Option<&str> {
@@ -180,6 +170,11 @@ fn malformed(message: String) -> Response {
     error_response(StatusCode::BAD_REQUEST, codes::SCEP_MALFORMED, message)
 }
 
+#[utoipa::path(
+    get, path = paths::SCEP, tag = "scep",
+    params(("operation" = String, Query, description = "GetCACaps, GetCACert or PKIOperation"), ("message" = Option<String>, Query, description = "PKIOperation: the base64 CMS message")),
+    responses((status = 200, description = "GetCACaps: text; GetCACert: a certificate or degenerate PKCS#7; PKIOperation: a CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/octet-stream"))
+)]
 async fn scep_get(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -216,6 +211,12 @@ async fn scep_get(
     }
 }
 
+#[utoipa::path(
+    post, path = paths::SCEP, tag = "scep",
+    params(("operation" = String, Query, description = "PKIOperation")),
+    request_body(content = Vec<u8>, description = "The CMS PKIOperation message (DER)", content_type = "application/x-pki-message"),
+    responses((status = 200, description = "A CertRep (application/x-pki-message)", body = Vec<u8>, content_type = "application/x-pki-message"))
+)]
 async fn scep_post(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
@@ -424,6 +425,17 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
     reply(ra, msg.reply_to, body, cipher).await
 }
 
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    create_challenge,
+    set_static_challenge,
+    clear_static_challenge,
+    scep_get,
+    scep_post
+))]
+pub struct Api;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +446,5 @@ mod tests {
         assert_eq!(operation(&q), Some("PKIOperation"));
         assert_eq!(q[1].1, "ab+c+d==");
         assert_eq!(q[2], ("x".to_owned(), String::new()));
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

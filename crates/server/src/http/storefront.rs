@@ -26,11 +26,10 @@ use base64::Engine as _;
 use ferrocore_core::CoreError;
 use ferrocore_core::storefront::{AppRecord, StorefrontPresented};
 use ferrocore_proto::{
-    App, AppConnectCheckin, AppConnectCheckinRequest, Platform, StorefrontAuth, StorefrontSettings,
-    codes, storefront_paths,
+    App, AppConnectCheckin, AppConnectCheckinRequest, AppListQuery, Platform, PublishQuery,
+    StorefrontAuth, StorefrontSettings, codes, storefront_paths,
 };
 use http_body_util::BodyExt as _;
-use serde::Deserialize;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt as _;
 
@@ -130,6 +129,10 @@ fn presented(
     })
 }
 
+#[utoipa::path(
+    get, path = storefront_paths::APPS, tag = "storefront",
+    responses((status = 200, description = "The apps this device may install", body = Vec<App>))
+)]
 async fn list_apps(
     State(state): State<SharedState>,
     identity: ClientIdentity,
@@ -143,6 +146,11 @@ async fn list_apps(
     Ok(Json(apps.into_iter().map(app_out).collect()))
 }
 
+#[utoipa::path(
+    get, path = storefront_paths::PACKAGE, tag = "storefront",
+    params(("id" = String, Path, description = "The app id")),
+    responses((status = 200, description = "The package (its SHA-256 in x-ferrocore-sha256)", body = Vec<u8>, content_type = "application/octet-stream"))
+)]
 async fn download(
     State(state): State<SharedState>,
     identity: ClientIdentity,
@@ -188,6 +196,11 @@ fn sanitize(s: &str) -> String {
 
 // ------------------------------------------------------------------ AppConnect
 
+#[utoipa::path(
+    post, path = storefront_paths::APPCONNECT_CHECKIN, tag = "device",
+    request_body = AppConnectCheckinRequest,
+    responses((status = 200, description = "OK", body = AppConnectCheckin))
+)]
 async fn appconnect_checkin(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<super::ConnInfo>>,
@@ -251,6 +264,10 @@ pub fn appconnect_out(r: ferrocore_core::storefront::AppConnectRecord) -> AppCon
 
 // ------------------------------------------------------------------ admin
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/settings/storefront-auth", tag = "admin",
+    responses((status = 200, description = "OK", body = StorefrontSettings))
+)]
 async fn storefront_settings(
     State(state): State<SharedState>,
 ) -> Result<Json<StorefrontSettings>, ApiError> {
@@ -261,6 +278,11 @@ async fn storefront_settings(
 
 /// Changes the setting and swaps the storefront listener's TLS configuration (it asks for
 /// client certificates exactly while the setting is `certificate`).
+#[utoipa::path(
+    put, path = "/api/v1/admin/settings/storefront-auth", tag = "admin",
+    request_body = StorefrontSettings,
+    responses((status = 200, description = "OK", body = StorefrontSettings))
+)]
 async fn set_storefront_settings(
     State(state): State<SharedState>,
     ApiJson(req): ApiJson<StorefrontSettings>,
@@ -281,20 +303,11 @@ async fn set_storefront_settings(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublishQuery {
-    platform: String,
-    name: String,
-    version: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AppListQuery {
-    platform: Option<String>,
-}
-
+#[utoipa::path(
+    get, path = "/api/v1/admin/apps", tag = "admin",
+    params(AppListQuery),
+    responses((status = 200, description = "OK", body = Vec<App>))
+)]
 async fn admin_list_apps(
     State(state): State<SharedState>,
     q: Result<Query<AppListQuery>, axum::extract::rejection::QueryRejection>,
@@ -325,6 +338,12 @@ fn check_label(what: &str, v: &str, max: usize) -> Result<(), ApiError> {
 
 /// `POST /api/v1/admin/apps?platform=P&name=N&version=V` with the package as the body
 /// (application/octet-stream), streamed to disk while hashing.
+#[utoipa::path(
+    post, path = "/api/v1/admin/apps", tag = "admin",
+    params(PublishQuery),
+    request_body(content = Vec<u8>, description = "The package", content_type = "application/octet-stream"),
+    responses((status = 201, description = "Published", body = App))
+)]
 async fn publish_app(
     State(state): State<SharedState>,
     q: Result<Query<PublishQuery>, axum::extract::rejection::QueryRejection>,
@@ -439,6 +458,11 @@ async fn receive(body: Body, path: &std::path::Path) -> Result<(u64, String), Re
     Ok((size, hex::encode(hasher.finish().as_ref())))
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/admin/apps/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The app id")),
+    responses((status = 204, description = "Removed"))
+)]
 async fn remove_app(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -455,3 +479,17 @@ async fn remove_app(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The OpenAPI description of this module's routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_apps,
+    download,
+    appconnect_checkin,
+    storefront_settings,
+    set_storefront_settings,
+    admin_list_apps,
+    publish_app,
+    remove_app
+))]
+pub struct Api;

@@ -11,6 +11,7 @@ pub mod certmonger;
 pub mod scep;
 pub mod x509;
 
+pub use ferrocore_client::{AdminClient, ClientError};
 use serde_json::Value;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -33,6 +34,29 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a SIGTERM'd server may take to exit before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one async call (an [`AdminClient`] method) to completion, bounded by
+/// [`COMMAND_TIMEOUT`].
+pub fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(COMMAND_TIMEOUT, fut)
+                .await
+                .expect("admin call within the time limit")
+        })
+}
+
+/// The HTTP status and stable code of a refused admin call (panics on success or on a
+/// failure that is not an API error).
+pub fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
+    match r {
+        Err(ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
 
 /// The four listener ports of one server.
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +132,7 @@ pub struct Out {
 }
 
 impl Out {
-    fn from_parts(status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Out {
+    pub fn from_parts(status: ExitStatus, stdout: Vec<u8>, stderr: Vec<u8>) -> Out {
         let stdout = String::from_utf8_lossy(&stdout).into_owned();
         let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
         Out {
@@ -541,15 +565,16 @@ impl Server {
             .collect()
     }
 
-    /// `POST /api/v1/admin/grants/{id}/revoke` with curl (for the HTTP status).
-    pub fn revoke_grant_http(&self, id: &str) -> Http {
-        self.curl(&[
-            "-X",
-            "POST",
-            "-H",
-            &format!("Authorization: Bearer {}", self.admin_token()),
-            &format!("{}/api/v1/admin/grants/{id}/revoke", self.admin_url()),
-        ])
+    /// The typed admin API client for this server (its token, its CA). Async: run its calls
+    /// with [`block_on`].
+    pub fn admin_client(&self) -> AdminClient {
+        self.admin_client_with_token(&self.admin_token())
+    }
+
+    /// [`Server::admin_client`] presenting `token` instead of the server's.
+    pub fn admin_client_with_token(&self, token: &str) -> AdminClient {
+        let ca = fs::read_to_string(self.ca_pem()).expect("ca.pem");
+        AdminClient::new(&self.admin_url(), &ca, token).expect("admin client")
     }
 
     /// One device from `admin devices list`, by id.

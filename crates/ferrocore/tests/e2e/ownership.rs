@@ -6,9 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "common/scep.rs"]
-mod scep;
+use crate::common;
+use crate::common::scep;
 
 use common::*;
 use serde_json::Value;

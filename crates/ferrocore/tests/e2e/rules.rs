@@ -9,9 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-#[path = "common/scep.rs"]
-mod scep;
+use crate::common;
+use crate::common::scep;
 
 use common::*;
 use ferrocore_core::rules::{Decision, History, SettingState, Version, decide};
