@@ -815,7 +815,7 @@ async fn ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_revoca
 }
 
 /// `openssl ocsp -resp_text` fields of a response: (Cert Status, This Update, Next Update,
-/// Reason if any), the times parsed.
+/// Revocation Reason if any), the times parsed.
 fn openssl_ocsp_fields(
     dir: &std::path::Path,
     der: &[u8],
@@ -846,7 +846,7 @@ fn openssl_ocsp_fields(
         field("Cert Status:").unwrap_or_else(|| panic!("no status in {text}")),
         at("This Update:"),
         at("Next Update:"),
-        field("Reason:"),
+        field("Revocation Reason:"),
     )
 }
 
@@ -889,6 +889,7 @@ async fn ocsp_answers_are_reused_for_sixty_seconds_and_valid_for_one_hour() {
 #[tokio::test]
 async fn every_retirement_path_shows_in_ocsp_at_once() {
     use ferrocore_pki::{OcspHash, build_ocsp_request};
+    let mut stale = Vec::new();
     for path in ["admin", "contact", "sweep"] {
         let w = mutual_world().await;
         let d = w.register(Platform::Android, "10.1").await;
@@ -927,7 +928,13 @@ async fn every_retirement_path_shows_in_ocsp_at_once() {
         );
         let after = w.core.ocsp_respond(&req).await.der;
         let (status, _, _, reason) = openssl_ocsp_fields(w._dir.path(), &after);
-        assert_eq!(status, "revoked", "{path}");
-        assert_eq!(reason.as_deref(), Some("cessationOfOperation"), "{path}");
+        if status != "revoked"
+            || !reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("cessationOfOperation"))
+        {
+            stale.push(format!("{path}: {status} {reason:?}"));
+        }
     }
+    assert!(stale.is_empty(), "OCSP after retirement: {stale:?}");
 }
