@@ -444,15 +444,16 @@ fn device_key_needles(work: &Path, keys: &DeviceKeys) -> Vec<(String, Vec<u8>)> 
     for (i, (name, pem)) in keys.pem.iter().enumerate() {
         let file = work.join(format!("needle-{i}.pem"));
         std::fs::write(&file, pem).unwrap();
-        let der = |extra: &[&str]| {
+        let der = |args: &[&str]| {
             let out = work.join(format!("needle-{i}.der"));
-            let mut args = vec!["pkey", "-in", p(&file), "-outform", "DER", "-out", p(&out)];
-            args.extend_from_slice(extra);
+            let mut args = args.to_vec();
+            args.extend_from_slice(&["-in", p(&file), "-outform", "DER", "-out", p(&out)]);
             openssl_ok(work, &args);
             std::fs::read(&out).unwrap()
         };
-        let pkcs8 = der(&[]);
-        let traditional = der(&["-traditional"]);
+        let pkcs8 = der(&["pkcs8", "-topk8", "-nocrypt"]);
+        // openssl's DER output of `pkey` is the traditional form: SEC1 or PKCS#1.
+        let traditional = der(&["pkey"]);
         assert_eq!(classify(&pkcs8, 0), Some("PKCS#8 PrivateKeyInfo"), "{name}");
         let scalars = private_scalars(&traditional)
             .unwrap_or_else(|| panic!("{name}: no SEC1 / PKCS#1 structure"));
