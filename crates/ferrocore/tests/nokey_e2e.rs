@@ -600,7 +600,7 @@ fn search_database(work: &Path, db: &Path, needles: &[(String, Vec<u8>)]) -> Vec
 }
 
 fn unhex(h: &[u8]) -> Option<Vec<u8>> {
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return None;
     }
     h.chunks(2)
@@ -666,8 +666,11 @@ fn pem_blocks(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// One DER TLV at `at`: (tag, content start, content end), definite lengths only.
-fn tlv(buf: &[u8], at: usize) -> Option<(u8, usize, usize)> {
+/// A DER TLV: (tag, content start, content end).
+type Tlv = (u8, usize, usize);
+
+/// One DER TLV at `at`, definite lengths only.
+fn tlv(buf: &[u8], at: usize) -> Option<Tlv> {
     let tag = *buf.get(at)?;
     let l0 = *buf.get(at + 1)? as usize;
     let (len, header) = if l0 < 0x80 {
@@ -695,7 +698,7 @@ fn children(
     start: usize,
     end: usize,
     max: usize,
-) -> Option<(Vec<(u8, usize, usize)>, bool)> {
+) -> Option<(Vec<Tlv>, bool)> {
     let mut kids = Vec::new();
     let mut at = start;
     while at < end && kids.len() < max {
@@ -721,7 +724,7 @@ fn classify(buf: &[u8], at: usize) -> Option<&'static str> {
         return None;
     }
     let (kids, exact) = children(buf, s, e, 10)?;
-    let int_is = |k: &(u8, usize, usize), v: u8| k.0 == INTEGER && buf[k.1..k.2] == [v];
+    let int_is = |k: &Tlv, v: u8| k.0 == INTEGER && buf[k.1..k.2] == [v];
     if kids.len() >= 3
         && (int_is(&kids[0], 0) || int_is(&kids[0], 1))
         && kids[1].0 == SEQUENCE
