@@ -2,21 +2,29 @@
 # OCSP responses per second: Ferrocore's responder (plain-HTTP PKI listener, POST /ocsp) vs
 # the `openssl ocsp` responder, same request bytes, same signing certificate and key (the
 # delegated P-256 OCSP signer Ferrocore created), same load generator (wrk + a Lua script
-# POSTing the DER), alternating runs; with a new connection per request (`Connection:
+# POSTing DER requests), alternating runs; with a new connection per request (`Connection:
 # close`) and with keep-alive.
+#
+# Request corpora (CORPORA, each measured in every round):
+#   mix          the headline: CERTS device certificates enrolled over EST, one request per
+#                certificate and CertID hash (SHA-1 and SHA-256), no nonce (RFC 5019 relying
+#                parties); wrk picks one of the 2 x CERTS bodies at random for every request
+#   single       one request (the first certificate, SHA-1, no nonce) replayed: Ferrocore's
+#                answer cache then serves every request after the first
+#   mix-nonce    the mix with a nonce in every request: both responders sign every answer
+#   single-nonce one request with a nonce, replayed
 #
 # Usage: bench/ocsp.sh [--no-build]
 #   --no-build  use target/release (or $BIN_DIR) as built.
 # Knobs (environment, defaults in brackets):
-#   ROUNDS [3]          rounds; each round runs every target in every mode once, in order
+#   ROUNDS [3]          rounds; each round runs every corpus x mode x target once, in order
 #   DURATION [10]       seconds per run
 #   CONNECTIONS [16]    wrk connections;  WRK_THREADS [1] wrk threads
 #   PEER_MULTI ["1 2"]  openssl ocsp responders to compare, one per -multi value (worker processes)
+#   CERTS [200]         certificates in the mix corpora
+#   CORPORA ["mix single mix-nonce"]   MODES ["close keepalive"]
 #   KEEP [0]            1: keep the temp dir
 #   PERF_OUT [unset]    a path: `perf record -g` of Ferrocore during its new-connection runs
-#   NONCE [0]           1: the request carries a nonce, so every answer is signed afresh by
-#                       both responders (Ferrocore reuses a signed answer to a nonce-less
-#                       request for up to 60 s, `openssl ocsp` never does)
 #
 # `openssl ocsp` binds every interface, so the script re-runs itself in a loopback-only
 # network namespace (`unshare -n`) after building: both responders and wrk run inside it.
@@ -30,9 +38,9 @@ CONNECTIONS="${CONNECTIONS:-16}"
 WRK_THREADS="${WRK_THREADS:-1}"
 PEER_MULTI="${PEER_MULTI:-1 2}"
 KEEP="${KEEP:-0}"
-NONCE="${NONCE:-0}"
-NO_NONCE=(-no_nonce)
-if [ "$NONCE" = 1 ]; then NO_NONCE=(); fi
+CERTS="${CERTS:-200}"
+CORPORA="${CORPORA:-mix single mix-nonce}"
+MODES="${MODES:-close keepalive}"
 die() { echo "ocsp.sh: $*" >&2; exit 1; }
 
 if [ -z "${OCSP_BENCH_IN_NS:-}" ]; then
@@ -56,7 +64,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- Ferrocore, with one enrolled device certificate (EST, curl) ---
+# --- Ferrocore, with CERTS device certificates enrolled over EST (openssl + curl) ---
 export FERROCORE_LISTENERS_DEVICE=127.0.0.1:18443 FERROCORE_LISTENERS_SYNC_TLS="" \
        FERROCORE_LISTENERS_ADMIN=127.0.0.1:18444 FERROCORE_LISTENERS_STOREFRONT=127.0.0.1:18445 \
        FERROCORE_LISTENERS_PKI=127.0.0.1:18080 FERROCORE_SERVER_HOSTNAMES=127.0.0.1 RUST_LOG=warn
@@ -66,20 +74,42 @@ for _ in $(seq 100); do grep -q "ferrocore ready" "$W/ferrocore.out" 2>/dev/null
 grep -q "ferrocore ready" "$W/ferrocore.out" || { cat "$W/ferrocore.log"; die "ferrocore did not start"; }
 ADMIN=("$BIN_DIR/ferrocore" admin --url https://127.0.0.1:18444 --data-dir "$W/data")
 "${ADMIN[@]}" users add bench --password 'Bench-pass1' > /dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dev.key" \
-    -subj /CN=bench-device -outform DER -out "$W/dev.csr" 2>/dev/null
-openssl base64 -in "$W/dev.csr" > "$W/dev.b64"
-curl -sS --fail --cacert "$W/data/ca/ca.pem" -u bench:Bench-pass1 -H 'Content-Type: application/pkcs10' \
-    --data-binary @"$W/dev.b64" https://127.0.0.1:18443/.well-known/est/simpleenroll > "$W/dev.p7.b64"
-openssl base64 -d -in "$W/dev.p7.b64" | openssl pkcs7 -inform DER -print_certs -out "$W/dev.pem"
 CA="$W/data/ca/ca.pem"
-openssl ocsp -issuer "$CA" -cert "$W/dev.pem" -reqout "$W/req.der" "${NO_NONCE[@]}" > /dev/null
+mkdir -p "$W/certs" "$W/req"
+enroll() { # I: key, CSR, EST simpleenroll, certificate, then its OCSP requests
+    local i="$1" d="$W/certs"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$i.key" \
+        -subj "/CN=bench-device-$i" -outform DER -out "$d/$i.csr" 2>/dev/null
+    openssl base64 -in "$d/$i.csr" > "$d/$i.b64"
+    curl -sS --fail --cacert "$CA" -u bench:Bench-pass1 -H 'Content-Type: application/pkcs10' \
+        --data-binary @"$d/$i.b64" https://127.0.0.1:18443/.well-known/est/simpleenroll > "$d/$i.p7.b64"
+    openssl base64 -d -in "$d/$i.p7.b64" | openssl pkcs7 -inform DER -print_certs -out "$d/$i.pem"
+    for h in sha1 sha256; do
+        openssl ocsp -issuer "$CA" -"$h" -cert "$d/$i.pem" -reqout "$W/req/$i-$h.der" -no_nonce > /dev/null
+        openssl ocsp -issuer "$CA" -"$h" -cert "$d/$i.pem" -reqout "$W/req/$i-$h-nonce.der" > /dev/null
+    done
+}
+export -f enroll
+export W CA
+seq "$CERTS" | xargs -P 4 -I{} bash -c 'enroll {}'
+for i in $(seq "$CERTS"); do
+    for h in sha1 sha256; do
+        echo "$W/req/$i-$h.der" >> "$W/corpus-mix"
+        echo "$W/req/$i-$h-nonce.der" >> "$W/corpus-mix-nonce"
+    done
+done
+echo "$W/req/1-sha1.der" > "$W/corpus-single"
+echo "$W/req/1-sha1-nonce.der" > "$W/corpus-single-nonce"
+echo "enrolled $CERTS certificates; $(wc -l < "$W/corpus-mix") distinct requests per mix corpus"
 
-# --- the peer: openssl ocsp with an index naming the same certificate as valid ---
-serial="$(openssl x509 -in "$W/dev.pem" -noout -serial | cut -d= -f2)"
-expiry="$(date -u -d "$(openssl x509 -in "$W/dev.pem" -noout -enddate | cut -d= -f2)" +%y%m%d%H%M%SZ)"
-subject="$(openssl x509 -in "$W/dev.pem" -noout -subject -nameopt compat | sed 's/^subject=//')"
-printf 'V\t%s\t\t%s\tunknown\t%s\n' "$expiry" "$serial" "$subject" > "$W/index.txt"
+# --- the peer: openssl ocsp with an index naming the same certificates as valid ---
+for i in $(seq "$CERTS"); do
+    c="$W/certs/$i.pem"
+    serial="$(openssl x509 -in "$c" -noout -serial | cut -d= -f2)"
+    expiry="$(date -u -d "$(openssl x509 -in "$c" -noout -enddate | cut -d= -f2)" +%y%m%d%H%M%SZ)"
+    subject="$(openssl x509 -in "$c" -noout -subject -nameopt compat | sed 's/^subject=//')"
+    printf 'V\t%s\t\t%s\tunknown\t%s\n' "$expiry" "$serial" "$subject" >> "$W/index.txt"
+done
 declare -A URL PORT
 URL[ferrocore]="http://127.0.0.1:18080/ocsp"
 port=19080
@@ -100,8 +130,8 @@ start_peer() { # TARGET
     PEER_PID=$!
     PIDS+=("$PEER_PID")
     for _ in $(seq 50); do
-        curl -s -o /dev/null -H 'Content-Type: application/ocsp-request' --data-binary @"$W/req.der" \
-            "${URL[$t]}" && return 0
+        curl -s -o /dev/null -H 'Content-Type: application/ocsp-request' \
+            --data-binary @"$W/req/1-sha1.der" "${URL[$t]}" && return 0
         sleep 0.1
     done
     die "$t did not start"
@@ -116,17 +146,22 @@ stop_peer() {
 TARGETS=(ferrocore)
 for m in $PEER_MULTI; do TARGETS+=("openssl-multi$m"); done
 
-# Both answer the same request with a verified "good".
+# Every responder answers requests of every corpus with a verified "good" (a sample of 8
+# bodies from each: the first, the last and six at random).
 for t in "${TARGETS[@]}"; do
     [ "$t" = ferrocore ] || start_peer "$t"
-    curl -sS --fail -H 'Content-Type: application/ocsp-request' --data-binary @"$W/req.der" \
-        "${URL[$t]}" -o "$W/resp-$t.der"
-    # Without -cert: openssl would build its own request (with a new nonce) to check against.
-    out="$(openssl ocsp -respin "$W/resp-$t.der" -reqin "$W/req.der" -issuer "$CA" \
-        -CAfile "$CA" -resp_text 2>&1)"
-    echo "$out" | grep -q "Response verify OK" && echo "$out" | grep -q "Cert Status: good" \
-        || die "$t: unexpected answer: $out"
-    echo "$t: $(stat -c %s "$W/resp-$t.der")-byte answer, verified good"
+    for corpus in $CORPORA; do
+        for req in $( (head -1; tail -1) < "$W/corpus-$corpus"; shuf -n 6 "$W/corpus-$corpus"); do
+            curl -sS --fail -H 'Content-Type: application/ocsp-request' --data-binary @"$req" \
+                "${URL[$t]}" -o "$W/resp-$t.der"
+            # Without -cert: openssl would build its own request (with a new nonce) to check against.
+            out="$(openssl ocsp -respin "$W/resp-$t.der" -reqin "$req" -issuer "$CA" \
+                -CAfile "$CA" -resp_text 2>&1)"
+            echo "$out" | grep -q "Response verify OK" && echo "$out" | grep -q "Cert Status: good" \
+                || die "$t, $req: unexpected answer: $out"
+        done
+    done
+    echo "$t: answers verified good ($(stat -c %s "$W/resp-$t.der") bytes)"
     stop_peer
 done
 
@@ -136,55 +171,74 @@ cat > "$W/post.lua" <<'LUA'
 function wrk.resolve(host, service)
    wrk.addrs = wrk.lookup(host, service)
 end
-local f = assert(io.open(os.getenv("REQ_DER"), "rb"))
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/ocsp-request"
-if os.getenv("CLOSE") == "1" then
-   wrk.headers["Connection"] = "close"
-else
-   -- `openssl ocsp` keeps a connection open only when asked to (HTTP/1.0 style).
-   wrk.headers["Connection"] = "keep-alive"
+-- `openssl ocsp` keeps a connection open only when asked to (HTTP/1.0 style).
+local conn = "keep-alive"
+if os.getenv("CLOSE") == "1" then conn = "close" end
+local reqs = {}
+for path in io.lines(os.getenv("CORPUS")) do
+   local f = assert(io.open(path, "rb"))
+   local body = f:read("*a")
+   f:close()
+   reqs[#reqs + 1] = wrk.format("POST", nil,
+      {["Content-Type"] = "application/ocsp-request", ["Connection"] = conn}, body)
+end
+math.randomseed(os.time())
+function request()
+   return reqs[math.random(#reqs)]
 end
 LUA
 
-echo "nonce=$NONCE rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS wrk-threads=$WRK_THREADS nproc=$(nproc)"
+echo "corpora=[$CORPORA] certs=$CERTS rounds=$ROUNDS duration=${DURATION}s connections=$CONNECTIONS wrk-threads=$WRK_THREADS nproc=$(nproc) load=$(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A RES
 for r in $(seq "$ROUNDS"); do
-    for mode in close keepalive; do
-        for t in "${TARGETS[@]}"; do
-            close=0; [ "$mode" = close ] && close=1
-            [ "$t" = ferrocore ] || start_peer "$t"
-            PERF_PID=""
-            if [ -n "${PERF_OUT:-}" ] && [ "$t" = ferrocore ] && [ "$close" = 1 ]; then
-                perf record -F 1999 -g -p "$FC_PID" -o "$PERF_OUT.r$r" 2>/dev/null &
-                PERF_PID=$!
-            fi
-            out="$(REQ_DER="$W/req.der" CLOSE=$close wrk -t"$WRK_THREADS" -c"$CONNECTIONS" \
-                -d"${DURATION}s" -s "$W/post.lua" "${URL[$t]}" 2>&1)"
-            stop_peer
-            if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
-            rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
-            errs="$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ';' || true)"
-            echo "round $r $mode $t: $rps req/s ${errs}"
-            RES["$t $mode"]+="$rps "
+    for corpus in $CORPORA; do
+        for mode in $MODES; do
+            for t in "${TARGETS[@]}"; do
+                close=0; [ "$mode" = close ] && close=1
+                [ "$t" = ferrocore ] || start_peer "$t"
+                PERF_PID=""
+                if [ -n "${PERF_OUT:-}" ] && [ "$t" = ferrocore ] && [ "$close" = 1 ]; then
+                    perf record -F 1999 -g -p "$FC_PID" -o "$PERF_OUT.$corpus.r$r" 2>/dev/null &
+                    PERF_PID=$!
+                fi
+                out="$(CORPUS="$W/corpus-$corpus" CLOSE=$close wrk -t"$WRK_THREADS" -c"$CONNECTIONS" \
+                    -d"${DURATION}s" -s "$W/post.lua" "${URL[$t]}" 2>&1)"
+                stop_peer
+                if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+                rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
+                errs="$(echo "$out" | grep -E 'Non-2xx|Socket errors' | tr -s ' ' | tr '\n' ';' || true)"
+                echo "round $r $corpus $mode $t: $rps req/s ${errs} (load $(cut -d' ' -f1 /proc/loadavg))"
+                RES["$corpus $t $mode"]+="$rps "
+            done
         done
     done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
-echo "| responder | new connection per request (median req/s) | keep-alive (median req/s) |"
-echo "|---|---:|---:|"
-for t in "${TARGETS[@]}"; do
-    echo "| $t | $(echo "${RES["$t close"]}" | median) | $(echo "${RES["$t keepalive"]}" | median) |"
+echo "| requests | responder | new connection per request, median req/s (runs) | keep-alive, median req/s (runs) |"
+echo "|---|---|---:|---:|"
+for corpus in $CORPORA; do
+    for t in "${TARGETS[@]}"; do
+        line="| $corpus | $t |"
+        for mode in close keepalive; do
+            runs="${RES["$corpus $t $mode"]:-}"
+            if [ -n "$runs" ]; then
+                line+=" $(echo "$runs" | median) ($(echo $runs | sed 's/ / \/ /g')) |"
+            else
+                line+=" - |"
+            fi
+        done
+        echo "$line"
+    done
 done
-fc_close="$(echo "${RES["ferrocore close"]}" | median)"
-fc_keep="$(echo "${RES["ferrocore keepalive"]}" | median)"
-for m in $PEER_MULTI; do
-    pc="$(echo "${RES["openssl-multi$m close"]}" | median)"
-    pk="$(echo "${RES["openssl-multi$m keepalive"]}" | median)"
-    awk -v a="$fc_close" -v b="$pc" -v c="$fc_keep" -v d="$pk" -v m="$m" \
-        'BEGIN {printf "ratio ferrocore / openssl-multi%s: new connection %s, keep-alive %s\n", m, (b > 0 ? sprintf("%.2fx", a/b) : "n/a"), (d > 0 ? sprintf("%.2fx", c/d) : "n/a")}'
+for corpus in $CORPORA; do
+    for mode in $MODES; do
+        fc="$(echo "${RES["$corpus ferrocore $mode"]}" | median)"
+        for m in $PEER_MULTI; do
+            pc="$(echo "${RES["$corpus openssl-multi$m $mode"]}" | median)"
+            awk -v a="$fc" -v b="$pc" -v m="$m" -v c="$corpus" -v mo="$mode" \
+                'BEGIN {printf "ratio %s %s ferrocore / openssl-multi%s: %s\n", c, mo, m, (b > 0 ? sprintf("%.2fx", a/b) : "n/a")}'
+        done
+    done
 done

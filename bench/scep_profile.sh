@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One Ferrocore server under `ferrocore-agent scep-bench` (plain-HTTP PKI listener, static
 # challenge, 64 client keys reused for the preparation), for profiling and A/B runs of two
-# builds: prints the bench's JSON report and the server's CPU time per enrollment.
+# builds: prints the bench's JSON report and the server's CPU time per request.
 #   [B=DIR] bench/scep_profile.sh [requests=600] [concurrency=8] [cpu|perf|strace]
 # B: directory holding the release `ferrocore` and `ferrocore-agent` (default
 #    /var/tmp/ferrocore-release/release; build them first). Alternate two B=... for an A/B.
@@ -47,7 +47,7 @@ case "$mode" in
 esac
 bench -n "$n"
 c1=$(cpu $fpid)
-echo "server cpu ms/enrollment: $(python3 -c "print(($c1-$c0)*1000/$(getconf CLK_TCK)/$n)")"
+echo "server cpu ms/request (over all $n requests): $(python3 -c "print(($c1-$c0)*1000/$(getconf CLK_TCK)/$n)")"
 [ "$mode" = cpu ] || { kill -INT $ppid; wait $ppid || true; }
 kill $fpid; wait 2>/dev/null || true
 '

@@ -10,16 +10,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Debian packages, by the command each provides.
 declare -A pkg_of=(
   [openssl]=openssl [curl]=curl [faketime]=faketime [nginx]=nginx [haproxy]=haproxy
-  [certmonger]=certmonger [scepclient]=scep [ip]=iproute2 [unshare]=util-linux
+  [certmonger]=certmonger [scepclient]=scep [ip]=iproute2 [unshare]=util-linux [sqlite3]=sqlite3
 )
 need=()
 for cmd in "${!pkg_of[@]}"; do
   command -v "$cmd" >/dev/null || need+=("${pkg_of[$cmd]}")
 done
-# OpenSSL's legacy provider (PKCS#12 with 3DES/RC2, as older Apple OSes read).
-if ! openssl list -providers -provider legacy >/dev/null 2>&1; then
-  need+=(openssl)
-fi
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or install them: apt-get install -y ${need[*]}" >&2
@@ -27,6 +23,13 @@ if ((${#need[@]})); then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+# OpenSSL's legacy provider (the portal tests export a -legacy PKCS#12, as older Apple OSes
+# read): part of libssl3 on Debian 12, its own package on Debian 13.
+if ! openssl list -providers -provider legacy >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl-provider-legacy \
+    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --reinstall libssl3
 fi
 
 # PyYAML: Apple's profile schemas, read by check_payload.py (ferrocore-apple's profile tests).

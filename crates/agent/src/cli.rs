@@ -77,8 +77,16 @@ pub struct ScepBenchArgs {
     #[arg(long, value_name = "CA.pem")]
     pub ca: Option<PathBuf>,
     /// Challenge password put in every CSR (a static challenge).
-    #[arg(long)]
-    pub challenge: String,
+    #[arg(
+        long,
+        required_unless_present = "challenges_file",
+        conflicts_with = "challenges_file"
+    )]
+    pub challenge: Option<String>,
+    /// One challenge per line, enrollment i using line i (one-time challenges: the path MDM
+    /// enrollments take); at least as many lines as enrollments.
+    #[arg(long, value_name = "FILE")]
+    pub challenges_file: Option<PathBuf>,
     /// Parallel connections.
     #[arg(short = 'c', long, default_value_t = 8)]
     pub concurrency: usize,
@@ -264,7 +272,18 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
         let opts = crate::scep_bench::BenchOptions {
             url: args.url.clone(),
             ca_pem: args.ca.as_deref().map(read_pem).transpose()?,
-            challenge: args.challenge.clone(),
+            challenges: match (&args.challenge, &args.challenges_file) {
+                (_, Some(file)) => crate::scep_bench::Challenges::PerRequest(
+                    read_pem(file)?
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                (Some(c), None) => crate::scep_bench::Challenges::Static(c.clone()),
+                (None, None) => anyhow::bail!("--challenge or --challenges-file is required"),
+            },
             concurrency: args.concurrency,
             requests: args.requests,
             keys: args.keys,

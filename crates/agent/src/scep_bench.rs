@@ -5,7 +5,10 @@
 //! up front (RSA-2048 key, CSR with the challenge, self-signed signer, envelope to the RA
 //! or CA): the timed part is only the server's work. `concurrency` workers each keep one
 //! HTTP/1.1 connection (plain `http://` or `https://` with `--ca`) and POST the prepared
-//! messages; an enrollment counts when the answer is a CertRep with pkiStatus SUCCESS.
+//! messages; an enrollment counts when the answer is a CertRep with pkiStatus SUCCESS, and
+//! every HTTP answer (a FAILURE CertRep or an error status too) counts as answered, so CPU
+//! per request can be taken over all the work a server did. Challenges are one static
+//! password or one per request (one-time challenges, `--challenges-file`).
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -24,7 +27,7 @@ pub struct BenchOptions {
     pub url: String,
     /// CA (PEM) of an `https://` server.
     pub ca_pem: Option<String>,
-    pub challenge: String,
+    pub challenges: Challenges,
     pub concurrency: usize,
     pub requests: usize,
     /// RSA keys to prepare; requests use them in turn (each request still has its own CSR,
@@ -32,12 +35,27 @@ pub struct BenchOptions {
     pub keys: usize,
 }
 
+/// The challenge passwords the CSRs carry.
+#[derive(Debug, Clone)]
+pub enum Challenges {
+    /// The same (static) challenge in every CSR.
+    Static(String),
+    /// Challenge i in CSR i (one-time challenges).
+    PerRequest(Vec<String>),
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub url: String,
+    /// `static` or `one-time`.
+    pub challenges: &'static str,
     pub requests: usize,
     pub succeeded: usize,
+    /// Requests that got no SUCCESS CertRep (failed answers and transport errors).
     pub failed: usize,
+    /// Requests the server answered at all (any HTTP answer: SUCCESS, a FAILURE CertRep, an
+    /// error status): the work the server did.
+    pub answered: usize,
     pub concurrency: usize,
     pub cipher: &'static str,
     pub elapsed_secs: f64,
@@ -45,9 +63,9 @@ pub struct BenchReport {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub prepare_secs: f64,
-    /// The client's own CPU time (all threads) during the timed part, per enrollment; `None`
-    /// where `/proc/self/stat` cannot be read.
-    pub client_cpu_ms_per_enrollment: Option<f64>,
+    /// The client's own CPU time (all threads) during the timed part, per answered request;
+    /// `None` where `/proc/self/stat` cannot be read.
+    pub client_cpu_ms_per_request: Option<f64>,
 }
 
 /// CPU time (user + system, all threads) of this process so far, in clock ticks (Linux).
@@ -197,11 +215,20 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
     let keys = Arc::new(parallel(key_count, |_| -> Result<RsaKey> {
         Ok(RsaKey::generate_2048()?)
     })?);
-    let challenge = Arc::new(opts.challenge.clone());
+    if let Challenges::PerRequest(c) = &opts.challenges
+        && c.len() < n
+    {
+        bail!("{} challenges for {n} enrollments", c.len());
+    }
+    let challenges = Arc::new(opts.challenges.clone());
     let messages = parallel(n, move |i| -> Result<Bytes> {
         let key = &keys[i % keys.len()];
         let cn = format!("bench-{i}");
-        let csr = scep::rsa_csr(key, &cn, Some(&challenge))?;
+        let challenge = match &*challenges {
+            Challenges::Static(c) => c,
+            Challenges::PerRequest(c) => &c[i],
+        };
+        let csr = scep::rsa_csr(key, &cn, Some(challenge))?;
         let signer = scep::self_signed_rsa(key, &cn, time::OffsetDateTime::now_utc())?;
         // The key's hash (RFC 8894), made unique per request when keys are reused.
         let mut tx = scep::transaction_id_for(key.spki_der());
@@ -223,11 +250,12 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut failed = 0usize;
+            let mut answered = 0usize;
             let mut conn = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= messages.len() {
-                    return (lat, failed);
+                    return (lat, failed, answered);
                 }
                 if conn.is_none() {
                     conn = target.connect().await.ok();
@@ -246,8 +274,14 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
                     )
                     .await
                 {
-                    Ok((200, _, body)) if succeeded(&body) => lat.push(t.elapsed()),
-                    Ok(_) => failed += 1,
+                    Ok((200, _, body)) if succeeded(&body) => {
+                        answered += 1;
+                        lat.push(t.elapsed());
+                    }
+                    Ok(_) => {
+                        answered += 1;
+                        failed += 1;
+                    }
                     Err(_) => {
                         failed += 1;
                         conn = None;
@@ -258,15 +292,17 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
     }
     let mut lat: Vec<Duration> = Vec::new();
     let mut failed = 0;
+    let mut answered = 0;
     for w in workers {
-        let (l, f) = w.await?;
+        let (l, f, a) = w.await?;
         lat.extend(l);
         failed += f;
+        answered += a;
     }
     let elapsed = clock.elapsed().as_secs_f64();
-    let client_cpu_ms_per_enrollment = match (cpu0, own_cpu_ticks()) {
-        (Some(a), Some(b)) if !lat.is_empty() => {
-            Some(b.saturating_sub(a) as f64 * 1000.0 / TICKS_PER_SEC / lat.len() as f64)
+    let client_cpu_ms_per_request = match (cpu0, own_cpu_ticks()) {
+        (Some(a), Some(b)) if answered > 0 => {
+            Some(b.saturating_sub(a) as f64 * 1000.0 / TICKS_PER_SEC / answered as f64)
         }
         _ => None,
     };
@@ -277,9 +313,14 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
     };
     Ok(BenchReport {
         url: opts.url,
+        challenges: match opts.challenges {
+            Challenges::Static(_) => "static",
+            Challenges::PerRequest(_) => "one-time",
+        },
         requests: opts.requests,
         succeeded: lat.len(),
         failed,
+        answered,
         concurrency: opts.concurrency,
         cipher: cipher.name(),
         elapsed_secs: elapsed,
@@ -287,6 +328,6 @@ pub async fn run(opts: BenchOptions) -> Result<BenchReport> {
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         prepare_secs,
-        client_cpu_ms_per_enrollment,
+        client_cpu_ms_per_request,
     })
 }

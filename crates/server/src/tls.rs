@@ -355,3 +355,167 @@ impl TlsState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrocore_pki::{ClientProfile, LocalCa, parse_csr};
+    use time::{Duration, OffsetDateTime};
+
+    const UUID: &str = "5b0c3f1e-8a2d-4c6b-9e7f-1a2b3c4d5e6f";
+
+    fn t0() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    /// A client identity from `ca`, issued at `at` for `days`.
+    fn client(ca: &LocalCa, at: OffsetDateTime, days: i64) -> ferrocore_pki::IssuedCert {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let csr = rcgen::CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap();
+        let csr = parse_csr(csr.der()).unwrap();
+        let profile = ClientProfile {
+            device_uuid: UUID.into(),
+            username: "alice".into(),
+            email: None,
+            upn: None,
+            lifetime: Duration::days(days),
+            crl_url: None,
+            ocsp_url: None,
+        };
+        ca.issue_client(&csr, &profile, at).unwrap()
+    }
+
+    fn der(d: &[u8]) -> CertificateDer<'static> {
+        CertificateDer::from(d.to_vec())
+    }
+
+    /// The stable code and message of a rejection; panics on anything else.
+    fn rejected(c: ClientCert) -> (&'static str, String) {
+        match c {
+            ClientCert::Rejected(e) => (e.code(), e.to_string()),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_current_identity_of_a_trusted_ca_is_verified() {
+        let ca = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let store = TrustStore::new(&[ca.cert_der().to_vec()]).unwrap();
+        let cert = client(&ca, t0(), 30);
+        match store.verify(&[der(&cert.der)], t0() + Duration::days(1)) {
+            ClientCert::Verified(p) => {
+                assert_eq!(p.serial, cert.serial_hex);
+                assert_eq!(p.not_after, cert.not_after.unix_timestamp());
+                assert_eq!(
+                    p.sha256.as_deref(),
+                    Some(
+                        ferrocore_pki::cert_info(&cert.der)
+                            .unwrap()
+                            .sha256_hex
+                            .as_str()
+                    )
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(store.verify(&[], t0()), ClientCert::None));
+    }
+
+    /// An expired identity of a trusted CA is passed on as verified with its notAfter, the
+    /// chain checked as of that second: the domain decides (renewal grace, or
+    /// `certificate_expired`). One from a foreign CA stays refused (below).
+    #[test]
+    fn expired_is_verified_as_of_its_not_after_for_the_domain_to_judge() {
+        let ca = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let store = TrustStore::new(&[ca.cert_der().to_vec()]).unwrap();
+        let cert = client(&ca, t0(), 30);
+        for at in [cert.not_after, cert.not_after + Duration::days(400)] {
+            match store.verify(&[der(&cert.der)], at) {
+                ClientCert::Verified(p) => {
+                    assert_eq!(p.serial, cert.serial_hex);
+                    assert_eq!(p.not_after, cert.not_after.unix_timestamp());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Expired, and also signed by the wrong key: the chain check as of notAfter refuses.
+        let impostor = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let forged = client(&impostor, t0(), 30);
+        let (code, _) =
+            rejected(store.verify(&[der(&forged.der)], forged.not_after + Duration::days(1)));
+        assert_eq!(code, "certificate_unknown");
+    }
+
+    #[test]
+    fn not_yet_valid_is_refused() {
+        let ca = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let store = TrustStore::new(&[ca.cert_der().to_vec()]).unwrap();
+        // notBefore is five minutes before issuance.
+        let cert = client(&ca, t0(), 30);
+        let (code, msg) = rejected(store.verify(&[der(&cert.der)], t0() - Duration::minutes(6)));
+        assert_eq!(code, "certificate_unknown");
+        assert!(msg.contains("NotValidYet"), "{msg}");
+    }
+
+    #[test]
+    fn a_server_certificate_is_not_a_client_identity() {
+        let ca = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let store = TrustStore::new(&[ca.cert_der().to_vec()]).unwrap();
+        let (server, _key) = ca
+            .issue_server(&["device.example.test".into()], Duration::days(30), t0())
+            .unwrap();
+        let (code, msg) = rejected(store.verify(&[der(&server.der)], t0() + Duration::days(1)));
+        assert_eq!(code, "certificate_unknown");
+        assert!(msg.contains("RequiredEkuNotFound"), "{msg}");
+    }
+
+    #[test]
+    fn a_foreign_chain_is_refused_even_with_its_ca_attached() {
+        let ca = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let foreign = LocalCa::generate("Foreign", t0() - Duration::days(1)).unwrap();
+        let store = TrustStore::new(&[ca.cert_der().to_vec()]).unwrap();
+        let cert = client(&foreign, t0(), 30);
+        let at = t0() + Duration::days(1);
+        // A CA with the trusted CA's name but another key is foreign too.
+        let impostor = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let forged = client(&impostor, t0(), 30);
+        let (code, _) = rejected(store.verify(&[der(&forged.der)], at));
+        assert_eq!(code, "certificate_unknown");
+        for chain in [
+            vec![der(&cert.der)],
+            vec![der(&cert.der), der(foreign.cert_der())],
+        ] {
+            let (code, msg) = rejected(store.verify(&chain, at));
+            assert_eq!(code, "certificate_unknown");
+            assert!(
+                msg.contains("not issued by a CA this server trusts"),
+                "{msg}"
+            );
+        }
+        // Expired as well: still foreign, never "expired" (which would admit renewal).
+        let (code, _) =
+            rejected(store.verify(&[der(&cert.der)], cert.not_after + Duration::days(1)));
+        assert_eq!(code, "certificate_unknown");
+        // The same CA trusted: verified.
+        store
+            .set(&[ca.cert_der().to_vec(), foreign.cert_der().to_vec()])
+            .unwrap();
+        assert!(matches!(
+            store.verify(&[der(&cert.der)], at),
+            ClientCert::Verified(_)
+        ));
+    }
+
+    #[test]
+    fn the_ca_itself_is_not_a_client_identity() {
+        let ca = LocalCa::generate("Trusted", t0() - Duration::days(1)).unwrap();
+        let store = TrustStore::new(&[ca.cert_der().to_vec()]).unwrap();
+        let (code, msg) = rejected(store.verify(&[der(ca.cert_der())], t0()));
+        assert_eq!(code, "certificate_unknown");
+        assert!(msg.contains("CaUsedAsEndEntity"), "{msg}");
+        let (code, _) = rejected(store.verify(&[der(b"\x30\x03\x02\x01\x00")], t0()));
+        assert_eq!(code, "certificate_unknown");
+    }
+}

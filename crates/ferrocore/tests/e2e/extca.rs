@@ -41,50 +41,18 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const INNER: &str = "FERROCORE_EXTCA_E2E_INNER";
 const CHALLENGE: &str = "secret";
 
 #[test]
 fn external_scep_ca_enrollment_configuration() {
-    in_namespace("external_scep_ca_enrollment_configuration", scenario);
+    common::in_namespace("extca::external_scep_ca_enrollment_configuration", scenario);
 }
 
 #[test]
 fn external_intermediate_ca_over_https() {
-    in_namespace(
-        "external_intermediate_ca_over_https",
+    common::in_namespace(
+        "extca::external_intermediate_ca_over_https",
         https_intermediate_scenario,
-    );
-}
-
-/// Runs `scenario` in the inner run; the outer run re-executes exactly test `name` inside a
-/// new network namespace with only loopback up.
-fn in_namespace(name: &str, scenario: fn()) {
-    if std::env::var_os(INNER).is_some() {
-        scenario();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(exe)
-        .args([
-            &format!("extca::{name}"),
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER, "1");
-    let out = cmd.output().expect("run unshare");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the scenario failed inside `unshare -n` (root or CAP_SYS_ADMIN needed):\n{stdout}\n{stderr}"
-    );
-    assert!(
-        stdout.contains("1 passed"),
-        "the inner run did not run the scenario:\n{stdout}\n{stderr}"
     );
 }
 

@@ -16,6 +16,7 @@ mod extca;
 mod frontend;
 mod lifecycle_faketime;
 mod migration;
+mod nokey;
 mod ocsp;
 mod ownership;
 mod portal;

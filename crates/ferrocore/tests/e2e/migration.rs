@@ -33,6 +33,9 @@ fn legacy_android_agent_migrates_without_registering_again() {
         .as_str()
         .unwrap()
         .to_owned();
+    // What migration must keep: the device row, registered once.
+    let before = s.device(&id);
+    assert!(before["registered_at"].as_i64().is_some(), "{before}");
     s.admin_ok(&["settings", "mutual-auth", "enable"]);
     let search = |status: &str| s.admin_ok(&["devices", "list", "--migration-status", status]);
     assert_eq!(ids(&search("none")).len(), 2);
@@ -57,7 +60,9 @@ fn legacy_android_agent_migrates_without_registering_again() {
     let dev = s.device(&id);
     assert_eq!(dev["listener"], "device");
     assert_eq!(dev["mode"], "mutual");
-    assert_eq!(dev["registered_at"], s.device(&id)["registered_at"]);
+    assert_eq!(dev["registered_at"], before["registered_at"], "{dev}");
+    assert_eq!(dev["device_uuid"], before["device_uuid"], "{dev}");
+    assert_eq!(s.device_total(), 2, "no second device row");
 
     // The agent that cannot migrate shows "not supported" and keeps working on sync-TLS.
     s.checkin_ok(&old);

@@ -359,11 +359,13 @@ fn bad_scep_requests_get_stable_errors() {
     assert!(sync.body.contains("AES"));
 }
 
-/// Deleting a user revokes their one-time challenges and removes the static challenge naming
-/// them, in the same transaction: scepclient gets FAILURE badRequest with either, exactly as
-/// for an unknown challenge, and nothing is enrolled.
+/// A static challenge enrolls devices with scepclient, each a new mdm device of the user and
+/// platform it names, and is not consumed (a second device enrolls with it; it is no grant).
+/// Deleting a user (after retiring those devices) revokes their one-time challenges and
+/// removes the static challenge naming them, in the same transaction: scepclient gets FAILURE
+/// badRequest with either, exactly as for an unknown challenge, and nothing is enrolled.
 #[test]
-fn challenges_of_a_deleted_user_are_refused_to_scepclient() {
+fn static_challenge_enrolls_and_challenges_of_a_deleted_user_are_refused_to_scepclient() {
     let server = Server::start();
     server.add_user("dave");
     let one_time = server.admin_ok(&[
@@ -389,6 +391,49 @@ fn challenges_of_a_deleted_user_are_refused_to_scepclient() {
         .as_str()
         .expect("static challenge")
         .to_owned();
+    assert_eq!(fixed.len(), 40, "40 hex digits: {fixed}");
+
+    // The static challenge enrolls, twice: two new devices of dave's on iOS.
+    let grants = server.grant_ids(&[]);
+    let mut enrolled = Vec::new();
+    for name in ["static-1", "static-2"] {
+        let dir = server.path(name);
+        let out = scepclient(&server, &dir, Some(&fixed));
+        assert_eq!(out.code, 0, "{name}: {out:?}\n{}", server.log());
+        openssl_ok(
+            &dir,
+            &[
+                "verify",
+                "-CAfile",
+                server.ca_pem().to_str().unwrap(),
+                "cert.pem",
+            ],
+        );
+        let d = device_by_serial(&server, &serial_of(&dir, "cert.pem"));
+        assert_eq!(d["username"], "dave", "{d}");
+        assert_eq!(d["platform"], "ios", "{d}");
+        assert_eq!(d["client_kind"], "mdm", "{d}");
+        assert_eq!(d["mode"], "mutual", "{d}");
+        let r = checkin_with(&server, &dir);
+        assert_eq!(r.status, 200, "{name}: {r:?}");
+        enrolled.push(d["device_id"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(enrolled[0], enrolled[1]);
+    assert_eq!(server.device_total(), 2);
+    assert_eq!(
+        server.grant_ids(&[]),
+        grants,
+        "the static challenge is no grant"
+    );
+    assert_eq!(
+        server.admin_ok(&["grant", "show", &id])["state"],
+        "active",
+        "the one-time challenge was not used"
+    );
+
+    for d in &enrolled {
+        server.admin_ok(&["devices", "retire", d]);
+    }
     server.admin_ok(&["users", "remove", "dave"]);
     assert_eq!(server.admin_ok(&["grant", "show", &id])["state"], "revoked");
 

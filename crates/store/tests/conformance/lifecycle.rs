@@ -859,3 +859,126 @@ pub async fn ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_re
     w.set(w.now() + Duration::seconds(1));
     assert_ne!(w.core.ocsp_respond(&unknown).await.der, u1);
 }
+
+/// `openssl ocsp -resp_text` fields of a response: (Cert Status, This Update, Next Update,
+/// Revocation Reason if any), the times parsed.
+fn openssl_ocsp_fields(
+    dir: &std::path::Path,
+    der: &[u8],
+) -> (String, OffsetDateTime, OffsetDateTime, Option<String>) {
+    let path = dir.join("resp-fields.der");
+    std::fs::write(&path, der).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["ocsp", "-noverify", "-resp_text", "-respin"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    // openssl prints ASN.1 times as "Jan  5 08:00:00 2027 GMT".
+    let format = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    let at = |name: &str| {
+        let v = field(name).unwrap_or_else(|| panic!("no {name} in {text}"));
+        time::PrimitiveDateTime::parse(&v, format)
+            .unwrap_or_else(|e| panic!("{name} {v:?}: {e}"))
+            .assume_utc()
+    };
+    (
+        field("Cert Status:").unwrap_or_else(|| panic!("no status in {text}")),
+        at("This Update:"),
+        at("Next Update:"),
+        field("Revocation Reason:"),
+    )
+}
+
+/// The freshness promises in literal durations (README "OCSP responder"): a signed answer to
+/// a nonce-less request is served again for 60 s and no longer; thisUpdate is the signing
+/// time and nextUpdate one hour later. Changing `OCSP_REUSE` or `OCSP_VALIDITY` fails here.
+pub async fn ocsp_answers_are_reused_for_sixty_seconds_and_valid_for_one_hour<B: Backend>() {
+    use ferrocore_pki::{OcspHash, build_ocsp_request};
+    let w = mutual_world::<B>().await;
+    let d = w.register(Platform::Android, "10.0").await;
+    let serial = hex::decode(&d.cert.as_ref().unwrap().serial).unwrap();
+    let req = build_ocsp_request(&w.ca_der, &serial, OcspHash::Sha1, None).unwrap();
+    let signed_at = w.now();
+    let first = w.core.ocsp_respond(&req).await.der;
+    let (status, this_update, next_update, _) = openssl_ocsp_fields(w._dir.path(), &first);
+    assert_eq!(status, "good");
+    assert_eq!(this_update, signed_at);
+    assert_eq!(next_update - this_update, Duration::seconds(3600));
+
+    w.set(signed_at + Duration::seconds(59));
+    assert_eq!(
+        w.core.ocsp_respond(&req).await.der,
+        first,
+        "reused within 60 s"
+    );
+    w.set(signed_at + Duration::seconds(60));
+    let second = w.core.ocsp_respond(&req).await.der;
+    assert_ne!(second, first, "re-signed at 60 s");
+    let (_, this_update, next_update, _) = openssl_ocsp_fields(w._dir.path(), &second);
+    assert_eq!(this_update, signed_at + Duration::seconds(60));
+    assert_eq!(next_update, signed_at + Duration::seconds(3660));
+}
+
+/// Each way a device is retired (the admin's retire, retirement on contact after the grace,
+/// the periodic sweep) empties the OCSP answer cache by itself: no earlier revocation in the
+/// same world, the nonce-less answer `good` is cached (served again byte for byte), then the
+/// retirement, and the very next request, inside the reuse window, says `revoked`
+/// (cessationOfOperation).
+pub async fn every_retirement_path_shows_in_ocsp_at_once<B: Backend>() {
+    use ferrocore_pki::{OcspHash, build_ocsp_request};
+    let mut stale = Vec::new();
+    for path in ["admin", "contact", "sweep"] {
+        let w = mutual_world::<B>().await;
+        let d = w.register(Platform::Android, "10.1").await;
+        let serial = hex::decode(&d.cert.as_ref().unwrap().serial).unwrap();
+        let req = build_ocsp_request(&w.ca_der, &serial, OcspHash::Sha1, None).unwrap();
+        if path != "admin" {
+            // Past the 30-day grace: the contact or the sweep retires the device.
+            w.set(not_after(&d) + Duration::days(31));
+        }
+        let cached = w.core.ocsp_respond(&req).await.der;
+        assert_eq!(
+            openssl_ocsp_fields(w._dir.path(), &cached).0,
+            "good",
+            "{path}"
+        );
+        w.set(w.now() + Duration::seconds(1));
+        assert_eq!(
+            w.core.ocsp_respond(&req).await.der,
+            cached,
+            "{path}: cached"
+        );
+        match path {
+            "admin" => {
+                w.core.retire_device(&d.id).await.unwrap();
+            }
+            "contact" => {
+                let e = w.checkin(&d).await.unwrap_err();
+                assert!(matches!(e, CoreError::DeviceRetired), "{e:?}");
+            }
+            _ => assert_eq!(w.core.sweep_expired().await.unwrap(), 1),
+        }
+        assert_eq!(
+            w.core.device(&d.id).await.unwrap().status,
+            DeviceStatus::Retired,
+            "{path}"
+        );
+        let after = w.core.ocsp_respond(&req).await.der;
+        let (status, _, _, reason) = openssl_ocsp_fields(w._dir.path(), &after);
+        if status != "revoked"
+            || !reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("cessationOfOperation"))
+        {
+            stale.push(format!("{path}: {status} {reason:?}"));
+        }
+    }
+    assert!(stale.is_empty(), "OCSP after retirement: {stale:?}");
+}

@@ -28,6 +28,8 @@ macro_rules! suite {
             run!(lifecycle::bad_renewal_input_is_refused);
             run!(lifecycle::migration_pending_then_success);
             run!(lifecycle::renewal_and_migration_sign_a_crl_only_when_they_revoke);
+            run!(lifecycle::ocsp_answers_are_reused_for_sixty_seconds_and_valid_for_one_hour);
+            run!(lifecycle::every_retirement_path_shows_in_ocsp_at_once);
             run!(lifecycle::search_and_renewal_at_risk);
             run!(lifecycle::ocsp_answers_without_nonce_are_reused_briefly_and_never_across_a_revocation);
             run!(grants::revoked_expired_reused_and_other_protocol_grants_are_refused);

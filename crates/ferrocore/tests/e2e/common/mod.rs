@@ -711,3 +711,35 @@ impl FakeClock {
         std::fs::write(&self.file, format!("+{days}d\n")).unwrap();
     }
 }
+
+/// Set in the inner run of [`in_namespace`].
+const NETNS_INNER: &str = "FERROCORE_E2E_NETNS_INNER";
+
+/// Runs `scenario` in a new network namespace with only loopback up (for peers that bind
+/// every interface, such as micromdm's `scepserver`): the outer run re-executes exactly the
+/// test `name` (its path in the e2e binary, e.g. `extca::some_test`) under `unshare -n`; the
+/// inner run calls `scenario`. Needs root or CAP_SYS_ADMIN.
+pub fn in_namespace(name: &str, scenario: fn()) {
+    if std::env::var_os(NETNS_INNER).is_some() {
+        scenario();
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(NETNS_INNER, "1")
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the scenario failed inside `unshare -n` (root or CAP_SYS_ADMIN needed):\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the inner run did not run the scenario:\n{stdout}\n{stderr}"
+    );
+}
