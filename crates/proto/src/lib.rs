@@ -444,6 +444,21 @@ pub mod codes {
     /// The grant already paid for a certificate: it can no longer be revoked (revoke the
     /// certificate instead).
     pub const GRANT_CONSUMED: &str = "grant_consumed";
+    // The HTTP edge (answers produced below the handlers).
+    /// The method is not one this path takes (405; the `Allow` header lists those it does).
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// The request is not valid HTTP/1.1 (request line, header syntax).
+    pub const MALFORMED_REQUEST: &str = "malformed_request";
+    /// Too many request headers, or a request head larger than the server reads (431).
+    pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+    /// The request target is longer than the server reads (414).
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// More than one `Authorization` header: the request is refused, not judged by one of them.
+    pub const AMBIGUOUS_AUTHORIZATION: &str = "ambiguous_authorization";
+    /// The uploaded portal certificate is a CA certificate, not a server certificate.
+    pub const PORTAL_CERT_IS_CA: &str = "portal_cert_is_ca";
+    /// The uploaded portal certificate's extended key usage does not allow TLS server use.
+    pub const PORTAL_CERT_NOT_SERVER_AUTH: &str = "portal_cert_not_server_auth";
 }
 
 // ---------- admin API ----------

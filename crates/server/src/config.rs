@@ -201,6 +201,24 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("front_ends", "client_cert_sha256", false),
 ];
 
+/// `FERROCORE_*` variables that are not configuration keys but are read elsewhere (the admin
+/// CLI, the agent, the public roots of portal-certificate validation); a shell exporting them
+/// for those tools may start the server too.
+const OTHER_VARIABLES: &[&str] = &[
+    "FERROCORE_PUBLIC_ROOTS",
+    "FERROCORE_ADMIN_TOKEN",
+    "FERROCORE_AGENT_STATE",
+    "FERROCORE_PASSWORD",
+];
+
+fn known_sections() -> Vec<&'static str> {
+    let mut v: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+    v.dedup();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// Validated listener addresses.
 #[derive(Debug, Clone)]
 pub struct Addresses {
@@ -261,7 +279,14 @@ impl Config {
                 None if sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) => {
                     return Err(format!("{name}: unknown configuration key"));
                 }
-                None => {}
+                None if OTHER_VARIABLES.contains(&name.as_str()) => {}
+                None => {
+                    return Err(format!(
+                        "{name}: unknown FERROCORE_ variable (configuration variables are \
+                         FERROCORE_<SECTION>_<KEY> with section one of {}; unset it or fix its name)",
+                        known_sections().join(", ")
+                    ));
+                }
             }
         }
         let config: Config = toml::Value::Table(table)
@@ -447,6 +472,11 @@ mod tests {
             (
                 &[("FERROCORE_LISTENERS_DEVISE", "1.2.3.4:5")],
                 "FERROCORE_LISTENERS_DEVISE",
+            ),
+            // A misspelt section is as fatal as a misspelt key.
+            (
+                &[("FERROCORE_LISTENER_DEVICE", "1.2.3.4:5")],
+                "FERROCORE_LISTENER_DEVICE",
             ),
             (&[("FERROCORE_PKI_CRL_URL", "ftp://x")], "pki.crl_url"),
             (

@@ -5,7 +5,7 @@ use super::SharedState;
 use super::error::ApiError;
 use super::json::{ApiJson, OptionalJson};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -86,12 +86,11 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
 
 /// Bearer-token check, constant time. Missing or wrong token: 401.
 async fn require_token(State(state): State<SharedState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let auth = match super::auth::Authorization::of(req.headers()) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let given = auth.as_ref().and_then(|a| a.bearer()).unwrap_or("");
     let ok = aws_lc_rs::constant_time::verify_slices_are_equal(
         given.as_bytes(),
         state.admin_token.as_bytes(),
@@ -285,7 +284,7 @@ async fn list_devices(
     State(state): State<SharedState>,
     q: Result<Query<DeviceListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageOf<Device>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some("active") => Some(DeviceStatus::Active),
@@ -360,7 +359,7 @@ async fn list_certificates(
     State(state): State<SharedState>,
     q: Result<Query<CertListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageOf<Certificate>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let page = state
         .core
         .certificates(
@@ -466,7 +465,7 @@ async fn renewal_at_risk(
     State(state): State<SharedState>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageOf<RenewalRisk>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let now = state.core.clock().now().unix_timestamp();
     let page = state
         .core
@@ -699,7 +698,7 @@ async fn list_grants(
     State(state): State<SharedState>,
     q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageOf<ferrocore_proto::EnrollmentGrant>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let page = state
         .core
         .grants(ferrocore_core::store::GrantQuery {

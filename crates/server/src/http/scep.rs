@@ -210,7 +210,7 @@ async fn scep_get(
             }
             match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
                 Ok(der) => pki_operation(state, info, der).await,
-                Err(e) => malformed(format!("message is not base64: {e}")),
+                Err(_) => malformed("the message parameter is not base64".into()),
             }
         }
         other => unknown_operation(other),
@@ -396,7 +396,7 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
         Ok(m) => m,
         Err(ScepError::Malformed(e)) => {
             tracing::info!(peer = %info.peer, error = %e, "SCEP message refused (malformed)");
-            return malformed(format!("not a SCEP PKIOperation message: {e}"));
+            return malformed("not a SCEP PKIOperation message (signed and enveloped CMS)".into());
         }
         Err(ScepError::Refused {
             fail_info,
