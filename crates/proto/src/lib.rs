@@ -638,11 +638,19 @@ pub struct AssignPolicy {
 pub struct RenewalRisk {
     #[serde(flatten)]
     pub device: Device,
-    /// `in_window` or `in_grace`.
+    /// `in_window` (not expired yet), `in_grace` (expired, a client that renews may still
+    /// renew), `refused` (expired, a client that cannot renew: refused from expiry on, it must
+    /// register again) or `awaiting_retirement` (expired past the grace: refused, retired by
+    /// the next sweep).
     pub phase: String,
-    /// When the device will be retired unless it renews (`not_after + 30 days`).
+    /// From when its requests are refused unless it renews: `not_after` for a client that
+    /// cannot renew, `not_after + 30 days` for one that can.
+    pub refused_from: i64,
+    /// When the sweep retires the device record (`not_after + 30 days`).
     pub retire_at: i64,
     pub supports_renewal: bool,
+    /// It can only come back by registering again (expired and cannot renew, or past the grace).
+    pub must_register_again: bool,
 }
 
 /// An enrollment configuration (certificate source for mutual authentication).

@@ -480,20 +480,31 @@ async fn renewal_at_risk(
             .map(|r| {
                 let not_after = r.device.cert_not_after.unwrap_or(0);
                 let supports = ferrocore_core::service::supports_renewal(&r.device);
+                let phase = risk_phase(now, not_after, grace, supports);
                 RenewalRisk {
-                    phase: if now <= not_after {
-                        "in_window"
-                    } else {
-                        "in_grace"
-                    }
-                    .to_owned(),
+                    phase: phase.to_owned(),
+                    refused_from: if supports { not_after + grace } else { not_after },
                     retire_at: not_after + grace,
                     supports_renewal: supports,
+                    must_register_again: matches!(phase, "refused" | "awaiting_retirement"),
                     device: device_out(r.device),
                 }
             })
             .collect(),
     }))
+}
+
+/// Where a listed device stands (see `RenewalRisk::phase`).
+fn risk_phase(now: i64, not_after: i64, grace: i64, supports_renewal: bool) -> &'static str {
+    if now <= not_after {
+        "in_window"
+    } else if now > not_after + grace {
+        "awaiting_retirement"
+    } else if supports_renewal {
+        "in_grace"
+    } else {
+        "refused"
+    }
 }
 
 #[derive(Serialize, Deserialize)]
