@@ -720,19 +720,22 @@ fn readme_block(heading: &str) -> String {
 fn est_answers_decode_with_base64_and_the_readme_est_lines_run_as_printed() {
     let s = Server::start();
     s.add_user("alice");
-    // cacerts: one base64 line (no CR) that `base64 -d` decodes into DER PKCS#7.
+    // cacerts: base64 in LF-ended lines that both `base64 -d` and `openssl base64 -d`
+    // decode into DER PKCS#7.
     let r = s.curl(&[&format!("{}/.well-known/est/cacerts", s.device_url())]);
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(!r.body.contains('\r') && !r.body.trim_end().contains('\n'), "{:?}", r.body);
+    assert!(!r.body.contains('\r'), "{:?}", r.body);
     let p7 = s.path("cacerts.b64");
-    fs::write(&p7, &r.body).unwrap();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("base64 -d < \"$0\" | openssl pkcs7 -inform DER -print_certs")
-        .arg(&p7);
-    let out = run(cmd, None);
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("BEGIN CERTIFICATE"), "{out:?}");
+    fs::write(&p7, format!("{}\n", r.body)).unwrap();
+    for decode in ["base64 -d", "openssl base64 -d"] {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("{decode} < \"$0\" | openssl pkcs7 -inform DER -print_certs"))
+            .arg(&p7);
+        let out = run(cmd, None);
+        assert_eq!(out.code, 0, "{decode}: {out:?}");
+        assert!(out.stdout.contains("BEGIN CERTIFICATE"), "{decode}: {out:?}");
+    }
 
     // The README's EST block, verbatim but for the ports, after its walkthrough's `A=...`.
     let walkthrough = readme_block("## Walkthrough");

@@ -71,9 +71,16 @@ pub fn csr_attrs_der() -> Vec<u8> {
     ]
 }
 
-/// An EST answer body: base64 as RFC 8951 asks (RFC 4648 section 4, without line breaks),
-/// which `base64 -d`, `openssl base64 -d -A` and RFC 7030 clients all decode. (CRLF line
-/// breaks, as sent before, make GNU `base64 -d` fail with "invalid input".)
+/// An EST answer body: base64 (RFC 4648 alphabet, as RFC 8951 asks instead of MIME's
+/// Content-Transfer-Encoding) in lines of 64 characters ended by LF, which GNU `base64 -d`,
+/// `openssl base64 -d` (which needs lines) and RFC 7030 clients all decode. CRLF line breaks,
+/// as sent before, make GNU `base64 -d` fail with "invalid input".
 pub fn est_base64(der: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(der)
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 1);
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out
 }

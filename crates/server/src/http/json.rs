@@ -87,8 +87,8 @@ where
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(error_response(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                codes::UNSUPPORTED_MEDIA_TYPE,
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
                 "expected Content-Type: application/json".into(),
             ));
         }
