@@ -300,6 +300,13 @@ fn every_answer_below_the_handlers_is_json_with_a_stable_code() {
             "{base}: {r:?}"
         );
     }
+    // An extractor's refusal (a path parameter that is not UTF-8) is JSON too.
+    let r = s.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", s.admin_token()),
+        &format!("{}/api/v1/admin/devices/%FF%FE", s.admin_url()),
+    ]);
+    assert_eq!((r.status, r.error_code()), (400, "bad_request"), "{r:?}");
     // Malformed HTTP: over TLS (openssl) on the device listener, over TCP on the PKI one.
     let junk = b"GET /healthz HTTP/1.1\r\nHost: x\r\nthis is no header\r\n\r\n";
     let answer = tls_raw(&s.ca_pem(), s.ports.device, junk);

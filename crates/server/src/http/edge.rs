@@ -7,6 +7,10 @@
 //!   [`REFUSAL_BURST`], then one line a second) keeps a flood from filling the disk, and the
 //!   next line logged says how many were suppressed.
 //!
+//! - an error answer that did not come from [`error_response`] (an extractor's rejection in
+//!   axum's plain text, e.g. a path parameter that is not UTF-8) is rewritten as the standard
+//!   JSON body with a stable code for its status; the original text goes to the debug log.
+//!
 //! It also holds the 404 and 405 fallbacks every router uses.
 
 use super::error::{ErrorCode, error_response};
@@ -103,12 +107,61 @@ pub async fn edge(req: Request, next: Next) -> Response {
         }
         _ => next.run(req).await,
     };
+    let response = if (response.status().is_client_error() || response.status().is_server_error())
+        && response.extensions().get::<ErrorCode>().is_none()
+    {
+        standard_error(response).await
+    } else {
+        response
+    };
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>()
         && is_auth_refusal(code)
     {
         log_refusal(info.as_deref(), &path, code);
     }
     response
+}
+
+/// Longest foreign error text read for the log.
+const FOREIGN_TEXT_MAX: usize = 4096;
+
+/// The standard JSON error for an error answer produced outside [`error_response`], keeping
+/// its status and headers (e.g. `Allow`).
+async fn standard_error(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, FOREIGN_TEXT_MAX)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    tracing::debug!(status = parts.status.as_u16(), %text, "error answer rewritten as JSON");
+    let (code, message) = match parts.status {
+        StatusCode::NOT_FOUND => (codes::NOT_FOUND, "no such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            codes::METHOD_NOT_ALLOWED,
+            "this path does not take this method (see the Allow header)",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (codes::BODY_TOO_LARGE, "request body too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            codes::UNSUPPORTED_MEDIA_TYPE,
+            "this endpoint does not take this content type",
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            codes::HEADERS_TOO_LARGE,
+            "too many request headers, or request headers too large",
+        ),
+        s if s.is_server_error() => (codes::INTERNAL, "internal error"),
+        _ => (
+            codes::BAD_REQUEST,
+            "the request could not be read (path, query string or body)",
+        ),
+    };
+    let mut out = error_response(parts.status, code, message.into());
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 pub async fn not_found() -> Response {
