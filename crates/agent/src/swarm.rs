@@ -413,7 +413,10 @@ pub async fn run(opts: RunOptions) -> Result<RunReport> {
                             let pause = backoff(consecutive);
                             match deadline {
                                 Some(d) => {
-                                    tokio::time::sleep_until(d.min(tokio::time::Instant::now() + pause)).await
+                                    tokio::time::sleep_until(
+                                        d.min(tokio::time::Instant::now() + pause),
+                                    )
+                                    .await
                                 }
                                 None => tokio::time::sleep(pause).await,
                             }

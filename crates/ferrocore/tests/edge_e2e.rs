@@ -59,7 +59,9 @@ impl RawServer {
         let ports = Ports::free();
         let pki = free_port();
         let mut cmd = clean_command("sh");
-        let limit = ulimit.map(|u| format!("ulimit {u} && ")).unwrap_or_default();
+        let limit = ulimit
+            .map(|u| format!("ulimit {u} && "))
+            .unwrap_or_default();
         cmd.arg("-c")
             .arg(format!("{limit}exec \"$0\" serve --data-dir \"$1\""))
             .arg(FERROCORE)
@@ -146,9 +148,14 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// Sends `request` over TLS with `openssl s_client` and returns what the server answered.
 fn tls_raw(ca: &Path, port: u16, request: &[u8]) -> String {
     let mut cmd = Command::new("openssl");
-    cmd.args(["s_client", "-quiet", "-connect", &format!("127.0.0.1:{port}")])
-        .arg("-CAfile")
-        .arg(ca);
+    cmd.args([
+        "s_client",
+        "-quiet",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .arg("-CAfile")
+    .arg(ca);
     run(cmd, Some(request)).stdout
 }
 
@@ -227,7 +234,10 @@ fn authorization_scheme_is_case_insensitive_and_two_headers_are_refused() {
     );
     // The storefront listener: `basic` in lower case is Basic (the credentials are judged:
     // an unknown user is refused like a wrong password), two headers are refused.
-    let apps = format!("https://127.0.0.1:{}/storefront/v1/apps", s.ports.storefront);
+    let apps = format!(
+        "https://127.0.0.1:{}/storefront/v1/apps",
+        s.ports.storefront
+    );
     let r = s.curl(&[
         "-H",
         &format!("Authorization: basic {}", basic("nobody")),
@@ -235,7 +245,11 @@ fn authorization_scheme_is_case_insensitive_and_two_headers_are_refused() {
         "x-ferrocore-device-uuid: 5b2d3c4e-1f20-4a6b-9c8d-7e6f5a4b3c2d",
         &apps,
     ]);
-    assert_eq!((r.status, r.error_code()), (401, "invalid_credentials"), "{r:?}");
+    assert_eq!(
+        (r.status, r.error_code()),
+        (401, "invalid_credentials"),
+        "{r:?}"
+    );
     let r = s.curl(&[
         "-H",
         &format!("Authorization: Basic {}", basic("a")),
@@ -268,7 +282,11 @@ fn every_answer_below_the_handlers_is_json_with_a_stable_code() {
     for base in &listeners {
         // Unknown path.
         let r = s.curl(&[&format!("{base}/no/such/path")]);
-        assert_eq!((r.status, r.error_code()), (404, "not_found"), "{base}: {r:?}");
+        assert_eq!(
+            (r.status, r.error_code()),
+            (404, "not_found"),
+            "{base}: {r:?}"
+        );
         // Wrong method on a path that exists (`/healthz` takes GET): 405, with Allow.
         let hdr = s.path("hdr.txt");
         let r = s.curl(&[
@@ -310,9 +328,17 @@ fn every_answer_below_the_handlers_is_json_with_a_stable_code() {
     // Malformed HTTP: over TLS (openssl) on the device listener, over TCP on the PKI one.
     let junk = b"GET /healthz HTTP/1.1\r\nHost: x\r\nthis is no header\r\n\r\n";
     let answer = tls_raw(&s.ca_pem(), s.ports.device, junk);
-    assert_eq!(raw_error(&answer), (400, "malformed_request".into()), "{answer}");
+    assert_eq!(
+        raw_error(&answer),
+        (400, "malformed_request".into()),
+        "{answer}"
+    );
     let answer = tcp_raw(pki, b"G\x01T / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(raw_error(&answer), (400, "malformed_request".into()), "{answer}");
+    assert_eq!(
+        raw_error(&answer),
+        (400, "malformed_request".into()),
+        "{answer}"
+    );
 
     // A 1 MB registration body: 413 body_too_large as JSON, not a reset connection.
     let big = s.path("big.json");
@@ -357,9 +383,15 @@ fn every_answer_below_the_handlers_is_json_with_a_stable_code() {
     let v: Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["error"]["code"], "body_too_large", "{body}");
     let uploaded: u64 = uploaded.parse().unwrap();
-    assert!(uploaded < 64 * 1024, "the body was sent anyway: {uploaded} bytes");
+    assert!(
+        uploaded < 64 * 1024,
+        "the body was sent anyway: {uploaded} bytes"
+    );
     // The server keeps serving.
-    assert_eq!(s.curl(&[&format!("{}/healthz", s.device_url())]).status, 200);
+    assert_eq!(
+        s.curl(&[&format!("{}/healthz", s.device_url())]).status,
+        200
+    );
 }
 
 // ------------------------------------------------------------------ item 4
@@ -379,7 +411,10 @@ fn messages_are_in_the_callers_terms_without_internals_or_echo() {
     assert!(m.len() < 300 && !m.contains(&"x".repeat(41)), "echoed: {m}");
     let r = s.curl_register(r#"{"username": 5}"#);
     let m = r.json["error"]["message"].as_str().unwrap();
-    assert!(!m.contains("Failed to deserialize") && m.contains("invalid JSON body"), "{m}");
+    assert!(
+        !m.contains("Failed to deserialize") && m.contains("invalid JSON body"),
+        "{m}"
+    );
 
     // The CA certificate uploaded as the portal certificate: portal_cert_is_ca, in words.
     let ca = s.ca_pem();
@@ -427,7 +462,11 @@ fn logs_have_no_colour_off_a_terminal_and_refusals_are_logged_once_and_rate_limi
     let s = RawServer::start(false, None);
     let admin = format!("https://127.0.0.1:{}/api/v1/admin/settings", s.ports.admin);
     let secret_token = "wrong-token-4f8a9c";
-    let r = s.curl(&["-H", &format!("Authorization: Bearer {secret_token}"), &admin]);
+    let r = s.curl(&[
+        "-H",
+        &format!("Authorization: Bearer {secret_token}"),
+        &admin,
+    ]);
     assert_eq!(r.status, 401, "{r:?}");
     // A wrong password at registration.
     let register = format!("https://127.0.0.1:{}/api/v1/register", s.ports.device);
@@ -452,22 +491,37 @@ fn logs_have_no_colour_off_a_terminal_and_refusals_are_logged_once_and_rate_limi
 
     let refused = |log: &str, code: &str| {
         log.lines()
-            .filter(|l| l.contains("authentication refused") && l.contains(&format!("code=\"{code}\"")))
+            .filter(|l| {
+                l.contains("authentication refused") && l.contains(&format!("code=\"{code}\""))
+            })
             .count()
     };
     assert!(
-        wait_for(Duration::from_secs(5), || refused(&s.log(), "untrusted_forwarded_certificate") == 1),
+        wait_for(Duration::from_secs(5), || refused(
+            &s.log(),
+            "untrusted_forwarded_certificate"
+        ) == 1),
         "{}",
         s.log()
     );
     let log = s.log();
-    for code in ["unauthorized", "invalid_credentials", "untrusted_forwarded_certificate"] {
+    for code in [
+        "unauthorized",
+        "invalid_credentials",
+        "untrusted_forwarded_certificate",
+    ] {
         assert_eq!(refused(&log, code), 1, "{code} logged once:\n{log}");
     }
     for line in log.lines().filter(|l| l.contains("authentication refused")) {
-        assert!(line.contains("peer=127.0.0.1:") && line.contains(" INFO "), "{line}");
+        assert!(
+            line.contains("peer=127.0.0.1:") && line.contains(" INFO "),
+            "{line}"
+        );
     }
-    assert!(!log.contains(secret_token) && !log.contains(secret_password), "{log}");
+    assert!(
+        !log.contains(secret_token) && !log.contains(secret_password),
+        "{log}"
+    );
     assert!(!log.contains('\u{1b}'), "ANSI escape codes in a log file");
 
     // A flood: 80 wrong tokens on one keep-alive connection.
@@ -503,7 +557,10 @@ fn descriptor_limit_is_raised_and_exhaustion_backs_off_closing_idle_connections_
     // Soft 256, hard 1024: the server raises the soft limit to 1024 and says so.
     let s = RawServer::start(true, Some("-Sn 256 && ulimit -Hn 1024"));
     let log = s.log();
-    let line = log.lines().find(|l| l.contains("file descriptor")).unwrap_or("");
+    let line = log
+        .lines()
+        .find(|l| l.contains("file descriptor"))
+        .unwrap_or("");
     assert!(
         line.contains("limit=1024") && line.contains("raised_from=256"),
         "{log}"
@@ -516,13 +573,18 @@ fn descriptor_limit_is_raised_and_exhaustion_backs_off_closing_idle_connections_
     let mut idle = Vec::new();
     for _ in 0..60 {
         let mut c = TcpStream::connect(("127.0.0.1", s.pki)).unwrap();
-        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         idle.push(c);
     }
     // A new client is served: idle connections were closed to make room.
     assert!(
         wait_for(Duration::from_secs(15), || {
-            let r = s.curl(&["--max-time", "3", &format!("http://127.0.0.1:{}/healthz", s.pki)]);
+            let r = s.curl(&[
+                "--max-time",
+                "3",
+                &format!("http://127.0.0.1:{}/healthz", s.pki),
+            ]);
             r.status == 200
         }),
         "no room for a new connection:\n{}",
@@ -530,7 +592,8 @@ fn descriptor_limit_is_raised_and_exhaustion_backs_off_closing_idle_connections_
     );
     let mut closed = 0;
     for c in &mut idle {
-        c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut buf = [0u8; 4096];
         let mut total = Vec::new();
         loop {
@@ -556,11 +619,18 @@ fn descriptor_limit_is_raised_and_exhaustion_backs_off_closing_idle_connections_
     std::thread::sleep(Duration::from_secs(3));
     let log = s.log();
     let lines = log.lines().filter(|l| l.contains("accept failed")).count();
-    assert!((1..=4).contains(&lines), "{lines} accept-failure lines:\n{log}");
+    assert!(
+        (1..=4).contains(&lines),
+        "{lines} accept-failure lines:\n{log}"
+    );
     drop(stuck);
     assert!(
         wait_for(Duration::from_secs(15), || s
-            .curl(&["--max-time", "3", &format!("http://127.0.0.1:{}/healthz", s.pki)])
+            .curl(&[
+                "--max-time",
+                "3",
+                &format!("http://127.0.0.1:{}/healthz", s.pki)
+            ])
             .status
             == 200),
         "the server did not recover:\n{}",
@@ -586,7 +656,10 @@ fn unknown_variable_and_refused_low_port_say_what_to_do() {
         .collect();
     assert_eq!(lines.len(), 1, "{out:?}");
     assert!(lines[0].contains("unknown"), "{}", lines[0]);
-    assert!(!tmp.path().join("data").exists(), "nothing created before the check");
+    assert!(
+        !tmp.path().join("data").exists(),
+        "nothing created before the check"
+    );
 
     // The README's first command as a user who is not root: port 443 is refused, and the
     // line says how to proceed.
@@ -679,7 +752,14 @@ fn swarm_backs_off_gives_up_on_a_dead_server_and_fails_over_the_error_rate() {
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(out.json["errors"], 2, "{}", out.stdout);
     assert!(out.stderr.contains("--max-error-rate"), "{}", out.stderr);
-    let (out, _) = swarm_run(&["--requests", "8", "--concurrency", "1", "--max-error-rate", "30"]);
+    let (out, _) = swarm_run(&[
+        "--requests",
+        "8",
+        "--concurrency",
+        "1",
+        "--max-error-rate",
+        "30",
+    ]);
     assert_eq!(out.code, 0, "{out:?}");
 
     // A dead server: backs off, gives up after --give-up-after, exits 1.
@@ -708,8 +788,11 @@ fn device_dir(swarm: &Path, i: u64) -> PathBuf {
 
 /// The ```sh blocks of the README section under `heading`, concatenated.
 fn readme_block(heading: &str) -> String {
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let at = readme.find(heading).unwrap_or_else(|| panic!("{heading} not in README"));
+    let readme =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let at = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} not in README"));
     let section = &readme[at + heading.len()..];
     let section = &section[..section.find("\n## ").unwrap_or(section.len())];
     let mut out = String::new();
@@ -737,11 +820,16 @@ fn est_answers_decode_with_base64_and_the_readme_est_lines_run_as_printed() {
     for decode in ["base64 -d", "openssl base64 -d"] {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
-            .arg(format!("{decode} < \"$0\" | openssl pkcs7 -inform DER -print_certs"))
+            .arg(format!(
+                "{decode} < \"$0\" | openssl pkcs7 -inform DER -print_certs"
+            ))
             .arg(&p7);
         let out = run(cmd, None);
         assert_eq!(out.code, 0, "{decode}: {out:?}");
-        assert!(out.stdout.contains("BEGIN CERTIFICATE"), "{decode}: {out:?}");
+        assert!(
+            out.stdout.contains("BEGIN CERTIFICATE"),
+            "{decode}: {out:?}"
+        );
     }
 
     // The README's EST block, verbatim but for the ports, after its walkthrough's `A=...`.
@@ -758,11 +846,23 @@ fn est_answers_decode_with_base64_and_the_readme_est_lines_run_as_printed() {
     fs::create_dir_all(&work).unwrap();
     std::os::unix::fs::symlink(&s.data_dir, work.join("data")).unwrap();
     let bin_dir = Path::new(FERROCORE).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let mut cmd = clean_command("bash");
-    cmd.arg("-c").arg(&script).current_dir(&work).env("PATH", path);
+    cmd.arg("-c")
+        .arg(&script)
+        .current_dir(&work)
+        .env("PATH", path);
     let out = run(cmd, None);
-    assert_eq!(out.code, 0, "README EST lines failed:\n{script}\n{out:?}\n{}", s.log());
+    assert_eq!(
+        out.code,
+        0,
+        "README EST lines failed:\n{script}\n{out:?}\n{}",
+        s.log()
+    );
     // The CA printed by the first line, the certificates enrolled with password and token.
     assert!(out.stdout.contains("BEGIN CERTIFICATE"), "{out:?}");
     for pem in ["dev.pem", "dev2.pem"] {
@@ -852,7 +952,11 @@ fn renewal_report_lists_devices_until_retired_and_old_agents_do_not_renew() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("does not renew"), "{}", out.stderr);
     assert!(!out.stderr.contains("trying to renew"), "{}", out.stderr);
-    assert!(!s.log().contains("/api/v1/renew"), "a renewal was attempted:\n{}", s.log());
+    assert!(
+        !s.log().contains("/api/v1/renew"),
+        "a renewal was attempted:\n{}",
+        s.log()
+    );
 
     // Day 62: past the grace, not swept yet: still listed, marked; the sweep retires them.
     clock.set_days(62);

@@ -97,7 +97,9 @@ fn invalid(reason: impl Into<String>) -> PkiError {
 fn pem_problem(e: &pem::PemError) -> &'static str {
     match e {
         pem::PemError::MismatchedTags(..) => "BEGIN and END labels differ",
-        pem::PemError::MissingBeginTag | pem::PemError::MissingEndTag => "missing BEGIN or END line",
+        pem::PemError::MissingBeginTag | pem::PemError::MissingEndTag => {
+            "missing BEGIN or END line"
+        }
         pem::PemError::InvalidData(_) => "the content is not base64",
         _ => "malformed block",
     }
@@ -110,7 +112,8 @@ fn decode(input: &[u8]) -> Result<Vec<u8>, PkiError> {
     }
     let trimmed = input.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
-        let pem = pem::parse(trimmed).map_err(|e| invalid(format!("not valid PEM ({})", pem_problem(&e))))?;
+        let pem = pem::parse(trimmed)
+            .map_err(|e| invalid(format!("not valid PEM ({})", pem_problem(&e))))?;
         match pem.tag() {
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Ok(pem.into_contents()),
             other => Err(invalid(format!(

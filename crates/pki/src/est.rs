@@ -43,16 +43,14 @@ pub fn parse_est_body(body: &[u8]) -> Result<VerifiedCsr, EstBodyError> {
     if compact.is_empty() {
         return Err(EstBodyError::NotBase64("empty body".into()));
     }
-    let der = B64
-        .decode(&compact)
-        .map_err(|e| {
-            EstBodyError::NotBase64(match e {
-                base64::DecodeError::InvalidByte(at, _) => {
-                    format!("character {} (whitespace ignored) is not base64", at + 1)
-                }
-                _ => "not base64".into(),
-            })
-        })?;
+    let der = B64.decode(&compact).map_err(|e| {
+        EstBodyError::NotBase64(match e {
+            base64::DecodeError::InvalidByte(at, _) => {
+                format!("character {} (whitespace ignored) is not base64", at + 1)
+            }
+            _ => "not base64".into(),
+        })
+    })?;
     // parse_csr also takes PEM; EST carries DER only.
     if der.first() != Some(&0x30) {
         return Err(EstBodyError::Csr(PkiError::InvalidCsr {

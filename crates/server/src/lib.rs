@@ -47,7 +47,9 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
             raised_from = %limit_text(before),
             "file descriptors: the server can hold about this many connections at once"
         ),
-        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit (RLIMIT_NOFILE)"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the file descriptor limit (RLIMIT_NOFILE)")
+        }
     }
 
     let dir = datadir::DataDir::new(data_dir);

@@ -88,10 +88,7 @@ pub fn parse_pkcs12(
         ),
         other => {
             tracing::debug!(error = %other, "PKCS#12 upload refused");
-            refuse(
-                codes::PORTAL_CERT_MALFORMED,
-                "not a readable PKCS#12 file",
-            )
+            refuse(codes::PORTAL_CERT_MALFORMED, "not a readable PKCS#12 file")
         }
     })?;
     let Some((_, entry)) = store.private_key_chain() else {

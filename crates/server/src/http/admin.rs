@@ -483,7 +483,11 @@ async fn renewal_at_risk(
                 let phase = risk_phase(now, not_after, grace, supports);
                 RenewalRisk {
                     phase: phase.to_owned(),
-                    refused_from: if supports { not_after + grace } else { not_after },
+                    refused_from: if supports {
+                        not_after + grace
+                    } else {
+                        not_after
+                    },
                     retire_at: not_after + grace,
                     supports_renewal: supports,
                     must_register_again: matches!(phase, "refused" | "awaiting_retirement"),

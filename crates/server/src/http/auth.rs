@@ -52,7 +52,10 @@ impl Authorization {
         if values.next().is_some() {
             return Err(AuthorizationError::Duplicate);
         }
-        let text = value.to_str().map_err(|_| AuthorizationError::NotText)?.trim();
+        let text = value
+            .to_str()
+            .map_err(|_| AuthorizationError::NotText)?
+            .trim();
         let (scheme, credentials) = text.split_once(' ').unwrap_or((text, ""));
         Ok(Some(Authorization {
             scheme: scheme.to_ascii_lowercase(),
@@ -101,7 +104,9 @@ mod tests {
             let a = Authorization::of(&headers(&[v])).unwrap().unwrap();
             assert_eq!(a.bearer(), Some("tok"), "{v}");
         }
-        let a = Authorization::of(&headers(&["bAsIc YTpi"])).unwrap().unwrap();
+        let a = Authorization::of(&headers(&["bAsIc YTpi"]))
+            .unwrap()
+            .unwrap();
         assert_eq!(a.basic(), Some(Ok(("a".into(), "b".into()))));
         assert_eq!(a.bearer(), None);
         assert_eq!(

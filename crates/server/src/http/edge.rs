@@ -68,7 +68,8 @@ fn log_refusal(info: Option<&ConnInfo>, path: &str, code: &str) {
         last: now,
         suppressed: 0,
     });
-    b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * REFUSAL_RATE).min(REFUSAL_BURST);
+    b.tokens =
+        (b.tokens + now.duration_since(b.last).as_secs_f64() * REFUSAL_RATE).min(REFUSAL_BURST);
     b.last = now;
     if b.tokens < 1.0 {
         b.suppressed += 1;

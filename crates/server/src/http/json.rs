@@ -72,7 +72,12 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -207,8 +212,8 @@ mod tests {
             n: u32,
         }
         let long = "x".repeat(5000);
-        let e = serde_json::from_str::<R>(&format!(r#"{{"username": 5, "n": "{long}"}}"#))
-            .unwrap_err();
+        let e =
+            serde_json::from_str::<R>(&format!(r#"{{"username": 5, "n": "{long}"}}"#)).unwrap_err();
         let m = describe_json_error(&e);
         assert!(m.starts_with("invalid JSON body: invalid type"), "{m}");
         let e = serde_json::from_str::<R>(&format!(r#"{{"username": "{long}", "n": "{long}"}}"#))
@@ -217,7 +222,10 @@ mod tests {
         assert!(m.len() < 300 && !m.contains(&"x".repeat(41)), "{m}");
         assert!(!m.contains("Failed to deserialize"), "{m}");
         let e = serde_json::from_str::<R>(r#"{"username": "a"}"#).unwrap_err();
-        assert_eq!(describe_json_error(&e), "invalid JSON body: missing field `n`");
+        assert_eq!(
+            describe_json_error(&e),
+            "invalid JSON body: missing field `n`"
+        );
         let e = serde_json::from_str::<R>("{nope").unwrap_err();
         assert!(describe_json_error(&e).starts_with("the body is not valid JSON"));
         assert!(shorten(&"y".repeat(1000)).chars().count() <= MESSAGE_MAX + 1);

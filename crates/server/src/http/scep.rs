@@ -221,14 +221,15 @@ async fn scep_post(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
     RawQuery(q): RawQuery,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    req: axum::extract::Request,
 ) -> Response {
     let q = query_pairs(q.as_deref().unwrap_or(""));
     match operation(&q) {
         Some("PKIOperation") => {}
         other => return unknown_operation(other),
     }
-    let body = match body {
+    // A declared length over the limit is refused before the body is read.
+    let body: Bytes = match super::json::limited_bytes(req).await {
         Ok(b) => b,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return error_response(
@@ -237,7 +238,7 @@ async fn scep_post(
                 "SCEP message too large".into(),
             );
         }
-        Err(r) => return malformed(r.body_text()),
+        Err(r) => return r,
     };
     // Some clients post base64 instead of DER.
     let der = if body.first() == Some(&0x30) {

@@ -102,7 +102,9 @@ fn presented(
         Ok(None) => return Ok(StorefrontPresented::None),
         // Two headers never get here (refused by `http::edge` before any handler).
         Err(_) => {
-            return Err(CoreError::BadRequest("send exactly one Authorization header".into()).into());
+            return Err(
+                CoreError::BadRequest("send exactly one Authorization header".into()).into(),
+            );
         }
     };
     let bad = || CoreError::BadRequest("Authorization must be Basic <base64 user:password>".into());
@@ -305,6 +307,14 @@ async fn publish_app(
     }
     check_label("name", &q.name, 128)?;
     check_label("version", &q.version, 64)?;
+    // A declared length over the limit is refused before anything is read.
+    if hyper::body::Body::size_hint(&body).lower() > APP_UPLOAD_LIMIT as u64 {
+        return Ok(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+            format!("an app package may be at most {APP_UPLOAD_LIMIT} bytes"),
+        ));
+    }
 
     let dir = state.data_dir.root().join("apps");
     tokio::fs::create_dir_all(&dir)
