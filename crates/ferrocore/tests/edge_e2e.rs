@@ -356,6 +356,20 @@ fn every_answer_below_the_handlers_is_json_with_a_stable_code() {
     ]);
     assert_eq!(r.curl_code, 0, "connection failed: {r:?}");
     assert_eq!((r.status, r.error_code()), (413, "body_too_large"), "{r:?}");
+    // Chunked, so no length is declared: read up to the limit, then 413, still no reset.
+    let r = s.curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &data,
+        &register,
+    ]);
+    assert_eq!(r.curl_code, 0, "connection failed: {r:?}");
+    assert_eq!((r.status, r.error_code()), (413, "body_too_large"), "{r:?}");
     // With Expect: 100-continue the server answers 413 before the body is sent.
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "--max-time", "30", "--cacert"])

@@ -42,8 +42,13 @@ pub async fn limited_bytes(req: Request) -> Result<bytes::Bytes, Response> {
     match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => Ok(b),
         Err(e) => {
-            let limited = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            // The limit error is wrapped (axum's Error around the body's): walk the chain.
+            let mut source = std::error::Error::source(&e);
+            let mut limited = false;
+            while let Some(s) = source {
+                limited |= s.is::<http_body_util::LengthLimitError>();
+                source = s.source();
+            }
             if limited {
                 Err(too_large())
             } else {
