@@ -517,6 +517,21 @@ mod tests {
     }
 
     #[test]
+    fn the_tools_own_variables_are_not_configuration_typos() {
+        for name in [
+            "FERROCORE_PUBLIC_ROOTS",
+            "FERROCORE_ADMIN_TOKEN",
+            "FERROCORE_AGENT_STATE",
+            "FERROCORE_PASSWORD",
+        ] {
+            assert!(Config::load(None, env(&[(name, "x")])).is_ok(), "{name}");
+        }
+        let err = Config::load(None, env(&[("FERROCORE_LISTNERS_ADMIN", "x")])).unwrap_err();
+        assert!(err.starts_with("FERROCORE_LISTNERS_ADMIN: unknown"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
     fn front_ends_default_to_none_and_load_from_file_and_env() {
         let (c, _) = Config::load(None, env(&[])).unwrap();
         assert!(!c.front_ends.policy().unwrap().any_trusted());
