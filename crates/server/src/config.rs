@@ -527,7 +527,10 @@ mod tests {
             assert!(Config::load(None, env(&[(name, "x")])).is_ok(), "{name}");
         }
         let err = Config::load(None, env(&[("FERROCORE_LISTNERS_ADMIN", "x")])).unwrap_err();
-        assert!(err.starts_with("FERROCORE_LISTNERS_ADMIN: unknown"), "{err}");
+        assert!(
+            err.starts_with("FERROCORE_LISTNERS_ADMIN: unknown"),
+            "{err}"
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 

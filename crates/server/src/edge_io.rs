@@ -135,6 +135,30 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for EdgeIo<IO> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_pending(cx))?;
+        // hyper's automatic answer is a head alone: one non-empty slice.
+        let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (nonempty.next(), nonempty.next())
+            && let Some(reply) = rewrite_automatic_answer(only)
+        {
+            let n = only.len();
+            self.pending = reply;
+            self.pending_at = 0;
+            let _ = self.poll_pending(cx)?;
+            return Poll::Ready(Ok(n));
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_pending(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)

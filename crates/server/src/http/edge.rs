@@ -101,12 +101,18 @@ fn log_refusal(info: Option<&ConnInfo>, path: &str, code: &str) {
 /// The middleware of every router (see the module docs).
 pub async fn edge(req: Request, next: Next) -> Response {
     let info = req.extensions().get::<Arc<ConnInfo>>().cloned();
-    let path = req.uri().path().to_owned();
-    let response = match auth::Authorization::of(req.headers()) {
-        Err(auth::AuthorizationError::Duplicate) => {
-            auth::AuthorizationError::Duplicate.into_response()
-        }
-        _ => next.run(req).await,
+    // Kept for the log line (a cheap clone of shared bytes).
+    let uri = req.uri().clone();
+    let twice = req
+        .headers()
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some();
+    let response = if twice {
+        auth::AuthorizationError::Duplicate.into_response()
+    } else {
+        next.run(req).await
     };
     let response = if (response.status().is_client_error() || response.status().is_server_error())
         && response.extensions().get::<ErrorCode>().is_none()
@@ -118,7 +124,7 @@ pub async fn edge(req: Request, next: Next) -> Response {
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>()
         && is_auth_refusal(code)
     {
-        log_refusal(info.as_deref(), &path, code);
+        log_refusal(info.as_deref(), uri.path(), code);
     }
     response
 }
