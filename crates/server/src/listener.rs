@@ -345,3 +345,53 @@ where
     }
     drop(slot);
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn accept_failures_back_off_to_a_ceiling_and_log_once_per_interval() {
+        let conns = Connections::default();
+        let emfile = std::io::Error::from_raw_os_error(rustix::io::Errno::MFILE.raw_os_error());
+        assert!(out_of_descriptors(&emfile));
+        let mut f = AcceptFailures::new();
+        let pauses: Vec<Duration> = (0..12)
+            .map(|_| f.failed("device", &emfile, &conns))
+            .collect();
+        assert_eq!(pauses[0], ACCEPT_BACKOFF_MIN);
+        assert_eq!(pauses[1], ACCEPT_BACKOFF_MIN * 2);
+        assert_eq!(*pauses.last().unwrap(), ACCEPT_BACKOFF_MAX);
+        // Logged at the first failure only (the next line is due a minute later).
+        let logged = f.logged_at.unwrap();
+        f.failed("device", &emfile, &conns);
+        assert_eq!(f.logged_at, Some(logged));
+        f.succeeded();
+        assert_eq!(
+            (f.failures, f.delay, f.logged_at),
+            (0, ACCEPT_BACKOFF_MIN, None)
+        );
+    }
+
+    #[tokio::test]
+    async fn only_idle_connections_are_asked_to_close() {
+        let conns = Arc::new(Connections::default());
+        let idle = conns.register();
+        let busy = conns.register();
+        let _request = Busy::new(&busy.slot);
+        assert_eq!(conns.open(), 2);
+        assert_eq!(conns.shed_idle(), 1);
+        // The idle one got the permit; the busy one did not.
+        tokio::time::timeout(Duration::from_secs(1), idle.slot.shed.notified())
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), busy.slot.shed.notified())
+                .await
+                .is_err()
+        );
+        drop(idle);
+        assert_eq!(conns.open(), 1);
+    }
+}
