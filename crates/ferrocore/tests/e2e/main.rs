@@ -9,6 +9,7 @@
 mod common;
 
 mod core_api;
+mod edge;
 mod enrollment;
 mod est;
 mod extca;

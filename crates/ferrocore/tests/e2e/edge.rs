@@ -1,4 +1,4 @@
-//! Issue 19, "every edge answers clearly", black-box through the real binaries: curl, openssl
+//! Issue 19, "every edge answers clearly" (`cargo test -p ferrocore --test e2e edge::`), black-box through the real binaries: curl, openssl
 //! and raw sockets against `ferrocore serve`, the agent, the admin CLI.
 //! - Authorization: `bearer` in any case; two headers refused (`ambiguous_authorization`) on
 //!   the admin, device (EST) and storefront listeners.
@@ -20,25 +20,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A `ferrocore serve` started by the test itself: with or without `NO_COLOR`, optionally
 /// under `ulimit -n` (hard and soft, or soft only), with the plain-HTTP PKI listener on.
