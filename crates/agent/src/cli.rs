@@ -10,10 +10,12 @@
 //!     [--platform windows] [--client-kind agent] [--client-version 1.0] [--concurrency C] [--json]
 //! ferrocore-agent swarm run --state DIR [--url https://HOST:PORT] [--ca EXTRA.pem] --concurrency C
 //!     (--requests N | --duration SECS) [--rate PER_SEC] [--timeout SECS] [--threads T] [--json]
+//!     [--max-error-rate PERCENT] [--give-up-after SECS]
 //! ```
 //!
 //! Exit codes: 0 success; 2 the server answered with an API error (printed as
-//! `error: <code>: <message>`); 1 any other failure.
+//! `error: <code>: <message>`); 1 any other failure (for `swarm run`: an error rate over
+//! `--max-error-rate`, or a run that gave up).
 
 use crate::device::{self, RegisterParams};
 use crate::state::StateDir;
@@ -194,6 +196,12 @@ pub struct RunArgs {
     /// Per-request timeout in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
+    /// Exit non-zero when more than this share of requests failed, in percent.
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    pub max_error_rate: f64,
+    /// Stop when no request has succeeded for this many seconds (a dead server).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub give_up_after: f64,
     /// Runtime worker threads (default: number of CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -414,12 +422,28 @@ pub fn execute(cli: Cli) -> Result<ExitCode> {
                 rate: args.rate,
                 timeout: Duration::try_from_secs_f64(args.timeout).context("invalid --timeout")?,
                 resume: args.resume,
+                give_up_after: Duration::try_from_secs_f64(args.give_up_after)
+                    .context("invalid --give-up-after")?,
             };
+            if !(0.0..=100.0).contains(&args.max_error_rate) {
+                anyhow::bail!("--max-error-rate is a percentage from 0 to 100");
+            }
             let report = runtime(args.threads, true)?.block_on(swarm::run(opts))?;
             if args.json {
                 output::print_json_line(&report)?;
             } else {
                 output::print_text(&report.render())?;
+            }
+            if let Some(g) = &report.gave_up {
+                eprintln!("error: gave up: {g}");
+                return Ok(ExitCode::from(1));
+            }
+            if report.error_rate_percent > args.max_error_rate {
+                eprintln!(
+                    "error: {} of {} requests failed ({:.2} %, over --max-error-rate {} %)",
+                    report.errors, report.requests, report.error_rate_percent, args.max_error_rate
+                );
+                return Ok(ExitCode::from(1));
             }
             Ok(ExitCode::SUCCESS)
         }

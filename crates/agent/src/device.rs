@@ -179,6 +179,7 @@ pub async fn register(
         policy: resp.policy.clone(),
         registered_at: now(),
         last_checkin_at: None,
+        renews: None,
     };
     dir.save_registration(&Registration {
         state: &state,
@@ -238,7 +239,8 @@ pub fn checkin_credentials(files: &DeviceFiles) -> Result<CheckinCredentials> {
 
 /// Check in once and follow the server's instructions (port, listener, mode, policy,
 /// renewal, migration). A certificate that expired less than 30 days ago is renewed first
-/// (the server accepts it on the renewal endpoint only), then the check-in is repeated.
+/// (the server accepts it on the renewal endpoint only), then the check-in is repeated —
+/// unless the server's last answer said this client does not renew (then: register again).
 pub async fn checkin(dir: &StateDir) -> Result<CheckinResponse> {
     checkin_with(dir, None).await.map(|(resp, _)| resp)
 }
@@ -276,6 +278,16 @@ pub async fn checkin_with(
     sessions: Option<&Sessions>,
 ) -> Result<(CheckinResponse, bool)> {
     match checkin_once(dir, sessions).await {
+        Err(e)
+            if is_api_error(&e, ferrocore_proto::codes::CERT_EXPIRED)
+                && dir.load().is_ok_and(|f| f.state.renews == Some(false)) =>
+        {
+            eprintln!(
+                "note: the certificate has expired and this client version does not renew it \
+                 (the server's last answer): register again"
+            );
+            Err(e)
+        }
         Err(e) if is_api_error(&e, ferrocore_proto::codes::CERT_EXPIRED) => {
             eprintln!("note: the certificate has expired; trying to renew within the grace period");
             if let Err(renew_err) = renew(dir).await {
@@ -345,12 +357,18 @@ async fn checkin_once(
     }
     state.device_id.clone_from(&resp.device_id);
     state.policy = resp.policy.clone();
+    if let Some(c) = &resp.certificate {
+        state.renews = Some(c.supports_renewal);
+    }
     state.last_checkin_at = Some(now());
     dir.save_state(&state)?;
     for action in &resp.actions {
         match action {
             ferrocore_proto::Action::Reregister { reason } => {
                 eprintln!("note: the server asks this device to register again: {reason}");
+            }
+            ferrocore_proto::Action::Renew { .. } if state.renews == Some(false) => {
+                eprintln!("note: renewal is not supported for this client version: not renewing");
             }
             ferrocore_proto::Action::Renew { not_after } => {
                 eprintln!(

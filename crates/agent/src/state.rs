@@ -46,6 +46,10 @@ pub struct DeviceState {
     /// Unix time of the last successful check-in.
     #[serde(default)]
     pub last_checkin_at: Option<i64>,
+    /// Whether this client renews its certificate, as the last check-in answer said
+    /// (`certificate.supports_renewal`); unknown before the first check-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<bool>,
 }
 
 impl DeviceState {
@@ -290,6 +294,7 @@ pub(crate) mod tests_support {
             },
             registered_at: 1_700_000_000,
             last_checkin_at: None,
+            renews: None,
         }
     }
 }

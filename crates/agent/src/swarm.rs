@@ -5,6 +5,11 @@
 //! connection, with a full TLS handshake unless `--resume` lets each device resume its last
 //! session (one session cache per device, as a real device has): mutual-mode devices
 //! present their own certificate, legacy devices send their secret header.
+//!
+//! Against a dead or failing server (transport errors, timeouts, 5xx answers) each worker backs
+//! off (50 ms doubling to 2 s, reset by a success), and the run gives up when no request has
+//! succeeded for `give_up_after`; the CLI exits non-zero when the error rate passes
+//! `--max-error-rate` (default 1 %).
 
 use crate::device::{self, RegisterParams};
 use crate::state::StateDir;
@@ -16,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// The directory of device `index` under a swarm state directory.
@@ -144,6 +149,28 @@ pub struct RunOptions {
     /// Each device keeps its TLS session and resumes it on its next check-in (a new
     /// connection per check-in either way); `false`: a full handshake every time.
     pub resume: bool,
+    /// Stop when no request has succeeded for this long (a dead server).
+    pub give_up_after: Duration,
+}
+
+/// First and longest pause of a worker after a failure of the server.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// Whether an error says the server is failing (rather than refusing this one device).
+fn server_failing(e: &ferrocore_client::ClientError) -> bool {
+    use ferrocore_client::ClientError as E;
+    match e {
+        E::Api { status, .. } | E::Status { status, .. } => *status >= 500,
+        E::Io(_) | E::Tls(_) | E::Http(_) | E::Timeout => true,
+        _ => false,
+    }
+}
+
+/// The pause after `consecutive` failures of the server in a row.
+fn backoff(consecutive: u32) -> Duration {
+    let factor = 1u32 << consecutive.saturating_sub(1).min(10);
+    (BACKOFF_MIN * factor).min(BACKOFF_MAX)
 }
 
 /// One device ready to check in.
@@ -178,6 +205,10 @@ pub struct RunReport {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub mean_ms: f64,
+    /// `errors / requests` in percent (100 when nothing was sent).
+    pub error_rate_percent: f64,
+    /// Why the run stopped before its limit (no success for `give_up_after`).
+    pub gave_up: Option<String>,
 }
 
 impl RunReport {
@@ -208,7 +239,11 @@ impl RunReport {
             self.p99_ms,
             self.max_ms,
             self.mean_ms,
-        )
+        ) + &self
+            .gave_up
+            .as_ref()
+            .map(|g| format!("gave up:     {g}\n"))
+            .unwrap_or_default()
     }
 }
 
@@ -318,13 +353,22 @@ pub async fn run(opts: RunOptions) -> Result<RunReport> {
         Limit::Duration(_) => None,
     };
     let rate = opts.rate.filter(|r| *r > 0.0);
+    // Milliseconds after `start` of the last success; set when giving up.
+    let last_ok_ms = Arc::new(AtomicU64::new(0));
+    let gave_up = Arc::new(AtomicBool::new(false));
+    let give_up_ms = u64::try_from(opts.give_up_after.as_millis()).unwrap_or(u64::MAX);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (devices, next) = (devices.clone(), next.clone());
+        let (last_ok_ms, gave_up) = (last_ok_ms.clone(), gave_up.clone());
         tasks.spawn(async move {
             let mut stats = WorkerStats::default();
             let headers = [("content-type", "application/json")];
+            let mut consecutive: u32 = 0;
             loop {
+                if gave_up.load(Ordering::Relaxed) {
+                    break;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if max_requests.is_some_and(|n| i >= n) {
                     break;
@@ -349,11 +393,35 @@ pub async fn run(opts: RunOptions) -> Result<RunReport> {
                     .request_url(&dev.url, Method::POST, &headers, dev.body.clone())
                     .await
                     .and_then(|r| r.error_for_status());
+                let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
                 match result {
-                    Ok(_) => stats
-                        .ok_latencies_us
-                        .push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX)),
-                    Err(e) => *stats.errors.entry(e.label().into_owned()).or_default() += 1,
+                    Ok(_) => {
+                        consecutive = 0;
+                        last_ok_ms.fetch_max(now_ms, Ordering::Relaxed);
+                        stats
+                            .ok_latencies_us
+                            .push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+                    }
+                    Err(e) => {
+                        *stats.errors.entry(e.label().into_owned()).or_default() += 1;
+                        if now_ms.saturating_sub(last_ok_ms.load(Ordering::Relaxed)) >= give_up_ms {
+                            gave_up.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                        if server_failing(&e) {
+                            consecutive = consecutive.saturating_add(1);
+                            let pause = backoff(consecutive);
+                            match deadline {
+                                Some(d) => {
+                                    tokio::time::sleep_until(
+                                        d.min(tokio::time::Instant::now() + pause),
+                                    )
+                                    .await
+                                }
+                                None => tokio::time::sleep(pause).await,
+                            }
+                        }
+                    }
                 }
             }
             stats
@@ -369,13 +437,20 @@ pub async fn run(opts: RunOptions) -> Result<RunReport> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    Ok(summarize(
+    let mut report = summarize(
         devices.len(),
         concurrency,
         latencies,
         errors_by_kind,
         elapsed,
-    ))
+    );
+    if gave_up.load(Ordering::Relaxed) {
+        report.gave_up = Some(format!(
+            "no request succeeded for {:.1} s: is the server up?",
+            opts.give_up_after.as_secs_f64()
+        ));
+    }
+    Ok(report)
 }
 
 fn summarize(
@@ -424,6 +499,12 @@ fn summarize(
         p99_ms: pct(0.99),
         max_ms: latencies_us.last().copied().map_or(0.0, ms),
         mean_ms,
+        error_rate_percent: if requests == 0 {
+            100.0
+        } else {
+            errors as f64 * 100.0 / requests as f64
+        },
+        gave_up: None,
     }
 }
 
@@ -463,11 +544,31 @@ mod tests {
         }
         assert!(r.render().contains("certificate_revoked: 15"));
 
+        assert!((r.error_rate_percent - 20.0 * 100.0 / 120.0).abs() < 1e-9);
         let empty = summarize(1, 1, Vec::new(), BTreeMap::new(), 0.0);
+        assert_eq!(empty.error_rate_percent, 100.0);
         assert_eq!(
             (empty.requests, empty.p99_ms, empty.requests_per_sec),
             (0, 0.0, 0.0)
         );
+    }
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling_and_only_for_server_failures() {
+        assert_eq!(backoff(1), BACKOFF_MIN);
+        assert_eq!(backoff(2), BACKOFF_MIN * 2);
+        assert_eq!(backoff(40), BACKOFF_MAX);
+        use ferrocore_client::ClientError as E;
+        assert!(server_failing(&E::Timeout));
+        assert!(server_failing(&E::Status {
+            status: 503,
+            body: String::new()
+        }));
+        assert!(!server_failing(&E::Api {
+            status: 403,
+            code: "certificate_revoked".into(),
+            message: String::new()
+        }));
     }
 
     #[test]

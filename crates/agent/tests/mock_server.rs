@@ -453,6 +453,7 @@ fn swarm_reports_in_json() {
                 rate: None,
                 timeout: std::time::Duration::from_secs(10),
                 resume: false,
+                give_up_after: std::time::Duration::from_secs(10),
             },
         ))
         .unwrap();

@@ -863,7 +863,7 @@ impl Core {
         Ok(n)
     }
 
-    /// Devices inside their renewal window or grace period that have not renewed.
+    /// Devices inside their renewal window that have not renewed, or expired and not retired yet.
     pub async fn renewal_at_risk(&self, limit: u32, offset: u64) -> Result<Page<AtRisk>> {
         self.store
             .renewal_at_risk(

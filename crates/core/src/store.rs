@@ -427,8 +427,8 @@ pub trait DeviceStore: Send + Sync {
     /// Retires every active device whose certificate expired before `expired_before`, revoking
     /// its certificates. Returns how many devices were retired.
     async fn retire_expired(&self, expired_before: i64, at: i64) -> Result<u64>;
-
-    /// Devices inside their renewal window or grace period at `now` that have not renewed.
+    /// Active devices inside their renewal window at `now` that have not renewed, or whose
+    /// certificate expired (grace or past it) and that the sweep has not retired yet.
     async fn renewal_at_risk(
         &self,
         now: i64,

@@ -90,6 +90,18 @@ fn invalid(reason: impl Into<String>) -> PkiError {
     }
 }
 
+/// What is wrong with a PEM block, in words (not the parser's type names).
+fn pem_problem(e: &pem::PemError) -> &'static str {
+    match e {
+        pem::PemError::MismatchedTags(..) => "BEGIN and END labels differ",
+        pem::PemError::MissingBeginTag | pem::PemError::MissingEndTag => {
+            "missing BEGIN or END line"
+        }
+        pem::PemError::InvalidData(_) => "the content is not base64",
+        _ => "malformed block",
+    }
+}
+
 /// Decode PEM (`CERTIFICATE REQUEST` / `NEW CERTIFICATE REQUEST`) or DER input.
 fn decode(input: &[u8]) -> Result<Vec<u8>, PkiError> {
     if input.len() > CSR_MAX_BYTES {
@@ -97,10 +109,14 @@ fn decode(input: &[u8]) -> Result<Vec<u8>, PkiError> {
     }
     let trimmed = input.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
-        let pem = pem::parse(trimmed).map_err(|e| invalid(format!("bad PEM: {e}")))?;
+        let pem = pem::parse(trimmed)
+            .map_err(|e| invalid(format!("not valid PEM ({})", pem_problem(&e))))?;
         match pem.tag() {
             "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => Ok(pem.into_contents()),
-            other => Err(invalid(format!("unexpected PEM label {other:?}"))),
+            other => Err(invalid(format!(
+                "unexpected PEM label {:?} (CERTIFICATE REQUEST expected)",
+                other.chars().take(40).collect::<String>()
+            ))),
         }
     } else {
         Ok(input.to_vec())
@@ -116,7 +132,7 @@ fn decode(input: &[u8]) -> Result<Vec<u8>, PkiError> {
 pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, PkiError> {
     let der = decode(input)?;
     let (rest, csr) = X509CertificationRequest::from_der(&der)
-        .map_err(|e| invalid(format!("not a PKCS#10 request: {e}")))?;
+        .map_err(|_| invalid("not a DER or PEM PKCS#10 certificate signing request"))?;
     if !rest.is_empty() {
         return Err(invalid("trailing bytes after the request"));
     }
@@ -138,8 +154,8 @@ pub fn parse_csr(input: &[u8]) -> Result<VerifiedCsr, PkiError> {
             reason: "self-signature is invalid".into(),
         })?;
     // rcgen must be able to re-encode this key when issuing.
-    rcgen::SubjectPublicKeyInfo::from_der(spki.raw).map_err(|e| PkiError::UnsupportedKey {
-        reason: format!("public key not usable for issuance: {e}"),
+    rcgen::SubjectPublicKeyInfo::from_der(spki.raw).map_err(|_| PkiError::UnsupportedKey {
+        reason: "the public key cannot be used for issuance".into(),
     })?;
     let subject_cn = info
         .subject

@@ -43,9 +43,14 @@ pub fn parse_est_body(body: &[u8]) -> Result<VerifiedCsr, EstBodyError> {
     if compact.is_empty() {
         return Err(EstBodyError::NotBase64("empty body".into()));
     }
-    let der = B64
-        .decode(&compact)
-        .map_err(|e| EstBodyError::NotBase64(e.to_string()))?;
+    let der = B64.decode(&compact).map_err(|e| {
+        EstBodyError::NotBase64(match e {
+            base64::DecodeError::InvalidByte(at, _) => {
+                format!("character {} (whitespace ignored) is not base64", at + 1)
+            }
+            _ => "not base64".into(),
+        })
+    })?;
     // parse_csr also takes PEM; EST carries DER only.
     if der.first() != Some(&0x30) {
         return Err(EstBodyError::Csr(PkiError::InvalidCsr {
@@ -64,13 +69,16 @@ pub fn csr_attrs_der() -> Vec<u8> {
     ]
 }
 
-/// Base64 with a line break every 64 characters (CRLF), as EST answers are sent.
-pub fn base64_lines(der: &[u8]) -> String {
+/// An EST answer body: base64 (RFC 4648 alphabet, as RFC 8951 asks instead of MIME's
+/// Content-Transfer-Encoding) in lines of 64 characters ended by LF, which GNU `base64 -d`,
+/// `openssl base64 -d` (which needs lines) and RFC 7030 clients all decode. CRLF line breaks,
+/// as sent before, make GNU `base64 -d` fail with "invalid input".
+pub fn est_base64(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::with_capacity(b64.len() + b64.len() / 32 + 2);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 1);
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        out.push_str("\r\n");
+        out.push('\n');
     }
     out
 }

@@ -24,7 +24,7 @@ pub use cms::RsaKey;
 pub use crl::{RevocationReason, RevokedEntry};
 pub use csr::{CSR_MAX_BYTES, KeyAlgorithm, VerifiedCsr, parse_csr};
 pub use error::PkiError;
-pub use est::{EST_BODY_MAX_BYTES, EstBodyError, base64_lines, csr_attrs_der, parse_est_body};
+pub use est::{EST_BODY_MAX_BYTES, EstBodyError, csr_attrs_der, est_base64, parse_est_body};
 pub use files::{write_public_file, write_secret_file};
 pub use info::{
     CertInfo, cert_info, cert_names_der, pem_to_der_certs, serial_hex_from_bytes, sha256_hex,

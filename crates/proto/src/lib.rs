@@ -542,6 +542,21 @@ pub mod codes {
     /// The grant already paid for a certificate: it can no longer be revoked (revoke the
     /// certificate instead).
     pub const GRANT_CONSUMED: &str = "grant_consumed";
+    // The HTTP edge (answers produced below the handlers).
+    /// The method is not one this path takes (405; the `Allow` header lists those it does).
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// The request is not valid HTTP/1.1 (request line, header syntax).
+    pub const MALFORMED_REQUEST: &str = "malformed_request";
+    /// Too many request headers, or a request head larger than the server reads (431).
+    pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+    /// The request target is longer than the server reads (414).
+    pub const URI_TOO_LONG: &str = "uri_too_long";
+    /// More than one `Authorization` header: the request is refused, not judged by one of them.
+    pub const AMBIGUOUS_AUTHORIZATION: &str = "ambiguous_authorization";
+    /// The uploaded portal certificate is a CA certificate, not a server certificate.
+    pub const PORTAL_CERT_IS_CA: &str = "portal_cert_is_ca";
+    /// The uploaded portal certificate's extended key usage does not allow TLS server use.
+    pub const PORTAL_CERT_NOT_SERVER_AUTH: &str = "portal_cert_not_server_auth";
 }
 
 // ---------- admin API ----------
@@ -807,11 +822,19 @@ pub struct AssignPolicy {
 pub struct RenewalRisk {
     #[serde(flatten)]
     pub device: Device,
-    /// `in_window` or `in_grace`.
+    /// `in_window` (not expired yet), `in_grace` (expired, a client that renews may still
+    /// renew), `refused` (expired, a client that cannot renew: refused from expiry on, it must
+    /// register again) or `awaiting_retirement` (expired past the grace: refused, retired by
+    /// the next sweep).
     pub phase: String,
-    /// When the device will be retired unless it renews (`not_after + 30 days`).
+    /// From when its requests are refused unless it renews: `not_after` for a client that
+    /// cannot renew, `not_after + 30 days` for one that can.
+    pub refused_from: i64,
+    /// When the sweep retires the device record (`not_after + 30 days`).
     pub retire_at: i64,
     pub supports_renewal: bool,
+    /// It can only come back by registering again (expired and cannot renew, or past the grace).
+    pub must_register_again: bool,
 }
 
 /// An enrollment configuration (certificate source for mutual authentication).

@@ -250,6 +250,24 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("store", "wal_limit_mb", false),
 ];
 
+/// `FERROCORE_*` variables that are not configuration keys but are read elsewhere (the admin
+/// CLI, the agent, the public roots of portal-certificate validation); a shell exporting them
+/// for those tools may start the server too.
+const OTHER_VARIABLES: &[&str] = &[
+    "FERROCORE_PUBLIC_ROOTS",
+    "FERROCORE_ADMIN_TOKEN",
+    "FERROCORE_AGENT_STATE",
+    "FERROCORE_PASSWORD",
+];
+
+fn known_sections() -> Vec<&'static str> {
+    let mut v: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+    v.dedup();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// Validated listener addresses.
 #[derive(Debug, Clone)]
 pub struct Addresses {
@@ -310,7 +328,14 @@ impl Config {
                 None if sections.iter().any(|s| rest.starts_with(&format!("{s}_"))) => {
                     return Err(format!("{name}: unknown configuration key"));
                 }
-                None => {}
+                None if OTHER_VARIABLES.contains(&name.as_str()) => {}
+                None => {
+                    return Err(format!(
+                        "{name}: unknown FERROCORE_ variable (configuration variables are \
+                         FERROCORE_<SECTION>_<KEY> with section one of {}; unset it or fix its name)",
+                        known_sections().join(", ")
+                    ));
+                }
             }
         }
         let config: Config = toml::Value::Table(table)
@@ -510,6 +535,11 @@ mod tests {
                 &[("FERROCORE_LISTENERS_DEVISE", "1.2.3.4:5")],
                 "FERROCORE_LISTENERS_DEVISE",
             ),
+            // A misspelt section is as fatal as a misspelt key.
+            (
+                &[("FERROCORE_LISTENER_DEVICE", "1.2.3.4:5")],
+                "FERROCORE_LISTENER_DEVICE",
+            ),
             (&[("FERROCORE_PKI_CRL_URL", "ftp://x")], "pki.crl_url"),
             (
                 &[("FERROCORE_LISTENERS_PKI", "0.0.0.0:443")],
@@ -558,6 +588,24 @@ mod tests {
             assert!(err.contains(key), "{vars:?}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
+    }
+
+    #[test]
+    fn the_tools_own_variables_are_not_configuration_typos() {
+        for name in [
+            "FERROCORE_PUBLIC_ROOTS",
+            "FERROCORE_ADMIN_TOKEN",
+            "FERROCORE_AGENT_STATE",
+            "FERROCORE_PASSWORD",
+        ] {
+            assert!(Config::load(None, env(&[(name, "x")])).is_ok(), "{name}");
+        }
+        let err = Config::load(None, env(&[("FERROCORE_LISTNERS_ADMIN", "x")])).unwrap_err();
+        assert!(
+            err.starts_with("FERROCORE_LISTNERS_ADMIN: unknown"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto_pool;
 pub mod datadir;
+pub mod edge_io;
 pub mod front_ends;
 pub mod http;
 pub mod listener;
@@ -40,6 +41,17 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now();
 
+    match listener::raise_nofile_limit() {
+        Ok((before, now)) => tracing::info!(
+            limit = %limit_text(now),
+            raised_from = %limit_text(before),
+            "file descriptors: the server can hold about this many connections at once"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the file descriptor limit (RLIMIT_NOFILE)")
+        }
+    }
+
     let dir = datadir::DataDir::new(data_dir);
     dir.ensure()?;
     let ca_key_algorithm = config.ca.key_algorithm().map_err(|e| anyhow::anyhow!(e))?;
@@ -62,7 +74,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let bind = |key: &'static str, addr: std::net::SocketAddr| async move {
         TcpListener::bind(addr)
             .await
-            .with_context(|| format!("listeners.{key}: cannot listen on {addr}"))
+            .map_err(|e| anyhow::anyhow!(bind_error(key, addr, &e)))
     };
     let device_tcp = bind("device", addrs.device).await?;
     let admin_tcp = bind("admin", addrs.admin).await?;
@@ -183,6 +195,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         ca_key_algorithm,
     });
 
+    let conns = Arc::new(listener::Connections::default());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     let mut spawn =
@@ -196,6 +209,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
                     tcp,
                     tls: tls_cfg,
                     router,
+                    conns: conns.clone(),
                 },
                 state.clone(),
                 shutdown_rx.clone(),
@@ -318,6 +332,32 @@ pub fn refresh_ocsp_responders(core: &Core, dir: &datadir::DataDir) -> Result<()
         core.install_ocsp_responder(&name, Arc::new(responder));
     }
     Ok(())
+}
+
+fn limit_text(l: Option<u64>) -> String {
+    l.map_or_else(|| "unlimited".to_owned(), |n| n.to_string())
+}
+
+/// The start-up line for a listener that cannot bind; for a refused low port, how to proceed.
+fn bind_error(key: &str, addr: std::net::SocketAddr, e: &std::io::Error) -> String {
+    let mut line = format!("listeners.{key}: cannot listen on {addr}: {e}");
+    if e.kind() == std::io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+        // The README's unprivileged ports.
+        let example = match key {
+            "admin" => 8444,
+            "storefront" => 7443,
+            "sync_tls" => 9997,
+            "pki" => 8080,
+            _ => 8443,
+        };
+        line.push_str(&format!(
+            " (ports below 1024 need privileges: move the listener with FERROCORE_LISTENERS_{}=127.0.0.1:{example} \
+             or listeners.{key} in the configuration file, or let the binary bind low ports: \
+             sudo setcap cap_net_bind_service=+ep \"$(command -v ferrocore)\")",
+            key.to_ascii_uppercase()
+        ));
+    }
+    line
 }
 
 fn url_host(h: &str) -> String {

@@ -51,9 +51,10 @@ pub fn parse_pem(
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| {
+            tracing::debug!(error = %e, "portal certificate chain refused");
             refuse(
                 codes::PORTAL_CERT_MALFORMED,
-                format!("certificate chain is not valid PEM: {e}"),
+                "the certificate chain is not valid PEM (CERTIFICATE blocks)",
             )
         })?;
     if chain.is_empty() {
@@ -63,9 +64,10 @@ pub fn parse_pem(
         ));
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
+        tracing::debug!(error = %e, "portal certificate key refused");
         refuse(
             codes::PORTAL_CERT_MALFORMED,
-            format!("private key is not a PEM PKCS#8, PKCS#1 or SEC1 key: {e}"),
+            "the private key is not a PEM PKCS#8, PKCS#1 or SEC1 key",
         )
     })?;
     Ok((chain, key))
@@ -84,10 +86,10 @@ pub fn parse_pkcs12(
             codes::PKCS12_BAD_PASSWORD,
             "the PKCS#12 password is wrong (integrity check failed)",
         ),
-        other => refuse(
-            codes::PORTAL_CERT_MALFORMED,
-            format!("not a readable PKCS#12 file: {other}"),
-        ),
+        other => {
+            tracing::debug!(error = %other, "PKCS#12 upload refused");
+            refuse(codes::PORTAL_CERT_MALFORMED, "not a readable PKCS#12 file")
+        }
     })?;
     let Some((_, entry)) = store.private_key_chain() else {
         return Err(refuse(
@@ -159,9 +161,10 @@ pub fn validate(
         .key_provider
         .load_private_key(key.clone_key())
         .map_err(|e| {
+            tracing::debug!(error = %e, "portal certificate key refused");
             refuse(
                 codes::PORTAL_CERT_MALFORMED,
-                format!("unsupported or malformed private key: {e}"),
+                "the private key is malformed or of an unsupported type (ECDSA P-256/P-384, RSA, Ed25519)",
             )
         })?;
     let certified = rustls::sign::CertifiedKey::new(chain.clone(), signing_key);
@@ -174,25 +177,37 @@ pub fn validate(
             ));
         }
         Err(e) => {
+            tracing::debug!(error = %e, "portal certificate key check failed");
             return Err(refuse(
                 codes::PORTAL_CERT_MALFORMED,
-                format!("cannot compare key and certificate: {e}"),
+                "the key and the first certificate of the chain cannot be compared (unreadable public key)",
             ));
         }
     }
     let leaf_info = ferrocore_pki::cert_info(chain[0].as_ref()).map_err(|e| {
+        tracing::debug!(error = %e, "portal certificate refused");
         refuse(
             codes::PORTAL_CERT_MALFORMED,
-            format!("leaf certificate: {e}"),
+            "the first certificate of the chain is not a well-formed X.509 certificate",
         )
     })?;
     for (i, c) in chain.iter().enumerate().skip(1) {
         ferrocore_pki::cert_info(c.as_ref()).map_err(|e| {
+            tracing::debug!(error = %e, "portal certificate chain refused");
             refuse(
                 codes::PORTAL_CERT_MALFORMED,
-                format!("certificate {} of the chain: {e}", i + 1),
+                format!(
+                    "certificate {} of the chain is not a well-formed X.509 certificate",
+                    i + 1
+                ),
             )
         })?;
+    }
+    if leaf_info.is_ca {
+        return Err(refuse(
+            codes::PORTAL_CERT_IS_CA,
+            "the certificate is a CA certificate, not a server certificate: upload the server's own certificate first, then its chain",
+        ));
     }
     // 2. Validity period (reported before chain problems: the clearest message first).
     if checks.now > leaf_info.not_after {
@@ -215,9 +230,10 @@ pub fn validate(
     }
     // 3. The chain reaches a root: one it carries (self-signed), a public one or a local CA.
     let ee = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| {
+        tracing::debug!(error = ?e, "portal certificate refused");
         refuse(
             codes::PORTAL_CERT_MALFORMED,
-            format!("leaf certificate: {e}"),
+            crate::tls::certificate_problem(&e, crate::tls::Usage::Server),
         )
     })?;
     let mut anchors: Vec<TrustAnchor<'static>> = checks.public_roots.to_vec();
@@ -270,10 +286,30 @@ pub fn validate(
                 "a certificate of the chain is not valid yet",
             ));
         }
+        Err(e @ webpki::Error::RequiredEkuNotFoundContext(_)) => {
+            tracing::debug!(error = ?e, "portal certificate refused");
+            return Err(refuse(
+                codes::PORTAL_CERT_NOT_SERVER_AUTH,
+                crate::tls::certificate_problem(&e, crate::tls::Usage::Server),
+            ));
+        }
+        Err(webpki::Error::CaUsedAsEndEntity) => {
+            return Err(refuse(
+                codes::PORTAL_CERT_IS_CA,
+                crate::tls::certificate_problem(
+                    &webpki::Error::CaUsedAsEndEntity,
+                    crate::tls::Usage::Server,
+                ),
+            ));
+        }
         Err(e) => {
+            tracing::debug!(error = ?e, "portal certificate chain refused");
             return Err(refuse(
                 codes::PORTAL_CERT_CHAIN_INCOMPLETE,
-                format!("the chain does not verify: {e}"),
+                format!(
+                    "the chain does not verify: {}",
+                    crate::tls::certificate_problem(&e, crate::tls::Usage::Server)
+                ),
             ));
         }
     }

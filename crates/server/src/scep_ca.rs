@@ -171,10 +171,42 @@ fn exchange_failure(url: &ScepUrl, e: ClientError) -> CoreError {
             r @ (rustls::Error::InvalidCertificate(_)
             | rustls::Error::NoCertificatesPresented
             | rustls::Error::UnsupportedNameType),
-        ) => CoreError::ExternalCaTlsUntrusted(format!("{}: {r}", url.as_str())),
+        ) => {
+            tracing::info!(url = url.as_str(), error = %r, "external CA TLS certificate refused");
+            CoreError::ExternalCaTlsUntrusted(format!("{}: {}", url.as_str(), tls_problem(&r)))
+        }
         ClientError::Timeout => unreachable(url, format!("no answer within {TIMEOUT:?}")),
-        ClientError::Tls(r) => unreachable(url, format!("TLS: {r}")),
+        ClientError::Tls(r) => {
+            tracing::info!(url = url.as_str(), error = %r, "external CA TLS handshake failed");
+            unreachable(url, "the TLS handshake failed")
+        }
         other => unreachable(url, other),
+    }
+}
+
+/// A rustls refusal of the external CA's server certificate, in words (not rustls's enum
+/// names such as `UnknownIssuer` or `NotValidForNameContext`).
+fn tls_problem(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => {
+                "its TLS certificate is not issued by a system root or a CA of --tls-ca-bundle"
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "its TLS certificate does not name the URL's host"
+            }
+            C::Expired | C::ExpiredContext { .. } => "its TLS certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => "its TLS certificate is not valid yet",
+            C::Revoked => "its TLS certificate is revoked",
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                "its TLS certificate is not a server certificate (extended key usage)"
+            }
+            C::BadSignature => "a signature in its TLS certificate chain does not verify",
+            _ => "its TLS certificate is not acceptable",
+        },
+        rustls::Error::NoCertificatesPresented => "it presented no TLS certificate",
+        _ => "its TLS certificate does not name the URL's host in a usable form",
     }
 }
 

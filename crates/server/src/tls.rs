@@ -78,17 +78,17 @@ impl TrustStore {
         let info = match ferrocore_pki::cert_info(ee.as_ref()) {
             Ok(i) => i,
             Err(e) => {
-                return reject(CoreError::CertUnknown(format!(
-                    "malformed certificate: {e}"
-                )));
+                tracing::debug!(error = %e, "client certificate does not parse");
+                return reject(CoreError::CertUnknown(MALFORMED.into()));
             }
         };
         let cert = match webpki::EndEntityCert::try_from(ee) {
             Ok(c) => c,
             Err(e) => {
-                return reject(CoreError::CertUnknown(format!(
-                    "malformed certificate: {e}"
-                )));
+                tracing::debug!(error = ?e, "client certificate does not parse");
+                return reject(CoreError::CertUnknown(
+                    certificate_problem(&e, Usage::Client).into(),
+                ));
             }
         };
         let anchors = self.anchors.load();
@@ -132,10 +132,66 @@ impl TrustStore {
             Err(webpki::Error::UnknownIssuer) => reject(CoreError::CertUnknown(
                 "not issued by a CA this server trusts".into(),
             )),
-            Err(e) => reject(CoreError::CertUnknown(format!(
-                "certificate not acceptable: {e}"
-            ))),
+            Err(e) => {
+                tracing::debug!(error = ?e, "client certificate refused");
+                reject(CoreError::CertUnknown(
+                    certificate_problem(&e, Usage::Client).into(),
+                ))
+            }
         }
+    }
+}
+
+const MALFORMED: &str = "the certificate is not a well-formed X.509 certificate";
+
+/// What a certificate is checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Client,
+    Server,
+}
+
+/// A certificate verification failure in the caller's terms (never webpki's enum names; the
+/// details go to the log where the caller decides).
+pub fn certificate_problem(e: &webpki::Error, usage: Usage) -> &'static str {
+    use webpki::Error as E;
+    match (e, usage) {
+        (E::CaUsedAsEndEntity, Usage::Client) => {
+            "the certificate is a CA certificate, not a client certificate"
+        }
+        (E::CaUsedAsEndEntity, Usage::Server) => {
+            "the certificate is a CA certificate, not a server certificate"
+        }
+        (E::EndEntityUsedAsCa, _) => {
+            "a certificate of the chain that issued another one is not a CA certificate"
+        }
+        (E::RequiredEkuNotFoundContext(_), Usage::Client) => {
+            "the certificate's extended key usage does not allow client authentication"
+        }
+        (E::RequiredEkuNotFoundContext(_), Usage::Server) => {
+            "the certificate's extended key usage does not allow TLS server authentication"
+        }
+        (E::EmptyEkuExtension, _) => "the certificate's extended key usage extension is empty",
+        (E::UnsupportedCertVersion, _) => "the certificate is not an X.509 version 3 certificate",
+        (E::CertExpired { .. }, _) => "a certificate of the chain has expired",
+        (E::CertNotValidYet { .. }, _) => "a certificate of the chain is not valid yet",
+        (E::InvalidCertValidity, _) => "the certificate's validity period is invalid",
+        (E::UnknownIssuer, _) => "the certificate is not issued by a trusted CA",
+        (E::InvalidSignatureForPublicKey, _) => "a signature of the chain does not verify",
+        (
+            E::UnsupportedSignatureAlgorithmContext(_)
+            | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_)
+            | E::SignatureAlgorithmMismatch,
+            _,
+        ) => "the certificate is signed with an unsupported algorithm",
+        (E::UnsupportedCriticalExtension, _) => {
+            "the certificate has a critical extension this server does not understand"
+        }
+        (E::PathLenConstraintViolated | E::NameConstraintViolation, _) => {
+            "the chain violates a CA's path length or name constraints"
+        }
+        (E::CertNotValidForName(_), _) => "the certificate does not name this host",
+        _ => MALFORMED,
     }
 }
 

@@ -195,14 +195,15 @@ impl DeviceStore for SqliteStore {
     async fn renewal_at_risk(
         &self,
         now: i64,
-        grace_secs: i64,
+        _grace_secs: i64,
         limit: u32,
         offset: u64,
     ) -> Result<Page<AtRisk>> {
-        // Window start = not_after - window days; at risk from then until not_after + grace.
-        // (not_after - window <= now is written not_after <= now + window: an index bound.)
+        // Window start = not_after - window days; at risk from then until the device is
+        // actually retired (the sweep, hourly, retires it once the grace is over: until then
+        // it is still listed). (not_after - window <= now is written not_after <= now +
+        // window: an index bound.)
         let cond = "d.status = 'active' AND d.cert_not_after IS NOT NULL \
-             AND d.cert_not_after >= ?1 - ?2 \
              AND d.cert_not_after <= ?1 + COALESCE(p.renewal_window_days, 60) * 86400";
         // Counted per policy (a handful of rows) over `devices_policy_expiry`, index only; the
         // page walks `devices_cert_not_after` in report order and stops after one page.
@@ -211,17 +212,15 @@ impl DeviceStore for SqliteStore {
              WHERE p.name = d.policy AND {cond}"
         )))
         .bind(now)
-        .bind(grace_secs)
         .fetch_one(&self.pool)
         .await
         .db()?;
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {DEVICE_COLUMNS}, COALESCE(p.renewal_window_days, 60) AS window_days \
              FROM devices d JOIN policies p ON p.name = d.policy WHERE {cond} \
-             ORDER BY d.cert_not_after, d.id LIMIT ?3 OFFSET ?4"
+             ORDER BY d.cert_not_after, d.id LIMIT ?2 OFFSET ?3"
         )))
         .bind(now)
-        .bind(grace_secs)
         .bind(i64::from(limit))
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)

@@ -856,17 +856,16 @@ mod tests {
                 assert_eq!(page.total, want.len() as u64, "{cond}");
             }
         }
-        // The renewal-at-risk report against its former SQL.
+        // The renewal-at-risk report against its plain SQL (every active device from its
+        // window's start until retired).
         let grace = 30 * 86_400;
         let want: Vec<String> = sqlx::query_scalar(
             "SELECT d.id FROM devices d JOIN policies p ON p.name = d.policy \
              WHERE d.status = 'active' AND d.cert_not_after IS NOT NULL \
-             AND d.cert_not_after >= ?1 - ?2 \
              AND d.cert_not_after - COALESCE(p.renewal_window_days, 60) * 86400 <= ?1 \
              ORDER BY d.cert_not_after, d.id",
         )
         .bind(now)
-        .bind(grace)
         .fetch_all(s.pool())
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use super::SharedState;
 use super::error::ApiError;
 use super::json::{ApiJson, OptionalJson};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -91,12 +91,11 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
 
 /// Bearer-token check, constant time. Missing or wrong token: 401.
 async fn require_token(State(state): State<SharedState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let auth = match super::auth::Authorization::of(req.headers()) {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let given = auth.as_ref().and_then(|a| a.bearer()).unwrap_or("");
     let ok = aws_lc_rs::constant_time::verify_slices_are_equal(
         given.as_bytes(),
         state.admin_token.as_bytes(),
@@ -299,7 +298,7 @@ async fn list_devices(
     State(state): State<SharedState>,
     q: Result<Query<DeviceListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<Device>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some("active") => Some(DeviceStatus::Active),
@@ -381,7 +380,7 @@ async fn list_certificates(
     State(state): State<SharedState>,
     q: Result<Query<CertListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<Certificate>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let page = state
         .core
         .certificates(
@@ -523,7 +522,7 @@ async fn renewal_at_risk(
     State(state): State<SharedState>,
     q: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<RenewalRisk>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let now = state.core.clock().now().unix_timestamp();
     let page = state
         .core
@@ -538,20 +537,35 @@ async fn renewal_at_risk(
             .map(|r| {
                 let not_after = r.device.cert_not_after.unwrap_or(0);
                 let supports = ferrocore_core::service::supports_renewal(&r.device);
+                let phase = risk_phase(now, not_after, grace, supports);
                 RenewalRisk {
-                    phase: if now <= not_after {
-                        "in_window"
+                    phase: phase.to_owned(),
+                    refused_from: if supports {
+                        not_after + grace
                     } else {
-                        "in_grace"
-                    }
-                    .to_owned(),
+                        not_after
+                    },
                     retire_at: not_after + grace,
                     supports_renewal: supports,
+                    must_register_again: matches!(phase, "refused" | "awaiting_retirement"),
                     device: device_out(r.device),
                 }
             })
             .collect(),
     }))
+}
+
+/// Where a listed device stands (see `RenewalRisk::phase`).
+fn risk_phase(now: i64, not_after: i64, grace: i64, supports_renewal: bool) -> &'static str {
+    if now <= not_after {
+        "in_window"
+    } else if now > not_after + grace {
+        "awaiting_retirement"
+    } else if supports_renewal {
+        "in_grace"
+    } else {
+        "refused"
+    }
 }
 
 #[utoipa::path(
@@ -779,7 +793,7 @@ async fn list_grants(
     State(state): State<SharedState>,
     q: Result<Query<GrantListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Page<ferrocore_proto::EnrollmentGrant>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let page = state
         .core
         .grants(ferrocore_core::store::GrantQuery {

@@ -65,8 +65,13 @@ pub fn status_of(e: &CoreError) -> StatusCode {
     }
 }
 
+/// The stable code of an error answer, kept on the response for the edge middleware
+/// (`http::edge`, which logs refused authentications).
+#[derive(Debug, Clone)]
+pub struct ErrorCode(pub String);
+
 pub fn error_response(status: StatusCode, code: &str, message: String) -> Response {
-    (
+    let mut r = (
         status,
         Json(ErrorBody {
             error: ErrorDetail {
@@ -75,7 +80,9 @@ pub fn error_response(status: StatusCode, code: &str, message: String) -> Respon
             },
         }),
     )
-        .into_response()
+        .into_response();
+    r.extensions_mut().insert(ErrorCode(code.to_owned()));
+    r
 }
 
 impl IntoResponse for ApiError {

@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use base64::Engine;
 use ferrocore_core::CoreError;
 use ferrocore_core::est::EstCredential;
 use ferrocore_core::service::DeviceCredential;
@@ -108,7 +107,7 @@ fn pkcs7_response(p7: Vec<u8>) -> Response {
                 HeaderValue::from_static("base64"),
             ),
         ],
-        ferrocore_pki::base64_lines(&p7),
+        ferrocore_pki::est_base64(&p7),
     )
         .into_response()
 }
@@ -153,7 +152,7 @@ async fn csrattrs() -> Response {
                 HeaderValue::from_static("base64"),
             ),
         ],
-        ferrocore_pki::base64_lines(&ferrocore_pki::csr_attrs_der()),
+        ferrocore_pki::est_base64(&ferrocore_pki::csr_attrs_der()),
     )
         .into_response()
 }
@@ -224,34 +223,23 @@ fn est_credential(headers: &HeaderMap) -> Result<EstCredential, EstError> {
         );
         EstError(Box::new(r))
     };
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            unauthorized("credentials required: HTTP Basic (user or token) or Bearer token")
-        })?;
-    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
-    match scheme.to_ascii_lowercase().as_str() {
-        "bearer" if !rest.trim().is_empty() => Ok(EstCredential::Token(rest.trim().to_owned())),
-        "basic" => {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(rest.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-            let (user, password) = decoded
-                .split_once(':')
-                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-            if user.is_empty() {
-                Ok(EstCredential::Token(password.to_owned()))
-            } else {
-                Ok(EstCredential::Password {
-                    username: user.to_owned(),
-                    password: password.to_owned(),
-                })
-            }
+    let auth = match super::auth::Authorization::of(headers) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return Err(unauthorized(
+                "credentials required: HTTP Basic (user or token) or Bearer token",
+            ));
         }
-        _ => Err(unauthorized("unsupported authorization scheme")),
+        Err(e) => return Err(EstError::new(e.into_response())),
+    };
+    if let Some(token) = auth.bearer() {
+        return Ok(EstCredential::Token(token.to_owned()));
+    }
+    match auth.basic() {
+        Some(Ok((user, password))) if user.is_empty() => Ok(EstCredential::Token(password)),
+        Some(Ok((username, password))) => Ok(EstCredential::Password { username, password }),
+        Some(Err(())) => Err(unauthorized("malformed Basic credentials")),
+        None => Err(unauthorized("unsupported authorization scheme")),
     }
 }
 

@@ -3,8 +3,10 @@
 //! [`ferrocore_core::Core`] calls.
 
 pub mod admin;
+pub mod auth;
 pub mod client_identity;
 pub mod device;
+pub mod edge;
 pub mod error;
 pub mod est;
 pub mod json;
@@ -108,7 +110,9 @@ pub fn device_router(state: SharedState) -> Router {
         .merge(ocsp::routes())
         .route("/healthz", get(healthz))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
-        .fallback(not_found)
+        .fallback(edge::not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::middleware::from_fn(edge::edge))
         .with_state(state)
 }
 
@@ -118,7 +122,9 @@ pub fn admin_router(state: SharedState) -> Router {
         .route("/healthz", get(healthz))
         .route(ferrocore_proto::paths::OPENAPI, get(openapi::document))
         .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
-        .fallback(not_found)
+        .fallback(edge::not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::middleware::from_fn(edge::edge))
         .with_state(state)
 }
 
@@ -132,7 +138,9 @@ pub fn pki_router(state: SharedState) -> Router {
         .merge(scep::routes())
         .route("/healthz", get(healthz))
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
-        .fallback(not_found)
+        .fallback(edge::not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::middleware::from_fn(edge::edge))
         .with_state(state)
 }
 
@@ -141,7 +149,9 @@ pub fn storefront_router(state: SharedState) -> Router {
         .route("/healthz", get(healthz))
         .merge(storefront::storefront_routes())
         .layer(axum::extract::DefaultBodyLimit::max(DEVICE_BODY_LIMIT))
-        .fallback(not_found)
+        .fallback(edge::not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::middleware::from_fn(edge::edge))
         .with_state(state)
 }
 
@@ -162,12 +172,4 @@ fn pki_routes() -> Router<SharedState> {
 )]
 async fn healthz() -> &'static str {
     "ok"
-}
-
-async fn not_found() -> axum::response::Response {
-    error::error_response(
-        axum::http::StatusCode::NOT_FOUND,
-        ferrocore_proto::codes::NOT_FOUND,
-        "no such endpoint".into(),
-    )
 }

@@ -79,9 +79,9 @@ async fn upload_portal_cert(
         (None, None, Some(p12)) => {
             let der = base64::engine::general_purpose::STANDARD
                 .decode(p12.trim())
-                .map_err(|e| CoreError::PortalCert {
+                .map_err(|_| CoreError::PortalCert {
                     code: codes::PORTAL_CERT_MALFORMED,
-                    message: format!("pkcs12_base64 is not base64: {e}"),
+                    message: "pkcs12_base64 is not base64".into(),
                 })?;
             portal_cert::parse_pkcs12(&der, req.password.as_deref().unwrap_or(""))?
         }

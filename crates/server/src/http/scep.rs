@@ -204,7 +204,7 @@ async fn scep_get(
             }
             match base64::engine::general_purpose::STANDARD.decode(cleaned.as_bytes()) {
                 Ok(der) => pki_operation(state, info, der).await,
-                Err(e) => malformed(format!("message is not base64: {e}")),
+                Err(_) => malformed("the message parameter is not base64".into()),
             }
         }
         other => unknown_operation(other),
@@ -221,14 +221,15 @@ async fn scep_post(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<ConnInfo>>,
     RawQuery(q): RawQuery,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    req: axum::extract::Request,
 ) -> Response {
     let q = query_pairs(q.as_deref().unwrap_or(""));
     match operation(&q) {
         Some("PKIOperation") => {}
         other => return unknown_operation(other),
     }
-    let body = match body {
+    // A declared length over the limit is refused before the body is read.
+    let body: Bytes = match super::json::limited_bytes(req).await {
         Ok(b) => b,
         Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return error_response(
@@ -237,7 +238,7 @@ async fn scep_post(
                 "SCEP message too large".into(),
             );
         }
-        Err(r) => return malformed(r.body_text()),
+        Err(r) => return r,
     };
     // Some clients post base64 instead of DER.
     let der = if body.first() == Some(&0x30) {
@@ -347,7 +348,7 @@ async fn pki_operation(state: SharedState, info: Arc<ConnInfo>, der: Vec<u8>) ->
         Ok(m) => m,
         Err(ScepError::Malformed(e)) => {
             tracing::info!(peer = %info.peer, error = %e, "SCEP message refused (malformed)");
-            return malformed(format!("not a SCEP PKIOperation message: {e}"));
+            return malformed("not a SCEP PKIOperation message (signed and enveloped CMS)".into());
         }
         Err(ScepError::Refused {
             fail_info,

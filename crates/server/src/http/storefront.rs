@@ -22,7 +22,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use base64::Engine as _;
 use ferrocore_core::CoreError;
 use ferrocore_core::storefront::{AppRecord, StorefrontPresented};
 use ferrocore_proto::{
@@ -99,20 +98,21 @@ fn presented(
         ClientCert::Verified(c) => return Ok(StorefrontPresented::Certificate(c.clone())),
         ClientCert::None => {}
     }
-    let Some(auth) = headers.get(header::AUTHORIZATION) else {
-        return Ok(StorefrontPresented::None);
+    let auth = match super::auth::Authorization::of(headers) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Ok(StorefrontPresented::None),
+        // Two headers never get here (refused by `http::edge` before any handler).
+        Err(_) => {
+            return Err(
+                CoreError::BadRequest("send exactly one Authorization header".into()).into(),
+            );
+        }
     };
     let bad = || CoreError::BadRequest("Authorization must be Basic <base64 user:password>".into());
-    let b64 = auth
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Basic "))
-        .ok_or_else(bad)?;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (username, password) = text.split_once(':').ok_or_else(bad)?;
+    let (username, password) = match auth.basic() {
+        Some(Ok(up)) => up,
+        _ => return Err(bad().into()),
+    };
     let device_uuid = headers
         .get(storefront_paths::DEVICE_UUID_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -123,8 +123,8 @@ fn presented(
             ))
         })?;
     Ok(StorefrontPresented::Password {
-        username: username.to_owned(),
-        password: password.to_owned(),
+        username,
+        password,
         device_uuid: device_uuid.to_owned(),
     })
 }
@@ -312,7 +312,7 @@ async fn admin_list_apps(
     State(state): State<SharedState>,
     q: Result<Query<AppListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<App>>, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let platform = match q.platform.filter(|p| !p.is_empty()) {
         Some(p) => Some(p.parse::<Platform>().map_err(CoreError::BadRequest)?),
         None => None,
@@ -349,7 +349,7 @@ async fn publish_app(
     q: Result<Query<PublishQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| CoreError::BadRequest(e.body_text()))?;
+    let Query(q) = q.map_err(|e| CoreError::BadRequest(super::json::query_message(&e)))?;
     let platform = q
         .platform
         .parse::<Platform>()
@@ -361,6 +361,14 @@ async fn publish_app(
     }
     check_label("name", &q.name, 128)?;
     check_label("version", &q.version, 64)?;
+    // A declared length over the limit is refused before anything is read.
+    if hyper::body::Body::size_hint(&body).lower() > APP_UPLOAD_LIMIT as u64 {
+        return Ok(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            codes::BODY_TOO_LARGE,
+            format!("an app package may be at most {APP_UPLOAD_LIMIT} bytes"),
+        ));
+    }
 
     let dir = state.data_dir.root().join("apps");
     tokio::fs::create_dir_all(&dir)
@@ -430,10 +438,11 @@ async fn receive(body: Body, path: &std::path::Path) -> Result<(u64, String), Re
                     format!("an app package may be at most {APP_UPLOAD_LIMIT} bytes"),
                 )
             } else {
+                tracing::info!(error = %e, "app upload interrupted");
                 error_response(
                     StatusCode::BAD_REQUEST,
                     codes::BAD_REQUEST,
-                    format!("upload interrupted: {e}"),
+                    "the upload was interrupted before the whole body arrived".into(),
                 )
             }
         })?;

@@ -784,6 +784,16 @@ pub async fn search_and_renewal_at_risk<B: Backend>() {
     assert_eq!(risk.items.len(), 1);
     assert_eq!(risk.items[0].device.id, a.id);
     assert_eq!(risk.items[0].window_days, 60);
+    // 40 days after expiry, past the grace: still listed until the sweep retires it.
+    w.set(not_after(&a) + Duration::days(40));
+    let listed = |risk: &ferrocore_core::store::Page<ferrocore_core::store::AtRisk>| {
+        risk.items.iter().any(|r| r.device.id == a.id)
+    };
+    let risk = w.core.renewal_at_risk(100, 0).await.unwrap();
+    assert!(listed(&risk), "expired, not swept yet: still at risk");
+    assert!(w.core.sweep_expired().await.unwrap() >= 1);
+    let risk = w.core.renewal_at_risk(100, 0).await.unwrap();
+    assert!(!listed(&risk), "retired: no longer listed");
     let _ = ab;
 }
 
