@@ -693,12 +693,7 @@ fn tlv(buf: &[u8], at: usize) -> Option<Tlv> {
 
 /// Up to `max` children of the constructed value `start..end`; `None` if they do not parse.
 /// The bool says whether the children fill the value exactly.
-fn children(
-    buf: &[u8],
-    start: usize,
-    end: usize,
-    max: usize,
-) -> Option<(Vec<Tlv>, bool)> {
+fn children(buf: &[u8], start: usize, end: usize, max: usize) -> Option<(Vec<Tlv>, bool)> {
     let mut kids = Vec::new();
     let mut at = start;
     while at < end && kids.len() < max {
