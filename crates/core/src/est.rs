@@ -84,9 +84,11 @@ impl Core {
     ) -> Result<EstEnrolled> {
         let now = self.now();
         let at = now.unix_timestamp();
+        let mut directory_policy = None;
         let (username, platform, token_uuid, token_hash) = match credential {
             EstCredential::Password { username, password } => {
                 let user = self.directory.authenticate(&username, &password).await?;
+                directory_policy = Some(self.policy_for_user(&user).await?);
                 (
                     user.username,
                     label_platform.unwrap_or(Platform::Windows),
@@ -127,7 +129,10 @@ impl Core {
             )));
         }
         let ma = self.store.mutual_auth().await?;
-        let default_policy = self.default_policy().await?;
+        let default_policy = match directory_policy {
+            Some(p) => p,
+            None => self.default_policy().await?,
+        };
         let mut device = registration_device(
             existing.as_ref(),
             Enrollee {

@@ -4,11 +4,13 @@
 //!
 //! Code map: [`rules`] (Tables 2 and 4), [`service`] (the operations), [`grants`] (one-time enrollment grants: SCEP
 //! challenges and EST tokens), [`store`] (the storage
-//! interface), [`directory`] (user authentication), [`issuance`] (the certificate pipeline and
+//! interface), [`directory`] (user authentication), [`directory_sources`] (AD / LDAP sources,
+//! lockout guard, directory users), [`issuance`] (the certificate pipeline and
 //! CRL publication), [`scep_access`] (SCEP GetCert / GetCRL), [`clock`], [`error`].
 
 pub mod clock;
 pub mod directory;
+pub mod directory_sources;
 pub mod error;
 pub mod est;
 pub mod grants;
