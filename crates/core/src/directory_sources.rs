@@ -297,7 +297,11 @@ impl LockoutGuard {
         }
         // The directory's own count includes failures from elsewhere (other servers, the
         // user's other clients, a restart of this one).
+        // AD stops counting a bad password older than the window (it resets the count at
+        // the next failure), so such a count is stale.
+        let counting = entry.bad_password_time.is_none_or(|t| now - t <= window);
         if policy.threshold > 0
+            && counting
             && let Some(bad) = entry.bad_pwd_count
             && bad + 1 > budget
         {
@@ -400,9 +404,7 @@ impl Attempt<'_> {
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self
-                .guard
-                .record(&self.account, self.mac, Outcome::Failure);
+            let _ = self.guard.record(&self.account, self.mac, Outcome::Failure);
         }
     }
 }
@@ -557,10 +559,12 @@ impl ChainDirectory {
             return Err(e);
         }
         if !settings.enroll_groups.is_empty()
-            && !entry
-                .groups
-                .iter()
-                .any(|g| settings.enroll_groups.iter().any(|e| e.eq_ignore_ascii_case(g)))
+            && !entry.groups.iter().any(|g| {
+                settings
+                    .enroll_groups
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(g))
+            })
         {
             tracing::info!(source = source.name(), user = %entry.user_id,
                 "not in a group allowed to enroll");
@@ -584,7 +588,10 @@ impl ChainDirectory {
         entry: &DirectoryEntry,
     ) -> Result<DirectoryUserRecord> {
         let now = self.clock.now().unix_timestamp();
-        let existing = self.users.directory_user(source, &entry.external_id).await?;
+        let existing = self
+            .users
+            .directory_user(source, &entry.external_id)
+            .await?;
         let policy = policy_for(settings, &entry.groups);
         let rec = match existing {
             Some(mut r) => {

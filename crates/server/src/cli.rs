@@ -30,7 +30,8 @@ pub enum Command {
     Serve {
         #[arg(long, default_value = "./ferrocore-data")]
         data_dir: PathBuf,
-        #[arg(long)]
+        /// TOML configuration file (also `FERROCORE_CONFIG`).
+        #[arg(long, env = "FERROCORE_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Administer a running server through its admin API.

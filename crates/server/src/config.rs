@@ -16,6 +16,8 @@ pub struct Config {
     pub pki: PkiSection,
     pub ca: CaSection,
     pub front_ends: FrontEndsSection,
+    /// Directory sources (AD, LDAP) beside the local users ([`crate::directory_ldap`]).
+    pub directory: crate::directory_ldap::DirectorySection,
 }
 
 /// The local CA.
@@ -176,6 +178,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("front_ends", "trusted", true),
     ("front_ends", "headers", true),
     ("front_ends", "client_cert_sha256", false),
+    ("directory", "order", true),
 ];
 
 /// Validated listener addresses.
@@ -314,6 +317,7 @@ impl Config {
         }
         self.ca.key_algorithm()?;
         self.front_ends.policy()?;
+        self.directory.validate()?;
         Ok(Addresses {
             device,
             sync_tls,

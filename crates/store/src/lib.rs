@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod checkpointer;
+mod directory;
 mod grants;
 mod scep;
 mod storefront;

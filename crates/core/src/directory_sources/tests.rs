@@ -86,7 +86,8 @@ fn failed_passwords_are_remembered_briefly_and_success_forgets_everything() {
     clock.advance(time::Duration::seconds(601));
     assert!(!g.known_failure("a", "old").unwrap());
     g.record("a", g.mac("a", "old"), Outcome::Failure).unwrap();
-    g.record("a", g.mac("a", "right"), Outcome::Success).unwrap();
+    g.record("a", g.mac("a", "right"), Outcome::Success)
+        .unwrap();
     assert!(!g.known_failure("a", "old").unwrap());
     assert!(g.states(None).unwrap().is_empty());
 }
@@ -123,5 +124,8 @@ async fn binds_of_one_account_are_serialised() {
     drop(g.lock("b").await.unwrap());
     drop(first);
     waiter.await.unwrap();
-    assert!(g.locks.lock().unwrap().is_empty(), "unused locks are dropped");
+    assert!(
+        g.locks.lock().unwrap().is_empty(),
+        "unused locks are dropped"
+    );
 }

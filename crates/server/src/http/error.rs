@@ -61,10 +61,13 @@ pub fn status_of(e: &CoreError) -> StatusCode {
         CaFingerprintMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
         DirectoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        AccountLocked | AccountDisabled | PasswordExpired | PasswordMustChange
-        | AccountExpired | EnrollmentNotAllowed | DirectoryUserBlocked(_) => {
-            StatusCode::FORBIDDEN
-        }
+        AccountLocked
+        | AccountDisabled
+        | PasswordExpired
+        | PasswordMustChange
+        | AccountExpired
+        | EnrollmentNotAllowed
+        | DirectoryUserBlocked(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }
 }

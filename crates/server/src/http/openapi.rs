@@ -38,7 +38,11 @@ mod tests {
     fn document_describes_portal_storefront_and_appconnect_routes() {
         let doc: serde_json::Value = serde_json::from_str(super::DOCUMENT).unwrap();
         let paths = doc["paths"].as_object().unwrap();
-        for src in [include_str!("portal.rs"), include_str!("storefront.rs")] {
+        for src in [
+            include_str!("portal.rs"),
+            include_str!("storefront.rs"),
+            include_str!("directory.rs"),
+        ] {
             for piece in src.split("\"/api/v1/admin/").skip(1) {
                 let path = format!("/api/v1/admin/{}", piece.split('"').next().unwrap());
                 assert!(
