@@ -120,6 +120,34 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: GrantCommand,
     },
+    /// Directory sources (Active Directory, LDAP): test, users, groups, failed attempts.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Service-account bind, lockout policy and timings of each source; with --user, the
+    /// user's entry and groups (the user's password is never tried).
+    Test {
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Users with their source (local or a directory) and state.
+    Users,
+    /// Groups allowed to enroll, group to policy mappings, lockout settings.
+    Groups,
+    /// Failed password attempts Ferrocore counts (in memory), optionally of one user.
+    Attempts {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Forget a user's failed password attempts.
+    ClearAttempts { user: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -982,6 +1010,44 @@ async fn admin(args: AdminArgs) -> Result<Value> {
                     .await?
             }
         },
+        AdminCommand::Directory { command } => {
+            let q = |pairs: &[(&str, &Option<String>)]| -> String {
+                let v: Vec<String> = pairs
+                    .iter()
+                    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", path_escape(v))))
+                    .collect();
+                if v.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", v.join("&"))
+                }
+            };
+            match command {
+                DirectoryCommand::Test { source, user } => {
+                    let query = q(&[("source", &source), ("user", &user)]);
+                    client
+                        .get_json(&format!("{base}/directory/test{query}"))
+                        .await?
+                }
+                DirectoryCommand::Users => {
+                    client.get_json(&format!("{base}/directory/users")).await?
+                }
+                DirectoryCommand::Groups => {
+                    client.get_json(&format!("{base}/directory/groups")).await?
+                }
+                DirectoryCommand::Attempts { user } => {
+                    let query = q(&[("user", &user)]);
+                    client
+                        .get_json(&format!("{base}/directory/attempts{query}"))
+                        .await?
+                }
+                DirectoryCommand::ClearAttempts { user } => {
+                    client
+                        .delete_json(&format!("{base}/directory/attempts/{}", path_escape(&user)))
+                        .await?
+                }
+            }
+        }
         AdminCommand::EstToken { command } => match command {
             EstTokenCommand::Create(g) => {
                 let ttl_secs = match g.ttl.as_deref().map(parse_ttl).transpose()? {
