@@ -51,6 +51,8 @@ pub struct DirectoryEntry {
     pub bad_pwd_count: Option<u32>,
     /// Unix time of AD's badPasswordTime, when set.
     pub bad_password_time: Option<i64>,
+    /// Unix time of AD's lockoutTime, when set (non-zero).
+    pub lockout_time: Option<i64>,
     /// userAccountControl ACCOUNTDISABLE (AD), for the periodic refresh.
     pub disabled: bool,
 }
@@ -283,6 +285,11 @@ impl LockoutGuard {
         } else {
             policy.threshold.saturating_sub(settings.margin).max(1)
         };
+        // Locked by the directory (lockoutTime within the window; AD's lockout duration is
+        // usually the same): say so, without a bind.
+        if policy.threshold > 0 && entry.lockout_time.is_some_and(|t| now - t < window) {
+            return Err(CoreError::AccountLocked);
+        }
         let mut accounts = self.accounts()?;
         let a = accounts.entry(account.to_owned()).or_default();
         a.user_id = entry.user_id.clone();

@@ -524,7 +524,12 @@ impl LdapSource {
         .filter(|s| !s.is_empty())
         .collect();
         if self.kind == Kind::Ad {
-            v.extend(["badPwdCount", "badPasswordTime", "userAccountControl"]);
+            v.extend([
+                "badPwdCount",
+                "badPasswordTime",
+                "lockoutTime",
+                "userAccountControl",
+            ]);
         }
         v
     }
@@ -621,6 +626,10 @@ impl LdapSource {
             groups: Vec::new(),
             bad_pwd_count: text("badPwdCount").and_then(|t| t.parse().ok()),
             bad_password_time,
+            lockout_time: text("lockoutTime")
+                .and_then(|t| t.parse::<i64>().ok())
+                .filter(|t| *t > 0)
+                .map(filetime_to_unix),
             disabled: uac & 0x2 != 0,
         })
     }

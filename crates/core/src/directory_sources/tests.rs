@@ -73,6 +73,13 @@ fn the_directorys_own_count_is_respected() {
         window_secs: 60,
     };
     g.admit("a", none, &s, &entry(Some(50))).unwrap();
+    // Locked by the directory: said so, without a bind.
+    let mut locked = entry(Some(5));
+    locked.lockout_time = Some(1_800_000_000 - 60);
+    assert!(matches!(
+        g.admit("a", AD, &s, &locked),
+        Err(CoreError::AccountLocked)
+    ));
 }
 
 #[test]
