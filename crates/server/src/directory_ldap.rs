@@ -766,7 +766,7 @@ impl LdapSource {
             (Some(t), Some(w)) => Ok(Some(LockoutPolicy {
                 threshold: u32::try_from(t).unwrap_or(0),
                 // A negative count of 100 ns intervals.
-                window_secs: u64::try_from(w.unsigned_abs() / 10_000_000).unwrap_or(u64::MAX),
+                window_secs: w.unsigned_abs() / 10_000_000,
             })),
             _ => Ok(None),
         }
