@@ -90,13 +90,12 @@ pub struct SourceConfig {
     /// Per-operation timeout (default 5 s).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
-    /// Names in certificates of this source's users (defaults: UPN and mail yes, SID no).
+    /// Names in certificates of this source's users (default: UPN and mail). The SID
+    /// extension (1.3.6.1.4.1.311.25.2) is not issued yet.
     #[serde(default)]
     pub cert_upn: Option<bool>,
     #[serde(default)]
     pub cert_mail: Option<bool>,
-    #[serde(default)]
-    pub cert_sid: Option<bool>,
 }
 
 impl std::fmt::Debug for SourceConfig {
@@ -318,7 +317,7 @@ impl SourceConfig {
             max_failures_without_lockout: defaults.max_failures_without_lockout,
             cert_upn: self.cert_upn.unwrap_or(defaults.cert_upn),
             cert_mail: self.cert_mail.unwrap_or(defaults.cert_mail),
-            cert_sid: self.cert_sid.unwrap_or(defaults.cert_sid),
+            cert_sid: false,
         };
         Ok(BuiltSource {
             source: Arc::new(LdapSource {
@@ -975,7 +974,6 @@ mod tests {
             timeout_secs: None,
             cert_upn: None,
             cert_mail: None,
-            cert_sid: None,
         };
         let env = HashMap::new();
         // TLS is required: without a CA file a source is refused unless plain LDAP is allowed.
