@@ -16,6 +16,10 @@ need=()
 for cmd in "${!pkg_of[@]}"; do
   command -v "$cmd" >/dev/null || need+=("${pkg_of[$cmd]}")
 done
+# Directory tests: a Samba AD DC and OpenLDAP's slapd (e2e directory::), with their tools.
+for pkg in samba samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind ldb-tools slapd ldap-utils; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if ((${#need[@]})); then
   if [ "$(id -u)" != 0 ]; then
     echo "scripts/test.sh: missing ${need[*]}; run as root or install them: apt-get install -y ${need[*]}" >&2

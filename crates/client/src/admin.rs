@@ -152,6 +152,62 @@ impl AdminClient {
         self.post_empty("/maintenance/sweep").await
     }
 
+    // ------------------------------------------------------------------ directory
+
+    /// `GET /directory/test`: each source's service bind, lockout policy and timings, and
+    /// with `user` that user's entry and groups (JSON as the server reports it).
+    pub async fn directory_test(
+        &self,
+        source: Option<&str>,
+        user: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        #[derive(Serialize)]
+        struct Q<'a> {
+            source: Option<&'a str>,
+            user: Option<&'a str>,
+        }
+        self.get(&format!("/directory/test{}", query(&Q { source, user })?))
+            .await
+    }
+
+    /// `GET /directory/users`: local and directory users with their source and state.
+    pub async fn directory_users(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/directory/users").await
+    }
+
+    /// `GET /directory/groups`: each source's enrolling groups, group policies and lockout.
+    pub async fn directory_groups(&self) -> Result<serde_json::Value, ClientError> {
+        self.get("/directory/groups").await
+    }
+
+    /// `GET /directory/attempts`: failed-password state (of one user, or all).
+    pub async fn directory_attempts(
+        &self,
+        user: Option<&str>,
+    ) -> Result<serde_json::Value, ClientError> {
+        #[derive(Serialize)]
+        struct Q<'a> {
+            user: Option<&'a str>,
+        }
+        self.get(&format!("/directory/attempts{}", query(&Q { user })?))
+            .await
+    }
+
+    /// `DELETE /directory/attempts/{user}`: forget a user's failed attempts.
+    pub async fn directory_clear_attempts(
+        &self,
+        user: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(
+            Method::DELETE,
+            &format!("/directory/attempts/{}", seg(user)),
+            None,
+            Vec::new(),
+        )
+        .await?
+        .json()
+    }
+
     /// `GET /store`: database and write-ahead-log sizes, the WAL limit and truncations.
     pub async fn store_status(&self) -> Result<ferrocore_proto::StoreStatus, ClientError> {
         self.get("/store").await

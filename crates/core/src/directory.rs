@@ -1,5 +1,6 @@
 //! User authentication behind the [`Directory`] trait. [`LocalDirectory`] checks argon2id
-//! hashes kept in the store; LDAP / Active Directory implement the same trait later.
+//! hashes kept in the store; [`crate::directory_sources::ChainDirectory`] adds Active
+//! Directory and LDAP sources in a configured order.
 
 use crate::error::{CoreError, Result};
 use crate::store::Store;
@@ -13,12 +14,38 @@ use std::sync::Arc;
 pub struct AuthenticatedUser {
     pub username: String,
     pub email: Option<String>,
+    /// `local`, or the name of the directory source.
+    pub source: String,
+    /// The sync policy the user's directory groups map to, if any.
+    pub policy: Option<String>,
 }
+
+/// Names a directory user's certificates carry (SAN otherName UPN, rfc822Name, SID extension).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertNames {
+    pub upn: Option<String>,
+    pub email: Option<String>,
+    pub sid: Option<String>,
+}
+
+/// Source name of local users.
+pub const LOCAL_SOURCE: &str = "local";
 
 #[async_trait]
 pub trait Directory: Send + Sync + 'static {
     /// Checks the credentials; wrong user and wrong password are the same error.
     async fn authenticate(&self, username: &str, password: &str) -> Result<AuthenticatedUser>;
+
+    /// Whether a user's devices may still check in (a directory user disabled, deleted or
+    /// removed from the enrolling groups may not). Never asks a directory over the network.
+    async fn check_user(&self, _username: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// The names a user's certificates carry, for directory users.
+    async fn cert_names(&self, _username: &str) -> Result<Option<CertNames>> {
+        Ok(None)
+    }
 }
 
 /// Users kept in Ferrocore's own database.
@@ -55,6 +82,8 @@ impl Directory for LocalDirectory {
             (Some(u), true) => Ok(AuthenticatedUser {
                 username: u.username,
                 email: u.email,
+                source: LOCAL_SOURCE.to_owned(),
+                policy: None,
             }),
             _ => Err(CoreError::InvalidCredentials),
         }

@@ -97,6 +97,9 @@ pub struct NewIdentity {
     pub grant: Option<GrantUse>,
     pub scep_request: Option<ScepRequestKey>,
     pub reason: IssueReason,
+    /// The sync policy the user's directory groups map to: a new device gets it (else the
+    /// default policy).
+    pub user_policy: Option<String>,
 }
 
 /// A new certificate for a device the provisioner authenticated with the device's own
@@ -205,7 +208,9 @@ impl Core {
             }
         };
         let config = e.config.unwrap_or_else(|| ma.enrollment_config.clone());
-        let default_policy = self.default_policy().await?;
+        let default_policy = self
+            .policy_named_or_default(&e.username, e.user_policy.as_deref())
+            .await?;
         let now = self.now();
         let at = now.unix_timestamp();
         let mut device = DeviceRecord {

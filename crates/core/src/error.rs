@@ -139,6 +139,29 @@ pub enum CoreError {
     /// Revoking an enrollment grant that already paid for a certificate.
     #[error("enrollment grant {0} was already used (revoke the certificate it paid for instead)")]
     GrantConsumed(String),
+    /// Ferrocore stopped forwarding password checks for this user before the directory's
+    /// lockout threshold; retry after the given number of seconds.
+    #[error("too many failed password attempts for this user; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// No URL of the directory answered (the failing URLs and reasons are logged).
+    #[error("the user directory is unavailable; try again later")]
+    DirectoryUnavailable,
+    #[error("the account is locked out in the directory")]
+    AccountLocked,
+    #[error("the account is disabled in the directory")]
+    AccountDisabled,
+    #[error("the password has expired: change it, then try again")]
+    PasswordExpired,
+    #[error("the password must be changed before the first logon: change it, then try again")]
+    PasswordMustChange,
+    #[error("the account has expired in the directory")]
+    AccountExpired,
+    #[error("this user is not in a directory group allowed to enroll devices")]
+    EnrollmentNotAllowed,
+    /// At check-in: the device's directory user is no longer allowed (`state`: disabled,
+    /// deleted, not_member).
+    #[error("the device's user is {0} in the directory")]
+    DirectoryUserBlocked(String),
 }
 
 impl CoreError {
@@ -194,6 +217,15 @@ impl CoreError {
             ScepTransactionUnknown(_) => codes::SCEP_TRANSACTION_UNKNOWN,
             EstTokenInvalid => codes::EST_TOKEN_INVALID,
             GrantConsumed(_) => codes::GRANT_CONSUMED,
+            TooManyAttempts { .. } => codes::TOO_MANY_ATTEMPTS,
+            DirectoryUnavailable => codes::DIRECTORY_UNAVAILABLE,
+            AccountLocked => codes::ACCOUNT_LOCKED,
+            AccountDisabled => codes::ACCOUNT_DISABLED,
+            PasswordExpired => codes::PASSWORD_EXPIRED,
+            PasswordMustChange => codes::PASSWORD_MUST_CHANGE,
+            AccountExpired => codes::ACCOUNT_EXPIRED,
+            EnrollmentNotAllowed => codes::ENROLLMENT_NOT_ALLOWED,
+            DirectoryUserBlocked(_) => codes::DIRECTORY_USER_BLOCKED,
         }
     }
 

@@ -5,12 +5,14 @@
 //! Code map: [`rules`] (Tables 2 and 4), [`service`] (the operations), [`enrollment`] (the
 //! one enrollment pipeline) and [`provisioners`] (one per enrollment method), [`grants`] (one-time enrollment grants: SCEP
 //! challenges and EST tokens), [`store`] (the storage
-//! interface), [`directory`] (user authentication), [`issuance`] (the certificate pipeline and
-//! CRL publication), [`scep_operation`] (the SCEP PKIOperation dispatch and failInfo),
+//! interface), [`directory`] (user authentication), [`directory_sources`] (AD / LDAP sources,
+//! lockout guard, directory users), [`issuance`] (the certificate pipeline and CRL
+//! publication), [`scep_operation`] (the SCEP PKIOperation dispatch and failInfo),
 //! [`scep_access`] (SCEP GetCert / GetCRL), [`clock`], [`error`].
 
 pub mod clock;
 pub mod directory;
+pub mod directory_sources;
 pub mod enrollment;
 pub mod error;
 pub mod est;

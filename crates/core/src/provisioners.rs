@@ -77,6 +77,7 @@ impl Provisioner for AgentRegistration {
             grant: None,
             scep_request: None,
             reason: IssueReason::Registration,
+            user_policy: user.policy,
         })))
     }
 }
@@ -92,7 +93,7 @@ pub struct EstEnrollment {
 impl Provisioner for EstEnrollment {
     async fn authorize(&self, core: &Core) -> Result<Authorized> {
         let at = core.now().unix_timestamp();
-        let (username, platform, token_uuid, grant) = match &self.credential {
+        let (username, platform, token_uuid, grant, user_policy) = match &self.credential {
             EstCredential::Password { username, password } => {
                 let user = core.directory.authenticate(username, password).await?;
                 (
@@ -100,6 +101,7 @@ impl Provisioner for EstEnrollment {
                     self.label_platform.unwrap_or(Platform::Windows),
                     None,
                     None,
+                    user.policy,
                 )
             }
             EstCredential::Token(token) => {
@@ -119,6 +121,7 @@ impl Provisioner for EstEnrollment {
                         protocol: GrantProtocol::Est,
                         secret_hash: rec.secret_hash,
                     }),
+                    None,
                 )
             }
         };
@@ -142,6 +145,7 @@ impl Provisioner for EstEnrollment {
             grant,
             scep_request: None,
             reason: IssueReason::Est,
+            user_policy,
         })))
     }
 }
@@ -191,6 +195,7 @@ impl Provisioner for ScepEnrollment {
             grant: one_time,
             scep_request: Some(self.request.clone()),
             reason: IssueReason::Scep,
+            user_policy: None,
         })))
     }
 }

@@ -491,11 +491,16 @@ impl Core {
     ) -> Result<IssuedCert> {
         let config = device.enrollment_config.as_deref().unwrap_or(LOCAL_CONFIG);
         let issuer = self.issuer(config)?;
+        let names = self
+            .directory
+            .cert_names(&device.username)
+            .await?
+            .unwrap_or_default();
         let profile = ClientProfile {
             device_uuid: device.device_uuid.clone(),
             username: device.username.clone(),
-            email: None,
-            upn: None,
+            email: names.email,
+            upn: names.upn,
             lifetime: time::Duration::days(i64::from(policy.cert_lifetime_days)),
             crl_url: self.publication.crl_url(config),
             ocsp_url: self.publication.ocsp_url.clone(),
@@ -591,6 +596,9 @@ impl Core {
                 });
             }
         };
+        // A directory user disabled, deleted or removed from the enrolling groups (as last
+        // refreshed: no directory is asked here, so an outage never blocks a check-in).
+        self.directory.check_user(&device.username).await?;
         let reported_version = match req.client_version.as_deref() {
             Some(v) => Some(v.parse::<Version>().map_err(CoreError::InvalidVersion)?),
             None => None,
@@ -1140,6 +1148,23 @@ impl Core {
         self.device(device_id).await?;
         self.store.assign_policy(device_id, policy).await?;
         self.device(device_id).await
+    }
+
+    /// The policy a new device of `username` gets: `name`, the one the user's directory
+    /// groups map to (when it exists), else the default policy.
+    pub(crate) async fn policy_named_or_default(
+        &self,
+        username: &str,
+        name: Option<&str>,
+    ) -> Result<PolicyRecord> {
+        if let Some(name) = name {
+            match self.cached_policy(name).await? {
+                Some(p) => return Ok(p),
+                None => tracing::warn!(user = %username, policy = %name,
+                    "the directory group's policy does not exist; using the default"),
+            }
+        }
+        self.default_policy().await
     }
 
     pub(crate) async fn default_policy(&self) -> Result<PolicyRecord> {

@@ -557,6 +557,26 @@ pub mod codes {
     pub const PORTAL_CERT_IS_CA: &str = "portal_cert_is_ca";
     /// The uploaded portal certificate's extended key usage does not allow TLS server use.
     pub const PORTAL_CERT_NOT_SERVER_AUTH: &str = "portal_cert_not_server_auth";
+    // Directory sources (Active Directory, LDAP).
+    /// Too many failed password attempts for this user: Ferrocore stops before the
+    /// directory would lock the account (answer has Retry-After).
+    pub const TOO_MANY_ATTEMPTS: &str = "too_many_attempts";
+    /// No URL of the user's directory answered (connection, TLS or service-account failure).
+    pub const DIRECTORY_UNAVAILABLE: &str = "directory_unavailable";
+    /// The directory account is locked out (AD data 775).
+    pub const ACCOUNT_LOCKED: &str = "account_locked";
+    /// The directory account is disabled (AD data 533).
+    pub const ACCOUNT_DISABLED: &str = "account_disabled";
+    /// The password has expired (AD data 532).
+    pub const PASSWORD_EXPIRED: &str = "password_expired";
+    /// The user must change the password before logging on (AD data 773).
+    pub const PASSWORD_MUST_CHANGE: &str = "password_must_change";
+    /// The directory account has expired (AD data 701).
+    pub const ACCOUNT_EXPIRED: &str = "account_expired";
+    /// The user is in none of the directory groups allowed to enroll.
+    pub const ENROLLMENT_NOT_ALLOWED: &str = "enrollment_not_allowed";
+    /// The device's directory user was disabled, deleted or removed from the enrolling groups.
+    pub const DIRECTORY_USER_BLOCKED: &str = "directory_user_blocked";
 }
 
 // ---------- admin API ----------

@@ -32,8 +32,8 @@ pub enum Command {
         /// The data directory (CA, database, tokens, TLS material).
         #[arg(long, default_value = "./ferrocore-data", value_name = "DIR")]
         data_dir: PathBuf,
-        /// Configuration file (TOML); FERROCORE_* variables override it.
-        #[arg(long, value_name = "FILE")]
+        /// Configuration file (TOML; also `FERROCORE_CONFIG`); FERROCORE_* variables override it.
+        #[arg(long, value_name = "FILE", env = "FERROCORE_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Administer a running server through its admin API.
@@ -127,6 +127,34 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: GrantCommand,
     },
+    /// Directory sources (Active Directory, LDAP): test, users, groups, failed attempts.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Service-account bind, lockout policy and timings of each source; with --user, the
+    /// user's entry and groups (the user's password is never tried).
+    Test {
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Users with their source (local or a directory) and state.
+    Users,
+    /// Groups allowed to enroll, group to policy mappings, lockout settings.
+    Groups,
+    /// Failed password attempts Ferrocore counts (in memory), optionally of one user.
+    Attempts {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Forget a user's failed password attempts.
+    ClearAttempts { user: String },
 }
 
 /// `--limit` and `--offset` of a paged listing.
@@ -927,6 +955,19 @@ async fn admin(args: AdminArgs) -> Result<Value> {
             ),
             GrantCommand::Show { id } => json(c.grant(&id).await?),
             GrantCommand::Revoke { id } => json(c.revoke_grant(&id).await?),
+        },
+        AdminCommand::Directory { command } => match command {
+            DirectoryCommand::Test { source, user } => {
+                json(c.directory_test(source.as_deref(), user.as_deref()).await?)
+            }
+            DirectoryCommand::Users => json(c.directory_users().await?),
+            DirectoryCommand::Groups => json(c.directory_groups().await?),
+            DirectoryCommand::Attempts { user } => {
+                json(c.directory_attempts(user.as_deref()).await?)
+            }
+            DirectoryCommand::ClearAttempts { user } => {
+                json(c.directory_clear_attempts(&user).await?)
+            }
         },
         AdminCommand::EstToken { command } => match command {
             EstTokenCommand::Create(g) => {

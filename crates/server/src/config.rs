@@ -16,6 +16,8 @@ pub struct Config {
     pub pki: PkiSection,
     pub ca: CaSection,
     pub front_ends: FrontEndsSection,
+    /// Directory sources (AD, LDAP) beside the local users ([`crate::directory_ldap`]).
+    pub directory: crate::directory_ldap::DirectorySection,
     pub store: StoreSection,
 }
 
@@ -248,6 +250,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("front_ends", "headers", true),
     ("front_ends", "client_cert_sha256", false),
     ("store", "wal_limit_mb", false),
+    ("directory", "order", true),
 ];
 
 /// `FERROCORE_*` variables that are not configuration keys but are read elsewhere (the admin
@@ -258,6 +261,7 @@ const OTHER_VARIABLES: &[&str] = &[
     "FERROCORE_ADMIN_TOKEN",
     "FERROCORE_AGENT_STATE",
     "FERROCORE_PASSWORD",
+    "FERROCORE_CONFIG",
 ];
 
 fn known_sections() -> Vec<&'static str> {
@@ -418,6 +422,7 @@ impl Config {
         self.ca.key_algorithm()?;
         self.front_ends.policy()?;
         self.store.wal_limit_bytes()?;
+        self.directory.validate()?;
         Ok(Addresses {
             device,
             sync_tls,

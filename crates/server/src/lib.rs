@@ -5,12 +5,14 @@
 //! (server configs, client-certificate verification), [`listener`] (accept loop),
 //! [`http`] (routers, handlers, error mapping, OpenAPI), [`cli`] (clap commands),
 //! [`front_ends`] (trusted TLS-terminating proxies and their forwarded-certificate forms),
-//! [`scep_ca`] (external SCEP CAs as enrollment configurations: Ferrocore as their RA).
+//! [`scep_ca`] (external SCEP CAs as enrollment configurations: Ferrocore as their RA),
+//! [`directory_ldap`] (`[directory]`: Active Directory and LDAP sources over ldap3/rustls).
 
 pub mod cli;
 pub mod config;
 pub mod crypto_pool;
 pub mod datadir;
+pub mod directory_ldap;
 pub mod edge_io;
 pub mod front_ends;
 pub mod http;
@@ -116,9 +118,10 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let scep_ra = dir.load_or_issue_scep_ra(&ca, now)?;
     let ca_pem = ca.cert_pem();
     let issuer = Arc::new(LocalIssuer::new(ca));
+    let (directory, directory_admin) = build_directory(&config.directory, &store, &clock)?;
     let core = Arc::new(Core::new(
         store.clone(),
-        Arc::new(LocalDirectory::new(store.clone())),
+        directory.clone(),
         issuer,
         clock.clone(),
         PkiPublication {
@@ -169,7 +172,7 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     let tls_state = tls::TlsState::new(chain, key, &trust, ticket_keys)?;
     let storefront = Arc::new(ferrocore_core::storefront::Storefront::new(
         core.clone(),
-        Arc::new(LocalDirectory::new(store.clone())),
+        directory.clone(),
         store.clone(),
     ));
     if storefront.auth_setting().await? == ferrocore_proto::StorefrontAuth::Certificate {
@@ -193,7 +196,14 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
         storefront: storefront.clone(),
         scep_ra: ArcSwap::from_pointee(scep_ra),
         ca_key_algorithm,
+        directory: directory_admin,
     });
+    if let Some(d) = &state.directory {
+        spawn_directory_refresh(
+            d.chain.clone(),
+            std::time::Duration::from_secs(config.directory.refresh_interval_secs),
+        );
+    }
 
     let conns = Arc::new(listener::Connections::default());
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -285,6 +295,78 @@ pub async fn serve(data_dir: &Path, config_file: Option<&Path>) -> Result<()> {
     }
     store.pool().close().await;
     Ok(())
+}
+
+/// The configured [`Directory`](ferrocore_core::directory::Directory): the local users alone,
+/// or the chain of `[directory]` sources in their order.
+fn build_directory(
+    section: &directory_ldap::DirectorySection,
+    store: &Arc<SqliteStore>,
+    clock: &Arc<dyn Clock>,
+) -> Result<(
+    Arc<dyn ferrocore_core::directory::Directory>,
+    Option<http::directory::DirectoryAdmin>,
+)> {
+    use ferrocore_core::directory_sources::{ChainDirectory, Member};
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let built = section.build(&env).map_err(|e| anyhow::anyhow!(e))?;
+    if built.is_empty() {
+        return Ok((Arc::new(LocalDirectory::new(store.clone())), None));
+    }
+    let mut sources = Vec::new();
+    let mut members = Vec::new();
+    let mut built = built.into_iter();
+    for name in &section.order {
+        if name == "local" {
+            members.push(Member::Local);
+        } else if let Some(b) = built.next() {
+            sources.push(b.source.clone());
+            members.push(Member::Source {
+                source: b.source,
+                settings: b.settings,
+            });
+        }
+    }
+    let chain = Arc::new(ChainDirectory::new(
+        store.clone(),
+        store.clone(),
+        members,
+        clock.clone(),
+        section.failed_password_cache_secs,
+    )?);
+    tracing::info!(order = ?section.order, "directory sources configured");
+    Ok((
+        chain.clone(),
+        Some(http::directory::DirectoryAdmin { chain, sources }),
+    ))
+}
+
+/// Reads the directories' lockout policies and looks recorded directory users up again,
+/// at start and every `interval`.
+fn spawn_directory_refresh(
+    chain: Arc<ferrocore_core::directory_sources::ChainDirectory>,
+    interval: std::time::Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            chain.refresh_lockout_policies().await;
+            match chain.refresh_users().await {
+                Ok(r) if r.changed > 0 || r.unavailable > 0 => {
+                    tracing::info!(
+                        checked = r.checked,
+                        changed = r.changed,
+                        unavailable = r.unavailable,
+                        "directory users refreshed"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "directory refresh failed"),
+            }
+        }
+    });
 }
 
 /// Re-issues the SCEP RA certificate when it is about to expire (hourly check).

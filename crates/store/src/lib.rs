@@ -23,6 +23,7 @@ use std::time::Duration;
 mod certificates;
 mod checkpointer;
 mod devices;
+mod directory;
 mod enrollment_configs;
 mod grants;
 mod policies;

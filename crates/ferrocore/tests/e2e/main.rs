@@ -10,6 +10,7 @@ mod common;
 
 mod cli;
 mod core_api;
+mod directory;
 mod edge;
 mod enrollment;
 mod est;

@@ -86,6 +86,7 @@ pub fn routes(state: SharedState) -> Router<SharedState> {
         .merge(super::portal::admin_routes())
         .merge(super::storefront::admin_routes())
         .merge(super::scep::admin_routes())
+        .merge(super::directory::admin_routes())
         .route_layer(middleware::from_fn_with_state(state, require_token))
 }
 

@@ -61,6 +61,15 @@ pub fn status_of(e: &CoreError) -> StatusCode {
             StatusCode::BAD_GATEWAY
         }
         CaFingerprintMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+        DirectoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AccountLocked
+        | AccountDisabled
+        | PasswordExpired
+        | PasswordMustChange
+        | AccountExpired
+        | EnrollmentNotAllowed
+        | DirectoryUserBlocked(_) => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -99,7 +108,15 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        error_response(status, e.code(), message)
+        let mut response = error_response(status, e.code(), message);
+        if let CoreError::TooManyAttempts { retry_after_secs } = e
+            && let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        response
     }
 }
 

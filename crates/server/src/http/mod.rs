@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod client_identity;
 pub mod device;
+pub mod directory;
 pub mod edge;
 pub mod error;
 pub mod est;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub scep_ra: arc_swap::ArcSwap<ferrocore_pki::scep::RaKey>,
     /// Key algorithm of CAs created from now on (`ca.key_algorithm`).
     pub ca_key_algorithm: ferrocore_pki::CaKeyAlgorithm,
+    /// Directory sources (`[directory]`), when configured.
+    pub directory: Option<directory::DirectoryAdmin>,
 }
 
 pub type SharedState = Arc<AppState>;

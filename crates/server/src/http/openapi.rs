@@ -52,6 +52,7 @@ pub fn build() -> utoipa::openapi::OpenApi {
         super::device::Api::openapi(),
         super::est::Api::openapi(),
         super::ocsp::Api::openapi(),
+        super::directory::Api::openapi(),
     ] {
         doc.merge(part);
     }
