@@ -139,8 +139,10 @@ pub enum DirectoryCommand {
     /// Service-account bind, lockout policy and timings of each source; with --user, the
     /// user's entry and groups (the user's password is never tried).
     Test {
+        /// Only this directory source (its configured name).
         #[arg(long)]
         source: Option<String>,
+        /// Also look this user up: entry, groups, policy (no bind as the user).
         #[arg(long)]
         user: Option<String>,
     },
@@ -150,11 +152,15 @@ pub enum DirectoryCommand {
     Groups,
     /// Failed password attempts Ferrocore counts (in memory), optionally of one user.
     Attempts {
+        /// Only this user.
         #[arg(long)]
         user: Option<String>,
     },
     /// Forget a user's failed password attempts.
-    ClearAttempts { user: String },
+    ClearAttempts {
+        /// The user whose attempts Ferrocore forgets (the directory's own count stays).
+        user: String,
+    },
 }
 
 /// `--limit` and `--offset` of a paged listing.

@@ -610,3 +610,73 @@ fn legacy_device_registering_again_after_enabling_becomes_mutual_and_loses_its_s
         "old secret must be refused: {h:?}"
     );
 }
+
+/// The README's walkthrough, run as printed by bash: its lines verbatim but for the ports
+/// (free ones instead of 8443/9997/8444/7443), the build step (the test's binaries are on
+/// PATH), a bounded wait for "ferrocore ready" between the first two blocks, and the
+/// `<device_id of phone2>` placeholder.
+#[test]
+fn readme_walkthrough_runs_as_printed() {
+    let p = Ports::free();
+    let work = tempfile::tempdir().unwrap();
+    let blocks = common::readme_block("## Walkthrough: from nothing to two devices");
+    let (start, rest) = blocks
+        .split_once("ferrocore serve --data-dir ./data &")
+        .expect("the walkthrough starts the server");
+    let (start_comment, rest) = rest.split_once('\n').unwrap();
+    let start = start
+        .replace("cargo build --release\n", "")
+        .replace("export PATH=$PWD/target/release:$PATH\n", "");
+    let id_of_phone2 =
+        "$(python3 -c 'import json; print(json.load(open(\"phone2/state.json\"))[\"device_id\"])')";
+    let script = format!(
+        "{start}ferrocore serve --data-dir ./data > serve.log 2>&1 & {start_comment}\n\
+         trap 'kill %1' EXIT\n\
+         for i in $(seq 1 200); do grep -q 'ferrocore ready' serve.log 2>/dev/null && break; sleep 0.1; done\n\
+         {rest}"
+    )
+    .replace("<device_id of phone2>", id_of_phone2)
+    .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", p.device))
+    .replace("127.0.0.1:9997", &format!("127.0.0.1:{}", p.sync_tls))
+    .replace("127.0.0.1:8444", &format!("127.0.0.1:{}", p.admin))
+    .replace("127.0.0.1:7443", &format!("127.0.0.1:{}", p.storefront));
+    let bin_dir = std::path::Path::new(common::FERROCORE).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = common::clean_command("bash");
+    cmd.arg("-c")
+        .arg(&script)
+        .current_dir(work.path())
+        .env("PATH", path)
+        .env("NO_COLOR", "1");
+    let out = common::run(cmd, None);
+    let log = fs::read_to_string(work.path().join("serve.log")).unwrap_or_default();
+    let all = format!("{}\n{}", out.stdout, out.stderr);
+    // What the comments promise, in order: two devices, legacy and mutual; the retired one
+    // refused by the agent and by curl; its certificate revoked in the published CRL.
+    let listed: Value = {
+        let items = out.stdout.find("\"items\"").expect("devices list printed");
+        let at = out.stdout[..items].rfind('{').expect("the list's object");
+        let mut de = serde_json::Deserializer::from_str(&out.stdout[at..]).into_iter::<Value>();
+        de.next().unwrap().unwrap()
+    };
+    let modes: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(modes.len(), 2, "{all}\n{log}");
+    assert!(
+        modes.contains(&"legacy") && modes.contains(&"mutual"),
+        "{listed}"
+    );
+    assert!(
+        all.contains("device_retired"),
+        "the retired phone is refused: {all}\n{log}"
+    );
+    assert!(all.contains("error 23"), "CRL revocation: {all}");
+}

@@ -810,26 +810,6 @@ fn device_dir(swarm: &Path, i: u64) -> PathBuf {
 
 // ------------------------------------------------------------------ item 11
 
-/// The ```sh blocks of the README section under `heading`, concatenated.
-fn readme_block(heading: &str) -> String {
-    let readme =
-        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let at = readme
-        .find(heading)
-        .unwrap_or_else(|| panic!("{heading} not in README"));
-    let section = &readme[at + heading.len()..];
-    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
-    let mut out = String::new();
-    let mut rest = section;
-    while let Some(start) = rest.find("```sh\n") {
-        let body = &rest[start + 6..];
-        let end = body.find("```").unwrap();
-        out.push_str(&body[..end]);
-        rest = &body[end + 3..];
-    }
-    out
-}
-
 #[test]
 fn est_answers_decode_with_base64_and_the_readme_est_lines_run_as_printed() {
     let s = Server::start();
@@ -857,12 +837,12 @@ fn est_answers_decode_with_base64_and_the_readme_est_lines_run_as_printed() {
     }
 
     // The README's EST block, verbatim but for the ports, after its walkthrough's `A=...`.
-    let walkthrough = readme_block("## Walkthrough");
+    let walkthrough = common::readme_block("## Walkthrough");
     let a_line = walkthrough
         .lines()
         .find(|l| l.starts_with("A=\"ferrocore admin"))
         .expect("the walkthrough defines A");
-    let est = readme_block("## EST (RFC 7030)");
+    let est = common::readme_block("## EST (RFC 7030)");
     let script = format!("set -e\n{a_line}\n{est}")
         .replace("127.0.0.1:8443", &format!("127.0.0.1:{}", s.ports.device))
         .replace("127.0.0.1:8444", &format!("127.0.0.1:{}", s.ports.admin));

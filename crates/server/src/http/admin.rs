@@ -579,6 +579,10 @@ async fn sweep(State(state): State<SharedState>) -> Result<Json<SweepResult>, Ap
     }))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/admin/store", tag = "admin",
+    responses((status = 200, description = "Database and write-ahead-log sizes, the WAL limit, truncations", body = ferrocore_proto::StoreStatus))
+)]
 async fn store_status(
     State(state): State<SharedState>,
 ) -> Result<Json<ferrocore_proto::StoreStatus>, ApiError> {
@@ -896,6 +900,7 @@ async fn select_enrollment(
     list_grants,
     show_grant,
     revoke_grant,
-    select_enrollment
+    select_enrollment,
+    store_status
 ))]
 pub struct Api;

@@ -126,7 +126,32 @@ mod tests {
         ("portal.rs", include_str!("portal.rs")),
         ("scep.rs", include_str!("scep.rs")),
         ("storefront.rs", include_str!("storefront.rs")),
+        ("directory.rs", include_str!("directory.rs")),
     ];
+
+    /// Router modules that register no route of their own.
+    const NO_ROUTES: &[&str] = &[
+        "auth.rs",
+        "client_identity.rs",
+        "edge.rs",
+        "error.rs",
+        "json.rs",
+        "openapi.rs",
+    ];
+
+    #[test]
+    fn every_http_module_is_read_by_the_route_check() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(".rs") && !NO_ROUTES.contains(&name.as_str()) {
+                assert!(
+                    SOURCES.iter().any(|(f, _)| *f == name),
+                    "src/http/{name} is not in SOURCES: its routes would go unchecked"
+                );
+            }
+        }
+    }
 
     /// The text inside the parentheses opening at `open` (which is `(`).
     fn inside(s: &str, open: usize) -> &str {
@@ -177,6 +202,7 @@ mod tests {
                 "storefront_paths::APPCONNECT_CHECKIN",
                 storefront_paths::APPCONNECT_CHECKIN,
             ),
+            ("storefront_paths::IDENTITY", storefront_paths::IDENTITY),
         ];
         constants
             .iter()

@@ -221,6 +221,11 @@ async fn appconnect_checkin(
 }
 
 /// A storefront certificate for a legacy device, authenticated with its device secret.
+#[utoipa::path(
+    post, path = "/api/v1/storefront/identity", tag = "device",
+    request_body = ferrocore_proto::CsrRequest,
+    responses((status = 200, description = "A storefront-only certificate for a legacy device (device secret header)", body = ferrocore_proto::IssuedIdentity))
+)]
 async fn storefront_identity(
     State(state): State<SharedState>,
     Extension(info): Extension<Arc<super::ConnInfo>>,
@@ -499,6 +504,7 @@ async fn remove_app(
     set_storefront_settings,
     admin_list_apps,
     publish_app,
-    remove_app
+    remove_app,
+    storefront_identity
 ))]
 pub struct Api;

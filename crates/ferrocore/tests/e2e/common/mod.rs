@@ -743,3 +743,23 @@ pub fn in_namespace(name: &str, scenario: fn()) {
         "the inner run did not run the scenario:\n{stdout}\n{stderr}"
     );
 }
+
+/// The ```sh blocks of the README section under `heading`, concatenated.
+pub fn readme_block(heading: &str) -> String {
+    let readme =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let at = readme
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} not in README"));
+    let section = &readme[at + heading.len()..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let mut out = String::new();
+    let mut rest = section;
+    while let Some(start) = rest.find("```sh\n") {
+        let body = &rest[start + 6..];
+        let end = body.find("```").unwrap();
+        out.push_str(&body[..end]);
+        rest = &body[end + 3..];
+    }
+    out
+}
