@@ -911,21 +911,7 @@ fn at_risk(s: &Server, id: &str) -> Option<Value> {
 #[test]
 fn renewal_report_lists_devices_until_retired_and_old_agents_do_not_renew() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = FakeClock::new(dir.path());
-    let env = clock.env();
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let s = Server::start_with_env(&env_refs);
-    s.add_user("alice");
-    s.admin_ok(&["settings", "mutual-auth", "enable"]);
-    s.admin_ok(&[
-        "policies",
-        "set",
-        "default",
-        "--cert-lifetime-days",
-        "30",
-        "--renewal-window-days",
-        "10",
-    ]);
+    let (clock, s) = common::short_lifetime_server(dir.path(), "alice");
     let old = dir.path().join("old");
     let silent = dir.path().join("silent");
     let old_id = register_android(&s, &old, "10.0");

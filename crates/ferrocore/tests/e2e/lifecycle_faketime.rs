@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{AGENT, FakeClock, LIBFAKETIME, Out, PASSWORD, Server, clean_command, run};
+use common::{AGENT, LIBFAKETIME, Out, PASSWORD, Server, clean_command, run};
 use serde_json::Value;
 use std::path::Path;
 
@@ -64,23 +64,8 @@ fn serial(state: &Path) -> String {
 #[test]
 fn renewal_grace_and_retirement_with_faketime() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = FakeClock::new(dir.path());
-    let env = clock.env();
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let s = Server::start_with_env(&env_refs);
-    s.add_user("alice");
-    s.admin_ok(&["settings", "mutual-auth", "enable"]);
     // 30-day certificates, renewal window 10 days: window opens at day 20, grace ends day 60.
-    let p = s.admin_ok(&[
-        "policies",
-        "set",
-        "default",
-        "--cert-lifetime-days",
-        "30",
-        "--renewal-window-days",
-        "10",
-    ]);
-    assert_eq!(p["effective_renewal_window_days"], 10, "{p}");
+    let (clock, s) = common::short_lifetime_server(dir.path(), "alice");
 
     let renewing = dir.path().join("renewing");
     let old_agent = dir.path().join("old");

@@ -23,7 +23,7 @@ use crate::common::scep;
 
 use scep::{challenge, device_by_serial, scep_url, scepclient, scepclient_at};
 
-use common::{FakeClock, Server, openssl_ok, run};
+use common::{Server, openssl_ok, run};
 use ferrocore_pki::cms::{ContentCipher, EcKey, SignerKey};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -372,22 +372,8 @@ fn certmonger_renews_rsa_but_refuses_ecdsa() {
 #[test]
 fn scep_renewal_in_the_grace_and_refused_after_it_with_faketime() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = FakeClock::new(dir.path());
-    let env = clock.env();
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let server = Server::start_with_env(&env_refs);
-    server.add_user("carol");
-    server.admin_ok(&["settings", "mutual-auth", "enable"]);
     // 30-day certificates, 10-day window: expiry at day 30, grace until day 60.
-    server.admin_ok(&[
-        "policies",
-        "set",
-        "default",
-        "--cert-lifetime-days",
-        "30",
-        "--renewal-window-days",
-        "10",
-    ]);
+    let (clock, server) = common::short_lifetime_server(dir.path(), "carol");
     // Day 0: an ECDSA agent (renews), a second one that stays silent, a Windows MDM device and
     // an iOS MDM device enrolled by scepclient.
     let agent = dir.path().join("agent");

@@ -763,3 +763,26 @@ pub fn readme_block(heading: &str) -> String {
     }
     out
 }
+
+/// A server under libfaketime (a [`FakeClock`] in `dir`, at day 0) with `user`, mutual
+/// authentication on and the default policy at 30-day certificates and a 10-day renewal
+/// window: the window opens at day 20, expiry at day 30, the grace ends at day 60.
+pub fn short_lifetime_server(dir: &Path, user: &str) -> (FakeClock, Server) {
+    let clock = FakeClock::new(dir);
+    let env = clock.env();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = Server::start_with_env(&env_refs);
+    s.add_user(user);
+    s.admin_ok(&["settings", "mutual-auth", "enable"]);
+    let p = s.admin_ok(&[
+        "policies",
+        "set",
+        "default",
+        "--cert-lifetime-days",
+        "30",
+        "--renewal-window-days",
+        "10",
+    ]);
+    assert_eq!(p["effective_renewal_window_days"], 10, "{p}");
+    (clock, s)
+}
