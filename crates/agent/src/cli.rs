@@ -141,7 +141,7 @@ pub struct RegisterArgs {
 pub enum SwarmCommand {
     /// Register N devices into `{state}/devices/NNNNN/`.
     Enroll(EnrollArgs),
-    /// Check in round-robin over the enrolled devices, one full TLS handshake per request.
+    /// Check in round-robin over the enrolled devices, a new connection per request.
     Run(RunArgs),
 }
 

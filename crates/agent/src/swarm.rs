@@ -209,6 +209,8 @@ pub struct RunReport {
     pub error_rate_percent: f64,
     /// Why the run stopped before its limit (no success for `give_up_after`).
     pub gave_up: Option<String>,
+    /// Successful requests whose TLS handshake resumed a session (`--resume`).
+    pub resumed: u64,
 }
 
 impl RunReport {
@@ -335,6 +337,7 @@ async fn prepare(opts: &RunOptions) -> Result<Vec<Prepared>> {
 #[derive(Default)]
 struct WorkerStats {
     ok_latencies_us: Vec<u64>,
+    resumed: u64,
     errors: HashMap<String, u64>,
 }
 
@@ -401,6 +404,9 @@ pub async fn run(opts: RunOptions) -> Result<RunReport> {
                         stats
                             .ok_latencies_us
                             .push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+                        if dev.client.last_handshake_resumed() {
+                            stats.resumed += 1;
+                        }
                     }
                     Err(e) => {
                         *stats.errors.entry(e.label().into_owned()).or_default() += 1;
@@ -429,9 +435,11 @@ pub async fn run(opts: RunOptions) -> Result<RunReport> {
     }
     let mut latencies = Vec::new();
     let mut errors_by_kind = BTreeMap::new();
+    let mut resumed = 0;
     while let Some(r) = tasks.join_next().await {
         let s = r.context("load worker panicked")?;
         latencies.extend(s.ok_latencies_us);
+        resumed += s.resumed;
         for (k, v) in s.errors {
             *errors_by_kind.entry(k).or_default() += v;
         }
@@ -444,6 +452,7 @@ pub async fn run(opts: RunOptions) -> Result<RunReport> {
         errors_by_kind,
         elapsed,
     );
+    report.resumed = resumed;
     if gave_up.load(Ordering::Relaxed) {
         report.gave_up = Some(format!(
             "no request succeeded for {:.1} s: is the server up?",
@@ -505,6 +514,7 @@ fn summarize(
             errors as f64 * 100.0 / requests as f64
         },
         gave_up: None,
+        resumed: 0,
     }
 }
 

@@ -168,3 +168,63 @@ fn the_agent_resumes_its_session_between_check_ins() {
         .collect();
     assert_eq!(resumed, [false, true, true], "{}", out.stdout);
 }
+
+/// The load generator's `--resume` (the benchmark's resumed rows) really resumes: each
+/// device's first check-in is a full handshake, every later one resumes its session; without
+/// `--resume` none does.
+#[test]
+fn swarm_devices_resume_their_sessions_only_when_asked() {
+    let s = Server::start();
+    s.add_user("alice");
+    s.admin_ok(&["settings", "mutual-auth", "enable"]);
+    let swarm = s.path("swarm");
+    let ca = s.ca_pem();
+    let mut cmd = common::clean_command(common::AGENT);
+    cmd.arg("--state").arg(&swarm).args([
+        "swarm",
+        "enroll",
+        "--url",
+        &s.device_url(),
+        "--ca",
+        ca.to_str().unwrap(),
+        "--user",
+        "alice",
+        "--password",
+        common::PASSWORD,
+        "--devices",
+        "3",
+        "--platform",
+        "windows",
+        "--client-kind",
+        "agent",
+        "--client-version",
+        "10.0",
+    ]);
+    let out = common::run(cmd, None);
+    assert_eq!(out.code, 0, "{out:?}");
+    let swarm_run = |extra: &[&str]| {
+        let mut cmd = common::clean_command(common::AGENT);
+        cmd.arg("--state")
+            .arg(&swarm)
+            .args([
+                "swarm",
+                "run",
+                "--json",
+                "--requests",
+                "12",
+                "--concurrency",
+                "1",
+            ])
+            .args(extra);
+        let out = common::run(cmd, None);
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(out.json["ok"], 12, "{}", out.stdout);
+        out.json["resumed"].as_u64().unwrap()
+    };
+    assert_eq!(
+        swarm_run(&["--resume"]),
+        9,
+        "three full handshakes, then resumed"
+    );
+    assert_eq!(swarm_run(&[]), 0);
+}
