@@ -8,7 +8,7 @@ to OUT/<prefix>-<n>.der. The port it listens on is printed on the first stdout l
 
     capture_scep.py --upstream https://127.0.0.1:8443/scep --ca ca.pem --out DIR --prefix scepclient
 
-The test `capture_scep_fuzz_seeds` (crates/ferrocore/tests/scep_renew_e2e.rs, ignored by
+The test `capture_scep_fuzz_seeds` (crates/ferrocore/tests/e2e/scep_renew.rs, ignored by
 default) runs micromdm's scepclient and certmonger through it against a real server and
 refreshes fuzz/seeds/scep_message/ (see fuzz/seeds/README.md).
 """

@@ -488,7 +488,7 @@ fn capture_proxy(server: &Server, out: &Path, prefix: &str) -> (std::process::Ch
 /// (PKCSReq, RenewalReq) and certmonger (PKCSReq, and its renewal: a PKCSReq signed with the
 /// current certificate), plus an ECDSA-signed RenewalReq from Ferrocore's client codec, and
 /// the server's throw-away RA into `fuzz/fixtures/` for the target to decrypt with. Run by hand:
-/// `cargo test -p ferrocore --test scep_renew_e2e -- --ignored capture_scep_fuzz_seeds`.
+/// `cargo test -p ferrocore --test e2e -- --ignored scep_renew::capture_scep_fuzz_seeds`.
 #[test]
 #[ignore = "rewrites fuzz/seeds/scep_message; run by hand"]
 fn capture_scep_fuzz_seeds() {
