@@ -3,11 +3,11 @@
 //! `conformance/grants.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/grants.rs"]
+mod support_grants;
 use ferrocore_core::directory::LocalDirectory;
-use ferrocore_core::est::EstCredential;
 use ferrocore_core::issuance::LocalIssuer;
 use ferrocore_core::service::{PkiPublication, sha256_hex};
-use ferrocore_core::store::GrantQuery;
 use ferrocore_core::store::traits::*;
 use ferrocore_core::{Core, CoreError, ManualClock};
 use ferrocore_pki::LocalCa;
@@ -15,6 +15,7 @@ use ferrocore_proto::{GrantProtocol, GrantState, Platform};
 use ferrocore_store::SqliteStore;
 use std::path::Path;
 use std::sync::Arc;
+use support_grants::{est_with, query};
 use time::{Duration, OffsetDateTime};
 
 const T0: i64 = 1_800_000_000;
@@ -43,31 +44,6 @@ async fn world_at(dir: tempfile::TempDir, db: &Path) -> World {
         _clock: clock,
         store,
         core,
-    }
-}
-
-fn csr() -> ferrocore_pki::VerifiedCsr {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let der = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .der()
-        .to_vec();
-    ferrocore_pki::parse_csr(&der).unwrap()
-}
-
-async fn est_with(w: &World, token: &str) -> Result<String, CoreError> {
-    w.core
-        .est_enroll(EstCredential::Token(token.to_owned()), None, &csr())
-        .await
-        .map(|e| e.issued.serial_hex)
-}
-
-fn query(state: Option<GrantState>) -> GrantQuery {
-    GrantQuery {
-        state,
-        limit: 100,
-        ..GrantQuery::default()
     }
 }
 
@@ -229,12 +205,12 @@ async fn migration_moves_est_tokens_and_scep_challenges_into_grants() {
     w.core.add_user("alice", "Alice-pass1", None).await.unwrap();
     // Android agents enroll with a certificate (EST) only once mutual authentication is on.
     w.core.enable_mutual_auth().await.unwrap();
-    let serial = est_with(&w, "est_active").await.unwrap();
+    let serial = est_with(&w.core, "est_active").await.unwrap();
     let g = by(GrantProtocol::Est, "est_active").await;
     assert_eq!(g.consumed_by_serial.as_deref(), Some(serial.as_str()));
     for t in ["est_active", "est_used", "est_expired"] {
         assert!(
-            matches!(est_with(&w, t).await, Err(CoreError::EstTokenInvalid)),
+            matches!(est_with(&w.core, t).await, Err(CoreError::EstTokenInvalid)),
             "{t}"
         );
     }

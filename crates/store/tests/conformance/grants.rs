@@ -4,8 +4,8 @@
 
 use crate::apply::ApplyExt;
 use crate::backend::Backend;
+use crate::grants_support::{est_with, query};
 use ferrocore_core::directory::LocalDirectory;
-use ferrocore_core::est::EstCredential;
 use ferrocore_core::issuance::LocalIssuer;
 use ferrocore_core::service::PkiPublication;
 use ferrocore_core::store::Store;
@@ -55,31 +55,6 @@ async fn world<B: Backend>() -> World {
     // only once mutual authentication is on (Table 4).
     w.core.enable_mutual_auth().await.unwrap();
     w
-}
-
-fn csr() -> ferrocore_pki::VerifiedCsr {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let der = rcgen::CertificateParams::default()
-        .serialize_request(&key)
-        .unwrap()
-        .der()
-        .to_vec();
-    ferrocore_pki::parse_csr(&der).unwrap()
-}
-
-async fn est_with(w: &World, token: &str) -> Result<String, CoreError> {
-    w.core
-        .est_enroll(EstCredential::Token(token.to_owned()), None, &csr())
-        .await
-        .map(|e| e.issued.serial_hex)
-}
-
-fn query(state: Option<GrantState>) -> GrantQuery {
-    GrantQuery {
-        state,
-        limit: 100,
-        ..GrantQuery::default()
-    }
 }
 
 async fn ids(w: &World, q: GrantQuery) -> Vec<String> {
@@ -139,7 +114,7 @@ pub async fn revoked_expired_reused_and_other_protocol_grants_are_refused<B: Bac
 
     // A SCEP challenge is no EST token (and the EST grant stays usable).
     assert!(matches!(
-        est_with(&w, &scep.challenge).await,
+        est_with(&w.core, &scep.challenge).await,
         Err(CoreError::EstTokenInvalid)
     ));
 
@@ -147,7 +122,7 @@ pub async fn revoked_expired_reused_and_other_protocol_grants_are_refused<B: Bac
     let r = w.core.revoke_grant(&est.record.id).await.unwrap();
     assert_eq!(r.state, GrantState::Revoked);
     assert!(matches!(
-        est_with(&w, &est.secret).await,
+        est_with(&w.core, &est.secret).await,
         Err(CoreError::EstTokenInvalid)
     ));
     assert_eq!(
@@ -173,7 +148,7 @@ pub async fn revoked_expired_reused_and_other_protocol_grants_are_refused<B: Bac
         .create_grant(GrantProtocol::Est, "alice", Platform::Windows, None, None)
         .await
         .unwrap();
-    let serial = est_with(&w, &t.secret).await.unwrap();
+    let serial = est_with(&w.core, &t.secret).await.unwrap();
     let g = w.core.grant(&t.record.id).await.unwrap();
     assert_eq!(g.state, GrantState::Consumed);
     assert_eq!(g.cert_serial.as_deref(), Some(serial.as_str()));
@@ -186,7 +161,7 @@ pub async fn revoked_expired_reused_and_other_protocol_grants_are_refused<B: Bac
         .device_id;
     assert_eq!(g.device_id, dev);
     assert!(matches!(
-        est_with(&w, &t.secret).await,
+        est_with(&w.core, &t.secret).await,
         Err(CoreError::EstTokenInvalid)
     ));
     let e = w.core.revoke_grant(&t.record.id).await.unwrap_err();
@@ -204,7 +179,7 @@ pub async fn revoked_expired_reused_and_other_protocol_grants_are_refused<B: Bac
         .unwrap();
     w.clock.advance(Duration::seconds(60));
     assert!(matches!(
-        est_with(&w, &short.secret).await,
+        est_with(&w.core, &short.secret).await,
         Err(CoreError::EstTokenInvalid)
     ));
     assert!(

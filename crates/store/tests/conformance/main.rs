@@ -7,6 +7,8 @@
 mod apply;
 mod backend;
 mod grants;
+#[path = "../support/grants.rs"]
+mod grants_support;
 mod lifecycle;
 mod methods;
 
